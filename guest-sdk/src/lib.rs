@@ -1,0 +1,214 @@
+//! Write [LiveKit](https://livekit.io) agents that run as WebAssembly
+//! components on **agent-host**.
+//!
+//! A guest is a `cdylib` crate that depends on this crate only. It implements
+//! [`Agent`] for a type and names that type in [`export_agent!`]; nothing else
+//! is needed in its `lib.rs`. One component instance runs one job: the host
+//! calls [`Agent::on_request`] with the job offer and, if the agent accepts and
+//! the server assigns the job, [`Agent::run`] on the same instance. The job
+//! ends when `run` returns.
+//!
+//! ```no_run
+//! use agent_host_sdk::{Agent, JobContext, RoomEvent};
+//!
+//! struct Echo;
+//!
+//! impl Agent for Echo {
+//!     fn run(ctx: JobContext) -> Result<(), String> {
+//!         let room = ctx.room();
+//!         agent_host_sdk::info!("job {} started", ctx.info().id);
+//!         for event in room.events() {
+//!             match event {
+//!                 RoomEvent::TextReceived(msg) => {
+//!                     // `?` works: `RoomError` converts into `String`.
+//!                     room.send_text_to(&[&msg.sender], &msg.text)?;
+//!                 }
+//!                 RoomEvent::Closed(reason) => {
+//!                     agent_host_sdk::info!("room closed: {reason:?}");
+//!                 }
+//!                 _ => {}
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! agent_host_sdk::export_agent!(Echo);
+//! ```
+//!
+//! Build it with `cargo build --release --target wasm32-wasip2`; the result in
+//! `target/wasm32-wasip2/release/<crate>.wasm` is a component the host runs.
+//!
+//! # The sandbox
+//!
+//! Besides the imports wrapped here the host provides WASI 0.2 with no ambient
+//! authority: clocks and random numbers are real (so [`std::thread::sleep`]
+//! and [`std::time::Instant`] work), stdout and stderr go to the job's log,
+//! and there is no environment, no file system and no network.
+//!
+//! # Version markers
+//!
+//! [`export_agent!`] embeds two custom sections in the component, which the
+//! host reads before instantiating it:
+//!
+//! * `agent-host:sdk-version`: the version of the WIT package
+//!   `agent-host:agent` this SDK targets ([`WIT_VERSION`]);
+//! * `agent-host:guest-version`: the guest crate's own `CARGO_PKG_VERSION`.
+
+#![deny(missing_docs)]
+
+// Lets the generated code name this crate as `::agent_host_sdk` (its
+// `runtime_path`), the same path that works from guest crates.
+extern crate self as agent_host_sdk;
+
+#[doc(hidden)]
+#[path = "bindings.rs"]
+pub mod __bindings;
+
+mod job;
+pub mod log;
+mod room;
+
+pub use job::JobContext;
+pub use room::{CHAT_TOPIC, DataOptions, Events, Room, RoomError, TextOptions};
+
+pub use __bindings::agent_host::agent::types::{
+    AcceptOptions, CloseReason, DataPacket, Decision, JobInfo, JobRequest, JobType, Participant,
+    ParticipantKind, RoomEvent, RoomInfo, TextMessage,
+};
+
+/// The version of the WIT package `agent-host:agent` this SDK is built
+/// against; written to the `agent-host:sdk-version` custom section.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// A LiveKit agent: the behaviour of one job.
+///
+/// Both functions are associated functions (no `self`): a fresh component
+/// instance is created for each job, so per-job state lives in locals of
+/// [`Agent::run`], not in the type.
+pub trait Agent {
+    /// Answer a job offer. Default: accept with the host's default identity.
+    fn on_request(request: JobRequest) -> Decision {
+        let _ = request;
+        Decision::Accept(AcceptOptions::default())
+    }
+
+    /// The job body. `Ok(())` ends the job as a success, `Err(reason)` as a
+    /// failure.
+    fn run(ctx: JobContext) -> Result<(), String>;
+}
+
+impl Default for AcceptOptions {
+    /// Empty identity (the host picks `agent-<job id>`), name, metadata and
+    /// attributes.
+    fn default() -> Self {
+        AcceptOptions {
+            identity: String::new(),
+            name: String::new(),
+            metadata: String::new(),
+            attributes: Vec::new(),
+        }
+    }
+}
+
+/// Export a type implementing [`Agent`] as the component's `on-request` and
+/// `run`, and embed the version markers.
+///
+/// Use it once, at the top level of the guest crate:
+///
+/// ```no_run
+/// struct MyAgent;
+///
+/// impl agent_host_sdk::Agent for MyAgent {
+///     fn run(_ctx: agent_host_sdk::JobContext) -> Result<(), String> {
+///         Ok(())
+///     }
+/// }
+///
+/// agent_host_sdk::export_agent!(MyAgent);
+/// ```
+///
+/// The expansion refers to this crate as `::agent_host_sdk`, so the
+/// dependency must not be renamed in the guest's `Cargo.toml`.
+#[macro_export]
+macro_rules! export_agent {
+    ($agent:ty) => {
+        const _: () = {
+            struct __AgentHostExport;
+
+            impl $crate::__bindings::Guest for __AgentHostExport {
+                fn on_request(request: $crate::JobRequest) -> $crate::Decision {
+                    <$agent as $crate::Agent>::on_request(request)
+                }
+
+                fn run() -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::run::<$agent>()
+                }
+            }
+
+            $crate::__bindings::__export_agent_world!(
+                __AgentHostExport with_types_in $crate::__bindings
+            );
+
+            // Emitted here rather than in the SDK so that the sections are
+            // part of the guest's own object code and always linked.
+            #[used]
+            #[unsafe(link_section = "agent-host:sdk-version")]
+            static __AGENT_HOST_SDK_VERSION: [u8; $crate::WIT_VERSION.len()] =
+                $crate::__private::bytes($crate::WIT_VERSION);
+
+            const __AGENT_HOST_GUEST_VERSION_STR: &str = ::core::env!("CARGO_PKG_VERSION");
+            #[used]
+            #[unsafe(link_section = "agent-host:guest-version")]
+            static __AGENT_HOST_GUEST_VERSION: [u8; __AGENT_HOST_GUEST_VERSION_STR.len()] =
+                $crate::__private::bytes(__AGENT_HOST_GUEST_VERSION_STR);
+        };
+    };
+}
+
+/// Support for [`export_agent!`]; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    use crate::{Agent, JobContext};
+
+    /// Calls the agent's `run` with a fresh context.
+    pub fn run<A: Agent>() -> Result<(), String> {
+        A::run(JobContext::new())
+    }
+
+    /// The bytes of `s` as an array, for `link_section` statics.
+    pub const fn bytes<const N: usize>(s: &str) -> [u8; N] {
+        let src = s.as_bytes();
+        assert!(src.len() == N, "length mismatch");
+        let mut out = [0u8; N];
+        let mut i = 0;
+        while i < N {
+            out[i] = src[i];
+            i += 1;
+        }
+        out
+    }
+}
+
+/// wit-bindgen's runtime, for the generated code (`runtime_path`).
+#[doc(hidden)]
+pub use wit_bindgen::rt as __rt;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn wit_version_matches_the_wit_package() {
+        let wit = include_str!("../wit/agent.wit");
+        let expected = format!("package agent-host:agent@{};", super::WIT_VERSION);
+        assert!(
+            wit.lines().any(|line| line.trim() == expected),
+            "WIT_VERSION does not match the package line of wit/agent.wit"
+        );
+    }
+
+    #[test]
+    fn bytes_copies_the_string() {
+        let b: [u8; 5] = super::__private::bytes("0.1.0");
+        assert_eq!(&b, b"0.1.0");
+    }
+}

@@ -1,0 +1,180 @@
+//! Faulty: misbehaves on request, to test how the host contains a guest.
+//!
+//! The job metadata picks the behaviour; see `README.md` for the modes.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use agent_host_sdk::{Agent, Decision, JobContext, JobRequest};
+
+struct Faulty;
+
+impl Agent for Faulty {
+    fn on_request(request: JobRequest) -> Decision {
+        match request.metadata.as_str() {
+            "reject" => Decision::Reject,
+            "reject-terminate" => Decision::RejectAndTerminate,
+            _ => Decision::Accept(Default::default()),
+        }
+    }
+
+    fn run(ctx: JobContext) -> Result<(), String> {
+        let metadata = ctx.info().metadata;
+        let (mode, arg) = match metadata.split_once(':') {
+            Some((mode, arg)) => (mode, Some(arg)),
+            None => (metadata.as_str(), None),
+        };
+        agent_host_sdk::info!("faulty: mode '{metadata}'");
+        match (mode, arg) {
+            ("ok", None) => {
+                ctx.room().send_text("ok")?;
+                Ok(())
+            }
+            ("sleep", Some(ms)) => {
+                let ms: u64 = ms
+                    .parse()
+                    .map_err(|e| format!("faulty: bad sleep time '{ms}': {e}"))?;
+                // On wasip2 this is a `wasi:clocks` poll the host serves.
+                std::thread::sleep(Duration::from_millis(ms));
+                Ok(())
+            }
+            ("fail", Some(text)) => Err(text.to_owned()),
+            ("trap", None) => trap(),
+            ("panic", None) => panic!("faulty: asked to panic"),
+            ("loop", None) => spin(),
+            ("oom", None) => exhaust_memory(),
+            ("stack", None) => {
+                recurse(0);
+                Err("faulty: recursion ended".to_owned())
+            }
+            ("sandbox", None) => sandbox(80),
+            ("sandbox", Some(port)) => {
+                let port = port
+                    .parse()
+                    .map_err(|e| format!("faulty: bad port '{port}': {e}"))?;
+                sandbox(port)
+            }
+            _ => Err(format!("faulty: unknown mode '{metadata}'")),
+        }
+    }
+}
+
+agent_host_sdk::export_agent!(Faulty);
+
+/// Executes the `unreachable` instruction.
+fn trap() -> ! {
+    #[cfg(target_arch = "wasm32")]
+    core::arch::wasm32::unreachable();
+    // Lets the crate be checked for the host target too.
+    #[cfg(not(target_arch = "wasm32"))]
+    std::process::abort();
+}
+
+/// Burns CPU forever without calling the host.
+fn spin() -> ! {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_add(1));
+    }
+}
+
+/// Allocates and touches 1 MiB chunks, keeping them alive, until an
+/// allocation fails; Rust's allocation error handler then aborts, which
+/// traps.
+fn exhaust_memory() -> ! {
+    const CHUNK: usize = 1 << 20;
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    loop {
+        // Non-zero fill: fresh pages are not touched by a zeroed allocation.
+        chunks.push(black_box(vec![0xa5; CHUNK]));
+        if chunks.len().is_multiple_of(16) {
+            agent_host_sdk::debug!("faulty: holding {} MiB", chunks.len());
+        }
+    }
+}
+
+/// Recursion that cannot become a loop: every frame keeps a local array
+/// alive across the recursive call.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    if depth == u64::MAX {
+        return 0;
+    }
+    let frame = black_box([depth; 64]);
+    let below = recurse(black_box(depth + 1));
+    below.wrapping_add(frame[(depth % 64) as usize])
+}
+
+/// Tries to reach outside the sandbox. `Ok` if every attempt was denied or
+/// found nothing, otherwise `Err` naming what worked.
+fn sandbox(port: u16) -> Result<(), String> {
+    use std::net::{TcpStream, ToSocketAddrs};
+
+    let mut escapes: Vec<String> = Vec::new();
+    let mut check = |what: &str, outcome: Result<String, String>| match outcome {
+        Ok(got) => {
+            agent_host_sdk::error!("sandbox: {what}: ALLOWED: {got}");
+            escapes.push(what.to_owned());
+        }
+        Err(denied) => agent_host_sdk::info!("sandbox: {what}: denied: {denied}"),
+    };
+
+    check(
+        "read /etc/passwd",
+        std::fs::read_to_string("/etc/passwd")
+            .map(|s| format!("{} bytes", s.len()))
+            .map_err(|e| e.to_string()),
+    );
+    for dir in ["/", "."] {
+        check(
+            &format!("list {dir}"),
+            std::fs::read_dir(dir)
+                .map(|entries| format!("{} entries", entries.count()))
+                .map_err(|e| e.to_string()),
+        );
+    }
+    // Names only: values could be secrets.
+    let names: Vec<String> = std::env::vars_os()
+        .map(|(name, _)| name.to_string_lossy().into_owned())
+        .collect();
+    check(
+        "environment",
+        if names.is_empty() {
+            Err("empty".to_owned())
+        } else {
+            Ok(names.join(", "))
+        },
+    );
+    check(
+        "LIVEKIT_API_SECRET",
+        std::env::var_os("LIVEKIT_API_SECRET")
+            .map(|v| format!("{} bytes", v.len()))
+            .ok_or_else(|| "not set".to_owned()),
+    );
+    check(
+        &format!("connect 127.0.0.1:{port}"),
+        TcpStream::connect(("127.0.0.1", port))
+            .map(|s| format!("connected from {:?}", s.local_addr()))
+            .map_err(|e| e.to_string()),
+    );
+    check(
+        "resolve localhost",
+        ("localhost", 80)
+            .to_socket_addrs()
+            .map_err(|e| e.to_string())
+            .and_then(|addrs| {
+                let addrs: Vec<String> = addrs.map(|a| a.to_string()).collect();
+                if addrs.is_empty() {
+                    Err("no addresses".to_owned())
+                } else {
+                    Ok(addrs.join(", "))
+                }
+            }),
+    );
+
+    if escapes.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("sandbox escape: {}", escapes.join(", ")))
+    }
+}

@@ -1,0 +1,533 @@
+//! One TCP connection: the HTTP request, the `/agent` upgrade and the worker
+//! session (register phase, message loop, keepalive pings, close).
+//!
+//! The HTTP request is parsed here rather than by tungstenite's server
+//! handshake so the fake can answer 404 for a plain (non-upgrade) request the
+//! way the OSS server does; tungstenite would just drop the socket.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::{SinkExt, StreamExt};
+use livekit_protocol::{
+    JobType, RegisterWorkerResponse, ServerInfo, ServerMessage, WorkerMessage, WorkerPong,
+    WorkerStatus, server_message, worker_message,
+};
+use prost::Message as _;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use crate::Inner;
+use crate::auth::{self, AuthError};
+use crate::log::{Closer, Direction};
+use crate::registry::{ConnEntry, Outgoing, WorkerEntry, WorkerKey, WorkerSnapshot};
+
+/// Largest HTTP request head accepted.
+const MAX_HEAD: usize = 16 * 1024;
+/// Write deadline for control pings (`pingTimeout` in `wsprotocol.go`).
+const PING_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+struct ParsedRequest {
+    path: String,
+    query: Vec<(String, String)>,
+    headers: Vec<(String, String)>,
+}
+
+impl ParsedRequest {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn param(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn is_upgrade(&self) -> bool {
+        let has_token = |h: &str, t: &str| {
+            self.header(h)
+                .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case(t)))
+        };
+        has_token("connection", "upgrade")
+            && has_token("upgrade", "websocket")
+            && self.header("sec-websocket-key").is_some()
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h << 4 | l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads the request head; returns it and any bytes read past it.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(ParsedRequest, Vec<u8>)>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut headers);
+        match req.parse(&buf) {
+            Ok(httparse::Status::Complete(len)) => {
+                let target = req.path.unwrap_or("/");
+                let (path, query) = target.split_once('?').unwrap_or((target, ""));
+                let query = query
+                    .split('&')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                        (percent_decode(k), percent_decode(v))
+                    })
+                    .collect();
+                let headers = req
+                    .headers
+                    .iter()
+                    .map(|h| {
+                        (
+                            h.name.to_string(),
+                            String::from_utf8_lossy(h.value).into_owned(),
+                        )
+                    })
+                    .collect();
+                let parsed = ParsedRequest {
+                    path: path.to_string(),
+                    query,
+                    headers,
+                };
+                return Ok(Some((parsed, buf[len..].to_vec())));
+            }
+            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
+            _ => return Ok(None),
+        }
+    }
+}
+
+async fn respond(stream: &mut TcpStream, status: u16, reason: &str, body: &str) {
+    let resp = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(resp.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Serves one accepted TCP connection to the end.
+pub(crate) async fn serve(inner: Arc<Inner>, mut stream: TcpStream, conn: u64) {
+    let _ = stream.set_nodelay(true);
+    let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream)).await;
+    let Ok(Ok(Some((req, tail)))) = head else {
+        return;
+    };
+
+    let reject = |inner: &Inner, status: u16, reason: String| {
+        inner.update(|s| {
+            s.push_log(
+                conn,
+                None,
+                Direction::Rejected {
+                    status,
+                    path: req.path.clone(),
+                    reason,
+                },
+            )
+        });
+    };
+
+    if let Some(status) = inner.update(|s| s.reject_all) {
+        reject(&inner, status, "reject_all".into());
+        respond(&mut stream, status, "Rejected", "rejected by test\n").await;
+        return;
+    }
+    if req.path != "/agent" {
+        reject(&inner, 404, "unknown path".into());
+        respond(&mut stream, 404, "Not Found", "404 page not found\n").await;
+        return;
+    }
+    // The auth middleware runs first: a token that is present but bad is a
+    // 401 whatever the request; a missing token only matters for an upgrade.
+    let token = auth::token_from_request(req.header("authorization"), req.param("access_token"));
+    let claims = match token {
+        Ok(jwt) => auth::verify_worker_token(&inner.config.api_key, &inner.config.api_secret, jwt),
+        Err(e) => Err(e),
+    };
+    if let Err(e @ (AuthError::Invalid(_) | AuthError::NotBearer)) = &claims {
+        reject(&inner, 401, e.to_string());
+        respond(&mut stream, 401, "Unauthorized", &format!("{e}\n")).await;
+        return;
+    }
+    if !req.is_upgrade() {
+        reject(&inner, 404, "not a websocket upgrade".into());
+        respond(&mut stream, 404, "Not Found", "404 page not found\n").await;
+        return;
+    }
+    if let Err(e) = &claims {
+        reject(&inner, 401, e.to_string());
+        respond(&mut stream, 401, "Unauthorized", "permissions denied\n").await;
+        return;
+    }
+
+    let key = req.header("sec-websocket-key").unwrap_or_default();
+    let accept = tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let resp = format!(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+    );
+    if stream.write_all(resp.as_bytes()).await.is_err() {
+        return;
+    }
+    let limit = inner.config.max_message_size;
+    let cfg = WebSocketConfig::default()
+        .max_message_size(Some(limit))
+        .max_frame_size(Some(limit));
+    let ws = WebSocketStream::from_partially_read(stream, tail, Role::Server, Some(cfg)).await;
+    let protocol = req
+        .param("protocol")
+        .and_then(|p| p.parse::<i32>().ok())
+        .unwrap_or(crate::AGENT_PROTOCOL);
+    let info = ConnInfo {
+        conn,
+        protocol,
+        worker_token: req.param("worker_token").map(str::to_string),
+        user_agent: req.header("user-agent").map(str::to_string),
+    };
+    run_session(inner, ws, info).await;
+}
+
+struct ConnInfo {
+    conn: u64,
+    protocol: i32,
+    worker_token: Option<String>,
+    user_agent: Option<String>,
+}
+
+struct Session {
+    inner: Arc<Inner>,
+    conn: u64,
+    protocol: i32,
+    worker_id: Option<String>,
+}
+
+type CloseInfo = (Option<u16>, String, Closer);
+
+async fn run_session(inner: Arc<Inner>, ws: WebSocketStream<TcpStream>, info: ConnInfo) {
+    let conn = info.conn;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    inner.update(|s| {
+        s.conns.insert(
+            conn,
+            ConnEntry {
+                tx,
+                worker_id: None,
+            },
+        );
+        s.push_log(
+            conn,
+            None,
+            Direction::Connected {
+                protocol: info.protocol,
+                worker_token: info.worker_token,
+                user_agent: info.user_agent,
+            },
+        );
+    });
+    let mut shutdown = inner.shutdown.subscribe();
+    let (mut sink, mut stream) = ws.split();
+    let period = inner.config.ping_interval;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    let register_deadline = tokio::time::sleep(inner.config.register_timeout);
+    tokio::pin!(register_deadline);
+    let mut session = Session {
+        inner: inner.clone(),
+        conn,
+        protocol: info.protocol,
+        worker_id: None,
+    };
+    let mut use_json = false;
+
+    let (code, reason, by): CloseInfo = loop {
+        tokio::select! {
+            _ = &mut register_deadline, if session.worker_id.is_none() => {
+                break (None, "register timeout".into(), Closer::Server);
+            }
+            _ = shutdown.changed() => break (None, "server shut down".into(), Closer::Server),
+            out = rx.recv() => match out {
+                Some(Outgoing::Message(msg)) => {
+                    let frame = if use_json {
+                        match serde_json::to_string(&msg) {
+                            Ok(t) => Message::text(t),
+                            Err(_) => Message::binary(msg.encode_to_vec()),
+                        }
+                    } else {
+                        Message::binary(msg.encode_to_vec())
+                    };
+                    if let Err(e) = sink.send(frame).await {
+                        break (None, format!("write failed: {e}"), Closer::Worker);
+                    }
+                }
+                Some(Outgoing::Kill) | None => break (None, "killed".into(), Closer::Server),
+            },
+            _ = ping.tick() => {
+                match tokio::time::timeout(PING_WRITE_TIMEOUT, sink.send(Message::Ping(Default::default()))).await {
+                    Ok(Ok(())) => {}
+                    _ => break (None, "ping write failed".into(), Closer::Worker),
+                }
+            }
+            frame = stream.next() => {
+                let decoded = match frame {
+                    None => break (None, "connection ended".into(), Closer::Worker),
+                    Some(Err(tungstenite::Error::Capacity(e))) => {
+                        // gorilla's read limit sends 1009 then closes.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(CloseFrame {
+                            code: CloseCode::Size,
+                            reason: "message too big".into(),
+                        })))).await;
+                        break (Some(1009), format!("message too big: {e}"), Closer::Server);
+                    }
+                    Some(Err(e)) => break (None, format!("read error: {e}"), Closer::Worker),
+                    Some(Ok(Message::Binary(b))) => {
+                        use_json = false;
+                        WorkerMessage::decode(b.as_ref()).map_err(|e| e.to_string())
+                    }
+                    Some(Ok(Message::Text(t))) => {
+                        use_json = true;
+                        serde_json::from_str::<WorkerMessage>(t.as_str()).map_err(|e| e.to_string())
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        let _ = tokio::time::timeout(Duration::from_secs(1), sink.flush()).await;
+                        let (code, reason) = frame
+                            .map(|f| (Some(u16::from(f.code)), f.reason.to_string()))
+                            .unwrap_or((None, "close frame without code".into()));
+                        break (code, reason, Closer::Worker);
+                    }
+                    Some(Ok(_)) => continue,
+                };
+                let msg = match decoded {
+                    Ok(m) => m,
+                    Err(e) => break (None, format!("undecodable message: {e}"), Closer::Server),
+                };
+                if let Err(reason) = session.handle(msg) {
+                    break (None, reason, Closer::Server);
+                }
+            }
+        }
+    };
+    // Dropping the halves closes the socket without a close frame unless one
+    // was sent above (the OSS server's raw conn.Close()).
+    drop(sink);
+    drop(stream);
+    let worker_id = session.worker_id.clone();
+    inner.update(|s| {
+        s.push_log(conn, worker_id, Direction::Closed { code, reason, by });
+        s.connection_closed(conn);
+    });
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// OSS `agent.ValidateDeployment`.
+pub fn validate_deployment(d: &str) -> bool {
+    d.len() <= 64 && !d.bytes().any(|b| b == b'_' || b <= 0x20 || b == 0x7f)
+}
+
+impl Session {
+    fn pong(&self, timestamp: i64) {
+        let msg = ServerMessage {
+            message: Some(server_message::Message::Pong(WorkerPong {
+                last_timestamp: timestamp,
+                timestamp: now_ms(),
+            })),
+        };
+        self.inner.update(|s| s.send_on_conn(self.conn, msg));
+    }
+
+    /// Handles one decoded message; `Err(reason)` closes the connection.
+    fn handle(&mut self, msg: WorkerMessage) -> Result<(), String> {
+        let conn = self.conn;
+        let wid = self.worker_id.clone();
+        self.inner
+            .update(|s| s.push_log(conn, wid.clone(), Direction::Inbound(msg.clone())));
+        use worker_message::Message as M;
+        let Some(worker_id) = wid else {
+            return match msg.message {
+                Some(M::Register(reg)) => self.register(reg),
+                Some(M::Ping(p)) => {
+                    self.pong(p.timestamp);
+                    Ok(())
+                }
+                other => Err(format!("unexpected message before register: {other:?}")),
+            };
+        };
+        match msg.message {
+            Some(M::Register(_)) => tracing::warn!(worker_id, "second register ignored"),
+            Some(M::Ping(p)) => self.pong(p.timestamp),
+            Some(M::Availability(resp)) => self.inner.update(|s| {
+                let tx = s
+                    .workers
+                    .get_mut(&worker_id)
+                    .and_then(|w| w.pending_offers.remove(&resp.job_id));
+                match tx {
+                    Some(tx) => {
+                        let _ = tx.send(resp);
+                    }
+                    None => tracing::info!(
+                        worker_id,
+                        job_id = resp.job_id,
+                        "availability for unknown job ignored"
+                    ),
+                }
+            }),
+            Some(M::UpdateWorker(u)) => self.inner.update(|s| {
+                if let Some(w) = s.workers.get_mut(&worker_id) {
+                    if let Some(status) = u.status {
+                        w.snapshot.status =
+                            WorkerStatus::try_from(status).unwrap_or(WorkerStatus::WsAvailable);
+                    }
+                    w.snapshot.load = u.load;
+                    w.snapshot.reported_job_count = u.job_count;
+                    w.snapshot.status_updates += 1;
+                }
+            }),
+            Some(M::UpdateJob(u)) => self
+                .inner
+                .update(|s| s.update_job_status(&worker_id, &u.job_id, u.status, &u.error)),
+            Some(M::MigrateJob(m)) => self.inner.update(|s| {
+                if let Some(w) = s.workers.get_mut(&worker_id) {
+                    w.snapshot.migrate_requests.push(m.job_ids);
+                }
+            }),
+            Some(M::SimulateJob(sim)) => {
+                crate::dispatch::simulate_job(&self.inner, &worker_id, sim);
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    fn register(&mut self, reg: livekit_protocol::RegisterWorkerRequest) -> Result<(), String> {
+        let Ok(job_type) = JobType::try_from(reg.r#type) else {
+            return Err(format!("unknown job type {}", reg.r#type));
+        };
+        if !validate_deployment(&reg.deployment) {
+            return Err(format!("invalid deployment {:?}", reg.deployment));
+        }
+        let worker_id = crate::ids::guid("AW_");
+        let cfg = &self.inner.config;
+        let response = ServerMessage {
+            message: Some(server_message::Message::Register(RegisterWorkerResponse {
+                worker_id: worker_id.clone(),
+                server_info: Some(ServerInfo {
+                    edition: livekit_protocol::server_info::Edition::Standard as i32,
+                    version: cfg.server_version.clone(),
+                    protocol: cfg.server_protocol,
+                    region: cfg.region.clone(),
+                    node_id: cfg.node_id.clone(),
+                    debug_info: String::new(),
+                    agent_protocol: crate::AGENT_PROTOCOL,
+                }),
+                endpoint_settings: None,
+            })),
+        };
+        let key = WorkerKey {
+            agent_name: reg.agent_name.clone(),
+            namespace: reg.namespace.clone().unwrap_or_default(),
+            job_type: reg.r#type,
+            deployment: reg.deployment.clone(),
+        };
+        let snapshot = WorkerSnapshot {
+            id: worker_id.clone(),
+            connection: self.conn,
+            agent_name: reg.agent_name.clone(),
+            namespace: reg.namespace.clone(),
+            job_type,
+            status: WorkerStatus::WsAvailable,
+            load: 0.0,
+            reported_job_count: 0,
+            job_count: 0,
+            version: reg.version.clone(),
+            permissions: reg
+                .allowed_permissions
+                .clone()
+                .unwrap_or_else(auth::default_permissions),
+            permissions_sent: reg.allowed_permissions.is_some(),
+            deployment: reg.deployment.clone(),
+            protocol: self.protocol,
+            registration: reg,
+            registered_at: std::time::Instant::now(),
+            connected: true,
+            status_updates: 0,
+            migrate_requests: Vec::new(),
+        };
+        let conn = self.conn;
+        self.inner.update(|s| {
+            if let Some(c) = s.conns.get_mut(&conn) {
+                c.worker_id = Some(worker_id.clone());
+            }
+            s.workers.insert(
+                worker_id.clone(),
+                WorkerEntry {
+                    snapshot,
+                    key,
+                    running: Default::default(),
+                    pending_offers: Default::default(),
+                },
+            );
+            s.worker_order.push(worker_id.clone());
+            s.send_on_conn(conn, response);
+        });
+        tracing::debug!(worker_id, "worker registered");
+        self.worker_id = Some(worker_id);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn deployment_rules() {
+        assert!(super::validate_deployment(""));
+        assert!(super::validate_deployment("prod-1"));
+        assert!(!super::validate_deployment("a_b"));
+        assert!(!super::validate_deployment("a b"));
+        assert!(!super::validate_deployment(&"x".repeat(65)));
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(super::percent_decode("a%20b+c"), "a b c");
+        assert_eq!(super::percent_decode("100%"), "100%");
+    }
+}

@@ -222,7 +222,9 @@ fn pick_worker(
             Some(t) => w.snapshot.id == t,
             None => &w.key == key,
         })
-        .filter(|w| w.snapshot.status == WorkerStatus::WsAvailable)
+        // A targeted offer (simulate_job, dispatch_to) goes to that worker
+        // whatever its status, like OSS `HandleSimulateJob` → `AssignJob`.
+        .filter(|w| target.is_some() || w.snapshot.status == WorkerStatus::WsAvailable)
         .collect();
     if candidates.is_empty() {
         return Pick::Done(if tried.is_empty() {

@@ -273,6 +273,20 @@ impl FakeLiveKit {
         dispatch::start(&self.inner, req, None, ids::guid("AD_"))
     }
 
+    /// Offers a job to one worker only, whatever status it reports, with no
+    /// node gate and no retry (the path OSS uses for `SimulateJobRequest`).
+    /// Use it to test a worker's own refusal, e.g. a draining worker's
+    /// decline, which normal dispatch never reaches because it skips
+    /// WS_FULL workers.
+    pub fn dispatch_to(&self, worker_id: &str, req: DispatchRequest) -> JobId {
+        dispatch::start(
+            &self.inner,
+            req,
+            Some(worker_id.to_string()),
+            ids::guid("AD_"),
+        )
+    }
+
     /// [`Self::dispatch`], then waits until the dispatch has an outcome
     /// (assigned, declined by all, no workers, timeout, …).
     pub async fn dispatch_and_wait(

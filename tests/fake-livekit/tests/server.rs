@@ -426,6 +426,16 @@ async fn full_workers_are_skipped_and_load_gates_dispatch() {
         assert_eq!(rec.offers.len(), 1);
         assert_eq!(rec.offers[0].worker_id, rfree.worker_id);
     }
+    // dispatch_to offers to the full worker anyway (the simulate_job path).
+    let id = s.dispatch_to(&rf.worker_id, DispatchRequest::new("forced", "agent-a"));
+    let job = full.expect_offer().await;
+    assert_eq!(job.id, id.as_str());
+    full.answer(&job.id, false, false).await;
+    let rec = s
+        .wait_for_job(&id, T, "outcome", |j| j.outcome != DispatchOutcome::Pending)
+        .await
+        .unwrap();
+    assert_eq!(rec.outcome, DispatchOutcome::AllDeclined);
     // Free worker at load 0.8: the node gate (target load 0.7) refuses.
     free.update_status(WorkerStatus::WsAvailable, 0.8).await;
     s.wait_for_worker(&rfree.worker_id, T, |w| w.load == 0.8f32)

@@ -30,7 +30,7 @@
 //!   overwritten. `update_job` accepted only for jobs the sender runs;
 //!   SUCCESS/FAILED end the job. `migrate_job` is recorded and otherwise
 //!   ignored. `simulate_job` offers a new job to the same worker.
-//! * Dispatch ([`FakeLiveKit::dispatch`]): see [`dispatch`](crate::dispatch)
+//! * Dispatch ([`FakeLiveKit::dispatch`]): see [`dispatch`]
 //!   module docs. Termination ([`FakeLiveKit::terminate_job`]) sends
 //!   `JobTermination` and records the end immediately. A worker disconnect
 //!   forgets its jobs (no re-dispatch).

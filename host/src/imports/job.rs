@@ -1,0 +1,24 @@
+//! `agent-host:agent/job`: facts about the job, and asking it to end.
+
+use crate::bindings::agent_host::agent::job::Host;
+use crate::bindings::types::{CloseReason, JobInfo};
+use crate::limits::cut_log_line;
+use crate::runtime::state::JobState;
+
+impl Host for JobState {
+    async fn info(&mut self) -> wasmtime::Result<JobInfo> {
+        Ok(self.info.clone())
+    }
+
+    async fn shutdown(&mut self, reason: String) -> wasmtime::Result<()> {
+        tracing::info!(reason = %cut_log_line(&reason), "job asked to shut down");
+        self.end.send_if_modified(|end| {
+            let first = end.is_none();
+            if first {
+                *end = Some(CloseReason::ShutdownRequested);
+            }
+            first
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,130 @@
+//! `agent-host:agent/room`: the job's own room session.
+//!
+//! Before the job has joined its room (while the guest answers
+//! `on-request`) every action is denied and `next-event` returns none.
+//! Once `next-event` has returned `closed(reason)` it keeps returning it.
+
+use std::time::Duration;
+
+use crate::bindings::agent_host::agent::room::Host;
+use crate::bindings::types::{CloseReason, Participant, RoomError, RoomEvent};
+use crate::room::{OutgoingData, OutgoingText, RoomSession};
+use crate::runtime::state::JobState;
+
+impl JobState {
+    /// The session, if the job may act in the room now.
+    fn session_for(&mut self, payload_len: usize) -> Result<&mut dyn RoomSession, RoomError> {
+        let max = self.limits.max_payload_bytes;
+        if payload_len > max {
+            return Err(RoomError::TooLarge(u32::try_from(max).unwrap_or(u32::MAX)));
+        }
+        if self.closed.is_some() && self.closed != Some(CloseReason::Terminated) {
+            return Err(RoomError::Closed);
+        }
+        match self.session.as_deref_mut() {
+            Some(session) => Ok(session),
+            None => Err(RoomError::Denied(
+                "the job has not joined its room yet".into(),
+            )),
+        }
+    }
+}
+
+impl Host for JobState {
+    async fn participants(&mut self) -> wasmtime::Result<Vec<Participant>> {
+        Ok(self
+            .session
+            .as_ref()
+            .map(|s| s.participants())
+            .unwrap_or_default())
+    }
+
+    async fn publish_data(
+        &mut self,
+        payload: Vec<u8>,
+        topic: Option<String>,
+        reliable: bool,
+        destinations: Vec<String>,
+    ) -> wasmtime::Result<Result<(), RoomError>> {
+        let session = match self.session_for(payload.len()) {
+            Ok(session) => session,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(session
+            .publish_data(OutgoingData {
+                payload,
+                topic,
+                reliable,
+                destinations,
+            })
+            .await)
+    }
+
+    async fn send_text(
+        &mut self,
+        text: String,
+        topic: String,
+        destinations: Vec<String>,
+    ) -> wasmtime::Result<Result<(), RoomError>> {
+        let session = match self.session_for(text.len()) {
+            Ok(session) => session,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(session
+            .send_text(OutgoingText {
+                text,
+                topic,
+                destinations,
+            })
+            .await)
+    }
+
+    async fn set_metadata(&mut self, metadata: String) -> wasmtime::Result<Result<(), RoomError>> {
+        let session = match self.session_for(metadata.len()) {
+            Ok(session) => session,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(session.set_metadata(metadata).await)
+    }
+
+    async fn set_attributes(
+        &mut self,
+        attributes: Vec<(String, String)>,
+    ) -> wasmtime::Result<Result<(), RoomError>> {
+        let size = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let session = match self.session_for(size) {
+            Ok(session) => session,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(session.set_attributes(attributes).await)
+    }
+
+    async fn next_event(&mut self, timeout_ms: Option<u32>) -> wasmtime::Result<Option<RoomEvent>> {
+        if let Some(reason) = self.closed {
+            return Ok(Some(RoomEvent::Closed(reason)));
+        }
+        let Some(session) = self.session.as_deref_mut() else {
+            return Ok(None);
+        };
+        let mut end = self.end.subscribe();
+        let timeout = async {
+            match timeout_ms {
+                Some(ms) => tokio::time::sleep(Duration::from_millis(ms.into())).await,
+                None => std::future::pending().await,
+            }
+        };
+        let reason = tokio::select! {
+            // An end signal wins over queued events: a terminated job should
+            // learn it at once, not after its backlog.
+            biased;
+            Ok(reason) = end.wait_for(Option::is_some) => reason.unwrap_or(CloseReason::Terminated),
+            event = session.next_event() => match event {
+                Some(event) => return Ok(Some(event)),
+                None => CloseReason::RoomClosed,
+            },
+            () = timeout => return Ok(None),
+        };
+        self.closed = Some(reason);
+        Ok(Some(RoomEvent::Closed(reason)))
+    }
+}

@@ -1,0 +1,35 @@
+//! agent-host runs LiveKit agents as WebAssembly components: each job is its
+//! own component instance, sandboxed, limited and crash-isolated, in one
+//! process.
+//!
+//! The parts, in the order data flows through them:
+//! - [`runtime`]: one wasmtime engine, [`Plugin`]s (compiled guest
+//!   versions) and one store per job, with [`JobLimits`];
+//! - [`room`]: how a job reaches its room ([`room::RoomTransport`]), with an
+//!   in-memory [`room::sim`] room for the console and tests;
+//! - [`guest_build`]: building a guest crate directory into a component;
+//! - [`wit`]: the types of the WIT contract (`wit/agent.wit`), as the host
+//!   sees them.
+//!
+//! The `agent-host` binary is a thin layer over this library.
+
+#![deny(missing_docs)]
+
+#[allow(missing_docs)] // generated; the WIT carries the docs
+mod bindings;
+pub mod guest_build;
+mod imports;
+pub mod limits;
+pub mod room;
+pub mod runtime;
+
+pub use limits::JobLimits;
+pub use runtime::{
+    JobHandle, Offer, Outcome, Plugin, PluginError, PluginVersion, PreparedJob, Runtime,
+    RuntimeConfig, Terminator,
+};
+
+/// The types of the WIT contract, generated from `wit/agent.wit`.
+pub mod wit {
+    pub use crate::bindings::types::*;
+}

@@ -1,0 +1,101 @@
+//! Room transports: how a job reaches its LiveKit room.
+//!
+//! A [`RoomTransport`] opens one [`RoomSession`] per job. Events flow in
+//! (`next_event`), actions flow out (`publish_data`, `send_text`, ...). The
+//! `room` import of the WIT world is a thin, capability-checked layer over a
+//! session: a job can only ever touch the session of its own room.
+//!
+//! Implementations:
+//! - [`sim`]: an in-memory room for `agent-host console` and tests.
+//!
+//! Contract for implementors:
+//! - `next_event` is cancel-safe (the host races it against timeouts and
+//!   termination) and returns `None` once the room session has ended for
+//!   good (room closed, agent removed, connection lost);
+//! - actions never block on the guest; a failing action returns a
+//!   [`RoomError`], it never panics;
+//! - dropping a session leaves the room (a transport must not rely on
+//!   [`RoomSession::close`] being called).
+
+pub mod sim;
+
+use futures::future::BoxFuture;
+
+use crate::bindings::types::{JobInfo, Participant, RoomError, RoomEvent};
+
+/// What a transport needs to put a job into its room.
+#[derive(Debug, Clone)]
+pub struct ConnectRequest {
+    /// The job, including its room and the identity it accepted with.
+    pub job: JobInfo,
+    /// LiveKit URL of the room's server (empty for the sim).
+    pub url: String,
+    /// Participant token issued by the server for this job.
+    pub token: String,
+}
+
+/// A data packet sent by the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingData {
+    /// Payload bytes.
+    pub payload: Vec<u8>,
+    /// Optional topic.
+    pub topic: Option<String>,
+    /// Reliable (ordered, retransmitted) or lossy delivery.
+    pub reliable: bool,
+    /// Identities to deliver to; empty means everyone.
+    pub destinations: Vec<String>,
+}
+
+/// A text message sent by the agent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingText {
+    /// The text.
+    pub text: String,
+    /// Text-stream topic (`lk.chat` for chat).
+    pub topic: String,
+    /// Identities to deliver to; empty means everyone.
+    pub destinations: Vec<String>,
+}
+
+/// Opens room sessions for jobs.
+///
+/// ```
+/// use agent_host::room::{sim::SimRooms, RoomTransport};
+/// let transport: std::sync::Arc<dyn RoomTransport> = std::sync::Arc::new(SimRooms::default());
+/// # let _ = transport;
+/// ```
+pub trait RoomTransport: Send + Sync + 'static {
+    /// Joins the job's room and returns the session.
+    fn connect(
+        &self,
+        request: ConnectRequest,
+    ) -> BoxFuture<'_, Result<Box<dyn RoomSession>, RoomError>>;
+}
+
+/// One job's presence in its room. See the [module docs](self) for the contract.
+pub trait RoomSession: Send + 'static {
+    /// Who is in the room now, the agent excluded.
+    fn participants(&self) -> Vec<Participant>;
+
+    /// The next event; `None` once the session has ended. Cancel-safe.
+    fn next_event(&mut self) -> BoxFuture<'_, Option<RoomEvent>>;
+
+    /// Sends a data packet.
+    fn publish_data(&mut self, data: OutgoingData) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Sends a text message.
+    fn send_text(&mut self, text: OutgoingText) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Replaces the agent's own metadata.
+    fn set_metadata(&mut self, metadata: String) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Sets (or, with an empty value, removes) the agent's own attributes.
+    fn set_attributes(
+        &mut self,
+        attributes: Vec<(String, String)>,
+    ) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Leaves the room.
+    fn close(&mut self) -> BoxFuture<'_, ()>;
+}

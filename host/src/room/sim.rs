@@ -1,0 +1,460 @@
+//! An in-memory room: participants, data, text and metadata, no network.
+//!
+//! Used by `agent-host console` (the terminal user is a participant) and by
+//! tests, which script other participants and read what agents send.
+//!
+//! Semantics follow a LiveKit room: an agent that connects joins as a
+//! participant of kind `agent` and every other session sees it join; a
+//! message with destinations reaches only those identities; a message
+//! reaches every session except its sender's; closing the room ends every
+//! session once it has read the events queued before the close
+//! (`next_event` then returns `None`); until it has, a session may still
+//! answer them, so nothing said just before a close goes unanswered. Everything agents send is also
+//! copied to [`SimRoom::subscribe`] receivers, which is how tests and the
+//! console observe them. Each agent session queues at most 1,024 events; when
+//! an agent does not read them the next ones are dropped for that session,
+//! with a warning.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+use tokio::sync::{mpsc, watch};
+
+use super::{ConnectRequest, OutgoingData, OutgoingText, RoomSession, RoomTransport};
+use crate::bindings::types::{
+    DataPacket, Participant, ParticipantKind, RoomError, RoomEvent, TextMessage,
+};
+
+/// Capacity of each agent session's event queue in a sim room.
+const SESSION_QUEUE: usize = 1024;
+
+/// A [`RoomTransport`] that creates sim rooms by name on first use.
+#[derive(Default, Clone)]
+pub struct SimRooms {
+    rooms: Arc<Mutex<HashMap<String, SimRoom>>>,
+}
+
+impl SimRooms {
+    /// The room called `name`, created empty if it does not exist yet.
+    pub fn room(&self, name: &str) -> SimRoom {
+        lock(&self.rooms)
+            .entry(name.to_string())
+            .or_insert_with(|| SimRoom::new(name))
+            .clone()
+    }
+}
+
+impl RoomTransport for SimRooms {
+    fn connect(
+        &self,
+        request: ConnectRequest,
+    ) -> BoxFuture<'_, Result<Box<dyn RoomSession>, RoomError>> {
+        let room = self.room(&request.job.room.name);
+        async move {
+            let agent = Participant {
+                sid: format!("PA_{}", request.job.id),
+                identity: request.job.identity.clone(),
+                name: request.job.identity.clone(),
+                metadata: String::new(),
+                attributes: Vec::new(),
+                kind: ParticipantKind::Agent,
+            };
+            room.connect_agent(agent)
+                .map(|s| Box::new(s) as Box<dyn RoomSession>)
+        }
+        .boxed()
+    }
+}
+
+/// Something an agent did in a sim room, as seen by [`SimRoom::subscribe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SimOutput {
+    /// The agent sent a text message.
+    Text {
+        /// The agent's identity.
+        from: String,
+        /// The message.
+        text: OutgoingText,
+    },
+    /// The agent sent a data packet.
+    Data {
+        /// The agent's identity.
+        from: String,
+        /// The packet.
+        data: OutgoingData,
+    },
+    /// The agent changed its metadata.
+    Metadata {
+        /// The agent's identity.
+        from: String,
+        /// The new metadata.
+        metadata: String,
+    },
+    /// The agent changed its attributes.
+    Attributes {
+        /// The agent's identity.
+        from: String,
+        /// The changed attributes.
+        attributes: Vec<(String, String)>,
+    },
+    /// An agent joined the room.
+    AgentJoined(String),
+    /// An agent left the room.
+    AgentLeft(String),
+}
+
+/// A shared handle on one sim room.
+#[derive(Clone)]
+pub struct SimRoom {
+    state: Arc<Mutex<RoomState>>,
+    closed: watch::Sender<bool>,
+}
+
+struct RoomState {
+    name: String,
+    sid: String,
+    metadata: String,
+    participants: BTreeMap<String, Participant>,
+    sessions: Vec<SessionLink>,
+    observers: Vec<mpsc::UnboundedSender<SimOutput>>,
+    next_session: u64,
+}
+
+struct SessionLink {
+    id: u64,
+    identity: String,
+    events: mpsc::Sender<RoomEvent>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave the room state half
+    // updated in a way that matters more than losing the room; keep going.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl SimRoom {
+    /// A new, empty room.
+    pub fn new(name: &str) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(RoomState {
+                name: name.to_string(),
+                sid: format!("RM_{name}"),
+                metadata: String::new(),
+                participants: BTreeMap::new(),
+                sessions: Vec::new(),
+                observers: Vec::new(),
+                next_session: 0,
+            })),
+            closed: watch::channel(false).0,
+        }
+    }
+
+    /// Room name.
+    pub fn name(&self) -> String {
+        lock(&self.state).name.clone()
+    }
+
+    /// Room sid.
+    pub fn sid(&self) -> String {
+        lock(&self.state).sid.clone()
+    }
+
+    /// Everything agents do from now on.
+    pub fn subscribe(&self) -> mpsc::UnboundedReceiver<SimOutput> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        lock(&self.state).observers.push(tx);
+        rx
+    }
+
+    /// Number of agent sessions connected now.
+    pub fn agent_sessions(&self) -> usize {
+        lock(&self.state).sessions.len()
+    }
+
+    /// A (non-agent) participant joins. Replaces one with the same identity.
+    pub fn join(&self, participant: Participant) {
+        let mut state = lock(&self.state);
+        state
+            .participants
+            .insert(participant.identity.clone(), participant.clone());
+        state.broadcast(None, &[], RoomEvent::ParticipantJoined(participant));
+    }
+
+    /// A participant with a default sid and kind `standard` joins.
+    pub fn join_identity(&self, identity: &str) {
+        self.join(Participant {
+            sid: format!("PA_{identity}"),
+            identity: identity.to_string(),
+            name: identity.to_string(),
+            metadata: String::new(),
+            attributes: Vec::new(),
+            kind: ParticipantKind::Standard,
+        });
+    }
+
+    /// A participant leaves; returns whether it was there.
+    pub fn leave(&self, identity: &str) -> bool {
+        let mut state = lock(&self.state);
+        match state.participants.remove(identity) {
+            Some(p) => {
+                state.broadcast(None, &[], RoomEvent::ParticipantLeft(p));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A participant sends a text message to the agents (`destinations` empty = all).
+    pub fn send_text(&self, from: &str, topic: &str, text: &str, destinations: &[String]) {
+        let event = RoomEvent::TextReceived(TextMessage {
+            sender: from.to_string(),
+            topic: topic.to_string(),
+            text: text.to_string(),
+        });
+        lock(&self.state).broadcast(Some(from), destinations, event);
+    }
+
+    /// A participant sends a data packet to the agents (`destinations` empty = all).
+    pub fn send_data(
+        &self,
+        from: &str,
+        topic: Option<&str>,
+        payload: &[u8],
+        destinations: &[String],
+    ) {
+        let event = RoomEvent::DataReceived(DataPacket {
+            sender: Some(from.to_string()),
+            topic: topic.map(str::to_string),
+            payload: payload.to_vec(),
+        });
+        lock(&self.state).broadcast(Some(from), destinations, event);
+    }
+
+    /// Replaces the room's metadata.
+    pub fn set_metadata(&self, metadata: &str) {
+        let mut state = lock(&self.state);
+        state.metadata = metadata.to_string();
+        state.broadcast(
+            None,
+            &[],
+            RoomEvent::RoomMetadataChanged(metadata.to_string()),
+        );
+    }
+
+    /// Closes the room: every agent session ends once it has read the events
+    /// queued before this call.
+    pub fn close(&self) {
+        let sessions = std::mem::take(&mut lock(&self.state).sessions);
+        // Dropping the senders ends each session's queue after its backlog.
+        drop(sessions);
+        self.closed.send_replace(true);
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    fn connect_agent(&self, agent: Participant) -> Result<SimSession, RoomError> {
+        if self.is_closed() {
+            return Err(RoomError::Closed);
+        }
+        let (tx, rx) = mpsc::channel(SESSION_QUEUE);
+        let mut state = lock(&self.state);
+        let id = state.next_session;
+        state.next_session += 1;
+        state.broadcast(None, &[], RoomEvent::ParticipantJoined(agent.clone()));
+        state.notify(SimOutput::AgentJoined(agent.identity.clone()));
+        state
+            .participants
+            .insert(agent.identity.clone(), agent.clone());
+        state.sessions.push(SessionLink {
+            id,
+            identity: agent.identity.clone(),
+            events: tx,
+        });
+        Ok(SimSession {
+            room: self.clone(),
+            id,
+            identity: agent.identity,
+            events: rx,
+            ended: false,
+        })
+    }
+
+    fn disconnect(&self, id: u64, identity: &str) {
+        let mut state = lock(&self.state);
+        let before = state.sessions.len();
+        state.sessions.retain(|s| s.id != id);
+        if state.sessions.len() != before {
+            if let Some(p) = state.participants.remove(identity) {
+                state.broadcast(None, &[], RoomEvent::ParticipantLeft(p));
+            }
+            state.notify(SimOutput::AgentLeft(identity.to_string()));
+        }
+    }
+}
+
+impl RoomState {
+    /// Queues `event` for every agent session except `from`'s, limited to
+    /// `destinations` when not empty.
+    fn broadcast(&mut self, from: Option<&str>, destinations: &[String], event: RoomEvent) {
+        for session in &self.sessions {
+            if Some(session.identity.as_str()) == from
+                || (!destinations.is_empty() && !destinations.contains(&session.identity))
+            {
+                continue;
+            }
+            if session.events.try_send(event.clone()).is_err() {
+                tracing::warn!(
+                    room = %self.name,
+                    agent = %session.identity,
+                    "event queue full, dropping a room event"
+                );
+            }
+        }
+    }
+
+    fn notify(&mut self, output: SimOutput) {
+        self.observers.retain(|o| o.send(output.clone()).is_ok());
+    }
+}
+
+/// An agent's session in a [`SimRoom`].
+struct SimSession {
+    room: SimRoom,
+    id: u64,
+    identity: String,
+    events: mpsc::Receiver<RoomEvent>,
+    /// Set once `next_event` has returned `None`.
+    ended: bool,
+}
+
+impl SimSession {
+    fn act(
+        &self,
+        deliver: Option<(&[String], RoomEvent)>,
+        output: SimOutput,
+    ) -> Result<(), RoomError> {
+        if self.ended {
+            return Err(RoomError::Closed);
+        }
+        let mut state = lock(&self.room.state);
+        if let Some((destinations, event)) = deliver {
+            state.broadcast(Some(&self.identity), destinations, event);
+        }
+        state.notify(output);
+        Ok(())
+    }
+}
+
+impl RoomSession for SimSession {
+    fn participants(&self) -> Vec<Participant> {
+        lock(&self.room.state)
+            .participants
+            .values()
+            .filter(|p| p.identity != self.identity)
+            .cloned()
+            .collect()
+    }
+
+    fn next_event(&mut self) -> BoxFuture<'_, Option<RoomEvent>> {
+        async move {
+            let event = self.events.recv().await;
+            self.ended |= event.is_none();
+            event
+        }
+        .boxed()
+    }
+
+    fn publish_data(&mut self, data: OutgoingData) -> BoxFuture<'_, Result<(), RoomError>> {
+        let event = RoomEvent::DataReceived(DataPacket {
+            sender: Some(self.identity.clone()),
+            topic: data.topic.clone(),
+            payload: data.payload.clone(),
+        });
+        let destinations = data.destinations.clone();
+        let output = SimOutput::Data {
+            from: self.identity.clone(),
+            data,
+        };
+        let result = self.act(Some((&destinations, event)), output);
+        async move { result }.boxed()
+    }
+
+    fn send_text(&mut self, text: OutgoingText) -> BoxFuture<'_, Result<(), RoomError>> {
+        let event = RoomEvent::TextReceived(TextMessage {
+            sender: self.identity.clone(),
+            topic: text.topic.clone(),
+            text: text.text.clone(),
+        });
+        let destinations = text.destinations.clone();
+        let output = SimOutput::Text {
+            from: self.identity.clone(),
+            text,
+        };
+        let result = self.act(Some((&destinations, event)), output);
+        async move { result }.boxed()
+    }
+
+    fn set_metadata(&mut self, metadata: String) -> BoxFuture<'_, Result<(), RoomError>> {
+        let updated = self.update_self(|p| p.metadata = metadata.clone());
+        let output = SimOutput::Metadata {
+            from: self.identity.clone(),
+            metadata,
+        };
+        let result = self.act(
+            updated.map(|p| (&[][..], RoomEvent::ParticipantUpdated(p))),
+            output,
+        );
+        async move { result }.boxed()
+    }
+
+    fn set_attributes(
+        &mut self,
+        attributes: Vec<(String, String)>,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        let updated = self.update_self(|p| {
+            for (key, value) in &attributes {
+                p.attributes.retain(|(k, _)| k != key);
+                if !value.is_empty() {
+                    p.attributes.push((key.clone(), value.clone()));
+                }
+            }
+        });
+        let output = SimOutput::Attributes {
+            from: self.identity.clone(),
+            attributes,
+        };
+        let result = self.act(
+            updated.map(|p| (&[][..], RoomEvent::ParticipantUpdated(p))),
+            output,
+        );
+        async move { result }.boxed()
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        self.room.disconnect(self.id, &self.identity);
+        self.events.close();
+        async {}.boxed()
+    }
+}
+
+impl SimSession {
+    /// Applies `change` to the agent's own participant record and returns the
+    /// updated record.
+    fn update_self(&self, change: impl FnOnce(&mut Participant)) -> Option<Participant> {
+        let mut state = lock(&self.room.state);
+        let p = state.participants.get_mut(&self.identity)?;
+        change(p);
+        Some(p.clone())
+    }
+}
+
+impl Drop for SimSession {
+    fn drop(&mut self) {
+        self.room.disconnect(self.id, &self.identity);
+    }
+}

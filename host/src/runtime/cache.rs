@@ -1,0 +1,99 @@
+//! On-disk cache of compiled components.
+//!
+//! Policy: an entry is named by the SHA-256 of the component's bytes *and* a
+//! hash of everything in the engine that affects compiled code (wasmtime
+//! version, target, settings: [`Engine::precompile_compatibility_hash`]). An
+//! entry written by another wasmtime or another configuration is therefore
+//! never even looked at. Entries are written to a temporary file and renamed,
+//! so a reader never sees half an entry. A cache that cannot be read or
+//! written is a warning, never an error: the component is compiled instead.
+//!
+//! Trust: loading an entry runs machine code from it. The directory must be
+//! writable only by the user running agent-host (the default, under the
+//! user's own cache directory, is).
+
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest as _, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Compiled-artifact cache rooted at one directory.
+#[derive(Debug, Clone)]
+pub(crate) struct ArtifactCache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+impl ArtifactCache {
+    pub(crate) fn new(engine: &Engine, dir: PathBuf) -> Self {
+        let mut hasher = Sha256Hasher(Sha256::new());
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let key = hasher.0.finalize();
+        Self {
+            dir,
+            engine_key: hex::encode(&key[..8]),
+        }
+    }
+
+    fn entry(&self, digest: &str) -> PathBuf {
+        self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
+    }
+
+    /// Loads the compiled component for `digest`, if cached.
+    pub(crate) fn load(&self, engine: &Engine, digest: &str) -> Option<Component> {
+        let path = self.entry(digest);
+        if !path.exists() {
+            return None;
+        }
+        // SAFETY: the entry was written by `store` below with this engine's
+        // compatibility key in its name, into a directory only this user can
+        // write (see the module docs); wasmtime still checks the header.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(component) => Some(component),
+            Err(err) => {
+                tracing::warn!(path = %path.display(), error = %err, "ignoring unreadable cache entry");
+                None
+            }
+        }
+    }
+
+    /// Stores a compiled component under `digest`. Failures are logged.
+    pub(crate) fn store(&self, digest: &str, component: &Component) {
+        if let Err(err) = self.try_store(digest, component) {
+            tracing::warn!(dir = %self.dir.display(), error = %err, "could not write compile cache");
+        }
+    }
+
+    fn try_store(&self, digest: &str, component: &Component) -> anyhow::Result<()> {
+        let bytes = component.serialize()?;
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.entry(digest);
+        let tmp = tmp_path(&path);
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(())
+    }
+}
+
+/// Feeds a [`Hash`] into SHA-256, so the key is stable across builds (std's
+/// `DefaultHasher` makes no such promise).
+struct Sha256Hasher(Sha256);
+
+impl Hasher for Sha256Hasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    fn finish(&self) -> u64 {
+        // Not used: the key is the full digest, read from `self.0`.
+        0
+    }
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}

@@ -1,0 +1,138 @@
+//! The one wasmtime [`Engine`] of a process, and the thread that ticks its epoch.
+//!
+//! Every default is set here and says why. Invariants:
+//! - one engine per [`Runtime`](crate::Runtime): every plugin version is
+//!   compiled by it and every job's store lives in it;
+//! - the pooling allocator has room for exactly `max_jobs` live jobs; the
+//!   worker never admits more, so a job never waits for a slot;
+//! - one ticker thread per engine, whatever the number of jobs; it holds only
+//!   a weak reference and ends when the engine is dropped.
+
+use std::path::PathBuf;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+use crate::limits::DEFAULT_MEMORY_BYTES;
+
+/// Settings of the engine shared by all jobs of a process.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Most jobs alive at once; sizes the pooling allocator. Default 1,000.
+    pub max_jobs: u32,
+    /// Largest linear memory any job may be given, in bytes; each pool slot
+    /// reserves this much address space (not memory). Default 64 MiB.
+    pub max_memory_bytes: u64,
+    /// Period of the epoch ticker, which bounds how late a busy guest yields
+    /// and how precisely a runaway is caught. Default 10 ms (as Spin).
+    pub epoch_tick: Duration,
+    /// Directory for compiled components, keyed by content digest and engine
+    /// compatibility. `None` compiles every time. Default: the user's cache
+    /// directory (`$XDG_CACHE_HOME/agent-host/components`).
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            max_jobs: 1000,
+            max_memory_bytes: DEFAULT_MEMORY_BYTES,
+            epoch_tick: Duration::from_millis(10),
+            cache_dir: default_cache_dir(),
+        }
+    }
+}
+
+/// `$XDG_CACHE_HOME/agent-host/components`, else `~/.cache/agent-host/components`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("agent-host").join("components"))
+}
+
+/// Builds the engine. Falls back from the pooling allocator to on-demand
+/// allocation (with a warning) when the machine cannot reserve the pool's
+/// address space, as `wasmtime serve` and Spin do.
+pub(crate) fn build_engine(cfg: &RuntimeConfig) -> Result<(Engine, bool)> {
+    anyhow::ensure!(cfg.max_jobs > 0, "max jobs must be at least 1");
+    let mut config = base_config(cfg);
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(cfg)));
+    match Engine::new(&config) {
+        Ok(engine) => Ok((engine, true)),
+        Err(pool_err) => {
+            tracing::warn!(
+                error = %pool_err,
+                "pooling allocator unavailable, falling back to on-demand allocation"
+            );
+            let config = base_config(cfg);
+            let engine = Engine::new(&config)
+                .map_err(|e| anyhow::Error::from(e).context("creating the wasmtime engine"))?;
+            Ok((engine, false))
+        }
+    }
+}
+
+fn base_config(cfg: &RuntimeConfig) -> Config {
+    let mut config = Config::new();
+    // Busy guests are interrupted by epoch ticks (cheap: one load and compare
+    // per loop header), not fuel, which costs 2-3x in run time.
+    config.epoch_interruption(true);
+    // Cranelift at full optimisation: compile once per plugin version, run
+    // every job fast.
+    config.cranelift_opt_level(OptLevel::Speed);
+    // Reserve only what a job may use: with a small reservation wasmtime
+    // emits explicit bounds checks, and 10,000 jobs fit in the address space
+    // (4 GiB + guards per job would not leave room for that).
+    config.memory_reservation(cfg.max_memory_bytes);
+    config.memory_reservation_for_growth(0);
+    // Wasm stack per call: wasmtime's default of 512 KiB; deep recursion
+    // traps as "stack overflow" on the guest, never on the host.
+    config.max_wasm_stack(512 << 10);
+    // Each running job suspends on its own fiber stack; 1 MiB holds the wasm
+    // stack above plus the host functions it calls.
+    config.async_stack_size(1 << 20);
+    config
+}
+
+fn pool_config(cfg: &RuntimeConfig) -> PoolingAllocationConfig {
+    let n = cfg.max_jobs;
+    let mut pool = PoolingAllocationConfig::default();
+    // One component instance per job.
+    pool.total_component_instances(n);
+    // Components built by wasm-component-ld hold a few core instances (the
+    // program, shims for indirect calls); 8 per job leaves headroom.
+    pool.total_core_instances(n.saturating_mul(8));
+    pool.max_core_instances_per_component(16);
+    // One memory per Rust guest; two allows a WASI adapter's own memory.
+    pool.total_memories(n.saturating_mul(2));
+    pool.max_memories_per_component(2);
+    pool.max_memory_size(cfg.max_memory_bytes as usize);
+    pool.total_tables(n.saturating_mul(4));
+    pool.max_tables_per_component(8);
+    // One fiber stack per running job.
+    pool.total_stacks(n);
+    // Keep a few freed slots warm (their pages stay mapped) so a burst of new
+    // jobs reuses them without page faults; the rest are returned to the OS.
+    pool.max_unused_warm_slots(n.min(100));
+    pool
+}
+
+/// Starts the epoch ticker: one thread per engine, whatever the number of
+/// jobs. It holds a weak reference and stops once the engine is gone.
+pub(crate) fn start_ticker(engine: &Engine, tick: Duration) -> Result<()> {
+    let weak = engine.weak();
+    thread::Builder::new()
+        .name("agent-host-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(tick);
+            }
+        })
+        .context("starting the epoch ticker thread")?;
+    Ok(())
+}

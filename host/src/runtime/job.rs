@@ -1,0 +1,282 @@
+//! A job's life: offer, start, run, end.
+//!
+//! ```text
+//! Runtime::offer ──▶ Offer { decision, PreparedJob? } ──start──▶ JobHandle ──outcome──▶ Outcome
+//!   fresh store,        the guest's answer; accepted      joins the room,     Success | Failed(reason)
+//!   calls on-request    offers keep their instance        calls run           | Terminated
+//! ```
+//!
+//! Invariants:
+//! - the instance that accepted an offer is the one that runs the job, so a
+//!   job runs on the plugin version that was current when it was offered;
+//! - every started job ends with exactly one [`Outcome`], whatever the guest
+//!   does: returning, trapping, running away, exhausting memory, or
+//!   ignoring a termination (it is stopped after its grace period);
+//! - the room session is closed when the job ends, however it ends.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::Instrument as _;
+use wasmtime::Store;
+use wasmtime::Trap;
+
+use super::guard::{Metered, Runaway};
+use super::plugin::Plugin;
+use super::state::{EndSignal, JobState};
+use crate::bindings::Agent;
+use crate::bindings::types::{CloseReason, Decision, JobInfo};
+use crate::limits::human_duration;
+use crate::room::{ConnectRequest, RoomTransport};
+
+/// How a job ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// `run` returned `ok`.
+    Success,
+    /// The job failed; the reason is meant for people (and for the
+    /// `error` field of LiveKit's job status).
+    Failed(String),
+    /// The job was terminated (by the server, the worker or its owner) and
+    /// ended within its grace period or was stopped after it.
+    Terminated,
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Success => f.write_str("success"),
+            Outcome::Failed(reason) => write!(f, "failed: {reason}"),
+            Outcome::Terminated => f.write_str("terminated"),
+        }
+    }
+}
+
+/// The guest's answer to an offer and, if it accepted, the instance that
+/// will run the job.
+pub struct Offer {
+    /// What the guest answered.
+    pub decision: Decision,
+    /// The accepted job, ready to start; `None` unless the guest accepted.
+    pub job: Option<PreparedJob>,
+}
+
+/// An accepted job: an instance that answered `on-request` with `accept`.
+/// Dropping it releases the instance without running anything.
+pub struct PreparedJob {
+    pub(crate) store: Store<JobState>,
+    pub(crate) agent: Agent,
+    pub(crate) plugin: Arc<Plugin>,
+    pub(crate) end: EndSignal,
+}
+
+impl fmt::Debug for PreparedJob {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedJob")
+            .field("job", &self.store.data().info.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedJob {
+    /// The job as it will run (with the identity it accepted with).
+    pub fn info(&self) -> &JobInfo {
+        &self.store.data().info
+    }
+
+    /// The plugin version the job will run on.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Starts the job: joins the room through `transport` (with the server's
+    /// `url` and participant `token`) and calls `run`, on a task of the
+    /// current tokio runtime.
+    pub fn start(self, transport: Arc<dyn RoomTransport>, url: String, token: String) -> JobHandle {
+        let info = self.info().clone();
+        let span = job_span(&info.id);
+        let end = self.end.clone();
+        let plugin = self.plugin.clone();
+        let request = ConnectRequest {
+            job: info.clone(),
+            url,
+            token,
+        };
+        let task = tokio::spawn(self.run(transport, request).instrument(span));
+        JobHandle {
+            info,
+            end,
+            plugin,
+            task,
+        }
+    }
+
+    async fn run(mut self, transport: Arc<dyn RoomTransport>, request: ConnectRequest) -> Outcome {
+        let session = match transport.connect(request).await {
+            Ok(session) => session,
+            Err(err) => {
+                let outcome = Outcome::Failed(format!("could not join the room: {err}"));
+                tracing::warn!(%outcome, "job ended");
+                return outcome;
+            }
+        };
+        self.store.data_mut().session = Some(session);
+        let limits = self.store.data().limits.clone();
+        let ended = {
+            let clock = self.store.data().cpu.clock();
+            let run = Metered::new(self.agent.call_run(&mut self.store), clock);
+            let wall_clock = async {
+                match limits.wall_clock {
+                    Some(limit) => tokio::time::sleep(limit).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let grace_over = grace_expired(self.end.subscribe(), limits.termination_grace);
+            tokio::select! {
+                result = run => Ended::Returned(result),
+                () = wall_clock => Ended::WallClock(limits.wall_clock.unwrap_or_default()),
+                () = grace_over => Ended::GraceExpired,
+            }
+        };
+        let outcome = self.outcome(ended);
+        if let Some(mut session) = self.store.data_mut().session.take() {
+            session.close().await;
+        }
+        match &outcome {
+            Outcome::Failed(_) => tracing::warn!(%outcome, "job ended"),
+            _ => tracing::info!(%outcome, "job ended"),
+        }
+        outcome
+    }
+
+    fn outcome(&self, ended: Ended) -> Outcome {
+        let state = self.store.data();
+        state.stderr.flush_partial();
+        let terminated = *self.end.borrow() == Some(CloseReason::Terminated);
+        match ended {
+            Ended::Returned(Ok(Ok(()))) if terminated => Outcome::Terminated,
+            Ended::Returned(Ok(Ok(()))) => Outcome::Success,
+            Ended::Returned(Ok(Err(reason))) => Outcome::Failed(reason),
+            Ended::Returned(Err(err)) => Outcome::Failed(failure_reason(&err, state)),
+            Ended::WallClock(limit) => Outcome::Failed(format!(
+                "wall-clock limit {} exceeded",
+                human_duration(limit)
+            )),
+            Ended::GraceExpired => Outcome::Terminated,
+        }
+    }
+}
+
+/// The span every log line of a job is inside. At error level so that it is
+/// shown whenever any line of the job is, whatever the filter.
+pub(crate) fn job_span(job_id: &str) -> tracing::Span {
+    tracing::error_span!("job", job_id = %job_id)
+}
+
+enum Ended {
+    Returned(wasmtime::Result<Result<(), String>>),
+    WallClock(Duration),
+    GraceExpired,
+}
+
+/// Resolves `grace` after the job is terminated; never resolves otherwise.
+async fn grace_expired(mut end: watch::Receiver<Option<CloseReason>>, grace: Duration) {
+    if end
+        .wait_for(|r| *r == Some(CloseReason::Terminated))
+        .await
+        .is_err()
+    {
+        std::future::pending::<()>().await;
+    }
+    tokio::time::sleep(grace).await;
+}
+
+/// Turns an error from a guest call into words a user understands, naming
+/// the limit that was hit when one was.
+pub(crate) fn failure_reason(err: &wasmtime::Error, state: &JobState) -> String {
+    if let Some(runaway) = err.downcast_ref::<Runaway>() {
+        return runaway.to_string();
+    }
+    if let Some(reason) = state.memory.reason() {
+        return reason;
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::StackOverflow) => "stack overflow (unbounded recursion in the guest?)".into(),
+        Some(Trap::UnreachableCodeReached) => match state.stderr.panic_message() {
+            Some(message) => format!("guest panicked: {message}"),
+            None => "trap: unreachable code reached (the guest aborted)".into(),
+        },
+        Some(Trap::MemoryOutOfBounds) => {
+            "trap: out of bounds memory access (a stack overflow in the guest, or a bad pointer)"
+                .into()
+        }
+        Some(trap) => format!("trap: {trap}"),
+        None => format!("{err:#}"),
+    }
+}
+
+/// Terminates one job; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Terminator(EndSignal);
+
+impl Terminator {
+    /// Terminates the job: the guest sees `closed(terminated)` and has its
+    /// grace period to return from `run`; then it is stopped. Idempotent.
+    pub fn terminate(&self) {
+        self.0.send_if_modified(|end| {
+            let changed = *end != Some(CloseReason::Terminated);
+            *end = Some(CloseReason::Terminated);
+            changed
+        });
+    }
+}
+
+/// A running job.
+#[derive(Debug)]
+pub struct JobHandle {
+    info: JobInfo,
+    end: EndSignal,
+    plugin: Arc<Plugin>,
+    task: JoinHandle<Outcome>,
+}
+
+impl JobHandle {
+    /// The job's info.
+    pub fn info(&self) -> &JobInfo {
+        &self.info
+    }
+
+    /// The plugin version the job runs on.
+    pub fn plugin(&self) -> &Arc<Plugin> {
+        &self.plugin
+    }
+
+    /// Terminates the job; see [`Terminator::terminate`].
+    pub fn terminate(&self) {
+        self.terminator().terminate();
+    }
+
+    /// A handle that can terminate the job from elsewhere.
+    pub fn terminator(&self) -> Terminator {
+        Terminator(self.end.clone())
+    }
+
+    /// Whether the job has ended.
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Waits for the job to end.
+    pub async fn outcome(self) -> Outcome {
+        match self.task.await {
+            Ok(outcome) => outcome,
+            Err(err) if err.is_panic() => {
+                Outcome::Failed("internal error: the job's host task panicked".into())
+            }
+            Err(_) => Outcome::Terminated,
+        }
+    }
+}

@@ -1,0 +1,217 @@
+//! The Wasm job runtime: one engine, many plugins, one store per job.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! use agent_host::{JobLimits, Runtime, RuntimeConfig};
+//! use agent_host::room::sim::SimRooms;
+//!
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let plugin = runtime.load_plugin(&std::fs::read("echo.wasm")?)?;
+//! let request = agent_host::wit::JobRequest {
+//!     id: "AJ_demo".into(),
+//!     job_type: agent_host::wit::JobType::Room,
+//!     room: agent_host::wit::RoomInfo { sid: "RM_1".into(), name: "demo".into(), metadata: String::new() },
+//!     participant: None,
+//!     agent_name: String::new(),
+//!     metadata: String::new(),
+//!     attributes: Vec::new(),
+//! };
+//! let offer = runtime.offer(&plugin, request, JobLimits::default()).await?;
+//! if let Some(job) = offer.job {
+//!     let handle = job.start(Arc::new(SimRooms::default()), String::new(), String::new());
+//!     println!("{}", handle.outcome().await);
+//! }
+//! # Ok(()) }
+//! ```
+
+mod cache;
+mod engine;
+mod guard;
+mod job;
+mod plugin;
+pub(crate) mod state;
+mod stdio;
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use tokio::sync::watch;
+use tracing::Instrument as _;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime::{Engine, Store};
+
+use self::cache::ArtifactCache;
+pub use self::engine::{RuntimeConfig, default_cache_dir};
+use self::guard::Metered;
+pub use self::job::{JobHandle, Offer, Outcome, PreparedJob, Terminator};
+pub use self::plugin::{
+    GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, SDK_VERSION_SECTION, WIT_VERSION,
+};
+use self::state::JobState;
+use crate::bindings::Agent;
+use crate::bindings::types::{Decision, JobInfo, JobRequest};
+use crate::limits::JobLimits;
+
+/// The engine, the linker with every host import, and the compile cache.
+/// Cheap to clone; clones share everything.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<JobState>,
+    cache: Option<ArtifactCache>,
+    config: RuntimeConfig,
+    pooling: bool,
+}
+
+impl Runtime {
+    /// Creates the engine (see [`RuntimeConfig`] for its settings) and starts
+    /// its epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self> {
+        let (engine, pooling) = engine::build_engine(&config)?;
+        engine::start_ticker(&engine, config.epoch_tick)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::Error::from(e).context("linking WASI"))?;
+        Agent::add_to_linker::<JobState, HasSelf<JobState>>(&mut linker, |state| state)
+            .map_err(|e| anyhow::Error::from(e).context("linking the agent imports"))?;
+        let cache = config
+            .cache_dir
+            .clone()
+            .map(|dir| ArtifactCache::new(&engine, dir));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache,
+                config,
+                pooling,
+            }),
+        })
+    }
+
+    /// The configuration this runtime was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Whether the pooling allocator is in use (it falls back to on-demand
+    /// allocation where the address space is too small).
+    pub fn pooling(&self) -> bool {
+        self.inner.pooling
+    }
+
+    /// Compiles (or loads from the cache) and type-checks a component.
+    pub fn load_plugin(&self, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
+        let plugin = Plugin::load(
+            &self.inner.engine,
+            &self.inner.linker,
+            self.inner.cache.as_ref(),
+            bytes,
+        )?;
+        Ok(Arc::new(plugin))
+    }
+
+    /// Offers a job to `plugin`: instantiates it in a fresh store and asks
+    /// its `on-request`. An error means the guest could not answer (it
+    /// trapped, ran away, or could not be instantiated); treat it as a
+    /// decline.
+    pub async fn offer(
+        &self,
+        plugin: &Arc<Plugin>,
+        request: JobRequest,
+        limits: JobLimits,
+    ) -> Result<Offer, OfferError> {
+        let span = job::job_span(&request.id);
+        self.offer_in_span(plugin, request, limits)
+            .instrument(span)
+            .await
+    }
+
+    async fn offer_in_span(
+        &self,
+        plugin: &Arc<Plugin>,
+        request: JobRequest,
+        limits: JobLimits,
+    ) -> Result<Offer, OfferError> {
+        anyhow::ensure!(
+            limits.memory_bytes <= self.inner.config.max_memory_bytes,
+            "job memory limit ({} bytes) is above the runtime's maximum ({} bytes)",
+            limits.memory_bytes,
+            self.inner.config.max_memory_bytes
+        );
+        let (end, _) = watch::channel(None);
+        let end = Arc::new(end);
+        let info = job_info(&request, String::new());
+        let mut store = self.new_store(info, limits, end.clone());
+        let clock = store.data().cpu.clock();
+        let agent = Metered::new(plugin.pre.instantiate_async(&mut store), clock.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("could not instantiate the plugin: {e:#}"))?;
+        let answer = Metered::new(agent.call_on_request(&mut store, &request), clock).await;
+        let decision = match answer {
+            Ok(decision) => decision,
+            Err(err) => {
+                let reason = job::failure_reason(&err, store.data());
+                anyhow::bail!("on-request failed: {reason}");
+            }
+        };
+        let job = match &decision {
+            Decision::Accept(options) => {
+                let identity = if options.identity.is_empty() {
+                    // What the official workers send: the server supplies no default.
+                    format!("agent-{}", request.id)
+                } else {
+                    options.identity.clone()
+                };
+                store.data_mut().info.identity = identity;
+                Some(PreparedJob {
+                    store,
+                    agent,
+                    plugin: plugin.clone(),
+                    end,
+                })
+            }
+            Decision::Reject | Decision::RejectAndTerminate => None,
+        };
+        Ok(Offer { decision, job })
+    }
+
+    fn new_store(
+        &self,
+        info: JobInfo,
+        limits: JobLimits,
+        end: state::EndSignal,
+    ) -> Store<JobState> {
+        let hostcall_bytes = limits.hostcall_bytes;
+        let mut store = Store::new(&self.inner.engine, JobState::new(info, limits, end));
+        store.limiter(|state| &mut state.memory);
+        store.set_hostcall_fuel(hostcall_bytes);
+        // Every tick while the guest computes: yield to other jobs, or end
+        // this one when its CPU slice is used up.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| ctx.data_mut().cpu.on_tick());
+        store
+    }
+}
+
+/// Why an offer got no answer from the guest.
+pub type OfferError = anyhow::Error;
+
+/// The job info a guest sees, before and after it accepted.
+fn job_info(request: &JobRequest, identity: String) -> JobInfo {
+    JobInfo {
+        id: request.id.clone(),
+        job_type: request.job_type,
+        room: request.room.clone(),
+        participant: request.participant.clone(),
+        agent_name: request.agent_name.clone(),
+        metadata: request.metadata.clone(),
+        attributes: request.attributes.clone(),
+        identity,
+    }
+}

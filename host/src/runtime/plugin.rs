@@ -1,0 +1,266 @@
+//! A plugin: one compiled, type-checked version of a guest component.
+//!
+//! Loading checks, in this order, and stops at the first problem with an
+//! error that says what is wrong in one line:
+//! 1. the bytes are WebAssembly at all;
+//! 2. they are a component, not a core module;
+//! 3. the SDK marker (if present) names a WIT version this host supports;
+//! 4. the component compiles (or its compiled form is in the cache);
+//! 5. its imports are all provided by the host and its exports match the
+//!    `agent` world.
+//!
+//! A `Plugin` is immutable and shared (`Arc`) by every job started on it;
+//! jobs keep the version they started on.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use sha2::{Digest as _, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, Linker};
+
+use super::cache::ArtifactCache;
+use super::state::JobState;
+use crate::bindings::AgentPre;
+
+/// The WIT package version this host implements.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Custom section in which `agent-host-sdk` records the WIT version it targets.
+pub const SDK_VERSION_SECTION: &str = "agent-host:sdk-version";
+/// Custom section in which `export_agent!` records the guest crate's version.
+pub const GUEST_VERSION_SECTION: &str = "agent-host:guest-version";
+
+/// Why a component could not be loaded as a plugin.
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    /// The bytes are not WebAssembly.
+    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic)")]
+    NotWasm,
+    /// The bytes are a core module.
+    #[error(
+        "this is a core WebAssembly module, not a component; build guests with `cargo build --target wasm32-wasip2` or `cargo component build`"
+    )]
+    CoreModule,
+    /// The guest was built for a newer WIT than this host implements.
+    #[error(
+        "the guest was built with agent-host-sdk for WIT {guest}, but this host implements WIT {host}; upgrade agent-host"
+    )]
+    IncompatibleSdk {
+        /// The version in the guest's marker.
+        guest: String,
+        /// The version this host implements.
+        host: String,
+    },
+    /// The component failed to validate or compile.
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    /// The component is valid but is not an `agent` world component.
+    #[error("not an agent-host `agent` component: {0}")]
+    WrongWorld(String),
+}
+
+/// Versions and digest that identify a plugin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginVersion {
+    /// SHA-256 of the component bytes, hex.
+    pub digest: String,
+    /// WIT version from the SDK marker, if the guest carries one.
+    pub sdk: Option<String>,
+    /// The guest crate's own version, if the guest carries one.
+    pub guest: Option<String>,
+}
+
+impl PluginVersion {
+    /// The first 12 hex digits of the digest, for logs.
+    pub fn short_digest(&self) -> &str {
+        &self.digest[..12.min(self.digest.len())]
+    }
+}
+
+impl fmt::Display for PluginVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.guest {
+            Some(v) => write!(f, "{} ({})", v, self.short_digest()),
+            None => write!(f, "{}", self.short_digest()),
+        }
+    }
+}
+
+/// A compiled, type-checked guest component, ready to instantiate.
+pub struct Plugin {
+    pub(crate) pre: AgentPre<JobState>,
+    component: Component,
+    version: PluginVersion,
+    compile_time: Duration,
+    from_cache: bool,
+}
+
+impl fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Plugin")
+            .field("version", &self.version)
+            .field("compile_time", &self.compile_time)
+            .field("from_cache", &self.from_cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    pub(crate) fn load(
+        engine: &Engine,
+        linker: &Linker<JobState>,
+        cache: Option<&ArtifactCache>,
+        bytes: &[u8],
+    ) -> Result<Self, PluginError> {
+        let started = Instant::now();
+        let (sdk, guest) = read_markers(bytes)?;
+        if let Some(sdk) = &sdk {
+            check_sdk_version(sdk)?;
+        }
+        let digest = hex::encode(Sha256::digest(bytes));
+        let cached = cache.and_then(|c| c.load(engine, &digest));
+        let from_cache = cached.is_some();
+        let component = match cached {
+            Some(component) => component,
+            None => {
+                let component = Component::new(engine, bytes)
+                    .map_err(|e| PluginError::Invalid(format!("{e:#}")))?;
+                if let Some(cache) = cache {
+                    cache.store(&digest, &component);
+                }
+                component
+            }
+        };
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
+        let pre =
+            AgentPre::new(instance_pre).map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
+        Ok(Self {
+            pre,
+            component,
+            version: PluginVersion { digest, sdk, guest },
+            compile_time: started.elapsed(),
+            from_cache,
+        })
+    }
+
+    /// Digest and versions of this plugin.
+    pub fn version(&self) -> &PluginVersion {
+        &self.version
+    }
+
+    /// How long loading took (compiling, or reading the cache, plus type-checking).
+    pub fn load_time(&self) -> Duration {
+        self.compile_time
+    }
+
+    /// Whether the compiled code came from the on-disk cache.
+    pub fn from_cache(&self) -> bool {
+        self.from_cache
+    }
+
+    /// Names of the component's imports, sorted.
+    pub fn imports(&self) -> Vec<String> {
+        let engine = self.pre.engine();
+        let mut names: Vec<String> = self
+            .component
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Names of the component's exports (functions and instances), sorted.
+    pub fn exports(&self) -> Vec<String> {
+        let engine = self.pre.engine();
+        let mut names: Vec<String> = self
+            .component
+            .component_type()
+            .exports(engine)
+            .map(|(name, item)| match item.ty {
+                ComponentItem::ComponentFunc(_) => format!("{name}: func"),
+                _ => name.to_string(),
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// Checks the magic and the component/module distinction, then returns the
+/// SDK and guest version markers, searching nested core modules too.
+fn read_markers(bytes: &[u8]) -> Result<(Option<String>, Option<String>), PluginError> {
+    if !bytes.starts_with(b"\0asm") {
+        return Err(PluginError::NotWasm);
+    }
+    if wasmparser::Parser::is_core_wasm(bytes) {
+        return Err(PluginError::CoreModule);
+    }
+    if !wasmparser::Parser::is_component(bytes) {
+        return Err(PluginError::Invalid(
+            "unknown WebAssembly binary version".into(),
+        ));
+    }
+    let mut sdk = None;
+    let mut guest = None;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| PluginError::Invalid(e.to_string()))?;
+        if let wasmparser::Payload::CustomSection(section) = payload {
+            let text = || String::from_utf8_lossy(section.data()).trim().to_string();
+            match section.name() {
+                SDK_VERSION_SECTION => sdk = Some(text()),
+                GUEST_VERSION_SECTION => guest = Some(text()),
+                _ => {}
+            }
+        }
+    }
+    Ok((sdk, guest))
+}
+
+/// A guest may target this host's WIT version or an older one of the same
+/// major. Project policy, stricter than semver's 0.x rules: a new minor or
+/// patch version only ever adds to the WIT, and the host keeps serving every
+/// older version of the same major.
+fn check_sdk_version(guest: &str) -> Result<(), PluginError> {
+    let incompatible = || PluginError::IncompatibleSdk {
+        guest: guest.to_string(),
+        host: WIT_VERSION.to_string(),
+    };
+    let parse = |v: &str| -> Option<(u64, u64, u64)> {
+        let mut parts = v.split('.').map(|p| p.parse::<u64>().ok());
+        Some((parts.next()??, parts.next()??, parts.next()??))
+    };
+    let (Some(g), Some(h)) = (parse(guest), parse(WIT_VERSION)) else {
+        return Err(incompatible());
+    };
+    if g.0 == h.0 && (g.1, g.2) <= (h.1, h.2) {
+        Ok(())
+    } else {
+        Err(incompatible())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_non_wasm_and_core_modules() {
+        assert!(matches!(read_markers(b"hello"), Err(PluginError::NotWasm)));
+        let core = b"\0asm\x01\0\0\0";
+        assert!(matches!(read_markers(core), Err(PluginError::CoreModule)));
+    }
+
+    #[test]
+    fn sdk_versions() {
+        assert!(check_sdk_version("0.1.0").is_ok());
+        assert!(check_sdk_version("0.2.0").is_err());
+        assert!(check_sdk_version("1.0.0").is_err());
+        assert!(check_sdk_version("garbage").is_err());
+    }
+}

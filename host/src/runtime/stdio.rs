@@ -1,0 +1,202 @@
+//! A guest's stdout and stderr, routed line by line into the host's log.
+//!
+//! Policy: a guest's output never reaches the host's own stdout (which the
+//! console uses for the conversation) and never blocks: lines go to
+//! `tracing` at `info` (stdout) or `warn` (stderr) inside the job's span, so
+//! they carry the job id. Lines longer than [`MAX_LOG_LINE`] are cut. The
+//! last lines of stderr are kept so a guest panic message can become the
+//! job's failure reason.
+
+use std::collections::VecDeque;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+use crate::limits::MAX_LOG_LINE;
+
+/// How many stderr lines are kept for failure reasons.
+const TAIL_LINES: usize = 16;
+
+/// Which stream a [`GuestOutput`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// One of a job's output streams. Clones share the line buffer.
+#[derive(Clone)]
+pub(crate) struct GuestOutput {
+    stream: Stream,
+    inner: Arc<Mutex<LineBuffer>>,
+}
+
+#[derive(Default)]
+struct LineBuffer {
+    partial: Vec<u8>,
+    tail: VecDeque<String>,
+}
+
+impl GuestOutput {
+    pub(crate) fn new(stream: Stream) -> Self {
+        Self {
+            stream,
+            inner: Arc::default(),
+        }
+    }
+
+    fn write_bytes(&self, bytes: &[u8]) {
+        let mut buf = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        for chunk in bytes.split_inclusive(|b| *b == b'\n') {
+            if buf.partial.len() < MAX_LOG_LINE {
+                let room = MAX_LOG_LINE - buf.partial.len();
+                buf.partial
+                    .extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            if chunk.ends_with(b"\n") {
+                let line = String::from_utf8_lossy(&buf.partial).trim_end().to_string();
+                buf.partial.clear();
+                self.emit(&mut buf, line);
+            }
+        }
+    }
+
+    fn emit(&self, buf: &mut LineBuffer, line: String) {
+        match self.stream {
+            Stream::Stdout => {
+                tracing::info!(target: "agent_host::guest", stream = "stdout", "{line}")
+            }
+            Stream::Stderr => {
+                tracing::warn!(target: "agent_host::guest", stream = "stderr", "{line}");
+                if buf.tail.len() == TAIL_LINES {
+                    buf.tail.pop_front();
+                }
+                buf.tail.push_back(line);
+            }
+        }
+    }
+
+    /// Emits a pending partial line, if any.
+    pub(crate) fn flush_partial(&self) {
+        let mut buf = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !buf.partial.is_empty() {
+            let line = String::from_utf8_lossy(&buf.partial).trim_end().to_string();
+            buf.partial.clear();
+            self.emit(&mut buf, line);
+        }
+    }
+
+    /// The message of the last Rust panic printed on this stream, if any.
+    pub(crate) fn panic_message(&self) -> Option<String> {
+        let buf = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let lines: Vec<&str> = buf.tail.iter().map(String::as_str).collect();
+        panic_message(&lines)
+    }
+}
+
+/// Finds the message of the last Rust panic in stderr lines: the lines after
+/// `thread '...' panicked at file:line:col:` up to the `note:` line.
+fn panic_message(lines: &[&str]) -> Option<String> {
+    let start = lines.iter().rposition(|l| l.contains(" panicked at "))?;
+    let message: Vec<&str> = lines[start + 1..]
+        .iter()
+        .take_while(|l| !l.starts_with("note: "))
+        .copied()
+        .collect();
+    let message = message.join("\n");
+    if message.is_empty() {
+        // Older format: `panicked at 'message', file:line:col`.
+        Some(lines[start].split(" panicked at ").nth(1)?.to_string())
+    } else {
+        Some(message)
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for GuestOutput {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for GuestOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.write_bytes(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+impl AsyncWrite for GuestOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.write_bytes(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_panic_message() {
+        let lines = [
+            "",
+            "thread '<unnamed>' panicked at src/lib.rs:10:5:",
+            "faulty: asked to panic",
+            "note: run with `RUST_BACKTRACE=1` environment variable to display a backtrace",
+        ];
+        assert_eq!(
+            panic_message(&lines).as_deref(),
+            Some("faulty: asked to panic")
+        );
+        assert_eq!(panic_message(&["just a log line"]), None);
+    }
+
+    #[test]
+    fn splits_lines_and_keeps_stderr_tail() {
+        let out = GuestOutput::new(Stream::Stderr);
+        out.write_bytes(b"thread 'main' panicked at a.rs:1:1:\nbo");
+        out.write_bytes(b"om\n");
+        assert_eq!(out.panic_message().as_deref(), Some("boom"));
+    }
+}

@@ -1,0 +1,99 @@
+//! Arguments shared by several commands, and their value parsers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use agent_host::{JobLimits, RuntimeConfig};
+
+/// Per-job limits and engine settings.
+#[derive(Debug, Clone, Args)]
+pub struct LimitArgs {
+    /// Cap on each job's linear memory and tables (e.g. `64MiB`, `1GiB`).
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_bytes, env = "AGENT_HOST_MEMORY_LIMIT")]
+    pub memory_limit: u64,
+
+    /// Longest a guest may compute without returning to the host before it
+    /// is stopped as a runaway (e.g. `1s`, `500ms`).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, env = "AGENT_HOST_CPU_SLICE")]
+    pub cpu_slice: Duration,
+
+    /// Longest a job may run in total (e.g. `1h`); unlimited when not set.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "AGENT_HOST_WALL_CLOCK_LIMIT")]
+    pub wall_clock_limit: Option<Duration>,
+
+    /// Directory for compiled components [default: ~/.cache/agent-host/components].
+    #[arg(long, value_name = "DIR", env = "AGENT_HOST_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile plugins every time instead of using the on-disk cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+impl LimitArgs {
+    /// The job limits these flags describe.
+    pub fn job_limits(&self) -> JobLimits {
+        JobLimits {
+            memory_bytes: self.memory_limit,
+            cpu_slice: self.cpu_slice,
+            wall_clock: self.wall_clock_limit,
+            ..JobLimits::default()
+        }
+    }
+
+    /// Runtime settings for at most `max_jobs` concurrent jobs.
+    pub fn runtime_config(&self, max_jobs: u32) -> RuntimeConfig {
+        let defaults = RuntimeConfig::default();
+        RuntimeConfig {
+            max_jobs,
+            max_memory_bytes: self.memory_limit,
+            cache_dir: if self.no_cache {
+                None
+            } else {
+                self.cache_dir.clone().or(defaults.cache_dir.clone())
+            },
+            ..defaults
+        }
+    }
+}
+
+/// Parses a byte size: a number with an optional unit (`B`, `KiB`, `MiB`,
+/// `GiB`, or `K`, `M`, `G`, all powers of two).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size like 64MiB"))?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        other => return Err(format!("unknown size unit `{other}` (use KiB, MiB or GiB)")),
+    };
+    number
+        .checked_mul(1 << shift)
+        .filter(|b| *b > 0)
+        .ok_or_else(|| format!("`{text}` is out of range"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
+        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert!(parse_bytes("lots").is_err());
+        assert!(parse_bytes("5 parsecs").is_err());
+        assert!(parse_bytes("0").is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! Command-line interface. Every command is a thin layer over the library.
+
+mod args;
+mod check;
+mod console;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// Run LiveKit agents as sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "agent-host", version, about, propagate_version = true)]
+struct Cli {
+    /// Log line format (logs go to stderr; `RUST_LOG` sets the filter).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Pretty, env = "AGENT_HOST_LOG_FORMAT")]
+    log_format: LogFormat,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate a plugin against the agent world and show what it imports and exports.
+    Check(check::CheckArgs),
+    /// Run one job locally in a simulated room; you are a participant in it.
+    Console(console::ConsoleArgs),
+}
+
+/// Parses the command line, sets up logging and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_filter = match cli.command {
+        // Keep the conversation readable: the host's own chatter only when it matters.
+        Command::Console(_) => "warn,agent_host::guest=info",
+        Command::Check(_) => "warn",
+    };
+    init_logging(cli.log_format, default_filter);
+    let result = match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Console(args) => console::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

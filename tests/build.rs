@@ -1,0 +1,62 @@
+//! Builds the example guests to wasm32-wasip2 components and hands their
+//! paths to the tests as constants (`agent_host_tests::guests::ECHO`, ...),
+//! the pattern of wasmtime's `crates/test-programs`.
+//!
+//! The guests are built by a nested cargo with its own target directory
+//! (`target/guests`), so it never waits on the lock the outer cargo holds.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const GUESTS: &[&str] = &["echo", "greeter", "faulty"];
+
+fn main() {
+    let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().unwrap().to_path_buf();
+    for dir in ["wit", "guest-sdk", "examples"] {
+        println!("cargo:rerun-if-changed={}", root.join(dir).display());
+    }
+    let target_dir = root.join("target").join("guests");
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(&root)
+        .args(["build", "--release", "--target", "wasm32-wasip2"])
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for guest in GUESTS {
+        cmd.args(["-p", guest]);
+    }
+    // Settings of the outer build must not leak into the guest build.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if key.starts_with("CARGO_ENCODED_RUSTFLAGS")
+            || key == "RUSTFLAGS"
+            || key.starts_with("CARGO_PROFILE_")
+            || key.starts_with("CARGO_BUILD_")
+            || key == "RUSTC_WORKSPACE_WRAPPER"
+            || key == "CARGO_MAKEFLAGS"
+        {
+            cmd.env_remove(key.as_ref());
+        }
+    }
+    let status = cmd.status().expect("running cargo to build the guests");
+    assert!(status.success(), "building the example guests failed");
+
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("guests.rs");
+    let mut code = String::new();
+    for guest in GUESTS {
+        let wasm = target_dir
+            .join("wasm32-wasip2/release")
+            .join(format!("{guest}.wasm"));
+        assert!(wasm.is_file(), "{} was not built", wasm.display());
+        code += &constant(guest, &wasm);
+    }
+    std::fs::write(out, code).unwrap();
+}
+
+fn constant(guest: &str, wasm: &Path) -> String {
+    format!(
+        "/// Path of the `{guest}` example component.\npub const {}: &str = {:?};\n",
+        guest.to_uppercase(),
+        wasm.display().to_string()
+    )
+}

@@ -1,0 +1,100 @@
+//! Shared pieces of agent-host's integration tests: the example guests
+//! built as components, and helpers to run jobs and the `agent-host` binary.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use agent_host::room::sim::SimRooms;
+use agent_host::wit::{JobRequest, JobType, RoomInfo};
+use agent_host::{JobLimits, Outcome, Plugin, Runtime, RuntimeConfig};
+
+/// Paths of the example components, built by `build.rs`.
+pub mod guests {
+    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+}
+
+/// A runtime for tests: `max_jobs` slots, compiled components cached in
+/// `target/test-cache` so test binaries share compilations.
+pub fn runtime(max_jobs: u32) -> Runtime {
+    Runtime::new(RuntimeConfig {
+        max_jobs,
+        cache_dir: Some(workspace_root().join("target/test-cache")),
+        ..RuntimeConfig::default()
+    })
+    .expect("creating the runtime")
+}
+
+/// Loads one of the [`guests`].
+pub fn load(runtime: &Runtime, wasm: &str) -> Arc<Plugin> {
+    let bytes = std::fs::read(wasm).expect("reading a guest component");
+    runtime
+        .load_plugin(&bytes)
+        .expect("loading a guest component")
+}
+
+/// A room job request with the given id and metadata, in a room named after the id.
+pub fn request(id: &str, metadata: &str) -> JobRequest {
+    JobRequest {
+        id: id.to_string(),
+        job_type: JobType::Room,
+        room: RoomInfo {
+            sid: format!("RM_{id}"),
+            name: format!("room-{id}"),
+            metadata: String::new(),
+        },
+        participant: None,
+        agent_name: String::new(),
+        metadata: metadata.to_string(),
+        attributes: Vec::new(),
+    }
+}
+
+/// Offers a job to `plugin`, starts it in a sim room and waits for its end.
+pub async fn run_job(
+    runtime: &Runtime,
+    plugin: &Arc<Plugin>,
+    rooms: &SimRooms,
+    request: JobRequest,
+    limits: JobLimits,
+) -> Outcome {
+    let offer = runtime
+        .offer(plugin, request, limits)
+        .await
+        .expect("the guest answers the offer");
+    let job = offer.job.expect("the guest accepts the job");
+    job.start(Arc::new(rooms.clone()), String::new(), String::new())
+        .outcome()
+        .await
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The `agent-host` binary, built next to the test executables by
+/// `cargo test` at the workspace root.
+pub fn agent_host_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("agent-host");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test` from the workspace root",
+        bin.display()
+    );
+    bin
+}
+
+/// Number of threads of this process, from `/proc/self/status`.
+pub fn thread_count() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a Threads: line")
+}

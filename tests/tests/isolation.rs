@@ -1,0 +1,162 @@
+//! Crash isolation: each fault mode of `faulty` ends its own job with the
+//! right reason, while healthy jobs in the same engine carry on.
+
+use std::time::{Duration, Instant};
+
+use agent_host::room::sim::SimRooms;
+use agent_host::{JobLimits, Outcome};
+use agent_host_tests::{guests, load, request, run_job, runtime};
+
+/// (metadata, expected failure reason, how long the job may take at most:
+/// its limit plus a generous margin for a loaded 2-core machine).
+const FAULTS: &[(&str, &str, Duration)] = &[
+    (
+        "trap",
+        "trap: unreachable code reached (the guest aborted)",
+        Duration::from_secs(10),
+    ),
+    (
+        "panic",
+        "guest panicked: faulty: asked to panic",
+        Duration::from_secs(10),
+    ),
+    (
+        "loop",
+        "runaway: 1 s without yielding to the host",
+        Duration::from_secs(15),
+    ),
+    (
+        "oom",
+        "memory limit 64 MiB exceeded",
+        Duration::from_secs(15),
+    ),
+    (
+        "stack",
+        "stack overflow (unbounded recursion in the guest?)",
+        Duration::from_secs(10),
+    ),
+    (
+        "fail:the agent gave up",
+        "the agent gave up",
+        Duration::from_secs(10),
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_fault_fails_its_own_job_while_sleepers_succeed() {
+    let runtime = runtime(64);
+    let plugin = load(&runtime, guests::FAULTY);
+    let rooms = SimRooms::default();
+
+    let mut sleepers = Vec::new();
+    for i in 0..20 {
+        let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
+        sleepers.push(tokio::spawn(async move {
+            let req = request(&format!("AJ_sleep{i}"), "sleep:500");
+            run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await
+        }));
+    }
+    let mut faults = Vec::new();
+    for (i, (mode, reason, within)) in FAULTS.iter().enumerate() {
+        let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
+        faults.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let req = request(&format!("AJ_fault{i}"), mode);
+            let outcome = run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await;
+            (mode, reason, within, outcome, started.elapsed())
+        }));
+    }
+
+    for fault in faults {
+        let (mode, reason, within, outcome, took) = fault.await.unwrap();
+        assert_eq!(outcome, Outcome::Failed(reason.to_string()), "mode {mode}");
+        assert!(
+            took < *within,
+            "mode {mode} took {took:?}, limit {within:?}"
+        );
+    }
+    for sleeper in sleepers {
+        assert_eq!(sleeper.await.unwrap(), Outcome::Success);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_are_configurable() {
+    let runtime = runtime(4);
+    let plugin = load(&runtime, guests::FAULTY);
+    let rooms = SimRooms::default();
+    let limits = JobLimits {
+        memory_bytes: 16 << 20,
+        cpu_slice: std::time::Duration::from_millis(200),
+        wall_clock: Some(Duration::from_millis(300)),
+        ..JobLimits::default()
+    };
+    let run = |id: &str, mode: &str| {
+        run_job(&runtime, &plugin, &rooms, request(id, mode), limits.clone())
+    };
+    assert_eq!(
+        run("AJ_oom", "oom").await,
+        Outcome::Failed("memory limit 16 MiB exceeded".into())
+    );
+    assert_eq!(
+        run("AJ_loop", "loop").await,
+        Outcome::Failed("runaway: 200 ms without yielding to the host".into())
+    );
+    assert_eq!(
+        run("AJ_slow", "sleep:5000").await,
+        Outcome::Failed("wall-clock limit 300 ms exceeded".into())
+    );
+    assert_eq!(run("AJ_ok", "sleep:10").await, Outcome::Success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_job_is_stopped_after_its_grace_period() {
+    let runtime = runtime(4);
+    let plugin = load(&runtime, guests::FAULTY);
+    let rooms = SimRooms::default();
+    let limits = JobLimits {
+        termination_grace: Duration::from_millis(200),
+        ..JobLimits::default()
+    };
+    let offer = runtime
+        .offer(&plugin, request("AJ_term", "sleep:60000"), limits)
+        .await
+        .unwrap();
+    let handle = offer
+        .job
+        .unwrap()
+        .start(std::sync::Arc::new(rooms), String::new(), String::new());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    handle.terminate();
+    assert_eq!(handle.outcome().await, Outcome::Terminated);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_decides_on_offers() {
+    use agent_host::wit::Decision;
+    let runtime = runtime(4);
+    let plugin = load(&runtime, guests::FAULTY);
+    let offer = runtime
+        .offer(&plugin, request("AJ_r", "reject"), JobLimits::default())
+        .await
+        .unwrap();
+    assert!(matches!(offer.decision, Decision::Reject));
+    assert!(offer.job.is_none());
+    let offer = runtime
+        .offer(
+            &plugin,
+            request("AJ_rt", "reject-terminate"),
+            JobLimits::default(),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(offer.decision, Decision::RejectAndTerminate));
+    let offer = runtime
+        .offer(&plugin, request("AJ_a", "ok"), JobLimits::default())
+        .await
+        .unwrap();
+    assert!(matches!(offer.decision, Decision::Accept(_)));
+    assert_eq!(offer.job.unwrap().info().identity, "agent-AJ_a");
+}

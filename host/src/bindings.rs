@@ -12,4 +12,4 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use agent_host::agent::types;
+pub use self::agent_host::agent::types;

@@ -20,8 +20,10 @@ mod bindings;
 pub mod guest_build;
 mod imports;
 pub mod limits;
+pub mod ops;
 pub mod room;
 pub mod runtime;
+pub mod worker;
 
 pub use limits::JobLimits;
 pub use runtime::{

@@ -8,6 +8,8 @@ use agent_host::room::sim::SimRooms;
 use agent_host::wit::{JobRequest, JobType, RoomInfo};
 use agent_host::{JobLimits, Outcome, Plugin, Runtime, RuntimeConfig};
 
+pub mod worker;
+
 /// Paths of the example components, built by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));

@@ -3,6 +3,7 @@
 mod args;
 mod check;
 mod console;
+mod run;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,9 @@ enum Command {
     Check(check::CheckArgs),
     /// Run one job locally in a simulated room; you are a participant in it.
     Console(console::ConsoleArgs),
+    /// Register with a LiveKit server as an agent worker and run its jobs.
+    #[command(visible_alias = "start")]
+    Run(Box<run::RunArgs>),
 }
 
 /// Parses the command line, sets up logging and runs the command.
@@ -42,11 +46,13 @@ pub fn main() -> ExitCode {
         // Keep the conversation readable: the host's own chatter only when it matters.
         Command::Console(_) => "warn,agent_host::guest=info",
         Command::Check(_) => "warn",
+        Command::Run(_) => "info",
     };
     init_logging(cli.log_format, default_filter);
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Console(args) => console::run(args),
+        Command::Run(args) => run::run(*args),
     };
     match result {
         Ok(code) => code,

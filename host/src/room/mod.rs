@@ -17,6 +17,7 @@
 //! - dropping a session leaves the room (a transport must not rely on
 //!   [`RoomSession::close`] being called).
 
+pub mod offline;
 pub mod sim;
 
 use futures::future::BoxFuture;

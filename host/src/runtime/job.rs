@@ -232,6 +232,11 @@ impl Terminator {
             changed
         });
     }
+
+    /// Whether [`terminate`](Self::terminate) was called.
+    pub fn is_terminated(&self) -> bool {
+        *self.0.borrow() == Some(CloseReason::Terminated)
+    }
 }
 
 /// A running job.

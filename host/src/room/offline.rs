@@ -1,0 +1,64 @@
+//! The transport for workers without room I/O: the job runs, but its room
+//! is out of reach.
+//!
+//! Policy: jobs that never touch the room work normally. Every room action
+//! fails with a `transport` error that says why, `participants` is empty,
+//! and `next-event` only ever returns when the job is terminated (or the
+//! guest's own timeout passes), so a guest waiting for the room waits, as
+//! it would in a quiet room.
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+
+use super::{ConnectRequest, OutgoingData, OutgoingText, RoomSession, RoomTransport};
+use crate::bindings::types::{Participant, RoomError, RoomEvent};
+
+/// Why room actions fail under [`Offline`].
+pub const OFFLINE_REASON: &str =
+    "room I/O is not available in this agent-host: it runs without a room transport";
+
+/// A [`RoomTransport`] with no way to reach rooms.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Offline;
+
+impl RoomTransport for Offline {
+    fn connect(&self, _: ConnectRequest) -> BoxFuture<'_, Result<Box<dyn RoomSession>, RoomError>> {
+        async { Ok(Box::new(OfflineSession) as Box<dyn RoomSession>) }.boxed()
+    }
+}
+
+struct OfflineSession;
+
+fn unavailable() -> BoxFuture<'static, Result<(), RoomError>> {
+    async { Err(RoomError::Transport(OFFLINE_REASON.into())) }.boxed()
+}
+
+impl RoomSession for OfflineSession {
+    fn participants(&self) -> Vec<Participant> {
+        Vec::new()
+    }
+
+    fn next_event(&mut self) -> BoxFuture<'_, Option<RoomEvent>> {
+        std::future::pending().boxed()
+    }
+
+    fn publish_data(&mut self, _: OutgoingData) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn send_text(&mut self, _: OutgoingText) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn set_metadata(&mut self, _: String) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn set_attributes(&mut self, _: Vec<(String, String)>) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        async {}.boxed()
+    }
+}

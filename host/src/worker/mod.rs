@@ -1,0 +1,195 @@
+//! The LiveKit agent worker: registers with the server, takes offers, runs
+//! each job as its own component instance, reports, reconnects, drains.
+//!
+//! It speaks the same protocol as LiveKit's official Python and Node
+//! workers (`/agent`, protobuf `WorkerMessage`/`ServerMessage`). Where the
+//! two official workers differ, it does what the Python worker does, unless
+//! noted at the place where it chooses otherwise.
+//!
+//! Invariants:
+//! - every job that was assigned gets exactly one final status (`SUCCESS`
+//!   or `FAILED`), delivered even across reconnects (statuses are queued
+//!   while the connection is down);
+//! - an offer gets exactly one answer; offers are declined at once while
+//!   draining or full;
+//! - jobs keep running while the connection is down; after re-registering
+//!   the worker sends `MigrateJobRequest` with their ids;
+//! - the API secret stays in the worker; guests never see it.
+//!
+//! ```no_run
+//! # async fn demo() -> anyhow::Result<()> {
+//! use std::sync::Arc;
+//! use agent_host::worker::{Worker, WorkerOptions};
+//! use agent_host::{Runtime, RuntimeConfig};
+//!
+//! let runtime = Runtime::new(RuntimeConfig::default())?;
+//! let plugin = runtime.load_plugin(&std::fs::read("agent.wasm")?)?;
+//! let options = WorkerOptions {
+//!     url: "ws://localhost:7880".into(),
+//!     api_key: "devkey".into(),
+//!     api_secret: "secret".into(),
+//!     ..WorkerOptions::default()
+//! };
+//! let worker = Worker::new(options, runtime, plugin, Arc::new(agent_host::room::offline::Offline));
+//! let handle = worker.handle();
+//! tokio::spawn(async move {
+//!     tokio::signal::ctrl_c().await.ok();
+//!     handle.drain();
+//! });
+//! worker.run().await?;
+//! # Ok(()) }
+//! ```
+
+mod load;
+mod options;
+mod protocol;
+mod run;
+mod status;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+pub use self::load::{LoadFn, LoadInputs, default_load};
+pub use self::options::{Permissions, WorkerOptions};
+pub use self::protocol::{ConnectError, agent_url, worker_token};
+use self::status::Shared;
+pub use self::status::{ConnectionState, Metrics, WorkerStatus};
+use crate::room::RoomTransport;
+use crate::{Plugin, Runtime};
+
+/// The version this worker reports to the server at registration.
+pub const SDK_VERSION: &str = concat!("agent-host/", env!("CARGO_PKG_VERSION"));
+
+/// A worker, ready to [`run`](Worker::run).
+pub struct Worker {
+    options: WorkerOptions,
+    runtime: Runtime,
+    plugin: Arc<Plugin>,
+    transport: Arc<dyn RoomTransport>,
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    handle: WorkerHandle,
+}
+
+/// How a worker's run ended, when it ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Drained: every job ended (or was failed at the drain timeout) and
+    /// the connection was closed cleanly.
+    Drained,
+    /// Stopped at once by [`WorkerHandle::stop`].
+    Stopped,
+}
+
+/// Why a worker gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// The server refused the credentials.
+    #[error(transparent)]
+    Unauthorized(ConnectError),
+    /// The URL cannot be used.
+    #[error(transparent)]
+    BadUrl(ConnectError),
+    /// The connection could not be (re-)established within the retries.
+    #[error("failed to connect to LiveKit after {attempts} attempts; last error: {last_error}")]
+    ConnectionFailed {
+        /// Attempts made.
+        attempts: u32,
+        /// The last attempt's error.
+        last_error: String,
+    },
+}
+
+/// Controls a running worker and reads its state; cheap to clone.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    shared: Arc<Shared>,
+    commands: mpsc::UnboundedSender<Command>,
+    agent_name: Arc<str>,
+    job_type: livekit_protocol::JobType,
+}
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    Drain,
+    Stop,
+}
+
+impl Worker {
+    /// A worker that runs `plugin` on `runtime`, joining rooms through
+    /// `transport`.
+    pub fn new(
+        options: WorkerOptions,
+        runtime: Runtime,
+        plugin: Arc<Plugin>,
+        transport: Arc<dyn RoomTransport>,
+    ) -> Self {
+        let shared = Arc::new(Shared::new());
+        let (tx, commands) = mpsc::unbounded_channel();
+        let handle = WorkerHandle {
+            shared: shared.clone(),
+            commands: tx,
+            agent_name: options.agent_name.as_str().into(),
+            job_type: options.job_type,
+        };
+        Self {
+            options,
+            runtime,
+            plugin,
+            transport,
+            shared,
+            commands,
+            handle,
+        }
+    }
+
+    /// A handle on this worker.
+    pub fn handle(&self) -> WorkerHandle {
+        self.handle.clone()
+    }
+
+    /// Connects, registers and serves until drained or stopped, or until the
+    /// connection cannot be re-established.
+    pub async fn run(self) -> Result<Exit, WorkerError> {
+        run::Session::new(self).run().await
+    }
+}
+
+impl WorkerHandle {
+    /// Current state.
+    pub fn status(&self) -> WorkerStatus {
+        self.shared.snapshot()
+    }
+
+    /// Counters since start.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// The agent name the worker registered with.
+    pub fn agent_name(&self) -> &str {
+        &self.agent_name
+    }
+
+    /// The job type the worker takes.
+    pub fn job_type(&self) -> livekit_protocol::JobType {
+        self.job_type
+    }
+
+    /// Starts draining: report full, decline offers, let running jobs end
+    /// (up to the drain timeout), then close. Idempotent.
+    pub fn drain(&self) {
+        let _ = self.commands.send(Command::Drain);
+    }
+
+    /// Stops at once: running jobs are abandoned without a final status.
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Stop);
+    }
+
+    /// Whether the worker is healthy: registered, or still trying.
+    pub fn healthy(&self) -> bool {
+        !matches!(self.status().connection, ConnectionState::Failed)
+    }
+}

@@ -1,0 +1,144 @@
+//! Every setting of a worker, with its default and why.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use livekit_protocol as proto;
+
+use super::load::{LoadFn, default_load};
+use crate::limits::JobLimits;
+
+/// How a worker registers and behaves. `Default` gives the official Python
+/// worker's behaviour wherever there is one to copy.
+#[derive(Clone)]
+pub struct WorkerOptions {
+    /// LiveKit server URL (`ws(s)://` or `http(s)://`; a path prefix is kept).
+    pub url: String,
+    /// API key; the worker token is signed with the secret.
+    pub api_key: String,
+    /// API secret. Never reaches a guest.
+    pub api_secret: String,
+    /// Agent name for explicit dispatch; empty takes automatic dispatch.
+    pub agent_name: String,
+    /// Which jobs to take: one per room, per publisher or per participant.
+    pub job_type: proto::JobType,
+    /// What the agent's participant may do, sent at registration and
+    /// copied by the server into each job's token.
+    pub permissions: Permissions,
+    /// Deployment name (`LIVEKIT_AGENT_DEPLOYMENT`); empty for none.
+    pub deployment: String,
+    /// Most jobs at once (also sizes the runtime's pool). Default 1,000.
+    pub max_jobs: usize,
+    /// Load at or above which the worker reports full and declines offers.
+    /// Default 0.7, as the official workers.
+    pub load_threshold: f32,
+    /// Computes the load; see [`default_load`].
+    pub load_fn: LoadFn,
+    /// How long a drain waits for running jobs. Default 1 h, as the Python worker.
+    pub drain_timeout: Duration,
+    /// Reconnect attempts before giving up. Default 16, as the Python worker.
+    pub max_retries: u32,
+    /// How long the guest's `on-request` may take; no answer is a decline.
+    /// Default 2 s: the open-source server gives a worker about 3 s.
+    pub offer_timeout: Duration,
+    /// How long an accepted offer waits for its assignment. Default 7.5 s,
+    /// as the Python worker.
+    pub assignment_timeout: Duration,
+    /// How long the server may take to answer `register`. Default 10 s,
+    /// the server's own deadline.
+    pub register_timeout: Duration,
+    /// Period of `UpdateWorkerStatus`. Default 2.5 s, as the official workers.
+    pub status_interval: Duration,
+    /// Period of WebSocket pings. Default 30 s, as the Python worker.
+    pub ping_interval: Duration,
+    /// Silence after a ping after which the connection counts as dead.
+    /// Default 15 s, as the Python worker.
+    pub ping_timeout: Duration,
+    /// Limits for every job.
+    pub limits: JobLimits,
+}
+
+/// What the agent's participant may do in its rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Permissions {
+    /// May subscribe to tracks.
+    pub can_subscribe: bool,
+    /// May publish tracks.
+    pub can_publish: bool,
+    /// May publish data.
+    pub can_publish_data: bool,
+    /// May update its own metadata and attributes.
+    pub can_update_metadata: bool,
+    /// Hidden from other participants.
+    pub hidden: bool,
+}
+
+impl Default for Permissions {
+    fn default() -> Self {
+        Self {
+            can_subscribe: true,
+            can_publish: true,
+            can_publish_data: true,
+            can_update_metadata: true,
+            hidden: false,
+        }
+    }
+}
+
+impl Permissions {
+    // `agent` is deprecated in the protocol, but the official workers still
+    // set it, and servers still read it.
+    #[allow(deprecated)]
+    pub(crate) fn to_proto(self) -> proto::ParticipantPermission {
+        proto::ParticipantPermission {
+            can_subscribe: self.can_subscribe,
+            can_publish: self.can_publish,
+            can_publish_data: self.can_publish_data,
+            can_update_metadata: self.can_update_metadata,
+            hidden: self.hidden,
+            // The official workers mark their participants as agents.
+            agent: true,
+            ..Default::default()
+        }
+    }
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            api_key: String::new(),
+            api_secret: String::new(),
+            agent_name: String::new(),
+            job_type: proto::JobType::JtRoom,
+            permissions: Permissions::default(),
+            deployment: String::new(),
+            max_jobs: 1000,
+            load_threshold: 0.7,
+            load_fn: Arc::new(default_load),
+            drain_timeout: Duration::from_secs(3600),
+            max_retries: 16,
+            offer_timeout: Duration::from_secs(2),
+            assignment_timeout: Duration::from_millis(7500),
+            register_timeout: Duration::from_secs(10),
+            status_interval: Duration::from_millis(2500),
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(15),
+            limits: JobLimits::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for WorkerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerOptions")
+            .field("url", &self.url)
+            .field("api_key", &self.api_key)
+            .field("api_secret", &"<redacted>")
+            .field("agent_name", &self.agent_name)
+            .field("job_type", &self.job_type)
+            .field("max_jobs", &self.max_jobs)
+            .field("load_threshold", &self.load_threshold)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,213 @@
+//! The wire: WebSocket to `<url>/agent`, JWT auth, protobuf frames.
+//!
+//! Rules (from LiveKit's server and its official workers):
+//! - the URL keeps any path prefix and gains `/agent`; `http(s)` becomes
+//!   `ws(s)`;
+//! - every connection attempt carries a fresh JWT with the `video.agent`
+//!   grant, signed with the API secret;
+//! - one protobuf message per binary frame: `WorkerMessage` out,
+//!   `ServerMessage` in; text frames are ignored with a warning (as the
+//!   Python worker does); a frame larger than 2 MiB ends the connection;
+//! - a server message that does not decode, or whose kind this worker does
+//!   not know, is logged and skipped: it never ends the connection.
+
+use std::time::Duration;
+
+use futures::{SinkExt as _, StreamExt as _};
+use livekit_api::access_token::{AccessToken, VideoGrants};
+use livekit_protocol as proto;
+use prost::Message as _;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::{self, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// Largest frame either side may send (the server's default limit).
+pub const MAX_FRAME: usize = 2 << 20;
+
+/// Why a connection attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// The server refused the credentials (HTTP 401); retrying cannot help.
+    #[error("the LiveKit server refused the credentials (HTTP 401): check the API key and secret")]
+    Unauthorized,
+    /// The URL cannot be used.
+    #[error("invalid LiveKit URL `{0}`: {1}")]
+    BadUrl(String, String),
+    /// Anything else; worth retrying.
+    #[error("{0}")]
+    Other(String),
+}
+
+/// An open connection to the agent service.
+pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// `<url>/agent` with a WebSocket scheme, keeping any path prefix.
+pub fn agent_url(url: &str) -> Result<String, ConnectError> {
+    let bad = |why: &str| ConnectError::BadUrl(url.to_string(), why.to_string());
+    let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
+    let scheme = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => "ws",
+        "https" | "wss" => "wss",
+        other => return Err(bad(&format!("unsupported scheme `{other}`"))),
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(bad("no host"));
+    }
+    Ok(format!("{scheme}://{}/agent", rest.trim_end_matches('/')))
+}
+
+/// A worker token: the `video.agent` grant, signed with the secret, valid
+/// for `ttl`. No identity, as the official workers send it.
+pub fn worker_token(
+    api_key: &str,
+    api_secret: &str,
+    ttl: Duration,
+) -> Result<String, ConnectError> {
+    AccessToken::with_api_key(api_key, api_secret)
+        .with_ttl(ttl)
+        .with_grants(VideoGrants {
+            agent: true,
+            ..VideoGrants::default()
+        })
+        .to_jwt()
+        .map_err(|e| ConnectError::Other(format!("could not sign the worker token: {e}")))
+}
+
+/// Opens the WebSocket with a fresh token.
+pub(crate) async fn connect(
+    url: &str,
+    api_key: &str,
+    api_secret: &str,
+) -> Result<Socket, ConnectError> {
+    let target = agent_url(url)?;
+    let token = worker_token(api_key, api_secret, Duration::from_secs(600))?;
+    let mut request = target
+        .as_str()
+        .into_client_request()
+        .map_err(|e| ConnectError::BadUrl(url.to_string(), e.to_string()))?;
+    let auth = HeaderValue::from_str(&format!("Bearer {token}"))
+        .map_err(|e| ConnectError::Other(e.to_string()))?;
+    request.headers_mut().insert("Authorization", auth);
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME))
+        .max_frame_size(Some(MAX_FRAME));
+    match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
+        Ok((socket, _response)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) if response.status() == 401 => {
+            Err(ConnectError::Unauthorized)
+        }
+        Err(tungstenite::Error::Http(response)) => Err(ConnectError::Other(format!(
+            "the server answered HTTP {} instead of upgrading to a WebSocket",
+            response.status()
+        ))),
+        Err(err) => Err(ConnectError::Other(format!(
+            "connecting to {target}: {err}"
+        ))),
+    }
+}
+
+/// Sends one worker message as a binary frame.
+pub(crate) async fn send(
+    socket: &mut Socket,
+    message: proto::worker_message::Message,
+) -> Result<(), tungstenite::Error> {
+    let frame = proto::WorkerMessage {
+        message: Some(message),
+    }
+    .encode_to_vec();
+    socket.send(Message::binary(frame)).await
+}
+
+/// What came in on the socket.
+pub(crate) enum Incoming {
+    /// A server message with a known kind.
+    Message(Box<proto::server_message::Message>),
+    /// Something that is not a server message; already logged.
+    Skipped,
+    /// A pong (answer to our keepalive) or any other sign of life.
+    Alive,
+    /// The connection ended.
+    Closed(String),
+}
+
+/// Reads the next frame and decodes it.
+pub(crate) async fn receive(socket: &mut Socket) -> Incoming {
+    match socket.next().await {
+        None => Incoming::Closed("the server closed the connection".into()),
+        Some(Err(err)) => Incoming::Closed(format!("connection error: {err}")),
+        Some(Ok(Message::Binary(bytes))) => decode(&bytes),
+        Some(Ok(Message::Text(_))) => {
+            tracing::warn!("ignoring a text frame from the server (workers speak binary protobuf)");
+            Incoming::Skipped
+        }
+        Some(Ok(Message::Close(frame))) => Incoming::Closed(match frame {
+            Some(f) => format!(
+                "the server closed the connection ({}: {})",
+                f.code, f.reason
+            ),
+            None => "the server closed the connection".into(),
+        }),
+        Some(Ok(_)) => Incoming::Alive,
+    }
+}
+
+/// Decodes a binary frame; bad or unknown messages are logged and skipped.
+pub(crate) fn decode(bytes: &[u8]) -> Incoming {
+    match proto::ServerMessage::decode(bytes) {
+        Ok(proto::ServerMessage {
+            message: Some(message),
+        }) => Incoming::Message(Box::new(message)),
+        Ok(_) => {
+            tracing::debug!("ignoring a server message of a kind this worker does not know");
+            Incoming::Skipped
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, len = bytes.len(), "ignoring a server message that does not decode");
+            Incoming::Skipped
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn agent_urls() {
+        assert_eq!(
+            agent_url("http://localhost:7880").unwrap(),
+            "ws://localhost:7880/agent"
+        );
+        assert_eq!(
+            agent_url("https://x.livekit.cloud/").unwrap(),
+            "wss://x.livekit.cloud/agent"
+        );
+        assert_eq!(agent_url("wss://h/prefix").unwrap(), "wss://h/prefix/agent");
+        assert_eq!(
+            agent_url("ws://h/prefix/?a=b").unwrap(),
+            "ws://h/prefix/agent"
+        );
+        assert!(agent_url("localhost:7880").is_err());
+        assert!(agent_url("ftp://h").is_err());
+        assert!(agent_url("ws://").is_err());
+    }
+
+    #[test]
+    fn token_has_the_agent_grant() {
+        let token = worker_token("key", "secret", Duration::from_secs(60)).unwrap();
+        let claims = livekit_api::access_token::Claims::from_unverified(&token).unwrap();
+        assert!(claims.video.agent);
+        assert_eq!(claims.iss, "key");
+    }
+
+    #[test]
+    fn garbage_and_unknown_messages_are_skipped() {
+        assert!(matches!(decode(b"\xff\xff\xff"), Incoming::Skipped));
+        // Field 99 is no ServerMessage kind.
+        assert!(matches!(decode(&[0xfa, 0x06, 0x00]), Incoming::Skipped));
+    }
+}

@@ -1,0 +1,666 @@
+//! The worker loop: one task owns all worker state; the socket, job events,
+//! timers and commands all feed into it, so there are no locks around the
+//! job table and every decision sees a consistent picture.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use livekit_protocol as proto;
+use livekit_protocol::server_message::Message as ServerMsg;
+use livekit_protocol::worker_message::Message as WorkerMsg;
+use tokio::sync::mpsc;
+use tokio::time::{MissedTickBehavior, interval, sleep_until, timeout};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+use super::load::{CpuSampler, LoadInputs};
+use super::protocol::{self, ConnectError, Incoming, Socket};
+use super::status::{ConnectionState, Metrics, Shared};
+use super::{Command, Exit, SDK_VERSION, Worker, WorkerError};
+use crate::runtime::OfferError;
+use crate::wit::{self, Decision};
+use crate::{Offer, Outcome, PreparedJob, Terminator};
+
+/// Attribute the official workers add to the agent participant.
+const AGENT_NAME_ATTRIBUTE: &str = "lk.agent.name";
+
+/// Events from the tasks the loop spawned.
+enum Event {
+    OfferDecided {
+        job: Box<proto::Job>,
+        generation: u64,
+        result: Result<Result<Offer, OfferError>, tokio::time::error::Elapsed>,
+    },
+    JobEnded {
+        job_id: String,
+        outcome: Outcome,
+    },
+}
+
+struct Accepted {
+    job: PreparedJob,
+    deadline: Instant,
+}
+
+struct Running {
+    terminator: Terminator,
+    /// Set when the drain timeout already reported the job as failed.
+    reported: bool,
+}
+
+pub(super) struct Session {
+    w: Worker,
+    events_tx: mpsc::UnboundedSender<Event>,
+    events: mpsc::UnboundedReceiver<Event>,
+    socket: Option<Socket>,
+    /// Bumped on every new connection; offers decided for an older one are void.
+    generation: u64,
+    deciding: usize,
+    accepted: HashMap<String, Accepted>,
+    running: HashMap<String, Running>,
+    /// Job statuses waiting for a connection.
+    outbox: VecDeque<proto::UpdateJobStatus>,
+    draining: Option<Instant>,
+    cpu: CpuSampler,
+    load: f32,
+    last_heard: Instant,
+}
+
+impl Session {
+    pub(super) fn new(w: Worker) -> Self {
+        let (events_tx, events) = mpsc::unbounded_channel();
+        Self {
+            w,
+            events_tx,
+            events,
+            socket: None,
+            generation: 0,
+            deciding: 0,
+            accepted: HashMap::new(),
+            running: HashMap::new(),
+            outbox: VecDeque::new(),
+            draining: None,
+            cpu: CpuSampler::new(),
+            load: 0.0,
+            last_heard: Instant::now(),
+        }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.w.shared
+    }
+
+    pub(super) async fn run(mut self) -> Result<Exit, WorkerError> {
+        let mut status_tick = interval(self.w.options.status_interval);
+        status_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut ping_tick = interval(self.w.options.ping_interval);
+        ping_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // Consecutive failed attempts; back to 0 once connected, as Python.
+        let mut failures: u32 = 0;
+        let mut next_attempt = Instant::now();
+
+        loop {
+            if self.socket.is_none() && self.draining_done() {
+                return Ok(self.close(Exit::Drained).await);
+            }
+            if self.socket.is_none() && Instant::now() >= next_attempt {
+                match self.connect().await {
+                    Ok(()) => {
+                        if failures > 0 || self.generation > 1 {
+                            Metrics::inc(&self.shared().metrics.reconnects);
+                        }
+                        failures = 0;
+                        ping_tick.reset();
+                    }
+                    Err(ConnectError::Unauthorized) => {
+                        self.shared()
+                            .update(|s| s.connection = ConnectionState::Failed);
+                        return Err(WorkerError::Unauthorized(ConnectError::Unauthorized));
+                    }
+                    Err(err @ ConnectError::BadUrl(..)) => {
+                        self.shared()
+                            .update(|s| s.connection = ConnectionState::Failed);
+                        return Err(WorkerError::BadUrl(err));
+                    }
+                    Err(ConnectError::Other(last_error)) => {
+                        failures += 1;
+                        if failures > self.w.options.max_retries {
+                            self.shared()
+                                .update(|s| s.connection = ConnectionState::Failed);
+                            return Err(WorkerError::ConnectionFailed {
+                                attempts: failures,
+                                last_error,
+                            });
+                        }
+                        // 0, 2, 4 ... 10 s, as the Python worker.
+                        let delay = Duration::from_secs(u64::from((failures - 1) * 2).min(10));
+                        tracing::warn!(error = %last_error, attempt = failures, retry_in = ?delay, "could not connect to LiveKit");
+                        self.shared().update(|s| {
+                            s.connection = ConnectionState::Reconnecting { attempt: failures }
+                        });
+                        next_attempt = Instant::now() + delay;
+                    }
+                }
+                continue;
+            }
+
+            let connected = self.socket.is_some();
+            tokio::select! {
+                incoming = async { protocol::receive(self.socket.as_mut().unwrap()).await }, if connected => {
+                    self.last_heard = Instant::now();
+                    match incoming {
+                        Incoming::Message(message) => self.on_server_message(*message).await,
+                        Incoming::Skipped | Incoming::Alive => {}
+                        Incoming::Closed(reason) => self.connection_lost(&reason),
+                    }
+                }
+                Some(event) = self.events.recv() => self.on_event(event).await,
+                command = self.w.commands.recv() => match command {
+                    Some(Command::Drain) => self.start_drain().await,
+                    Some(Command::Stop) | None => return Ok(self.close(Exit::Stopped).await),
+                },
+                _ = status_tick.tick() => {
+                    self.sweep_assignments();
+                    if self.drain_timed_out() {
+                        self.fail_remaining_jobs().await;
+                    }
+                    if self.draining_done() {
+                        return Ok(self.close(Exit::Drained).await);
+                    }
+                    self.cpu.sample();
+                    self.send_status().await;
+                }
+                _ = ping_tick.tick(), if connected => self.keepalive().await,
+                () = sleep_until(next_attempt.into()), if !connected => {}
+            }
+        }
+    }
+
+    /// Connects, registers, reports status, migrates running jobs and
+    /// flushes queued statuses.
+    async fn connect(&mut self) -> Result<(), ConnectError> {
+        let o = &self.w.options;
+        let mut socket = protocol::connect(&o.url, &o.api_key, &o.api_secret).await?;
+        let register = proto::RegisterWorkerRequest {
+            r#type: o.job_type as i32,
+            agent_name: o.agent_name.clone(),
+            version: SDK_VERSION.to_string(),
+            allowed_permissions: Some(o.permissions.to_proto()),
+            deployment: o.deployment.clone(),
+            ..Default::default()
+        };
+        protocol::send(&mut socket, WorkerMsg::Register(register))
+            .await
+            .map_err(|e| ConnectError::Other(format!("sending register: {e}")))?;
+        // As the Python worker: the first message must be the answer.
+        let not_first =
+            || ConnectError::Other("expected the register response as the first message".into());
+        let worker_id = match timeout(o.register_timeout, protocol::receive(&mut socket)).await {
+            Ok(Incoming::Message(message)) => match *message {
+                ServerMsg::Register(response) => response.worker_id,
+                _ => return Err(not_first()),
+            },
+            Ok(Incoming::Closed(reason)) => return Err(ConnectError::Other(reason)),
+            Ok(_) => return Err(not_first()),
+            Err(_) => return Err(ConnectError::Other("no register response in time".into())),
+        };
+        tracing::info!(%worker_id, url = %o.url, agent_name = %o.agent_name, "registered with LiveKit");
+        self.generation += 1;
+        self.socket = Some(socket);
+        self.last_heard = Instant::now();
+        self.shared()
+            .update(|s| s.connection = ConnectionState::Registered { worker_id });
+        self.send_status().await;
+        if !self.running.is_empty() {
+            let job_ids = self.running.keys().cloned().collect();
+            self.send(WorkerMsg::MigrateJob(proto::MigrateJobRequest { job_ids }))
+                .await;
+        }
+        while let Some(update) = self.outbox.pop_front() {
+            if !self.send(WorkerMsg::UpdateJob(update.clone())).await {
+                self.outbox.push_front(update);
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a message; on failure the connection counts as lost.
+    async fn send(&mut self, message: WorkerMsg) -> bool {
+        let Some(socket) = self.socket.as_mut() else {
+            return false;
+        };
+        match protocol::send(socket, message).await {
+            Ok(()) => true,
+            Err(err) => {
+                self.connection_lost(&format!("send failed: {err}"));
+                false
+            }
+        }
+    }
+
+    fn connection_lost(&mut self, reason: &str) {
+        if self.socket.take().is_none() {
+            return;
+        }
+        tracing::warn!(%reason, running = self.running.len(), "lost the connection to LiveKit; reconnecting, jobs keep running");
+        // Offers of the old connection are void: the server forgot them.
+        self.accepted.clear();
+        self.shared()
+            .update(|s| s.connection = ConnectionState::Reconnecting { attempt: 0 });
+        self.publish_counts();
+    }
+
+    async fn keepalive(&mut self) {
+        let o = &self.w.options;
+        if self.last_heard.elapsed() > o.ping_interval + o.ping_timeout {
+            self.connection_lost("no answer to keepalive pings");
+            return;
+        }
+        if let Some(socket) = self.socket.as_mut() {
+            use futures::SinkExt as _;
+            if let Err(err) = socket.send(Message::Ping(Default::default())).await {
+                self.connection_lost(&format!("ping failed: {err}"));
+            }
+        }
+    }
+
+    async fn on_server_message(&mut self, message: ServerMsg) {
+        match message {
+            ServerMsg::Availability(request) => self.on_offer(request).await,
+            ServerMsg::Assignment(assignment) => self.on_assignment(assignment).await,
+            ServerMsg::Termination(termination) => self.on_termination(&termination.job_id),
+            ServerMsg::Register(_) => {
+                tracing::warn!("ignoring an unexpected second register response")
+            }
+            ServerMsg::Pong(_) => {}
+            ServerMsg::GoAway(go_away) => {
+                // Not sent by the open-source server; neither official
+                // worker handles it. Reconnecting is the safe reading.
+                self.connection_lost(&format!("server asked to go away: {}", go_away.reason));
+            }
+        }
+    }
+
+    async fn on_offer(&mut self, request: proto::AvailabilityRequest) {
+        let Some(job) = request.job else {
+            tracing::warn!("ignoring an offer without a job");
+            return;
+        };
+        let id = job.id.clone();
+        let busy = self.accepted.contains_key(&id) || self.running.contains_key(&id);
+        let reason = if self.draining.is_some() {
+            Some("draining")
+        } else if busy {
+            Some("duplicate offer for a job this worker already has")
+        } else if self.reserved() + self.running.len() >= self.w.options.max_jobs
+            || self.current_load() >= self.w.options.load_threshold
+        {
+            Some("full")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            tracing::info!(job_id = %id, %reason, "declining offer");
+            self.decline(&id, false).await;
+            return;
+        }
+        self.deciding += 1;
+        self.publish_counts();
+        let runtime = self.w.runtime.clone();
+        let plugin = self.w.plugin.clone();
+        let limits = self.w.options.limits.clone();
+        let events = self.events_tx.clone();
+        let generation = self.generation;
+        let offer_timeout = self.w.options.offer_timeout;
+        let request = job_request(&job);
+        tokio::spawn(async move {
+            let result = timeout(offer_timeout, runtime.offer(&plugin, request, limits)).await;
+            let _ = events.send(Event::OfferDecided {
+                job: Box::new(job),
+                generation,
+                result,
+            });
+        });
+    }
+
+    async fn on_offer_decided(
+        &mut self,
+        job: proto::Job,
+        generation: u64,
+        result: Result<Result<Offer, OfferError>, tokio::time::error::Elapsed>,
+    ) {
+        self.deciding -= 1;
+        let id = job.id;
+        if generation != self.generation || self.socket.is_none() {
+            tracing::info!(job_id = %id, "dropping an offer decided after the connection it came on was lost");
+            self.publish_counts();
+            return;
+        }
+        match result {
+            Ok(Ok(Offer {
+                decision: Decision::Accept(options),
+                job: Some(prepared),
+            })) if self.draining.is_none() => {
+                let identity = prepared.info().identity.clone();
+                let mut attributes: HashMap<String, String> =
+                    options.attributes.into_iter().collect();
+                attributes.insert(
+                    AGENT_NAME_ATTRIBUTE.into(),
+                    self.w.options.agent_name.clone(),
+                );
+                let accept = proto::AvailabilityResponse {
+                    job_id: id.clone(),
+                    available: true,
+                    participant_identity: identity,
+                    participant_name: options.name,
+                    participant_metadata: options.metadata,
+                    participant_attributes: attributes,
+                    ..Default::default()
+                };
+                Metrics::inc(&self.shared().metrics.offers_accepted);
+                self.accepted.insert(
+                    id,
+                    Accepted {
+                        job: prepared,
+                        deadline: Instant::now() + self.w.options.assignment_timeout,
+                    },
+                );
+                self.publish_counts();
+                self.send(WorkerMsg::Availability(accept)).await;
+            }
+            Ok(Ok(Offer {
+                decision: Decision::RejectAndTerminate,
+                ..
+            })) => {
+                tracing::info!(job_id = %id, "the agent rejected the job and asked to terminate it");
+                self.decline(&id, true).await;
+            }
+            Ok(Ok(_)) => {
+                tracing::info!(job_id = %id, "declining offer");
+                self.decline(&id, false).await;
+            }
+            Ok(Err(err)) => {
+                tracing::warn!(job_id = %id, error = %format!("{err:#}"), "declining offer: the agent could not answer");
+                self.decline(&id, false).await;
+            }
+            Err(_) => {
+                tracing::warn!(job_id = %id, timeout = ?self.w.options.offer_timeout, "declining offer: the agent did not answer in time");
+                self.decline(&id, false).await;
+            }
+        }
+    }
+
+    /// Declines an offer; with `terminate`, asks the server to offer the job
+    /// to no one else.
+    async fn decline(&mut self, job_id: &str, terminate: bool) {
+        Metrics::inc(&self.shared().metrics.offers_declined);
+        self.publish_counts();
+        self.send(WorkerMsg::Availability(proto::AvailabilityResponse {
+            job_id: job_id.to_string(),
+            available: false,
+            terminate,
+            ..Default::default()
+        }))
+        .await;
+    }
+
+    async fn on_assignment(&mut self, assignment: proto::JobAssignment) {
+        let Some(job) = assignment.job else {
+            tracing::warn!("ignoring an assignment without a job");
+            return;
+        };
+        let Some(accepted) = self.accepted.remove(&job.id) else {
+            tracing::warn!(job_id = %job.id, "ignoring an assignment for a job this worker did not accept");
+            return;
+        };
+        // The open-source server never sets a URL; then the worker's own is used.
+        let url = assignment
+            .url
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| self.w.options.url.clone());
+        let handle = accepted
+            .job
+            .start(self.w.transport.clone(), url, assignment.token);
+        let terminator = handle.terminator();
+        let events = self.events_tx.clone();
+        let job_id = job.id.clone();
+        tokio::spawn(async move {
+            let outcome = handle.outcome().await;
+            let _ = events.send(Event::JobEnded { job_id, outcome });
+        });
+        self.running.insert(
+            job.id.clone(),
+            Running {
+                terminator,
+                reported: false,
+            },
+        );
+        Metrics::inc(&self.shared().metrics.jobs_started);
+        self.publish_counts();
+        self.report(&job.id, proto::JobStatus::JsRunning, String::new())
+            .await;
+    }
+
+    fn on_termination(&mut self, job_id: &str) {
+        if let Some(running) = self.running.get(job_id) {
+            tracing::info!(%job_id, "the server terminated the job");
+            running.terminator.terminate();
+        } else if self.accepted.remove(job_id).is_some() {
+            self.publish_counts();
+        } else {
+            tracing::debug!(%job_id, "termination for a job that is not running");
+        }
+    }
+
+    async fn on_event(&mut self, event: Event) {
+        match event {
+            Event::OfferDecided {
+                job,
+                generation,
+                result,
+            } => self.on_offer_decided(*job, generation, result).await,
+            Event::JobEnded { job_id, outcome } => {
+                let Some(running) = self.running.remove(&job_id) else {
+                    return;
+                };
+                let m = &self.shared().metrics;
+                let (status, error) = match outcome {
+                    Outcome::Success => (proto::JobStatus::JsSuccess, String::new()),
+                    // The Python worker also reports a terminated job that
+                    // shut down cleanly as a success.
+                    Outcome::Terminated => (proto::JobStatus::JsSuccess, String::new()),
+                    Outcome::Failed(reason) => (proto::JobStatus::JsFailed, reason),
+                };
+                Metrics::inc(match (&status, running.terminator.is_terminated()) {
+                    (proto::JobStatus::JsFailed, _) => &m.jobs_failed,
+                    (_, true) => &m.jobs_terminated,
+                    _ => &m.jobs_succeeded,
+                });
+                self.publish_counts();
+                if !running.reported {
+                    self.report(&job_id, status, error).await;
+                }
+            }
+        }
+    }
+
+    /// Sends a job status now, or queues it until the next connection.
+    async fn report(&mut self, job_id: &str, status: proto::JobStatus, error: String) {
+        let update = proto::UpdateJobStatus {
+            job_id: job_id.to_string(),
+            status: status as i32,
+            error,
+        };
+        if !self.send(WorkerMsg::UpdateJob(update.clone())).await {
+            self.outbox.push_back(update);
+        }
+    }
+
+    fn reserved(&self) -> usize {
+        self.deciding + self.accepted.len()
+    }
+
+    fn current_load(&self) -> f32 {
+        let inputs = LoadInputs {
+            active_jobs: self.running.len(),
+            reserved_jobs: self.reserved(),
+            max_jobs: self.w.options.max_jobs,
+            cpu_share: self.cpu.share(),
+        };
+        (self.w.options.load_fn)(&inputs)
+    }
+
+    fn publish_counts(&mut self) {
+        let (active, reserved) = (self.running.len(), self.reserved());
+        self.load = self.current_load();
+        let full = self.draining.is_some() || self.load >= self.w.options.load_threshold;
+        let load = self.load;
+        self.shared().update(|s| {
+            s.active_jobs = active;
+            s.reserved_jobs = reserved;
+            s.load = load;
+            s.full = full;
+        });
+    }
+
+    async fn send_status(&mut self) {
+        self.publish_counts();
+        let full = self.draining.is_some() || self.load >= self.w.options.load_threshold;
+        let status = if full {
+            proto::WorkerStatus::WsFull
+        } else {
+            proto::WorkerStatus::WsAvailable
+        };
+        let update = proto::UpdateWorkerStatus {
+            status: Some(status as i32),
+            load: self.load,
+            job_count: u32::try_from(self.running.len()).unwrap_or(u32::MAX),
+            ..Default::default()
+        };
+        self.send(WorkerMsg::UpdateWorker(update)).await;
+    }
+
+    fn sweep_assignments(&mut self) {
+        let now = Instant::now();
+        let before = self.accepted.len();
+        self.accepted.retain(|id, a| {
+            let keep = a.deadline > now;
+            if !keep {
+                tracing::warn!(job_id = %id, "no assignment came for an accepted offer; releasing it");
+            }
+            keep
+        });
+        if self.accepted.len() != before {
+            self.publish_counts();
+        }
+    }
+
+    async fn start_drain(&mut self) {
+        if self.draining.is_some() {
+            return;
+        }
+        tracing::info!(running = self.running.len(), timeout = ?self.w.options.drain_timeout, "draining: declining new offers, waiting for running jobs");
+        self.draining = Some(Instant::now());
+        self.shared().update(|s| s.draining = true);
+        self.send_status().await;
+    }
+
+    fn draining_done(&self) -> bool {
+        self.draining.is_some()
+            && self.deciding == 0
+            && self.accepted.is_empty()
+            && self.running.values().all(|r| r.reported)
+            && self.outbox.is_empty()
+    }
+
+    fn drain_timed_out(&self) -> bool {
+        self.draining
+            .is_some_and(|since| since.elapsed() >= self.w.options.drain_timeout)
+    }
+
+    /// At the drain timeout: what is still running fails with "drain timeout".
+    async fn fail_remaining_jobs(&mut self) {
+        let ids: Vec<String> = self
+            .running
+            .iter()
+            .filter(|(_, r)| !r.reported)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in ids {
+            tracing::warn!(job_id = %id, "drain timed out; failing the job");
+            if let Some(running) = self.running.get_mut(&id) {
+                running.reported = true;
+                running.terminator.terminate();
+            }
+            Metrics::inc(&self.shared().metrics.jobs_failed);
+            self.report(&id, proto::JobStatus::JsFailed, "drain timeout".into())
+                .await;
+        }
+        self.accepted.clear();
+    }
+
+    async fn close(&mut self, exit: Exit) -> Exit {
+        if let Some(mut socket) = self.socket.take() {
+            // A normal close frame (1000), as the Python worker sends, so
+            // the server knows this was on purpose.
+            let frame = CloseFrame {
+                code: CloseCode::Normal,
+                reason: "worker shutting down".into(),
+            };
+            let _ = socket.close(Some(frame)).await;
+        }
+        self.shared()
+            .update(|s| s.connection = ConnectionState::Closed);
+        tracing::info!(?exit, "worker stopped");
+        exit
+    }
+}
+
+/// The guest's view of an offered job.
+fn job_request(job: &proto::Job) -> wit::JobRequest {
+    let room = job.room.clone().unwrap_or_default();
+    wit::JobRequest {
+        id: job.id.clone(),
+        job_type: match job.r#type() {
+            proto::JobType::JtRoom => wit::JobType::Room,
+            proto::JobType::JtPublisher => wit::JobType::Publisher,
+            proto::JobType::JtParticipant => wit::JobType::Participant,
+        },
+        room: wit::RoomInfo {
+            sid: room.sid,
+            name: room.name,
+            metadata: room.metadata,
+        },
+        participant: job.participant.as_ref().map(participant),
+        agent_name: job.agent_name.clone(),
+        metadata: job.metadata.clone(),
+        attributes: sorted(&job.attributes),
+    }
+}
+
+pub(crate) fn participant(p: &proto::ParticipantInfo) -> wit::Participant {
+    use proto::participant_info::Kind;
+    wit::Participant {
+        sid: p.sid.clone(),
+        identity: p.identity.clone(),
+        name: p.name.clone(),
+        metadata: p.metadata.clone(),
+        attributes: sorted(&p.attributes),
+        kind: match p.kind() {
+            Kind::Standard => wit::ParticipantKind::Standard,
+            Kind::Ingress => wit::ParticipantKind::Ingress,
+            Kind::Egress => wit::ParticipantKind::Egress,
+            Kind::Sip => wit::ParticipantKind::Sip,
+            Kind::Agent => wit::ParticipantKind::Agent,
+            _ => wit::ParticipantKind::Connector,
+        },
+    }
+}
+
+fn sorted(map: &HashMap<String, String>) -> Vec<(String, String)> {
+    let mut pairs: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    pairs.sort();
+    pairs
+}

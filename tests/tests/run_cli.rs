@@ -1,0 +1,247 @@
+//! `agent-host run` as a process: health endpoints, SIGTERM drain, refused
+//! credentials.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use agent_host_tests::worker::{WAIT, inbound, server};
+use agent_host_tests::{agent_host_bin, guests, workspace_root};
+use fake_livekit::livekit_protocol::{JobStatus, WorkerStatus, worker_message::Message};
+use fake_livekit::{Closer, Direction, DispatchRequest, FakeLiveKit};
+
+struct Host {
+    child: Child,
+    logs: mpsc::Receiver<serde_json::Value>,
+}
+
+fn spawn_host(server: &FakeLiveKit, secret: &str, extra: &[&str]) -> Host {
+    let mut child = Command::new(agent_host_bin())
+        .args(["--log-format", "json", "run", "--plugin", guests::FAULTY])
+        .args([
+            "--url",
+            &server.url(),
+            "--api-key",
+            &server.config().api_key,
+        ])
+        .args(["--api-secret", secret, "--agent-name", "cli-agent"])
+        .args([
+            "--http-host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
+            "--max-jobs",
+            "50",
+        ])
+        .args(extra)
+        .env(
+            "AGENT_HOST_CACHE_DIR",
+            workspace_root().join("target/test-cache"),
+        )
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting agent-host run");
+    let stderr = child.stderr.take().unwrap();
+    let (tx, logs) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    Host { child, logs }
+}
+
+impl Host {
+    /// Waits for a log line whose message is `message`; returns its fields.
+    fn wait_log(&self, message: &str) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.logs.recv_timeout(left) {
+                Ok(line) if line["fields"]["message"] == message => return line["fields"].clone(),
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no `{message}` log line");
+    }
+
+    fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = std::time::Instant::now() + WAIT;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        panic!("agent-host did not exit");
+    }
+
+    fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP/1.1 GET on loopback: (status code, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+async fn wait_worker_status(server: &FakeLiveKit, id: &fake_livekit::JobId, status: JobStatus) {
+    server
+        .wait_for_job(id, WAIT, "worker status", |j| {
+            j.worker_statuses().contains(&status)
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_endpoints_and_sigterm_drain() {
+    let server = server().await;
+    let mut host = spawn_host(&server, &server.config().api_secret, &[]);
+    let addr = host.wait_log("health server listening")["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.wait_for_workers(1, WAIT).await.unwrap();
+
+    assert_eq!(get(&addr, "/"), (200, "OK".to_string()));
+    let (status, body) = get(&addr, "/worker");
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["agent_name"], "cli-agent");
+    assert_eq!(info["worker_type"], "JT_ROOM");
+    assert_eq!(info["protocol_version"], 1);
+    assert!(
+        info["sdk_version"]
+            .as_str()
+            .unwrap()
+            .starts_with("agent-host/")
+    );
+    assert_eq!(info["active_jobs"], 0);
+    assert_eq!(get(&addr, "/nope").0, 404);
+
+    let ids: Vec<_> = (0..5)
+        .map(|i| {
+            let mut req = DispatchRequest::new(format!("cli-room-{i}"), "cli-agent");
+            req.metadata = "sleep:3000".into();
+            server.dispatch(req)
+        })
+        .collect();
+    for id in &ids {
+        wait_worker_status(&server, id, JobStatus::JsRunning).await;
+    }
+    let (_, metrics) = get(&addr, "/metrics");
+    assert!(metrics.contains("agent_host_active_jobs 5"), "{metrics}");
+    assert!(
+        metrics.contains("agent_host_jobs_started_total 5"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("agent_host_connected 1"), "{metrics}");
+    let (_, body) = get(&addr, "/worker");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["active_jobs"],
+        5
+    );
+
+    let before = server.messages().len();
+    host.signal("TERM");
+    for id in &ids {
+        wait_worker_status(&server, id, JobStatus::JsSuccess).await;
+    }
+    assert_eq!(host.wait_exit(), Some(0));
+    let after = server.messages()[before..].to_vec();
+    let worker_msgs = inbound(&after);
+    let full_at = worker_msgs
+        .iter()
+        .position(|m| matches!(m, Message::UpdateWorker(u) if u.status == Some(WorkerStatus::WsFull as i32)))
+        .expect("WS_FULL after SIGTERM");
+    let first_success = worker_msgs
+        .iter()
+        .position(|m| matches!(m, Message::UpdateJob(u) if u.status == JobStatus::JsSuccess as i32))
+        .unwrap();
+    assert!(full_at < first_success);
+    let closed = server
+        .wait_for_message(before, WAIT, "close", |m| {
+            matches!(m.dir, Direction::Closed { .. })
+        })
+        .await
+        .unwrap()
+        .1;
+    assert!(
+        matches!(
+            closed.dir,
+            Direction::Closed {
+                code: Some(1000),
+                by: Closer::Worker,
+                ..
+            }
+        ),
+        "{:?}",
+        closed.dir
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_exit_non_zero_with_a_clear_message() {
+    let server = server().await;
+    let mut host = spawn_host(&server, "wrong-secret", &[]);
+    assert_eq!(host.wait_exit(), Some(1));
+    let mut said = String::new();
+    while let Ok(line) = host.logs.try_recv() {
+        said += &line.to_string();
+    }
+    assert!(said.contains("refused the credentials"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_at_once() {
+    let server = server().await;
+    let mut host = spawn_host(&server, &server.config().api_secret, &[]);
+    host.wait_log("health server listening");
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    let mut req = DispatchRequest::new("stuck-room", "cli-agent");
+    req.metadata = "sleep:60000".into();
+    let id = server.dispatch(req);
+    wait_worker_status(&server, &id, JobStatus::JsRunning).await;
+    host.signal("TERM");
+    host.wait_log("signal received: draining (send it again to stop at once)");
+    host.signal("INT");
+    assert_eq!(host.wait_exit(), Some(1));
+}

@@ -1,0 +1,339 @@
+//! The worker against the fake LiveKit server: registration, offers, job
+//! statuses, termination, reconnect, drain and credentials.
+
+use std::time::Duration;
+
+use agent_host::worker::{ConnectionState, Exit, WorkerError};
+use agent_host_tests::worker::{WAIT, inbound, options, server, start_worker, worker_statuses};
+use fake_livekit::livekit_protocol::{JobStatus, WorkerStatus, worker_message::Message};
+use fake_livekit::{Closer, Direction, DispatchRequest, JobId};
+
+fn dispatch(server: &fake_livekit::FakeLiveKit, agent: &str, metadata: &str) -> JobId {
+    let mut req = DispatchRequest::new(format!("room-{}", rand_suffix()), agent);
+    req.metadata = metadata.to_string();
+    server.dispatch(req)
+}
+
+/// The worker's answer to the first offer of a job.
+fn first_answer(
+    job: &fake_livekit::JobRecord,
+) -> Option<fake_livekit::livekit_protocol::AvailabilityResponse> {
+    match &job.offers.first()?.answer {
+        fake_livekit::OfferAnswer::Response { response, .. } => Some(response.clone()),
+        _ => None,
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+/// Waits until the worker reported `status` for the job (the server may
+/// have stopped tracking the job, e.g. after a reconnect, and still logs it).
+async fn wait_worker_status(
+    server: &fake_livekit::FakeLiveKit,
+    id: &JobId,
+    status: JobStatus,
+) -> fake_livekit::JobRecord {
+    server
+        .wait_for_job(id, WAIT, &format!("worker status {status:?}"), |j| {
+            j.worker_statuses().contains(&status)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", server.job(id)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_with_the_right_fields() {
+    let server = server().await;
+    let mut opts = options(&server, "reg-agent", 10);
+    opts.deployment = "staging".into();
+    let worker = start_worker(opts);
+    let workers = server.wait_for_workers(1, WAIT).await.unwrap();
+    let w = &workers[0];
+    assert_eq!(w.agent_name, "reg-agent");
+    assert_eq!(w.job_type, fake_livekit::livekit_protocol::JobType::JtRoom);
+    assert!(w.version.starts_with("agent-host/"), "{}", w.version);
+    assert_eq!(w.deployment, "staging");
+    assert!(w.permissions_sent);
+    let p = &w.permissions;
+    assert!(p.can_publish && p.can_subscribe && p.can_publish_data && p.can_update_metadata);
+    assert!(!p.hidden);
+    #[allow(deprecated)]
+    let agent = p.agent;
+    assert!(agent);
+    // Right after registering: a status update, AVAILABLE.
+    let (_, first) = server
+        .wait_for_message(0, WAIT, "first status", |m| {
+            matches!(&m.dir, Direction::Inbound(msg) if matches!(msg.message, Some(Message::UpdateWorker(_))))
+        })
+        .await
+        .unwrap();
+    assert!(first.worker_id.is_some());
+    assert_eq!(
+        worker_statuses(&server.messages())[0],
+        WorkerStatus::WsAvailable
+    );
+    assert!(matches!(
+        worker.handle.status().connection,
+        ConnectionState::Registered { .. }
+    ));
+    worker.handle.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_jobs_at_once_run_then_succeed() {
+    let server = server().await;
+    let worker = start_worker(options(&server, "burst", 100));
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    let ids: Vec<JobId> = (0..50)
+        .map(|_| dispatch(&server, "burst", "sleep:200"))
+        .collect();
+    for id in &ids {
+        let job = wait_worker_status(&server, id, JobStatus::JsSuccess).await;
+        assert_eq!(
+            job.worker_statuses(),
+            vec![JobStatus::JsRunning, JobStatus::JsSuccess],
+            "{id}"
+        );
+        assert_eq!(
+            job.participant_identity.as_deref(),
+            Some(format!("agent-{id}").as_str())
+        );
+    }
+    assert_eq!(
+        agent_host::worker::Metrics::get(&worker.handle.metrics().jobs_succeeded),
+        50
+    );
+    worker.handle.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faulty_jobs_fail_with_reasons_beside_healthy_ones() {
+    let server = server().await;
+    let worker = start_worker(options(&server, "mixed", 100));
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    let sleepers: Vec<JobId> = (0..10)
+        .map(|_| dispatch(&server, "mixed", "sleep:2000"))
+        .collect();
+    let trap = dispatch(&server, "mixed", "trap");
+    let looping = dispatch(&server, "mixed", "loop");
+
+    let trap = wait_worker_status(&server, &trap, JobStatus::JsFailed).await;
+    let trap_error = trap
+        .status_history
+        .iter()
+        .rev()
+        .find(|c| c.status == JobStatus::JsFailed)
+        .unwrap()
+        .error
+        .clone();
+    assert_eq!(
+        trap_error,
+        "trap: unreachable code reached (the guest aborted)"
+    );
+    let looping = wait_worker_status(&server, &looping, JobStatus::JsFailed).await;
+    let loop_error = looping
+        .status_history
+        .iter()
+        .rev()
+        .find(|c| c.status == JobStatus::JsFailed)
+        .unwrap()
+        .error
+        .clone();
+    assert_eq!(loop_error, "runaway: 1 s without yielding to the host");
+    for id in &sleepers {
+        wait_worker_status(&server, id, JobStatus::JsSuccess).await;
+    }
+    worker.handle.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declines_what_the_guest_rejects() {
+    let server = server().await;
+    let worker = start_worker(options(&server, "picky", 10));
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    let rejected = dispatch(&server, "picky", "reject-terminate");
+    let job = server
+        .wait_for_job(&rejected, WAIT, "offer answered", |j| {
+            first_answer(j).is_some()
+        })
+        .await
+        .unwrap();
+    let answer = first_answer(&job).unwrap();
+    assert!(!answer.available);
+    assert!(answer.terminate);
+    assert!(job.worker_statuses().is_empty());
+    worker.handle.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_job_ends_within_its_grace_period() {
+    let server = server().await;
+    let mut opts = options(&server, "term", 10);
+    opts.limits.termination_grace = Duration::from_secs(1);
+    let worker = start_worker(opts);
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    let id = dispatch(&server, "term", "sleep:60000");
+    wait_worker_status(&server, &id, JobStatus::JsRunning).await;
+    server.terminate_job(&id).unwrap();
+    let job = wait_worker_status(&server, &id, JobStatus::JsSuccess).await;
+    let terminated = job.terminated_at.unwrap();
+    let reported = job.status_history.last().unwrap().at;
+    assert!(
+        reported.duration_since(terminated) < Duration::from_secs(10),
+        "took {:?}",
+        reported - terminated
+    );
+    assert_eq!(worker.handle.status().active_jobs, 0);
+    worker.handle.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_credentials_end_the_worker_with_a_clear_error() {
+    let server = server().await;
+    let mut opts = options(&server, "badkey", 10);
+    opts.api_secret = "not-the-secret".into();
+    let worker = start_worker(opts);
+    let err = tokio::time::timeout(WAIT, worker.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, WorkerError::Unauthorized(_)));
+    assert!(err.to_string().contains("refused the credentials"), "{err}");
+    assert!(!worker.handle.healthy());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gives_up_after_its_retries() {
+    // A port with nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let server = server().await;
+    let mut opts = options(&server, "nobody", 10);
+    opts.url = format!("ws://127.0.0.1:{port}");
+    opts.max_retries = 1;
+    let worker = start_worker(opts);
+    let err = tokio::time::timeout(WAIT, worker.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(err, WorkerError::ConnectionFailed { attempts: 2, .. }),
+        "{err}"
+    );
+    assert!(!worker.handle.healthy());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_survive_a_dropped_connection() {
+    let server = server().await;
+    let worker = start_worker(options(&server, "sturdy", 20));
+    let first = server.wait_for_workers(1, WAIT).await.unwrap()[0]
+        .id
+        .clone();
+    let ids: Vec<JobId> = (0..10)
+        .map(|_| dispatch(&server, "sturdy", "sleep:3000"))
+        .collect();
+    for id in &ids {
+        wait_worker_status(&server, id, JobStatus::JsRunning).await;
+    }
+    assert!(server.kill_connections() >= 1);
+    // A new registration (new worker id), then the running jobs migrate.
+    let second = server
+        .wait_for_message(0, WAIT, "migrate", |m| {
+            matches!(&m.dir, Direction::Inbound(msg) if matches!(&msg.message, Some(Message::MigrateJob(r)) if r.job_ids.len() == 10))
+        })
+        .await
+        .unwrap()
+        .1
+        .worker_id
+        .unwrap();
+    assert_ne!(first, second);
+    for id in &ids {
+        let job = wait_worker_status(&server, id, JobStatus::JsSuccess).await;
+        assert_eq!(
+            job.worker_statuses(),
+            vec![JobStatus::JsRunning, JobStatus::JsSuccess]
+        );
+    }
+    assert_eq!(
+        agent_host::worker::Metrics::get(&worker.handle.metrics().reconnects),
+        1
+    );
+    worker.handle.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_finishes_running_jobs_and_closes_cleanly() {
+    let server = server().await;
+    let worker = start_worker(options(&server, "drainer", 20));
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    let ids: Vec<JobId> = (0..5)
+        .map(|_| dispatch(&server, "drainer", "sleep:3000"))
+        .collect();
+    for id in &ids {
+        wait_worker_status(&server, id, JobStatus::JsRunning).await;
+    }
+    let before = server.messages().len();
+    worker.handle.drain();
+    server
+        .wait_for_message(before, WAIT, "WS_FULL", |m| {
+            matches!(&m.dir, Direction::Inbound(msg) if matches!(&msg.message, Some(Message::UpdateWorker(u)) if u.status == Some(WorkerStatus::WsFull as i32)))
+        })
+        .await
+        .unwrap();
+    // An offer that reaches a draining worker is declined.
+    let late = server.dispatch_to(
+        &server.workers()[0].id,
+        DispatchRequest::new("late-room", "drainer"),
+    );
+    let late = server
+        .wait_for_job(&late, WAIT, "answered", |j| first_answer(j).is_some())
+        .await
+        .unwrap();
+    assert!(!first_answer(&late).unwrap().available);
+    for id in &ids {
+        wait_worker_status(&server, id, JobStatus::JsSuccess).await;
+    }
+    let exit = tokio::time::timeout(WAIT, worker.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(exit, Exit::Drained);
+    let closed = server
+        .wait_for_message(before, WAIT, "close", |m| {
+            matches!(m.dir, Direction::Closed { .. })
+        })
+        .await
+        .unwrap()
+        .1;
+    assert!(
+        matches!(
+            closed.dir,
+            Direction::Closed {
+                code: Some(1000),
+                by: Closer::Worker,
+                ..
+            }
+        ),
+        "{:?}",
+        closed.dir
+    );
+    // WS_FULL came before any job finished.
+    let after: Vec<_> = inbound(&server.messages()[before..]);
+    let full_at = after.iter().position(|m| matches!(m, Message::UpdateWorker(u) if u.status == Some(WorkerStatus::WsFull as i32))).unwrap();
+    let first_success = after
+        .iter()
+        .position(|m| matches!(m, Message::UpdateJob(u) if u.status == JobStatus::JsSuccess as i32))
+        .unwrap();
+    assert!(full_at < first_success);
+}

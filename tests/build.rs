@@ -17,14 +17,43 @@ fn main() {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let target_dir = root.join("target").join("guests");
+    build(&root, &target_dir, GUESTS, None);
+    // A second build of `faulty` that differs only in its flavor, for the
+    // hot-swap tests.
+    let flavor_b = root.join("target").join("guests-b");
+    build(&root, &flavor_b, &["faulty"], Some("b"));
+
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("guests.rs");
+    let mut code = String::new();
+    for guest in GUESTS {
+        code += &constant(&guest.to_uppercase(), &wasm(&target_dir, guest));
+    }
+    code += &constant("FAULTY_B", &wasm(&flavor_b, "faulty"));
+    std::fs::write(out, code).unwrap();
+}
+
+fn wasm(target_dir: &Path, guest: &str) -> PathBuf {
+    let wasm = target_dir
+        .join("wasm32-wasip2/release")
+        .join(format!("{guest}.wasm"));
+    assert!(wasm.is_file(), "{} was not built", wasm.display());
+    wasm
+}
+
+/// Builds `guests` into `target_dir`, with `FAULTY_FLAVOR` set if given.
+fn build(root: &Path, target_dir: &Path, guests: &[&str], flavor: Option<&str>) {
     let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    cmd.current_dir(&root)
+    cmd.current_dir(root)
         .args(["build", "--release", "--target", "wasm32-wasip2"])
         .arg("--target-dir")
-        .arg(&target_dir);
-    for guest in GUESTS {
+        .arg(target_dir);
+    for guest in guests {
         cmd.args(["-p", guest]);
     }
+    match flavor {
+        Some(flavor) => cmd.env("FAULTY_FLAVOR", flavor),
+        None => cmd.env_remove("FAULTY_FLAVOR"),
+    };
     // Settings of the outer build must not leak into the guest build.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
@@ -40,23 +69,11 @@ fn main() {
     }
     let status = cmd.status().expect("running cargo to build the guests");
     assert!(status.success(), "building the example guests failed");
-
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("guests.rs");
-    let mut code = String::new();
-    for guest in GUESTS {
-        let wasm = target_dir
-            .join("wasm32-wasip2/release")
-            .join(format!("{guest}.wasm"));
-        assert!(wasm.is_file(), "{} was not built", wasm.display());
-        code += &constant(guest, &wasm);
-    }
-    std::fs::write(out, code).unwrap();
 }
 
-fn constant(guest: &str, wasm: &Path) -> String {
+fn constant(name: &str, wasm: &Path) -> String {
     format!(
-        "/// Path of the `{guest}` example component.\npub const {}: &str = {:?};\n",
-        guest.to_uppercase(),
+        "/// Path of an example component.\npub const {name}: &str = {:?};\n",
         wasm.display().to_string()
     )
 }

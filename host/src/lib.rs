@@ -23,12 +23,13 @@ pub mod limits;
 pub mod ops;
 pub mod room;
 pub mod runtime;
+pub mod watch;
 pub mod worker;
 
 pub use limits::JobLimits;
 pub use runtime::{
-    JobHandle, Offer, Outcome, Plugin, PluginError, PluginVersion, PreparedJob, Runtime,
-    RuntimeConfig, Terminator,
+    JobHandle, LoadedVersion, Offer, Outcome, Plugin, PluginError, PluginSlot, PluginVersion,
+    PreparedJob, Runtime, RuntimeConfig, Swap, Terminator,
 };
 
 /// The types of the WIT contract, generated from `wit/agent.wit`.

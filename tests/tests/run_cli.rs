@@ -168,12 +168,18 @@ async fn health_endpoints_and_sigterm_drain() {
         wait_worker_status(&server, id, JobStatus::JsRunning).await;
     }
     let (_, metrics) = get(&addr, "/metrics");
-    assert!(metrics.contains("agent_host_active_jobs 5"), "{metrics}");
     assert!(
-        metrics.contains("agent_host_jobs_started_total 5"),
+        metrics.contains("agent_host_active_jobs{agent_name=\"cli-agent\"} 5"),
         "{metrics}"
     );
-    assert!(metrics.contains("agent_host_connected 1"), "{metrics}");
+    assert!(
+        metrics.contains("agent_host_jobs_started_total{agent_name=\"cli-agent\"} 5"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("agent_host_connected{agent_name=\"cli-agent\"} 1"),
+        "{metrics}"
+    );
     let (_, body) = get(&addr, "/worker");
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&body).unwrap()["active_jobs"],

@@ -5,7 +5,13 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use agent_host_sdk::{Agent, Decision, JobContext, JobRequest};
+use agent_host_sdk::{AcceptOptions, Agent, Decision, JobContext, JobRequest};
+
+/// Which build this is: `FAULTY_FLAVOR` at compile time, else `a`.
+const FLAVOR: &str = match option_env!("FAULTY_FLAVOR") {
+    Some(flavor) => flavor,
+    None => "a",
+};
 
 struct Faulty;
 
@@ -14,7 +20,12 @@ impl Agent for Faulty {
         match request.metadata.as_str() {
             "reject" => Decision::Reject,
             "reject-terminate" => Decision::RejectAndTerminate,
-            _ => Decision::Accept(Default::default()),
+            // The flavor tells builds apart in hot-swap tests: it shows in
+            // the participant attributes the server records.
+            _ => Decision::Accept(AcceptOptions {
+                attributes: vec![("faulty.flavor".to_owned(), FLAVOR.to_owned())],
+                ..Default::default()
+            }),
         }
     }
 
@@ -27,7 +38,7 @@ impl Agent for Faulty {
         agent_host_sdk::info!("faulty: mode '{metadata}'");
         match (mode, arg) {
             ("ok", None) => {
-                ctx.room().send_text("ok")?;
+                ctx.room().send_text(&format!("ok from faulty {FLAVOR}"))?;
                 Ok(())
             }
             ("sleep", Some(ms)) => {

@@ -7,19 +7,22 @@ use clap::Args;
 
 use agent_host::{JobLimits, RuntimeConfig};
 
-/// Per-job limits and engine settings.
+use super::settings::WorkerSettings;
+
+/// Per-job limits and engine settings. Unset values come from the config
+/// file (for `run`) or the defaults of [`JobLimits`].
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
-    /// Cap on each job's linear memory and tables (e.g. `64MiB`, `1GiB`).
-    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_bytes, env = "AGENT_HOST_MEMORY_LIMIT")]
-    pub memory_limit: u64,
+    /// Cap on each job's linear memory and tables (e.g. `64MiB`, `1GiB`) [default: 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, env = "AGENT_HOST_MEMORY_LIMIT")]
+    pub memory_limit: Option<u64>,
 
-    /// Longest a guest may compute without returning to the host before it
-    /// is stopped as a runaway (e.g. `1s`, `500ms`).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, env = "AGENT_HOST_CPU_SLICE")]
-    pub cpu_slice: Duration,
+    /// Longest a guest may compute without waiting on the host before it
+    /// is stopped as a runaway (e.g. `1s`, `500ms`) [default: 1s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "AGENT_HOST_CPU_SLICE")]
+    pub cpu_slice: Option<Duration>,
 
-    /// Longest a job may run in total (e.g. `1h`); unlimited when not set.
+    /// Longest a job may run in total (e.g. `1h`) [default: unlimited].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "AGENT_HOST_WALL_CLOCK_LIMIT")]
     pub wall_clock_limit: Option<Duration>,
 
@@ -33,26 +36,43 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
-    /// The job limits these flags describe.
-    pub fn job_limits(&self) -> JobLimits {
+    /// The job limits: these flags where given, else `file`, else defaults.
+    pub fn job_limits(&self, file: &WorkerSettings) -> JobLimits {
+        let defaults = JobLimits::default();
         JobLimits {
-            memory_bytes: self.memory_limit,
-            cpu_slice: self.cpu_slice,
-            wall_clock: self.wall_clock_limit,
-            ..JobLimits::default()
+            memory_bytes: self
+                .memory_limit
+                .or(file.memory_limit)
+                .unwrap_or(defaults.memory_bytes),
+            cpu_slice: self
+                .cpu_slice
+                .or(file.cpu_slice)
+                .unwrap_or(defaults.cpu_slice),
+            wall_clock: self.wall_clock_limit.or(file.wall_clock_limit),
+            termination_grace: file.termination_grace.unwrap_or(defaults.termination_grace),
+            ..defaults
         }
     }
 
-    /// Runtime settings for at most `max_jobs` concurrent jobs.
-    pub fn runtime_config(&self, max_jobs: u32) -> RuntimeConfig {
+    /// Runtime settings for at most `max_jobs` jobs of at most
+    /// `max_memory_bytes` each.
+    pub fn runtime_config(
+        &self,
+        max_jobs: u32,
+        max_memory_bytes: u64,
+        file_cache: Option<PathBuf>,
+    ) -> RuntimeConfig {
         let defaults = RuntimeConfig::default();
         RuntimeConfig {
             max_jobs,
-            max_memory_bytes: self.memory_limit,
+            max_memory_bytes,
             cache_dir: if self.no_cache {
                 None
             } else {
-                self.cache_dir.clone().or(defaults.cache_dir.clone())
+                self.cache_dir
+                    .clone()
+                    .or(file_cache)
+                    .or(defaults.cache_dir.clone())
             },
             ..defaults
         }

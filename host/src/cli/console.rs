@@ -17,6 +17,7 @@ use clap::Args;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use super::args::LimitArgs;
+use super::settings::WorkerSettings;
 use agent_host::guest_build::read_plugin;
 use agent_host::room::sim::{SimOutput, SimRoom, SimRooms};
 use agent_host::wit::{Decision, JobRequest, JobType, RoomInfo};
@@ -56,7 +57,8 @@ pub fn run(args: ConsoleArgs) -> Result<ExitCode> {
 }
 
 async fn session(args: ConsoleArgs, bytes: Vec<u8>, path: PathBuf) -> Result<ExitCode> {
-    let runtime = Runtime::new(args.limits.runtime_config(1))?;
+    let limits = args.limits.job_limits(&WorkerSettings::default());
+    let runtime = Runtime::new(args.limits.runtime_config(1, limits.memory_bytes, None))?;
     let plugin = runtime
         .load_plugin(&bytes)
         .with_context(|| format!("loading {}", path.display()))?;
@@ -77,9 +79,7 @@ async fn session(args: ConsoleArgs, bytes: Vec<u8>, path: PathBuf) -> Result<Exi
         metadata: args.metadata.clone(),
         attributes: Vec::new(),
     };
-    let offer = runtime
-        .offer(&plugin, request, args.limits.job_limits())
-        .await?;
+    let offer = runtime.offer(&plugin, request, limits).await?;
     let Some(job) = offer.job else {
         let answer = match offer.decision {
             Decision::RejectAndTerminate => "rejected the job and asked to terminate it",

@@ -4,6 +4,7 @@ mod args;
 mod check;
 mod console;
 mod run;
+mod settings;
 
 use std::process::ExitCode;
 

@@ -1,86 +1,95 @@
 //! `agent-host run` (alias `start`): register with LiveKit as an agent
-//! worker and run each job as a component instance.
+//! worker (one per plugin) and run each job as a component instance.
 //!
-//! Signals: the first SIGTERM or SIGINT drains (report full, decline
-//! offers, let running jobs finish up to `--drain-timeout`, close cleanly,
-//! exit 0); a second one stops at once (exit 1).
+//! Signals: the first SIGTERM or SIGINT drains every worker (report full,
+//! decline offers, let running jobs finish up to `--drain-timeout`, close
+//! cleanly, exit 0); a second one stops at once (exit 1). SIGHUP reloads
+//! every plugin from its path (a hot swap).
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::args::LimitArgs;
-use agent_host::Runtime;
+use super::settings::{FileSettings, WorkerSettings, check_names, parse_plugin_flag};
 use agent_host::guest_build::read_plugin;
 use agent_host::ops::{self, OpsState};
 use agent_host::room::offline::Offline;
-use agent_host::worker::{Exit, Permissions, Worker, WorkerOptions};
+use agent_host::watch::{DEBOUNCE, Watch};
+use agent_host::worker::{Exit, Permissions, Worker, WorkerHandle, WorkerOptions};
+use agent_host::{JobLimits, Runtime};
 
-/// Arguments of `run`.
+/// Arguments of `run`. Every one may also come from `--config`; a flag
+/// wins over the file.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A `.wasm` component, or a guest crate directory to build first.
-    #[arg(long, value_name = "PLUGIN", env = "AGENT_HOST_PLUGIN")]
-    plugin: PathBuf,
+    /// A plugin: a `.wasm` component or a guest crate directory. Repeat it
+    /// to serve several agents, each as `NAME=PLUGIN` (NAME = agent name).
+    #[arg(long = "plugin", value_name = "[NAME=]PLUGIN", value_parser = parse_plugin_flag, env = "AGENT_HOST_PLUGIN")]
+    plugins: Vec<(Option<String>, PathBuf)>,
+
+    /// A TOML file with any of these settings, and `[[plugin]]` tables.
+    #[arg(long, value_name = "FILE", env = "AGENT_HOST_CONFIG")]
+    config: Option<PathBuf>,
 
     /// LiveKit server URL.
     #[arg(long, env = "LIVEKIT_URL")]
-    url: String,
+    url: Option<String>,
 
     /// LiveKit API key.
     #[arg(long, env = "LIVEKIT_API_KEY")]
-    api_key: String,
+    api_key: Option<String>,
 
     /// LiveKit API secret.
     #[arg(long, env = "LIVEKIT_API_SECRET", hide_env_values = true)]
-    api_secret: String,
+    api_secret: Option<String>,
 
-    /// Agent name for explicit dispatch; empty takes automatic dispatch.
-    #[arg(long, env = "LIVEKIT_AGENT_NAME", default_value = "")]
-    agent_name: String,
+    /// Agent name for explicit dispatch [default: empty, automatic dispatch].
+    #[arg(long, env = "LIVEKIT_AGENT_NAME")]
+    agent_name: Option<String>,
 
-    /// Which jobs to take.
-    #[arg(long, value_enum, default_value_t = JobTypeArg::Room)]
-    job_type: JobTypeArg,
+    /// Which jobs to take [default: room].
+    #[arg(long, value_enum)]
+    job_type: Option<JobTypeArg>,
 
-    /// Deployment name sent at registration.
-    #[arg(long, env = "LIVEKIT_AGENT_DEPLOYMENT", default_value = "")]
-    deployment: String,
+    /// Deployment name sent at registration [default: empty].
+    #[arg(long, env = "LIVEKIT_AGENT_DEPLOYMENT")]
+    deployment: Option<String>,
 
-    /// Most jobs at once (also sizes the engine's instance pool).
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
-    max_jobs: u32,
+    /// Most jobs at once per plugin; sizes the instance pool [default: 1000].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_jobs: Option<u32>,
 
-    /// Load at or above which the worker reports full and declines offers.
-    #[arg(long, default_value_t = 0.7)]
-    load_threshold: f32,
+    /// Load at or above which a worker reports full and declines offers [default: 0.7].
+    #[arg(long)]
+    load_threshold: Option<f32>,
 
-    /// How long a drain waits for running jobs before failing them.
-    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration)]
-    drain_timeout: Duration,
+    /// How long a drain waits for running jobs before failing them [default: 1h].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    drain_timeout: Option<Duration>,
 
-    /// Reconnect attempts before giving up (then `/` turns 503 and the
-    /// process exits non-zero).
-    #[arg(long, default_value_t = 16)]
-    max_retries: u32,
+    /// Reconnect attempts before giving up; then `/` turns 503 and the
+    /// process exits 1 [default: 16].
+    #[arg(long)]
+    max_retries: Option<u32>,
 
-    /// Grace period of a terminated job before it is stopped.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
-    termination_grace: Duration,
+    /// Grace period of a terminated job before it is stopped [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    termination_grace: Option<Duration>,
 
-    /// Interval of WebSocket keepalive pings.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration)]
-    ping_interval: Duration,
+    /// Interval of WebSocket keepalive pings [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    ping_interval: Option<Duration>,
 
-    /// Silence after a ping after which the connection counts as dead.
-    #[arg(long, value_name = "DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
-    ping_timeout: Duration,
+    /// Silence after a ping after which the connection counts as dead [default: 15s].
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    ping_timeout: Option<Duration>,
 
     /// The agent's participant is hidden from others.
     #[arg(long)]
@@ -102,13 +111,23 @@ pub struct RunArgs {
     #[arg(long)]
     no_update_metadata: bool,
 
-    /// Address of the health server.
-    #[arg(long, default_value = "0.0.0.0")]
-    http_host: IpAddr,
+    /// Address of the health server [default: 0.0.0.0].
+    #[arg(long)]
+    http_host: Option<IpAddr>,
 
-    /// Port of the health server (`/`, `/worker`, `/metrics`); 0 picks one.
-    #[arg(long, default_value_t = 8081)]
-    http_port: u16,
+    /// Port of the health server (`/`, `/worker`, `/metrics`); 0 picks one [default: 8081].
+    #[arg(long)]
+    http_port: Option<u16>,
+
+    /// Token that turns on the admin API (`POST /plugins/<name>` swaps a
+    /// plugin); without it the API is off.
+    #[arg(long, env = "AGENT_HOST_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+
+    /// Hot-swap a plugin when its file (or, for a crate directory, its
+    /// sources) change.
+    #[arg(long)]
+    watch: bool,
 
     #[command(flatten)]
     limits: LimitArgs,
@@ -121,104 +140,319 @@ enum JobTypeArg {
     Participant,
 }
 
-/// Runs the worker on a fresh tokio runtime.
-pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let (bytes, path) = read_plugin(&args.plugin)?;
-    tokio::runtime::Runtime::new()
-        .context("starting the async runtime")?
-        .block_on(serve(args, bytes, path))
+/// One worker to start: its plugin path and options.
+struct Planned {
+    path: PathBuf,
+    options: WorkerOptions,
 }
 
-async fn serve(args: RunArgs, bytes: Vec<u8>, path: PathBuf) -> Result<ExitCode> {
-    let runtime = Runtime::new(args.limits.runtime_config(args.max_jobs))?;
-    let plugin = runtime
-        .load_plugin(&bytes)
-        .with_context(|| format!("loading {}", path.display()))?;
-    tracing::info!(
-        plugin = %path.display(),
-        version = %plugin.version(),
-        load_time = ?plugin.load_time(),
-        cached = plugin.from_cache(),
-        "plugin loaded"
-    );
-    let options = WorkerOptions {
-        url: args.url,
-        api_key: args.api_key,
-        api_secret: args.api_secret,
-        agent_name: args.agent_name,
-        job_type: match args.job_type {
-            JobTypeArg::Room => livekit_protocol::JobType::JtRoom,
-            JobTypeArg::Publisher => livekit_protocol::JobType::JtPublisher,
-            JobTypeArg::Participant => livekit_protocol::JobType::JtParticipant,
-        },
-        permissions: Permissions {
-            can_subscribe: !args.no_subscribe,
-            can_publish: !args.no_publish,
-            can_publish_data: !args.no_publish_data,
-            can_update_metadata: !args.no_update_metadata,
-            hidden: args.hidden,
-        },
-        deployment: args.deployment,
-        max_jobs: args.max_jobs as usize,
-        load_threshold: args.load_threshold,
-        drain_timeout: args.drain_timeout,
-        max_retries: args.max_retries,
-        ping_interval: args.ping_interval,
-        ping_timeout: args.ping_timeout,
-        limits: agent_host::JobLimits {
-            termination_grace: args.termination_grace,
-            ..args.limits.job_limits()
-        },
-        ..WorkerOptions::default()
-    };
-    let version = plugin.version().clone();
-    let worker = Worker::new(options, runtime, plugin, Arc::new(Offline));
-    let handle = worker.handle();
+/// Everything `run` will do, resolved from flags, file and defaults.
+struct Plan {
+    workers: Vec<Planned>,
+    http: SocketAddr,
+    admin_token: Option<String>,
+    watch: bool,
+    cache_dir: Option<PathBuf>,
+}
 
-    let listener = ops::bind(SocketAddr::new(args.http_host, args.http_port))
+impl RunArgs {
+    /// The worker settings given as flags (unset = not given).
+    fn worker_flags(&self) -> WorkerSettings {
+        let off = |flag: bool| flag.then_some(false);
+        WorkerSettings {
+            agent_name: self.agent_name.clone(),
+            job_type: self
+                .job_type
+                .and_then(|t| t.to_possible_value())
+                .map(|v| v.get_name().to_string()),
+            deployment: self.deployment.clone(),
+            max_jobs: self.max_jobs,
+            load_threshold: self.load_threshold,
+            drain_timeout: self.drain_timeout,
+            max_retries: self.max_retries,
+            termination_grace: self.termination_grace,
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
+            hidden: self.hidden.then_some(true),
+            can_publish: off(self.no_publish),
+            can_subscribe: off(self.no_subscribe),
+            can_publish_data: off(self.no_publish_data),
+            can_update_metadata: off(self.no_update_metadata),
+            memory_limit: self.limits.memory_limit,
+            cpu_slice: self.limits.cpu_slice,
+            wall_clock_limit: self.limits.wall_clock_limit,
+        }
+    }
+
+    fn plan(&self) -> Result<Plan> {
+        let file = match &self.config {
+            Some(path) => FileSettings::load(path)?,
+            None => FileSettings::default(),
+        };
+        let flags = self.worker_flags();
+        let url = self.url.clone().or(file.url.clone()).context(
+            "no LiveKit URL: give --url, set LIVEKIT_URL, or put `url` in the config file",
+        )?;
+        let api_key = self.api_key.clone().or(file.api_key.clone()).context(
+            "no API key: give --api-key, set LIVEKIT_API_KEY, or put `api_key` in the config file",
+        )?;
+        let api_secret = self.api_secret.clone().or(file.api_secret.clone()).context(
+            "no API secret: give --api-secret, set LIVEKIT_API_SECRET, or put `api_secret` in the config file",
+        )?;
+        // Flags beat the plugin's table, which beats the file's top level.
+        let plugins: Vec<(PathBuf, WorkerSettings)> = if self.plugins.is_empty() {
+            file.plugin
+                .iter()
+                .map(|p| (p.path.clone(), flags.or(&p.worker).or(&file.worker)))
+                .collect()
+        } else {
+            self.plugins
+                .iter()
+                .map(|(name, path)| {
+                    let named = WorkerSettings {
+                        agent_name: name.clone(),
+                        ..WorkerSettings::default()
+                    };
+                    (path.clone(), named.or(&flags).or(&file.worker))
+                })
+                .collect()
+        };
+        if plugins.is_empty() {
+            bail!("no plugin: give --plugin PATH, or `[[plugin]]` tables in the config file");
+        }
+        check_names(
+            plugins
+                .iter()
+                .map(|(_, s)| s.agent_name.as_deref().unwrap_or("")),
+        )?;
+        let workers = plugins
+            .into_iter()
+            .map(|(path, s)| {
+                Ok(Planned {
+                    path,
+                    options: worker_options(
+                        &s,
+                        &self.limits,
+                        url.clone(),
+                        api_key.clone(),
+                        api_secret.clone(),
+                    )?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Plan {
+            workers,
+            http: SocketAddr::new(
+                self.http_host
+                    .or(file.http_host)
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+                self.http_port.or(file.http_port).unwrap_or(8081),
+            ),
+            admin_token: self.admin_token.clone().or(file.admin_token.clone()),
+            watch: self.watch || file.watch.unwrap_or(false),
+            cache_dir: file.cache_dir.clone(),
+        })
+    }
+}
+
+/// Options for one worker from its resolved settings; defaults from
+/// [`WorkerOptions::default`].
+fn worker_options(
+    s: &WorkerSettings,
+    limits: &LimitArgs,
+    url: String,
+    api_key: String,
+    api_secret: String,
+) -> Result<WorkerOptions> {
+    let d = WorkerOptions::default();
+    let dp = d.permissions;
+    let job_type = match s.job_type.as_deref() {
+        None | Some("room") => livekit_protocol::JobType::JtRoom,
+        Some("publisher") => livekit_protocol::JobType::JtPublisher,
+        Some("participant") => livekit_protocol::JobType::JtParticipant,
+        Some(other) => bail!("unknown job type `{other}` (use room, publisher or participant)"),
+    };
+    let limits: JobLimits = limits.job_limits(s);
+    Ok(WorkerOptions {
+        url,
+        api_key,
+        api_secret,
+        agent_name: s.agent_name.clone().unwrap_or_default(),
+        job_type,
+        permissions: Permissions {
+            can_subscribe: s.can_subscribe.unwrap_or(dp.can_subscribe),
+            can_publish: s.can_publish.unwrap_or(dp.can_publish),
+            can_publish_data: s.can_publish_data.unwrap_or(dp.can_publish_data),
+            can_update_metadata: s.can_update_metadata.unwrap_or(dp.can_update_metadata),
+            hidden: s.hidden.unwrap_or(dp.hidden),
+        },
+        deployment: s.deployment.clone().unwrap_or_default(),
+        max_jobs: s.max_jobs.map_or(d.max_jobs, |n| n as usize),
+        load_threshold: s.load_threshold.unwrap_or(d.load_threshold),
+        drain_timeout: s.drain_timeout.unwrap_or(d.drain_timeout),
+        max_retries: s.max_retries.unwrap_or(d.max_retries),
+        ping_interval: s.ping_interval.unwrap_or(d.ping_interval),
+        ping_timeout: s.ping_timeout.unwrap_or(d.ping_timeout),
+        limits,
+        ..d
+    })
+}
+
+/// Runs the workers on a fresh tokio runtime.
+pub fn run(args: RunArgs) -> Result<ExitCode> {
+    let plan = args.plan()?;
+    tokio::runtime::Runtime::new()
+        .context("starting the async runtime")?
+        .block_on(serve(plan, args.limits))
+}
+
+async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
+    let max_jobs: usize = plan.workers.iter().map(|w| w.options.max_jobs).sum();
+    let max_memory = plan
+        .workers
+        .iter()
+        .map(|w| w.options.limits.memory_bytes)
+        .max()
+        .unwrap_or_default();
+    let runtime = Runtime::new(limits.runtime_config(
+        u32::try_from(max_jobs).unwrap_or(u32::MAX),
+        max_memory,
+        plan.cache_dir.clone(),
+    ))?;
+
+    let mut handles = Vec::new();
+    let mut runs = tokio::task::JoinSet::new();
+    for planned in plan.workers {
+        let (bytes, wasm) = read_plugin(&planned.path)?;
+        let plugin = runtime
+            .load_plugin(&bytes)
+            .with_context(|| format!("loading {}", wasm.display()))?;
+        tracing::info!(
+            plugin = %wasm.display(),
+            agent_name = %planned.options.agent_name,
+            version = %plugin.version(),
+            load_time = ?plugin.load_time(),
+            cached = plugin.from_cache(),
+            "plugin loaded"
+        );
+        let worker = Worker::new(planned.options, runtime.clone(), plugin, Arc::new(Offline));
+        let handle = worker.handle();
+        if plan.watch {
+            tokio::spawn(watch_plugin(handle.clone(), planned.path.clone())?);
+        }
+        handles.push((handle, planned.path));
+        runs.spawn(worker.run());
+    }
+    let workers: Vec<WorkerHandle> = handles.iter().map(|(h, _)| h.clone()).collect();
+
+    let listener = ops::bind(plan.http)
         .await
-        .with_context(|| {
-            format!(
-                "binding the health server to {}:{}",
-                args.http_host, args.http_port
-            )
-        })?;
-    tracing::info!(addr = %listener.local_addr()?, "health server listening");
+        .with_context(|| format!("binding the health server to {}", plan.http))?;
+    tracing::info!(addr = %listener.local_addr()?, admin_api = plan.admin_token.is_some(), "health server listening");
     tokio::spawn(ops::serve(
         listener,
         OpsState {
-            worker: handle.clone(),
-            plugin: version,
+            workers: workers.clone(),
+            admin_token: plan.admin_token,
         },
     ));
+    tokio::spawn(handle_signals(workers, handles)?);
 
+    // The process ends with its last worker; any failure makes it fail.
+    let mut code = ExitCode::SUCCESS;
+    while let Some(result) = runs.join_next().await {
+        match result {
+            Ok(Ok(Exit::Drained)) => {}
+            Ok(Ok(Exit::Stopped)) => code = ExitCode::FAILURE,
+            Ok(Err(err)) => {
+                eprintln!("error: {err}");
+                code = ExitCode::FAILURE;
+            }
+            Err(err) => {
+                eprintln!("error: a worker task failed: {err}");
+                code = ExitCode::FAILURE;
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// SIGTERM/SIGINT drain (twice: stop); SIGHUP reloads every plugin.
+fn handle_signals(
+    workers: Vec<WorkerHandle>,
+    plugins: Vec<(WorkerHandle, PathBuf)>,
+) -> Result<impl std::future::Future<Output = ()>> {
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let signals = handle.clone();
-    tokio::spawn(async move {
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    Ok(async move {
         let mut received = 0;
         loop {
             tokio::select! {
                 _ = term.recv() => {}
                 _ = int.recv() => {}
+                _ = hup.recv() => {
+                    tracing::info!("SIGHUP: reloading plugins");
+                    for (handle, path) in &plugins {
+                        reload(handle, path).await;
+                    }
+                    continue;
+                }
             }
             received += 1;
             if received == 1 {
                 tracing::info!("signal received: draining (send it again to stop at once)");
-                signals.drain();
+                workers.iter().for_each(WorkerHandle::drain);
             } else {
                 tracing::warn!("second signal: stopping now");
-                signals.stop();
+                workers.iter().for_each(WorkerHandle::stop);
             }
         }
-    });
+    })
+}
 
-    match worker.run().await {
-        Ok(Exit::Drained) => Ok(ExitCode::SUCCESS),
-        Ok(Exit::Stopped) => Ok(ExitCode::FAILURE),
-        Err(err) => {
-            eprintln!("error: {err}");
-            Ok(ExitCode::FAILURE)
+/// Reads (or builds) a plugin and swaps it in, unless it is unchanged.
+/// Every problem is logged; the current version keeps serving.
+pub(super) async fn reload(handle: &WorkerHandle, path: &Path) {
+    let path_owned = path.to_path_buf();
+    let read = tokio::task::spawn_blocking(move || read_plugin(&path_owned)).await;
+    let bytes = match read {
+        Ok(Ok((bytes, _))) => bytes,
+        Ok(Err(err)) => {
+            tracing::warn!(plugin = %path.display(), error = %format!("{err:#}"), "reload failed; the current version keeps serving");
+            return;
         }
+        Err(err) => {
+            tracing::warn!(plugin = %path.display(), error = %err, "reload failed; the current version keeps serving");
+            return;
+        }
+    };
+    if agent_host::runtime::digest(&bytes) == handle.current_plugin().digest {
+        tracing::info!(plugin = %path.display(), "plugin unchanged; nothing to swap");
+        return;
     }
+    // A refused swap is logged and counted by the handle.
+    let _ = handle.swap(bytes).await;
+}
+
+/// Watches a plugin's file (or a crate's sources) and reloads on change.
+pub(super) fn watch_plugin(
+    handle: WorkerHandle,
+    path: PathBuf,
+) -> Result<impl std::future::Future<Output = ()>> {
+    let mut watch = if path.is_dir() {
+        let roots = vec![path.join("src"), path.join("Cargo.toml")];
+        Watch::new(&roots, |p| {
+            !p.components().any(|c| c.as_os_str() == "target")
+        })?
+    } else {
+        Watch::file(&path)?
+    };
+    tracing::info!(plugin = %path.display(), "watching for changes");
+    Ok(async move {
+        while watch.changed(DEBOUNCE).await.is_some() {
+            tracing::info!(plugin = %path.display(), "change detected; reloading");
+            reload(&handle, &path).await;
+        }
+    })
 }

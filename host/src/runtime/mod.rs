@@ -30,6 +30,7 @@ mod engine;
 mod guard;
 mod job;
 mod plugin;
+mod slot;
 pub(crate) mod state;
 mod stdio;
 
@@ -45,9 +46,11 @@ use self::cache::ArtifactCache;
 pub use self::engine::{RuntimeConfig, default_cache_dir};
 use self::guard::Metered;
 pub use self::job::{JobHandle, Offer, Outcome, PreparedJob, Terminator};
+pub use self::plugin::digest;
 pub use self::plugin::{
     GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, SDK_VERSION_SECTION, WIT_VERSION,
 };
+pub use self::slot::{LoadedVersion, PluginSlot, Swap};
 use self::state::JobState;
 use crate::bindings::Agent;
 use crate::bindings::types::{Decision, JobInfo, JobRequest};

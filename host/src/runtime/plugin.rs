@@ -119,7 +119,7 @@ impl Plugin {
         if let Some(sdk) = &sdk {
             check_sdk_version(sdk)?;
         }
-        let digest = hex::encode(Sha256::digest(bytes));
+        let digest = digest(bytes);
         let cached = cache.and_then(|c| c.load(engine, &digest));
         let from_cache = cached.is_some();
         let component = match cached {
@@ -190,6 +190,11 @@ impl Plugin {
         names.sort();
         names
     }
+}
+
+/// SHA-256 of a component's bytes, hex: the identity of a plugin version.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Checks the magic and the component/module distinction, then returns the

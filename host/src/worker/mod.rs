@@ -56,7 +56,7 @@ pub use self::protocol::{ConnectError, agent_url, worker_token};
 use self::status::Shared;
 pub use self::status::{ConnectionState, Metrics, WorkerStatus};
 use crate::room::RoomTransport;
-use crate::{Plugin, Runtime};
+use crate::{LoadedVersion, Plugin, PluginError, PluginSlot, PluginVersion, Runtime, Swap};
 
 /// The version this worker reports to the server at registration.
 pub const SDK_VERSION: &str = concat!("agent-host/", env!("CARGO_PKG_VERSION"));
@@ -65,7 +65,6 @@ pub const SDK_VERSION: &str = concat!("agent-host/", env!("CARGO_PKG_VERSION"));
 pub struct Worker {
     options: WorkerOptions,
     runtime: Runtime,
-    plugin: Arc<Plugin>,
     transport: Arc<dyn RoomTransport>,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -125,7 +124,7 @@ impl Worker {
         plugin: Arc<Plugin>,
         transport: Arc<dyn RoomTransport>,
     ) -> Self {
-        let shared = Arc::new(Shared::new());
+        let shared = Arc::new(Shared::new(PluginSlot::new(runtime.clone(), plugin)));
         let (tx, commands) = mpsc::unbounded_channel();
         let handle = WorkerHandle {
             shared: shared.clone(),
@@ -136,7 +135,6 @@ impl Worker {
         Self {
             options,
             runtime,
-            plugin,
             transport,
             shared,
             commands,
@@ -186,6 +184,45 @@ impl WorkerHandle {
     /// Stops at once: running jobs are abandoned without a final status.
     pub fn stop(&self) {
         let _ = self.commands.send(Command::Stop);
+    }
+
+    /// Makes `bytes` the plugin for new jobs, once it compiled and
+    /// type-checked; running jobs keep the version they started on. A
+    /// broken or incompatible component is refused and the current version
+    /// keeps serving. The worker stays registered throughout.
+    pub async fn swap(&self, bytes: Vec<u8>) -> Result<Swap, PluginError> {
+        let shared = self.shared.clone();
+        let result = tokio::task::spawn_blocking(move || shared.plugins.swap(&bytes))
+            .await
+            .unwrap_or_else(|e| Err(PluginError::Invalid(format!("the swap task failed: {e}"))));
+        let m = &self.shared.metrics;
+        match &result {
+            Ok(_) => Metrics::inc(&m.swaps),
+            Err(err) => {
+                tracing::warn!(error = %err, "plugin swap refused; the current version keeps serving");
+                Metrics::inc(&m.swaps_refused);
+            }
+        }
+        result
+    }
+
+    /// The version that takes new jobs.
+    pub fn current_plugin(&self) -> PluginVersion {
+        self.shared.plugins.current().version().clone()
+    }
+
+    /// Every plugin version in memory, with its running jobs, oldest first.
+    pub fn versions(&self) -> Vec<(LoadedVersion, usize)> {
+        let jobs = self.status().jobs_by_version;
+        self.shared
+            .plugins
+            .versions()
+            .into_iter()
+            .map(|v| {
+                let n = jobs.get(&v.version.digest).copied().unwrap_or(0);
+                (v, n)
+            })
+            .collect()
     }
 
     /// Whether the worker is healthy: registered, or still trying.

@@ -45,6 +45,8 @@ struct Accepted {
 
 struct Running {
     terminator: Terminator,
+    /// Digest of the plugin version the job runs on.
+    plugin: String,
     /// Set when the drain timeout already reported the job as failed.
     reported: bool,
 }
@@ -309,7 +311,8 @@ impl Session {
         self.deciding += 1;
         self.publish_counts();
         let runtime = self.w.runtime.clone();
-        let plugin = self.w.plugin.clone();
+        // Read once: the job runs on the version current at its offer.
+        let plugin = self.shared().plugins.current();
         let limits = self.w.options.limits.clone();
         let events = self.events_tx.clone();
         let generation = self.generation;
@@ -420,6 +423,7 @@ impl Session {
             .url
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| self.w.options.url.clone());
+        let plugin = accepted.job.plugin().version().digest.clone();
         let handle = accepted
             .job
             .start(self.w.transport.clone(), url, assignment.token);
@@ -434,6 +438,7 @@ impl Session {
             job.id.clone(),
             Running {
                 terminator,
+                plugin,
                 reported: false,
             },
         );
@@ -517,7 +522,12 @@ impl Session {
         self.load = self.current_load();
         let full = self.draining.is_some() || self.load >= self.w.options.load_threshold;
         let load = self.load;
+        let mut by_version = std::collections::BTreeMap::new();
+        for running in self.running.values() {
+            *by_version.entry(running.plugin.clone()).or_insert(0) += 1;
+        }
         self.shared().update(|s| {
+            s.jobs_by_version = by_version;
             s.active_jobs = active;
             s.reserved_jobs = reserved;
             s.load = load;

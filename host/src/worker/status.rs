@@ -3,8 +3,11 @@
 //! The worker loop is the only writer; the health server and embedders read
 //! snapshots through a [`WorkerHandle`](super::WorkerHandle).
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::PluginSlot;
 
 /// Connection state of the worker.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -43,6 +46,8 @@ pub struct WorkerStatus {
     pub load: f32,
     /// Whether the worker reports itself full.
     pub full: bool,
+    /// Running jobs per plugin digest.
+    pub jobs_by_version: BTreeMap<String, usize>,
 }
 
 /// Counters since the worker started.
@@ -62,6 +67,10 @@ pub struct Metrics {
     pub offers_declined: AtomicU64,
     /// Connections lost and re-established.
     pub reconnects: AtomicU64,
+    /// Plugin swaps done.
+    pub swaps: AtomicU64,
+    /// Plugin swaps refused (the component did not load).
+    pub swaps_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -76,14 +85,14 @@ impl Metrics {
 }
 
 /// The shared, observable part of a worker.
-#[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) status: Mutex<WorkerStatus>,
     pub(crate) metrics: Metrics,
+    pub(crate) plugins: PluginSlot,
 }
 
 impl Shared {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(plugins: PluginSlot) -> Self {
         Self {
             status: Mutex::new(WorkerStatus {
                 connection: ConnectionState::Connecting,
@@ -92,8 +101,10 @@ impl Shared {
                 reserved_jobs: 0,
                 load: 0.0,
                 full: false,
+                jobs_by_version: BTreeMap::new(),
             }),
             metrics: Metrics::default(),
+            plugins,
         }
     }
 

@@ -1,0 +1,245 @@
+//! Settings of `run`, from flags, environment and an optional TOML file.
+//!
+//! Precedence: a flag (or its environment variable) beats the file, which
+//! beats the default. Every setting of `run` can be given in the file; the
+//! per-plugin tables (`[[plugin]]`) may override the worker and limit
+//! settings for that plugin's worker. The defaults are stated once, here,
+//! and the `--help` text of each flag names the same value.
+//!
+//! ```toml
+//! url = "wss://my-project.livekit.cloud"
+//! api_key = "APIxxxx"
+//! api_secret = "..."          # or leave out and use LIVEKIT_API_SECRET
+//! max_jobs = 200
+//! admin_token = "change-me"
+//!
+//! [[plugin]]
+//! path = "agents/support.wasm"
+//! agent_name = "support"
+//! memory_limit = "128MiB"
+//!
+//! [[plugin]]
+//! path = "agents/notetaker.wasm"
+//! agent_name = "notetaker"
+//! max_jobs = 50
+//! ```
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, Result, bail};
+use serde::Deserialize;
+
+use super::args::parse_bytes;
+
+/// Settings that one worker uses; each may be set globally or per plugin.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerSettings {
+    pub agent_name: Option<String>,
+    pub job_type: Option<String>,
+    pub deployment: Option<String>,
+    pub max_jobs: Option<u32>,
+    pub load_threshold: Option<f32>,
+    #[serde(default, with = "opt_duration")]
+    pub drain_timeout: Option<Duration>,
+    pub max_retries: Option<u32>,
+    #[serde(default, with = "opt_duration")]
+    pub termination_grace: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub ping_interval: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub ping_timeout: Option<Duration>,
+    pub hidden: Option<bool>,
+    pub can_publish: Option<bool>,
+    pub can_subscribe: Option<bool>,
+    pub can_publish_data: Option<bool>,
+    pub can_update_metadata: Option<bool>,
+    #[serde(default, with = "opt_bytes")]
+    pub memory_limit: Option<u64>,
+    #[serde(default, with = "opt_duration")]
+    pub cpu_slice: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    pub wall_clock_limit: Option<Duration>,
+}
+
+/// One `[[plugin]]` table.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginSettings {
+    /// A `.wasm` component or a guest crate directory, relative to the file.
+    pub path: PathBuf,
+    #[serde(flatten)]
+    pub worker: WorkerSettings,
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    pub url: Option<String>,
+    pub api_key: Option<String>,
+    pub api_secret: Option<String>,
+    pub http_host: Option<IpAddr>,
+    pub http_port: Option<u16>,
+    pub admin_token: Option<String>,
+    pub watch: Option<bool>,
+    pub cache_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub plugin: Vec<PluginSettings>,
+    #[serde(flatten)]
+    pub worker: WorkerSettings,
+}
+
+impl FileSettings {
+    /// Reads and checks a settings file; plugin paths become relative to
+    /// the file's directory.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config file {}", path.display()))?;
+        let mut settings: FileSettings = toml::from_str(&text)
+            .with_context(|| format!("in the config file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for plugin in &mut settings.plugin {
+            if plugin.path.is_relative() {
+                plugin.path = base.join(&plugin.path);
+            }
+        }
+        Ok(settings)
+    }
+}
+
+impl WorkerSettings {
+    /// `self` where set, else `fallback`.
+    pub fn or(&self, fallback: &WorkerSettings) -> WorkerSettings {
+        macro_rules! pick {
+            ($($field:ident),*) => {
+                WorkerSettings { $($field: self.$field.clone().or_else(|| fallback.$field.clone()),)* }
+            };
+        }
+        pick!(
+            agent_name,
+            job_type,
+            deployment,
+            max_jobs,
+            load_threshold,
+            drain_timeout,
+            max_retries,
+            termination_grace,
+            ping_interval,
+            ping_timeout,
+            hidden,
+            can_publish,
+            can_subscribe,
+            can_publish_data,
+            can_update_metadata,
+            memory_limit,
+            cpu_slice,
+            wall_clock_limit
+        )
+    }
+}
+
+/// A `--plugin` value: `PATH` or `NAME=PATH`.
+pub fn parse_plugin_flag(value: &str) -> Result<(Option<String>, PathBuf), String> {
+    match value.split_once('=') {
+        Some((name, path)) if !name.is_empty() && !name.contains('/') => {
+            Ok((Some(name.to_string()), PathBuf::from(path)))
+        }
+        _ if value.is_empty() => Err("empty plugin path".into()),
+        _ => Ok((None, PathBuf::from(value))),
+    }
+}
+
+/// Checks that every plugin gets its own agent name.
+pub fn check_names<'a>(names: impl Iterator<Item = &'a str>) -> Result<()> {
+    let mut seen = std::collections::HashSet::new();
+    for name in names {
+        if !seen.insert(name) {
+            let shown = if name.is_empty() {
+                "(empty: automatic dispatch)"
+            } else {
+                name
+            };
+            bail!(
+                "two plugins have the agent name {shown}; give each plugin its own (`--plugin NAME=PATH`)"
+            );
+        }
+    }
+    Ok(())
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize as _, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| humantime::parse_duration(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+mod opt_bytes {
+    use serde::{Deserialize as _, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| super::parse_bytes(&t).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_full_file() {
+        let text = r#"
+            url = "ws://localhost:7880"
+            api_key = "devkey"
+            max_jobs = 20
+            memory_limit = "32MiB"
+            drain_timeout = "5m"
+            admin_token = "t"
+
+            [[plugin]]
+            path = "a.wasm"
+            agent_name = "a"
+            cpu_slice = "250ms"
+        "#;
+        let s: FileSettings = toml::from_str(text).unwrap();
+        assert_eq!(s.worker.max_jobs, Some(20));
+        assert_eq!(s.worker.memory_limit, Some(32 << 20));
+        assert_eq!(s.worker.drain_timeout, Some(Duration::from_secs(300)));
+        let plugin = s.plugin[0].worker.or(&s.worker);
+        assert_eq!(plugin.agent_name.as_deref(), Some("a"));
+        assert_eq!(plugin.cpu_slice, Some(Duration::from_millis(250)));
+        assert_eq!(plugin.max_jobs, Some(20));
+    }
+
+    #[test]
+    fn refuses_unknown_keys_and_bad_values() {
+        assert!(toml::from_str::<FileSettings>("max_job = 3").is_err());
+        assert!(toml::from_str::<FileSettings>("memory_limit = \"lots\"").is_err());
+        assert!(toml::from_str::<FileSettings>("drain_timeout = \"soon\"").is_err());
+    }
+
+    #[test]
+    fn plugin_flags() {
+        assert_eq!(parse_plugin_flag("a.wasm"), Ok((None, "a.wasm".into())));
+        assert_eq!(
+            parse_plugin_flag("x=b.wasm"),
+            Ok((Some("x".into()), "b.wasm".into()))
+        );
+        assert_eq!(
+            parse_plugin_flag("./k=v/c.wasm"),
+            Ok((None, "./k=v/c.wasm".into()))
+        );
+        assert!(check_names(["a", "b"].into_iter()).is_ok());
+        assert!(check_names(["a", "a"].into_iter()).is_err());
+    }
+}

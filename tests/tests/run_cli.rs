@@ -1,126 +1,10 @@
 //! `agent-host run` as a process: health endpoints, SIGTERM drain, refused
 //! credentials.
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
+use agent_host_tests::process::{get, spawn_host};
 use agent_host_tests::worker::{WAIT, inbound, server};
-use agent_host_tests::{agent_host_bin, guests, workspace_root};
 use fake_livekit::livekit_protocol::{JobStatus, WorkerStatus, worker_message::Message};
 use fake_livekit::{Closer, Direction, DispatchRequest, FakeLiveKit};
-
-struct Host {
-    child: Child,
-    logs: mpsc::Receiver<serde_json::Value>,
-}
-
-fn spawn_host(server: &FakeLiveKit, secret: &str, extra: &[&str]) -> Host {
-    let mut child = Command::new(agent_host_bin())
-        .args(["--log-format", "json", "run", "--plugin", guests::FAULTY])
-        .args([
-            "--url",
-            &server.url(),
-            "--api-key",
-            &server.config().api_key,
-        ])
-        .args(["--api-secret", secret, "--agent-name", "cli-agent"])
-        .args([
-            "--http-host",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--max-jobs",
-            "50",
-        ])
-        .args(extra)
-        .env(
-            "AGENT_HOST_CACHE_DIR",
-            workspace_root().join("target/test-cache"),
-        )
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting agent-host run");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, logs) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
-            if tx.send(value).is_err() {
-                break;
-            }
-        }
-    });
-    Host { child, logs }
-}
-
-impl Host {
-    /// Waits for a log line whose message is `message`; returns its fields.
-    fn wait_log(&self, message: &str) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + WAIT;
-        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
-            match self.logs.recv_timeout(left) {
-                Ok(line) if line["fields"]["message"] == message => return line["fields"].clone(),
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        panic!("no `{message}` log line");
-    }
-
-    fn wait_exit(&mut self) -> Option<i32> {
-        let deadline = std::time::Instant::now() + WAIT;
-        while std::time::Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        panic!("agent-host did not exit");
-    }
-
-    fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{name}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Host {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A plain HTTP/1.1 GET on loopback: (status code, body).
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
-}
 
 async fn wait_worker_status(server: &FakeLiveKit, id: &fake_livekit::JobId, status: JobStatus) {
     server
@@ -134,7 +18,16 @@ async fn wait_worker_status(server: &FakeLiveKit, id: &fake_livekit::JobId, stat
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoints_and_sigterm_drain() {
     let server = server().await;
-    let mut host = spawn_host(&server, &server.config().api_secret, &[]);
+    let mut host = spawn_host(
+        &server,
+        &server.config().api_secret,
+        &[
+            "--plugin",
+            agent_host_tests::guests::FAULTY,
+            "--agent-name",
+            "cli-agent",
+        ],
+    );
     let addr = host.wait_log("health server listening")["addr"]
         .as_str()
         .unwrap()
@@ -227,7 +120,11 @@ async fn health_endpoints_and_sigterm_drain() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_exit_non_zero_with_a_clear_message() {
     let server = server().await;
-    let mut host = spawn_host(&server, "wrong-secret", &[]);
+    let mut host = spawn_host(
+        &server,
+        "wrong-secret",
+        &["--plugin", agent_host_tests::guests::FAULTY],
+    );
     assert_eq!(host.wait_exit(), Some(1));
     let mut said = String::new();
     while let Ok(line) = host.logs.try_recv() {
@@ -239,7 +136,16 @@ async fn refused_credentials_exit_non_zero_with_a_clear_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_stops_at_once() {
     let server = server().await;
-    let mut host = spawn_host(&server, &server.config().api_secret, &[]);
+    let mut host = spawn_host(
+        &server,
+        &server.config().api_secret,
+        &[
+            "--plugin",
+            agent_host_tests::guests::FAULTY,
+            "--agent-name",
+            "cli-agent",
+        ],
+    );
     host.wait_log("health server listening");
     server.wait_for_workers(1, WAIT).await.unwrap();
     let mut req = DispatchRequest::new("stuck-room", "cli-agent");

@@ -54,6 +54,7 @@ pub mod dispatch;
 pub mod flow;
 mod ids;
 pub mod log;
+pub mod python;
 pub mod registry;
 
 use std::net::SocketAddr;

@@ -3,7 +3,8 @@
 //!
 //! Needs the venv: `bash tests/conformance/setup.sh`, then
 //! `AGENT_HOST_PYTHON=$PWD/target/conformance-venv/bin/python cargo test -p fake-livekit --test python_worker -- --nocapture`.
-//! Without `AGENT_HOST_PYTHON` the test prints a SKIP line and passes.
+//! Without `AGENT_HOST_PYTHON` the test prints a SKIP line and passes, unless
+//! `AGENT_HOST_REQUIRE_PYTHON=1` (see [`fake_livekit::python`]).
 //!
 //! What it pins down (see `tests/conformance/README.md` for the write-up):
 //! * register: `type=JT_ROOM`, the agent name, `version` = the SDK version,
@@ -25,118 +26,17 @@
 //!   running jobs finish and report SUCCESS, then a close frame 1000 and
 //!   exit code 0.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use fake_livekit::flow::{self, FlowStep, WorkerStep};
 use fake_livekit::livekit_protocol::{JobStatus, JobType, WorkerStatus, worker_message};
+use fake_livekit::python::{PyWorker, python, sdk_version};
 use fake_livekit::{
     Closer, Config, DispatchOutcome, DispatchRequest, FakeLiveKit, JobId, OfferAnswer,
 };
 
 const AGENT: &str = "conformance-agent";
 const JOB_TIMEOUT: Duration = Duration::from_secs(45);
-
-/// Printed straight to stderr so it shows even though libtest captures
-/// `println!` of passing tests.
-fn skip(why: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIP python_worker: {why}");
-}
-
-fn python() -> Option<PathBuf> {
-    let Some(p) = std::env::var_os("AGENT_HOST_PYTHON") else {
-        skip("AGENT_HOST_PYTHON is not set (run tests/conformance/setup.sh)");
-        return None;
-    };
-    let p = PathBuf::from(p);
-    if !p.exists() {
-        skip(&format!("AGENT_HOST_PYTHON={} does not exist", p.display()));
-        return None;
-    }
-    Some(p)
-}
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The Python worker process, in its own process group; the whole group is
-/// killed on drop (only processes this test started).
-struct PyWorker {
-    child: tokio::process::Child,
-    pid: u32,
-    log: PathBuf,
-}
-
-impl PyWorker {
-    fn spawn(python: &PathBuf, server: &FakeLiveKit) -> PyWorker {
-        let log = std::env::temp_dir().join(format!(
-            "fake-livekit-python-worker-{}.log",
-            std::process::id()
-        ));
-        let out = std::fs::File::create(&log).unwrap();
-        let child = tokio::process::Command::new(python)
-            .arg(repo_root().join("tests/conformance/agent.py"))
-            .arg("start")
-            .env("LIVEKIT_URL", server.url())
-            .env("LIVEKIT_API_KEY", &server.config().api_key)
-            .env("LIVEKIT_API_SECRET", &server.config().api_secret)
-            .env("CONFORMANCE_AGENT_NAME", AGENT)
-            .env_remove("LIVEKIT_WORKER_TOKEN")
-            .env_remove("LIVEKIT_AGENT_NAME_OVERRIDE")
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .process_group(0)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn python worker");
-        let pid = child.id().unwrap();
-        println!("python worker pid {pid}, log {}", log.display());
-        PyWorker { child, pid, log }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = std::process::Command::new("kill")
-            .args([sig, &self.pid.to_string()])
-            .status()
-            .unwrap()
-            .success();
-        assert!(ok, "kill {sig} {}", self.pid);
-    }
-}
-
-impl Drop for PyWorker {
-    fn drop(&mut self) {
-        if std::thread::panicking()
-            && let Ok(log) = std::fs::read_to_string(&self.log)
-        {
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            eprintln!("--- python worker log (last lines) ---");
-            for l in tail.into_iter().rev() {
-                eprintln!("{l}");
-            }
-        }
-        // Kill the process group we created (worker, forkserver, job procs).
-        let _ = std::process::Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.pid)])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn sdk_version(python: &PathBuf) -> String {
-    let out = std::process::Command::new(python)
-        .args([
-            "-c",
-            "from livekit.agents import __version__; print(__version__)",
-        ])
-        .output()
-        .expect("run python");
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn accept_step() -> FlowStep {
     FlowStep::Accept {
@@ -165,16 +65,13 @@ fn worker_update_at(server: &FakeLiveKit, job: &JobId, s: JobStatus) -> Option<I
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_worker_conformance() {
-    let Some(python) = python() else { return };
+    let Some(python) = python("python_worker") else {
+        return;
+    };
     let version = sdk_version(&python);
-    assert!(
-        !version.is_empty(),
-        "livekit-agents not importable with {}",
-        python.display()
-    );
 
     let server = FakeLiveKit::start(Config::default()).await.unwrap();
-    let mut py = PyWorker::spawn(&python, &server);
+    let mut py = PyWorker::spawn(&python, &server, AGENT);
     let started = Instant::now();
 
     // --- register ---------------------------------------------------------
@@ -435,10 +332,7 @@ async fn python_worker_conformance() {
         .wait_for_worker(&w.id, JOB_TIMEOUT, |w| !w.connected)
         .await
         .unwrap();
-    let exit = tokio::time::timeout(JOB_TIMEOUT, py.child.wait())
-        .await
-        .expect("worker did not exit")
-        .unwrap();
+    let exit = py.wait_exit(JOB_TIMEOUT).await;
     println!(
         "FACT after SIGTERM: job SUCCESS, socket closed, exit status {exit:?}, {:?} after the signal",
         sigterm_at.elapsed()

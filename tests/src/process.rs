@@ -4,7 +4,7 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
 use fake_livekit::FakeLiveKit;
@@ -18,12 +18,13 @@ pub struct Host {
     pub child: Child,
     /// Its log lines, parsed from JSON.
     pub logs: mpsc::Receiver<serde_json::Value>,
+    raw: Arc<Mutex<Vec<String>>>,
 }
 
 /// Starts `agent-host run` against `server` with JSON logs on a random
 /// loopback health port; `extra` adds flags (at least one `--plugin`).
 pub fn spawn_host(server: &FakeLiveKit, secret: &str, extra: &[&str]) -> Host {
-    let mut child = Command::new(agent_host_bin())
+    let child = Command::new(agent_host_bin())
         .args(["--log-format", "json", "run"])
         .args([
             "--url",
@@ -51,20 +52,37 @@ pub fn spawn_host(server: &FakeLiveKit, secret: &str, extra: &[&str]) -> Host {
         .stderr(Stdio::piped())
         .spawn()
         .expect("starting agent-host run");
-    let stderr = child.stderr.take().unwrap();
-    let (tx, logs) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
-            if tx.send(value).is_err() {
-                break;
-            }
-        }
-    });
-    Host { child, logs }
+    Host::new(child)
 }
 
 impl Host {
+    /// Takes over a spawned `agent-host` whose stderr is piped and carries
+    /// JSON logs.
+    pub fn new(mut child: Child) -> Host {
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (tx, logs) = mpsc::channel();
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let raw_lines = raw.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let value = serde_json::from_str(&line).unwrap_or_else(|_| {
+                    raw_lines.lock().unwrap().push(line.clone());
+                    serde_json::Value::String(line)
+                });
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Host { child, logs, raw }
+    }
+
+    /// Every line on stderr so far that was not a JSON log line (cargo's
+    /// and the compiler's output, for instance).
+    pub fn raw_lines(&self) -> Vec<String> {
+        self.raw.lock().unwrap().clone()
+    }
+
     /// Waits for a log line whose message is `message`; returns its fields.
     pub fn wait_log(&self, message: &str) -> serde_json::Value {
         let deadline = std::time::Instant::now() + WAIT;

@@ -124,6 +124,9 @@ impl HostProcess {
             // at most 1) stays under a threshold above 1 for the same
             // reason. Draining still reports WS_FULL.
             .args(["--load-threshold", "1.01"])
+            // faulty's `sleep` never reads its room, so it only ends when
+            // its grace period is over; keep that short.
+            .args(["--termination-grace", "1s"])
             .env(
                 "AGENT_HOST_CACHE_DIR",
                 workspace_root().join("target/test-cache"),

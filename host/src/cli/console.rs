@@ -20,30 +20,31 @@ use super::args::LimitArgs;
 use super::settings::WorkerSettings;
 use agent_host::guest_build::read_plugin;
 use agent_host::room::sim::{SimOutput, SimRoom, SimRooms};
+use agent_host::watch::{DEBOUNCE, Watch};
 use agent_host::wit::{Decision, JobRequest, JobType, RoomInfo};
-use agent_host::{Outcome, Runtime};
+use agent_host::{JobLimits, Outcome, Plugin, Runtime, Terminator};
 
 /// Arguments of `console`.
 #[derive(Debug, Args)]
 pub struct ConsoleArgs {
     /// A `.wasm` component, or a guest crate directory to build first.
     #[arg(long, value_name = "PLUGIN", env = "AGENT_HOST_PLUGIN")]
-    plugin: PathBuf,
+    pub(super) plugin: PathBuf,
 
     /// Job metadata, as a dispatch would give it.
     #[arg(long, default_value = "")]
-    metadata: String,
+    pub(super) metadata: String,
 
     /// Your identity in the room.
     #[arg(long, default_value = "you")]
-    identity: String,
+    pub(super) identity: String,
 
     /// Name of the simulated room.
     #[arg(long, default_value = "console")]
-    room: String,
+    pub(super) room: String,
 
     #[command(flatten)]
-    limits: LimitArgs,
+    pub(super) limits: LimitArgs,
 }
 
 const CHAT_TOPIC: &str = "lk.chat";
@@ -53,67 +54,73 @@ pub fn run(args: ConsoleArgs) -> Result<ExitCode> {
     let (bytes, path) = read_plugin(&args.plugin)?;
     tokio::runtime::Runtime::new()
         .context("starting the async runtime")?
-        .block_on(session(args, bytes, path))
+        .block_on(session(args, bytes, path, None))
 }
 
-async fn session(args: ConsoleArgs, bytes: Vec<u8>, path: PathBuf) -> Result<ExitCode> {
+/// A rebuild-and-swap source for `dev --console`: the watch and the crate.
+pub(super) type Rebuild = (Watch, PathBuf);
+
+/// Runs the console session. With `rebuild`, a change to the crate
+/// rebuilds it and, when the build and load succeed, ends the running job
+/// and starts a new one on the new version in the same room (a console has
+/// one job, so that is its hot swap); a failed build keeps the job running.
+pub(super) async fn session(
+    args: ConsoleArgs,
+    bytes: Vec<u8>,
+    path: PathBuf,
+    mut rebuild: Option<Rebuild>,
+) -> Result<ExitCode> {
     let limits = args.limits.job_limits(&WorkerSettings::default());
     let runtime = Runtime::new(args.limits.runtime_config(1, limits.memory_bytes, None))?;
-    let plugin = runtime
+    let mut plugin = runtime
         .load_plugin(&bytes)
         .with_context(|| format!("loading {}", path.display()))?;
     let rooms = SimRooms::default();
     let room = rooms.room(&args.room);
     room.join_identity(&args.identity);
+    let mut outputs = room.subscribe();
 
-    let request = JobRequest {
-        id: format!("AJ_console{}", std::process::id()),
-        job_type: JobType::Room,
-        room: RoomInfo {
-            sid: room.sid(),
-            name: room.name(),
-            metadata: String::new(),
-        },
-        participant: None,
-        agent_name: String::new(),
-        metadata: args.metadata.clone(),
-        attributes: Vec::new(),
-    };
-    let offer = runtime.offer(&plugin, request, limits).await?;
-    let Some(job) = offer.job else {
-        let answer = match offer.decision {
-            Decision::RejectAndTerminate => "rejected the job and asked to terminate it",
-            _ => "rejected the job",
-        };
-        eprintln!("the agent {answer}");
+    let mut jobs = 0;
+    let Some(mut job) = start_job(&runtime, &plugin, &rooms, &args, &limits, &mut jobs).await?
+    else {
         return Ok(ExitCode::FAILURE);
     };
-    let agent = job.info().identity.clone();
-    eprintln!(
-        "agent {agent} joined room `{}` (plugin {}); type to chat, /join NAME, /leave NAME, /data TEXT, Ctrl-D to end",
-        args.room,
-        plugin.version()
-    );
-
-    let mut outputs = room.subscribe();
-    let handle = job.start(Arc::new(rooms.clone()), String::new(), String::new());
-    let terminator = handle.terminator();
-    let outcome = tokio::spawn(handle.outcome());
-    tokio::pin!(outcome);
-
     // Typed lines only make sense once the agent is in the room.
     let mut input_started = false;
     let mut interrupted = false;
+    // A new version waiting for the running job to end.
+    let mut next = None;
     let outcome = loop {
         tokio::select! {
             Some(output) = outputs.recv() => {
-                if !input_started && output == SimOutput::AgentJoined(agent.clone()) {
+                if !input_started && output == SimOutput::AgentJoined(job.agent.clone()) {
                     input_started = true;
                     tokio::spawn(read_input(room.clone(), args.identity.clone()));
                 }
                 print_output(&output, &args.identity);
             }
-            result = &mut outcome => break result.unwrap_or_else(|e| Outcome::Failed(format!("internal error: {e}"))),
+            result = &mut job.outcome => {
+                let outcome = result.unwrap_or_else(|e| Outcome::Failed(format!("internal error: {e}")));
+                let Some(new) = next.take() else { break outcome };
+                eprintln!("job on the old version: {outcome}");
+                plugin = new;
+                match start_job(&runtime, &plugin, &rooms, &args, &limits, &mut jobs).await? {
+                    Some(started) => job = started,
+                    None => return Ok(ExitCode::FAILURE),
+                }
+            }
+            Some(()) = changed(&mut rebuild) => {
+                let (_, crate_dir) = rebuild.as_ref().expect("a change implies a watch");
+                match rebuilt(&runtime, crate_dir).await {
+                    Ok(new) if new.version() == plugin.version() => eprintln!("unchanged build; keeping the running job"),
+                    Ok(new) => {
+                        eprintln!("rebuilt {}: restarting the job on it", new.version());
+                        next = Some(new);
+                        job.terminator.terminate();
+                    }
+                    Err(err) => eprintln!("rebuild failed, the running version keeps serving: {err:#}"),
+                }
+            }
             _ = tokio::signal::ctrl_c() => {
                 if interrupted {
                     eprintln!("stopping");
@@ -121,7 +128,7 @@ async fn session(args: ConsoleArgs, bytes: Vec<u8>, path: PathBuf) -> Result<Exi
                 }
                 interrupted = true;
                 eprintln!("terminating the job (Ctrl-C again to stop at once)");
-                terminator.terminate();
+                job.terminator.terminate();
             }
         }
     };
@@ -135,6 +142,77 @@ async fn session(args: ConsoleArgs, bytes: Vec<u8>, path: PathBuf) -> Result<Exi
         Outcome::Success | Outcome::Terminated => ExitCode::SUCCESS,
         Outcome::Failed(_) => ExitCode::FAILURE,
     })
+}
+
+/// The console's running job.
+struct ConsoleJob {
+    agent: String,
+    terminator: Terminator,
+    outcome: tokio::task::JoinHandle<Outcome>,
+}
+
+/// Offers a job to `plugin` and starts it; `None` (after saying why) when
+/// the agent rejects it.
+async fn start_job(
+    runtime: &Runtime,
+    plugin: &Arc<Plugin>,
+    rooms: &SimRooms,
+    args: &ConsoleArgs,
+    limits: &JobLimits,
+    jobs: &mut u32,
+) -> Result<Option<ConsoleJob>> {
+    *jobs += 1;
+    let room = rooms.room(&args.room);
+    let request = JobRequest {
+        id: format!("AJ_console{}_{jobs}", std::process::id()),
+        job_type: JobType::Room,
+        room: RoomInfo {
+            sid: room.sid(),
+            name: room.name(),
+            metadata: String::new(),
+        },
+        participant: None,
+        agent_name: String::new(),
+        metadata: args.metadata.clone(),
+        attributes: Vec::new(),
+    };
+    let offer = runtime.offer(plugin, request, limits.clone()).await?;
+    let Some(job) = offer.job else {
+        let answer = match offer.decision {
+            Decision::RejectAndTerminate => "rejected the job and asked to terminate it",
+            _ => "rejected the job",
+        };
+        eprintln!("the agent {answer}");
+        return Ok(None);
+    };
+    let agent = job.info().identity.clone();
+    eprintln!(
+        "agent {agent} joined room `{}` (plugin {}); type to chat, /join NAME, /leave NAME, /data TEXT, Ctrl-D to end",
+        args.room,
+        plugin.version()
+    );
+    let handle = job.start(Arc::new(rooms.clone()), String::new(), String::new());
+    let terminator = handle.terminator();
+    Ok(Some(ConsoleJob {
+        agent,
+        terminator,
+        outcome: tokio::spawn(handle.outcome()),
+    }))
+}
+
+/// The next burst of changes, or never without a watch.
+async fn changed(rebuild: &mut Option<Rebuild>) -> Option<()> {
+    match rebuild {
+        Some((watch, _)) => watch.changed(DEBOUNCE).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Rebuilds the crate and loads the result.
+async fn rebuilt(runtime: &Runtime, crate_dir: &std::path::Path) -> Result<Arc<Plugin>> {
+    let dir = crate_dir.to_path_buf();
+    let (bytes, _) = tokio::task::spawn_blocking(move || read_plugin(&dir)).await??;
+    Ok(runtime.load_plugin(&bytes)?)
 }
 
 /// Turns typed lines into room activity; end of input closes the room.

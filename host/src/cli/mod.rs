@@ -3,6 +3,7 @@
 mod args;
 mod check;
 mod console;
+mod dev;
 mod run;
 mod settings;
 
@@ -38,6 +39,8 @@ enum Command {
     /// Register with a LiveKit server as an agent worker and run its jobs.
     #[command(visible_alias = "start")]
     Run(Box<run::RunArgs>),
+    /// Build a guest crate, run it, and rebuild and hot-swap it on every change.
+    Dev(Box<dev::DevArgs>),
 }
 
 /// Parses the command line, sets up logging and runs the command.
@@ -47,13 +50,14 @@ pub fn main() -> ExitCode {
         // Keep the conversation readable: the host's own chatter only when it matters.
         Command::Console(_) => "warn,agent_host::guest=info",
         Command::Check(_) => "warn",
-        Command::Run(_) => "info",
+        Command::Run(_) | Command::Dev(_) => "info",
     };
     init_logging(cli.log_format, default_filter);
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Console(args) => console::run(args),
         Command::Run(args) => run::run(*args),
+        Command::Dev(args) => dev::run(*args),
     };
     match result {
         Ok(code) => code,

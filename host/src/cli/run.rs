@@ -141,18 +141,18 @@ enum JobTypeArg {
 }
 
 /// One worker to start: its plugin path and options.
-struct Planned {
-    path: PathBuf,
-    options: WorkerOptions,
+pub(super) struct Planned {
+    pub(super) path: PathBuf,
+    pub(super) options: WorkerOptions,
 }
 
 /// Everything `run` will do, resolved from flags, file and defaults.
-struct Plan {
-    workers: Vec<Planned>,
-    http: SocketAddr,
-    admin_token: Option<String>,
-    watch: bool,
-    cache_dir: Option<PathBuf>,
+pub(super) struct Plan {
+    pub(super) workers: Vec<Planned>,
+    pub(super) http: SocketAddr,
+    pub(super) admin_token: Option<String>,
+    pub(super) watch: bool,
+    pub(super) cache_dir: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -257,7 +257,7 @@ impl RunArgs {
 
 /// Options for one worker from its resolved settings; defaults from
 /// [`WorkerOptions::default`].
-fn worker_options(
+pub(super) fn worker_options(
     s: &WorkerSettings,
     limits: &LimitArgs,
     url: String,
@@ -306,7 +306,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
         .block_on(serve(plan, args.limits))
 }
 
-async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
+pub(super) async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
     let max_jobs: usize = plan.workers.iter().map(|w| w.options.max_jobs).sum();
     let max_memory = plan
         .workers
@@ -413,7 +413,7 @@ fn handle_signals(
 
 /// Reads (or builds) a plugin and swaps it in, unless it is unchanged.
 /// Every problem is logged; the current version keeps serving.
-pub(super) async fn reload(handle: &WorkerHandle, path: &Path) {
+async fn reload(handle: &WorkerHandle, path: &Path) {
     let path_owned = path.to_path_buf();
     let read = tokio::task::spawn_blocking(move || read_plugin(&path_owned)).await;
     let bytes = match read {
@@ -436,7 +436,7 @@ pub(super) async fn reload(handle: &WorkerHandle, path: &Path) {
 }
 
 /// Watches a plugin's file (or a crate's sources) and reloads on change.
-pub(super) fn watch_plugin(
+fn watch_plugin(
     handle: WorkerHandle,
     path: PathBuf,
 ) -> Result<impl std::future::Future<Output = ()>> {
@@ -454,5 +454,13 @@ pub(super) fn watch_plugin(
             tracing::info!(plugin = %path.display(), "change detected; reloading");
             reload(&handle, &path).await;
         }
+    })
+}
+
+/// Watches a guest crate's sources (`src/` and `Cargo.toml`).
+pub(super) fn watch_crate(dir: &Path) -> Result<Watch> {
+    let roots = vec![dir.join("src"), dir.join("Cargo.toml")];
+    Watch::new(&roots, |p| {
+        !p.components().any(|c| c.as_os_str() == "target")
     })
 }

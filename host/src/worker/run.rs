@@ -103,7 +103,9 @@ impl Session {
         let mut next_attempt = Instant::now();
 
         loop {
-            if self.socket.is_none() && self.draining_done() {
+            // Checked after every event, so a drain closes as soon as its
+            // last job's status is out.
+            if self.draining_done() {
                 return Ok(self.close(Exit::Drained).await);
             }
             if self.socket.is_none() && Instant::now() >= next_attempt {
@@ -166,9 +168,6 @@ impl Session {
                     self.sweep_assignments();
                     if self.drain_timed_out() {
                         self.fail_remaining_jobs().await;
-                    }
-                    if self.draining_done() {
-                        return Ok(self.close(Exit::Drained).await);
                     }
                     self.cpu.sample();
                     self.send_status().await;

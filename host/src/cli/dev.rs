@@ -1,0 +1,126 @@
+//! `agent-host dev --plugin <crate dir>`: build the guest crate, run it,
+//! watch its sources, rebuild on change and hot-swap; like `lk agent dev`,
+//! without restarting anything.
+//!
+//! As a worker (the default) it registers with a LiveKit server (by
+//! default `livekit-server --dev` on this machine) and every rebuild is a
+//! hot swap: new jobs run the new build, running jobs finish on theirs.
+//! With `--console` it runs one job in a simulated room instead, and a
+//! rebuild restarts that job on the new build in the same room. A build
+//! that fails prints the compiler's errors and leaves the running version
+//! serving.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+
+use super::args::LimitArgs;
+use super::console::{self, ConsoleArgs};
+use super::run::{self, Plan, Planned};
+use super::settings::WorkerSettings;
+use agent_host::guest_build::read_plugin;
+
+/// Arguments of `dev`.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// The guest crate directory.
+    #[arg(long, value_name = "CRATE_DIR")]
+    plugin: PathBuf,
+
+    /// Chat with the agent in a simulated room instead of registering with
+    /// a server.
+    #[arg(long)]
+    console: bool,
+
+    /// (console) Job metadata.
+    #[arg(long, default_value = "")]
+    metadata: String,
+
+    /// (console) Your identity in the room.
+    #[arg(long, default_value = "you")]
+    identity: String,
+
+    /// LiveKit server URL; the default is where `livekit-server --dev` listens.
+    #[arg(long, env = "LIVEKIT_URL", default_value = "ws://localhost:7880")]
+    url: String,
+
+    /// LiveKit API key (`livekit-server --dev` uses `devkey`).
+    #[arg(long, env = "LIVEKIT_API_KEY", default_value = "devkey")]
+    api_key: String,
+
+    /// LiveKit API secret (`livekit-server --dev` uses `secret`).
+    #[arg(
+        long,
+        env = "LIVEKIT_API_SECRET",
+        default_value = "secret",
+        hide_env_values = true
+    )]
+    api_secret: String,
+
+    /// Agent name for explicit dispatch.
+    #[arg(long, env = "LIVEKIT_AGENT_NAME", default_value = "")]
+    agent_name: String,
+
+    /// Address of the health server.
+    #[arg(long, default_value_t = IpAddr::V4(Ipv4Addr::LOCALHOST))]
+    http_host: IpAddr,
+
+    /// Port of the health server; 0 (the default in dev) picks one.
+    #[arg(long, default_value_t = 0)]
+    http_port: u16,
+
+    #[command(flatten)]
+    limits: LimitArgs,
+}
+
+/// Builds, runs and watches the crate.
+pub fn run(args: DevArgs) -> Result<ExitCode> {
+    if !args.plugin.join("Cargo.toml").is_file() {
+        bail!(
+            "{} is not a guest crate directory (no Cargo.toml)",
+            args.plugin.display()
+        );
+    }
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    if args.console {
+        let (bytes, path) = read_plugin(&args.plugin)?;
+        let console_args = ConsoleArgs {
+            plugin: args.plugin.clone(),
+            metadata: args.metadata,
+            identity: args.identity,
+            room: "console".into(),
+            limits: args.limits,
+        };
+        return runtime.block_on(async {
+            let watch = run::watch_crate(&args.plugin)?;
+            console::session(console_args, bytes, path, Some((watch, args.plugin))).await
+        });
+    }
+    let settings = WorkerSettings {
+        agent_name: Some(args.agent_name),
+        // As the official workers in dev mode: never report full.
+        load_threshold: Some(f32::INFINITY),
+        ..WorkerSettings::default()
+    };
+    let options = run::worker_options(
+        &settings,
+        &args.limits,
+        args.url,
+        args.api_key,
+        args.api_secret,
+    )?;
+    let plan = Plan {
+        workers: vec![Planned {
+            path: args.plugin,
+            options,
+        }],
+        http: SocketAddr::new(args.http_host, args.http_port),
+        admin_token: None,
+        watch: true,
+        cache_dir: None,
+    };
+    runtime.block_on(run::serve(plan, args.limits))
+}

@@ -1,0 +1,137 @@
+//! `agent-host dev`: editing a guest crate rebuilds and hot-swaps it; a
+//! build that fails shows the compiler's errors and the running version
+//! keeps serving.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use agent_host_tests::process::Host;
+use agent_host_tests::worker::{self, WAIT};
+use agent_host_tests::{agent_host_bin, workspace_root};
+use fake_livekit::livekit_protocol::JobStatus;
+use fake_livekit::{DispatchRequest, FakeLiveKit, OfferAnswer};
+
+/// A standalone copy of the `faulty` example in `dir` (its own workspace,
+/// the SDK by absolute path), so the test can edit it.
+fn copy_faulty(dir: &Path) {
+    let root = workspace_root();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::copy(
+        root.join("examples/faulty/src/lib.rs"),
+        dir.join("src/lib.rs"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            r#"[package]
+name = "faulty"
+version = "0.1.0"
+edition = "2024"
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+agent-host-sdk = {{ path = "{}" }}
+
+[profile.release]
+lto = true
+codegen-units = 1
+strip = "debuginfo"
+
+[workspace]
+"#,
+            root.join("guest-sdk").display()
+        ),
+    )
+    .unwrap();
+}
+
+async fn flavor_of_next_job(server: &FakeLiveKit, n: u32) -> String {
+    let mut req = DispatchRequest::new(format!("dev-room-{n}"), "dev-agent");
+    req.metadata = "sleep:10".into();
+    let id = server.dispatch(req);
+    let job = server
+        .wait_for_job(&id, WAIT, "SUCCESS", |j| {
+            j.worker_statuses().contains(&JobStatus::JsSuccess)
+        })
+        .await
+        .unwrap();
+    match &job.offers[0].answer {
+        OfferAnswer::Response { response, .. } => {
+            response.participant_attributes["faulty.flavor"].clone()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn edit(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(text.contains(from), "{from} not in {}", file.display());
+    std::fs::write(file, text.replacen(from, to, 1)).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn editing_the_crate_rebuilds_and_swaps() {
+    let server = worker::server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("faulty");
+    copy_faulty(&crate_dir);
+
+    let child = Command::new(agent_host_bin())
+        .args([
+            "--log-format",
+            "json",
+            "dev",
+            "--plugin",
+            crate_dir.to_str().unwrap(),
+        ])
+        .args([
+            "--url",
+            &server.url(),
+            "--api-key",
+            &server.config().api_key,
+        ])
+        .args([
+            "--api-secret",
+            &server.config().api_secret,
+            "--agent-name",
+            "dev-agent",
+        ])
+        // Share compiled dependencies with the other guest builds.
+        .env("CARGO_TARGET_DIR", workspace_root().join("target/guests"))
+        .env(
+            "AGENT_HOST_CACHE_DIR",
+            workspace_root().join("target/test-cache"),
+        )
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let host = Host::new(child);
+    host.wait_log("watching for changes");
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    assert_eq!(flavor_of_next_job(&server, 0).await, "a");
+
+    let lib = crate_dir.join("src/lib.rs");
+    edit(&lib, r#"None => "a","#, r#"None => "edited","#);
+    host.wait_log("plugin swapped: new jobs run the new version, running jobs keep theirs");
+    assert_eq!(flavor_of_next_job(&server, 1).await, "edited");
+
+    edit(&lib, "struct Faulty;", "struct Faulty oops;");
+    let failure = host.wait_log("reload failed; the current version keeps serving");
+    assert!(
+        failure["error"].as_str().unwrap().contains("failed"),
+        "{failure}"
+    );
+    let compiler_said = host.raw_lines().join("\n");
+    assert!(
+        compiler_said.contains("error"),
+        "the compiler's errors are shown: {compiler_said}"
+    );
+    assert_eq!(flavor_of_next_job(&server, 2).await, "edited");
+    assert_eq!(server.workers().len(), 1, "stayed registered throughout");
+}

@@ -83,6 +83,7 @@ pub(crate) async fn connect(
     api_key: &str,
     api_secret: &str,
 ) -> Result<Socket, ConnectError> {
+    install_crypto();
     let target = agent_url(url)?;
     let token = worker_token(api_key, api_secret, Duration::from_secs(600))?;
     let mut request = target
@@ -108,6 +109,16 @@ pub(crate) async fn connect(
             "connecting to {target}: {err}"
         ))),
     }
+}
+
+/// `wss://` goes through rustls with the webpki roots (no system OpenSSL
+/// needed). rustls needs a process-wide crypto provider: ring, installed
+/// once; an embedder that installed another one first keeps it.
+fn install_crypto() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
 }
 
 /// Sends one worker message as a binary frame.
@@ -202,6 +213,18 @@ mod tests {
         let claims = livekit_api::access_token::Claims::from_unverified(&token).unwrap();
         assert!(claims.video.agent);
         assert_eq!(claims.iss, "key");
+    }
+
+    #[tokio::test]
+    async fn a_tls_url_fails_cleanly_against_a_plain_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            // Accept and hang up: no TLS here.
+            let _ = listener.accept().await;
+        });
+        let err = connect(&format!("wss://127.0.0.1:{port}"), "k", "s").await.err().unwrap();
+        assert!(matches!(err, ConnectError::Other(_)), "{err}");
     }
 
     #[test]

@@ -1,0 +1,34 @@
+# agent-host: a small runtime image with the host binary, running as non-root.
+#
+#   docker build -t agent-host .
+#   docker run --rm -p 8081:8081 -v $PWD/agents:/plugins:ro \
+#       -e LIVEKIT_URL -e LIVEKIT_API_KEY -e LIVEKIT_API_SECRET \
+#       agent-host --plugin /plugins/agent.wasm
+#
+# Plugins are mounted (or baked in with a derived image: COPY agent.wasm
+# /plugins/), so a new agent version needs no new host image.
+
+# --- build ------------------------------------------------------------------
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+# rust-toolchain.toml pins the toolchain; rustup installs it here.
+COPY . .
+RUN cargo build --release --locked -p agent-host \
+    && cp target/release/agent-host /agent-host
+
+# --- runtime ----------------------------------------------------------------
+FROM debian:bookworm-slim
+# No OpenSSL needed (TLS is rustls); the CA roots are compiled in.
+RUN useradd --system --uid 10001 --home-dir /var/lib/agent-host agent-host \
+    && mkdir -p /var/cache/agent-host /plugins \
+    && chown agent-host /var/cache/agent-host
+COPY --from=build /agent-host /usr/local/bin/agent-host
+USER 10001
+# Compiled components are cached here; mount a volume to keep them across
+# restarts (start-up then skips compilation).
+ENV AGENT_HOST_CACHE_DIR=/var/cache/agent-host \
+    AGENT_HOST_LOG_FORMAT=json
+EXPOSE 8081
+# SIGTERM drains: running jobs finish (up to --drain-timeout), then exit 0.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["agent-host", "run"]

@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use agent_host::room::offline::Offline;
 use agent_host::worker::{Exit, LoadInputs, Worker, WorkerError, WorkerHandle, WorkerOptions};
-use fake_livekit::livekit_protocol::{self as proto, worker_message};
-use fake_livekit::{Config, FakeLiveKit, LoggedMessage};
+use fake_livekit::livekit_protocol::{self as proto, JobStatus, worker_message};
+use fake_livekit::{
+    Closer, Config, Direction, DispatchRequest, FakeLiveKit, JobId, JobRecord, LoggedMessage,
+    OfferAnswer,
+};
 use tokio::task::JoinHandle;
 
 use crate::{guests, load, runtime};
@@ -81,4 +84,87 @@ pub fn worker_statuses(messages: &[LoggedMessage]) -> Vec<proto::WorkerStatus> {
             _ => None,
         })
         .collect()
+}
+
+/// Dispatches a job for `agent` with `metadata`, in a room of its own.
+pub fn dispatch(server: &FakeLiveKit, agent: &str, metadata: &str) -> JobId {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let mut req = DispatchRequest::new(format!("room-{agent}-{n}"), agent);
+    req.metadata = metadata.to_string();
+    server.dispatch(req)
+}
+
+/// Waits until the worker reported `status` for the job (the server may
+/// have stopped tracking the job, e.g. after a reconnect or a termination,
+/// and still records the update).
+pub async fn wait_worker_status(server: &FakeLiveKit, id: &JobId, status: JobStatus) -> JobRecord {
+    server
+        .wait_for_job(id, WAIT, &format!("worker status {status:?}"), |j| {
+            j.worker_statuses().contains(&status)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", server.job(id)))
+}
+
+/// The worker's answer to the first offer of a job.
+pub fn first_answer(job: &JobRecord) -> Option<proto::AvailabilityResponse> {
+    match &job.offers.first()?.answer {
+        OfferAnswer::Response { response, .. } => Some(response.clone()),
+        _ => None,
+    }
+}
+
+/// The `faulty` flavor the job was accepted with (see `examples/faulty`).
+pub fn flavor(job: &JobRecord) -> Option<String> {
+    first_answer(job)
+        .filter(|a| a.available)?
+        .participant_attributes
+        .get("faulty.flavor")
+        .cloned()
+}
+
+/// Runs a short job on `agent` and returns the flavor it ran on.
+pub async fn flavor_of_next_job(server: &FakeLiveKit, agent: &str) -> String {
+    let id = dispatch(server, agent, "sleep:10");
+    let job = wait_worker_status(server, &id, JobStatus::JsSuccess).await;
+    flavor(&job).expect("accepted with a flavor")
+}
+
+/// Checks a drain as the server saw it since message `since`: `WS_FULL`
+/// before any job finished, then a normal close frame from the worker.
+pub async fn assert_drained_cleanly(server: &FakeLiveKit, since: usize) {
+    let closed = server
+        .wait_for_message(since, WAIT, "close", |m| {
+            matches!(m.dir, Direction::Closed { .. })
+        })
+        .await
+        .unwrap()
+        .1;
+    assert!(
+        matches!(
+            closed.dir,
+            Direction::Closed {
+                code: Some(1000),
+                by: Closer::Worker,
+                ..
+            }
+        ),
+        "{:?}",
+        closed.dir
+    );
+    let after = inbound(&server.messages()[since..]);
+    let full_at = after
+        .iter()
+        .position(|m| matches!(m, worker_message::Message::UpdateWorker(u) if u.status == Some(proto::WorkerStatus::WsFull as i32)))
+        .expect("WS_FULL after the drain began");
+    let first_success = after
+        .iter()
+        .position(|m| matches!(m, worker_message::Message::UpdateJob(u) if u.status == JobStatus::JsSuccess as i32))
+        .expect("jobs finished");
+    assert!(
+        full_at < first_success,
+        "WS_FULL came before the first job finished"
+    );
 }

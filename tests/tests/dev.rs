@@ -6,13 +6,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use agent_host_tests::process::Host;
-use agent_host_tests::worker::{self, WAIT};
+use agent_host_tests::worker::{self, WAIT, flavor_of_next_job};
 use agent_host_tests::{agent_host_bin, workspace_root};
-use fake_livekit::livekit_protocol::JobStatus;
-use fake_livekit::{DispatchRequest, FakeLiveKit, OfferAnswer};
 
 /// A standalone copy of the `faulty` example in `dir` (its own workspace,
-/// the SDK by absolute path), so the test can edit it.
+/// the SDK by absolute path), so the test can edit it. It gets its own
+/// package name: builds share a target directory with the fixtures, and
+/// its component must not overwrite theirs.
 fn copy_faulty(dir: &Path) {
     let root = workspace_root();
     std::fs::create_dir_all(dir.join("src")).unwrap();
@@ -25,7 +25,7 @@ fn copy_faulty(dir: &Path) {
         dir.join("Cargo.toml"),
         format!(
             r#"[package]
-name = "faulty"
+name = "faulty-dev-copy"
 version = "0.1.0"
 edition = "2024"
 
@@ -46,24 +46,6 @@ strip = "debuginfo"
         ),
     )
     .unwrap();
-}
-
-async fn flavor_of_next_job(server: &FakeLiveKit, n: u32) -> String {
-    let mut req = DispatchRequest::new(format!("dev-room-{n}"), "dev-agent");
-    req.metadata = "sleep:10".into();
-    let id = server.dispatch(req);
-    let job = server
-        .wait_for_job(&id, WAIT, "SUCCESS", |j| {
-            j.worker_statuses().contains(&JobStatus::JsSuccess)
-        })
-        .await
-        .unwrap();
-    match &job.offers[0].answer {
-        OfferAnswer::Response { response, .. } => {
-            response.participant_attributes["faulty.flavor"].clone()
-        }
-        other => panic!("{other:?}"),
-    }
 }
 
 fn edit(file: &Path, from: &str, to: &str) {
@@ -114,12 +96,12 @@ async fn editing_the_crate_rebuilds_and_swaps() {
     let host = Host::new(child);
     host.wait_log("watching for changes");
     server.wait_for_workers(1, WAIT).await.unwrap();
-    assert_eq!(flavor_of_next_job(&server, 0).await, "a");
+    assert_eq!(flavor_of_next_job(&server, "dev-agent").await, "a");
 
     let lib = crate_dir.join("src/lib.rs");
     edit(&lib, r#"None => "a","#, r#"None => "edited","#);
     host.wait_log("plugin swapped: new jobs run the new version, running jobs keep theirs");
-    assert_eq!(flavor_of_next_job(&server, 1).await, "edited");
+    assert_eq!(flavor_of_next_job(&server, "dev-agent").await, "edited");
 
     edit(&lib, "struct Faulty;", "struct Faulty oops;");
     let failure = host.wait_log("reload failed; the current version keeps serving");
@@ -132,6 +114,6 @@ async fn editing_the_crate_rebuilds_and_swaps() {
         compiler_said.contains("error"),
         "the compiler's errors are shown: {compiler_said}"
     );
-    assert_eq!(flavor_of_next_job(&server, 2).await, "edited");
+    assert_eq!(flavor_of_next_job(&server, "dev-agent").await, "edited");
     assert_eq!(server.workers().len(), 1, "stayed registered throughout");
 }

@@ -2,18 +2,9 @@
 //! credentials.
 
 use agent_host_tests::process::{get, spawn_host};
-use agent_host_tests::worker::{WAIT, inbound, server};
-use fake_livekit::livekit_protocol::{JobStatus, WorkerStatus, worker_message::Message};
-use fake_livekit::{Closer, Direction, DispatchRequest, FakeLiveKit};
-
-async fn wait_worker_status(server: &FakeLiveKit, id: &fake_livekit::JobId, status: JobStatus) {
-    server
-        .wait_for_job(id, WAIT, "worker status", |j| {
-            j.worker_statuses().contains(&status)
-        })
-        .await
-        .unwrap();
-}
+use agent_host_tests::worker::{WAIT, assert_drained_cleanly, server, wait_worker_status};
+use fake_livekit::DispatchRequest;
+use fake_livekit::livekit_protocol::JobStatus;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoints_and_sigterm_drain() {
@@ -85,36 +76,7 @@ async fn health_endpoints_and_sigterm_drain() {
         wait_worker_status(&server, id, JobStatus::JsSuccess).await;
     }
     assert_eq!(host.wait_exit(), Some(0));
-    let after = server.messages()[before..].to_vec();
-    let worker_msgs = inbound(&after);
-    let full_at = worker_msgs
-        .iter()
-        .position(|m| matches!(m, Message::UpdateWorker(u) if u.status == Some(WorkerStatus::WsFull as i32)))
-        .expect("WS_FULL after SIGTERM");
-    let first_success = worker_msgs
-        .iter()
-        .position(|m| matches!(m, Message::UpdateJob(u) if u.status == JobStatus::JsSuccess as i32))
-        .unwrap();
-    assert!(full_at < first_success);
-    let closed = server
-        .wait_for_message(before, WAIT, "close", |m| {
-            matches!(m.dir, Direction::Closed { .. })
-        })
-        .await
-        .unwrap()
-        .1;
-    assert!(
-        matches!(
-            closed.dir,
-            Direction::Closed {
-                code: Some(1000),
-                by: Closer::Worker,
-                ..
-            }
-        ),
-        "{:?}",
-        closed.dir
-    );
+    assert_drained_cleanly(&server, before).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

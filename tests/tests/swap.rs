@@ -6,20 +6,9 @@ use std::time::{Duration, Instant};
 
 use agent_host::worker::Metrics;
 use agent_host_tests::guests;
-use agent_host_tests::worker::{WAIT, options, server, start_worker};
+use agent_host_tests::worker::{WAIT, flavor, options, server, start_worker};
+use fake_livekit::DispatchRequest;
 use fake_livekit::livekit_protocol::JobStatus;
-use fake_livekit::{DispatchRequest, JobRecord, OfferAnswer};
-
-/// The flavor the job's worker answered its offer with.
-fn flavor(job: &JobRecord) -> Option<String> {
-    match &job.offers.first()?.answer {
-        OfferAnswer::Response { response, .. } if response.available => response
-            .participant_attributes
-            .get("faulty.flavor")
-            .cloned(),
-        _ => None,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swapping_under_load_loses_no_job() {

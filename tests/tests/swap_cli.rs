@@ -5,34 +5,8 @@ use std::path::Path;
 
 use agent_host_tests::guests;
 use agent_host_tests::process::{Host, get, post, spawn_host};
-use agent_host_tests::worker::{self, WAIT};
-use fake_livekit::livekit_protocol::JobStatus;
-use fake_livekit::{DispatchRequest, FakeLiveKit, OfferAnswer};
-
-/// Dispatches a short job to `agent` and returns the flavor it ran on.
-async fn flavor_of_next_job(server: &FakeLiveKit, agent: &str) -> String {
-    let mut req = DispatchRequest::new(format!("{agent}-{}", rand()), agent);
-    req.metadata = "sleep:10".into();
-    let id = server.dispatch(req);
-    let job = server
-        .wait_for_job(&id, WAIT, "SUCCESS", |j| {
-            j.worker_statuses().contains(&JobStatus::JsSuccess)
-        })
-        .await
-        .unwrap();
-    match &job.offers[0].answer {
-        OfferAnswer::Response { response, .. } => {
-            response.participant_attributes["faulty.flavor"].clone()
-        }
-        other => panic!("{other:?}"),
-    }
-}
-
-fn rand() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
+use agent_host_tests::worker::{self, WAIT, flavor_of_next_job};
+use fake_livekit::FakeLiveKit;
 
 /// Replaces `path` the way editors and build tools do: write, then rename over it.
 fn replace_file(path: &Path, from: &str) {

@@ -4,46 +4,12 @@
 use std::time::Duration;
 
 use agent_host::worker::{ConnectionState, Exit, WorkerError};
-use agent_host_tests::worker::{WAIT, inbound, options, server, start_worker, worker_statuses};
+use agent_host_tests::worker::{
+    WAIT, assert_drained_cleanly, dispatch, first_answer, options, server, start_worker,
+    wait_worker_status, worker_statuses,
+};
 use fake_livekit::livekit_protocol::{JobStatus, WorkerStatus, worker_message::Message};
-use fake_livekit::{Closer, Direction, DispatchRequest, JobId};
-
-fn dispatch(server: &fake_livekit::FakeLiveKit, agent: &str, metadata: &str) -> JobId {
-    let mut req = DispatchRequest::new(format!("room-{}", rand_suffix()), agent);
-    req.metadata = metadata.to_string();
-    server.dispatch(req)
-}
-
-/// The worker's answer to the first offer of a job.
-fn first_answer(
-    job: &fake_livekit::JobRecord,
-) -> Option<fake_livekit::livekit_protocol::AvailabilityResponse> {
-    match &job.offers.first()?.answer {
-        fake_livekit::OfferAnswer::Response { response, .. } => Some(response.clone()),
-        _ => None,
-    }
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
-/// Waits until the worker reported `status` for the job (the server may
-/// have stopped tracking the job, e.g. after a reconnect, and still logs it).
-async fn wait_worker_status(
-    server: &fake_livekit::FakeLiveKit,
-    id: &JobId,
-    status: JobStatus,
-) -> fake_livekit::JobRecord {
-    server
-        .wait_for_job(id, WAIT, &format!("worker status {status:?}"), |j| {
-            j.worker_statuses().contains(&status)
-        })
-        .await
-        .unwrap_or_else(|e| panic!("{e}: {:?}", server.job(id)))
-}
+use fake_livekit::{Direction, DispatchRequest, JobId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_with_the_right_fields() {
@@ -309,31 +275,5 @@ async fn drain_finishes_running_jobs_and_closes_cleanly() {
         .unwrap()
         .unwrap();
     assert_eq!(exit, Exit::Drained);
-    let closed = server
-        .wait_for_message(before, WAIT, "close", |m| {
-            matches!(m.dir, Direction::Closed { .. })
-        })
-        .await
-        .unwrap()
-        .1;
-    assert!(
-        matches!(
-            closed.dir,
-            Direction::Closed {
-                code: Some(1000),
-                by: Closer::Worker,
-                ..
-            }
-        ),
-        "{:?}",
-        closed.dir
-    );
-    // WS_FULL came before any job finished.
-    let after: Vec<_> = inbound(&server.messages()[before..]);
-    let full_at = after.iter().position(|m| matches!(m, Message::UpdateWorker(u) if u.status == Some(WorkerStatus::WsFull as i32))).unwrap();
-    let first_success = after
-        .iter()
-        .position(|m| matches!(m, Message::UpdateJob(u) if u.status == JobStatus::JsSuccess as i32))
-        .unwrap();
-    assert!(full_at < first_success);
+    assert_drained_cleanly(&server, before).await;
 }

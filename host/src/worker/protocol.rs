@@ -223,7 +223,10 @@ mod tests {
             // Accept and hang up: no TLS here.
             let _ = listener.accept().await;
         });
-        let err = connect(&format!("wss://127.0.0.1:{port}"), "k", "s").await.err().unwrap();
+        let err = connect(&format!("wss://127.0.0.1:{port}"), "k", "s")
+            .await
+            .err()
+            .unwrap();
         assert!(matches!(err, ConnectError::Other(_)), "{err}");
     }
 

@@ -17,16 +17,7 @@ use std::time::{Duration, Instant};
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome, Runtime, RuntimeConfig};
-use agent_host_tests::{guests, request};
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
+use agent_host_tests::{guests, request, rss_kib};
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]

@@ -94,10 +94,20 @@ pub fn agent_host_bin() -> PathBuf {
 
 /// Number of threads of this process, from `/proc/self/status`.
 pub fn thread_count() -> usize {
+    proc_status("Threads:")
+}
+
+/// Resident memory of this process in KiB, from `/proc/self/status`.
+pub fn rss_kib() -> u64 {
+    proc_status("VmRSS:")
+}
+
+/// A numeric field of `/proc/self/status` (units such as `kB` dropped).
+fn proc_status<T: std::str::FromStr>(field: &str) -> T {
     let status = std::fs::read_to_string("/proc/self/status").expect("reading /proc/self/status");
     status
         .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("a Threads: line")
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} line in /proc/self/status"))
 }

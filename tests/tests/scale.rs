@@ -4,18 +4,9 @@ use std::sync::Arc;
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome};
-use agent_host_tests::{guests, load, request, runtime, thread_count};
+use agent_host_tests::{guests, load, request, rss_kib, runtime, thread_count};
 
 const JOBS: usize = 1000;
-
-fn rss_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_sleeping_jobs_share_a_few_threads() {

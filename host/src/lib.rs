@@ -3,11 +3,16 @@
 //! process.
 //!
 //! The parts, in the order data flows through them:
+//! - [`worker`]: the LiveKit agent worker (protocol, offers, job statuses,
+//!   reconnect, drain), driven by a [`worker::WorkerHandle`];
 //! - [`runtime`]: one wasmtime engine, [`Plugin`]s (compiled guest
-//!   versions) and one store per job, with [`JobLimits`];
+//!   versions) in a hot-swappable [`PluginSlot`], and one store per job,
+//!   with [`JobLimits`];
 //! - [`room`]: how a job reaches its room ([`room::RoomTransport`]), with an
 //!   in-memory [`room::sim`] room for the console and tests;
-//! - [`guest_build`]: building a guest crate directory into a component;
+//! - [`ops`]: the health, worker-info, metrics and admin HTTP server;
+//! - [`guest_build`] and [`watch`]: building guest crates, and watching
+//!   plugins for changes;
 //! - [`wit`]: the types of the WIT contract (`wit/agent.wit`), as the host
 //!   sees them.
 //!

@@ -228,6 +228,24 @@ mod tests {
         assert!(toml::from_str::<FileSettings>("drain_timeout = \"soon\"").is_err());
     }
 
+    proptest::proptest! {
+        /// Any text as a config file is parsed or refused with an error,
+        /// never a panic.
+        #[test]
+        fn config_parsing_never_panics(text in "\\PC{0,200}") {
+            let _ = toml::from_str::<FileSettings>(&text);
+        }
+
+        /// Durations and sizes written by people parse as they read.
+        #[test]
+        fn sizes_and_durations(mib in 1u64..4096, secs in 1u64..86_400) {
+            let text = format!("memory_limit = \"{mib}MiB\"\ndrain_timeout = \"{secs}s\"");
+            let s: FileSettings = toml::from_str(&text).unwrap();
+            proptest::prop_assert_eq!(s.worker.memory_limit, Some(mib << 20));
+            proptest::prop_assert_eq!(s.worker.drain_timeout, Some(Duration::from_secs(secs)));
+        }
+    }
+
     #[test]
     fn plugin_flags() {
         assert_eq!(parse_plugin_flag("a.wasm"), Ok((None, "a.wasm".into())));

@@ -230,6 +230,38 @@ mod tests {
         assert!(matches!(err, ConnectError::Other(_)), "{err}");
     }
 
+    proptest::proptest! {
+        /// Whatever bytes a server sends, decoding answers without panicking.
+        #[test]
+        fn decoding_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        /// Every server message this worker can be sent survives the wire.
+        #[test]
+        fn server_messages_round_trip(job_id in "[A-Za-z0-9_]{0,24}", worker_id in "[A-Za-z0-9_]{0,24}") {
+            for message in [
+                proto::server_message::Message::Termination(proto::JobTermination { job_id: job_id.clone() }),
+                proto::server_message::Message::Register(proto::RegisterWorkerResponse { worker_id: worker_id.clone(), ..Default::default() }),
+            ] {
+                let bytes = proto::ServerMessage { message: Some(message.clone()) }.encode_to_vec();
+                match decode(&bytes) {
+                    Incoming::Message(decoded) => proptest::prop_assert_eq!(*decoded, message),
+                    _ => proptest::prop_assert!(false, "did not decode"),
+                }
+            }
+        }
+
+        /// Any URL either maps to a `/agent` WebSocket URL or is refused, never a panic.
+        #[test]
+        fn agent_url_never_panics(url in "\\PC{0,64}") {
+            if let Ok(agent) = agent_url(&url) {
+                proptest::prop_assert!(agent.starts_with("ws://") || agent.starts_with("wss://"));
+                proptest::prop_assert!(agent.ends_with("/agent"));
+            }
+        }
+    }
+
     #[test]
     fn garbage_and_unknown_messages_are_skipped() {
         assert!(matches!(decode(b"\xff\xff\xff"), Incoming::Skipped));

@@ -9,6 +9,7 @@ use agent_host::wit::{JobRequest, JobType, RoomInfo};
 use agent_host::{JobLimits, Outcome, Plugin, Runtime, RuntimeConfig};
 
 pub mod process;
+pub mod proxy;
 pub mod worker;
 
 /// Paths of the example components, built by `build.rs`.

@@ -20,6 +20,11 @@ impl Agent for Faulty {
         match request.metadata.as_str() {
             "reject" => Decision::Reject,
             "reject-terminate" => Decision::RejectAndTerminate,
+            // Never answers: waits in the host until the offer times out.
+            "stall-offer" => {
+                std::thread::sleep(Duration::from_secs(3600));
+                Decision::Reject
+            }
             // The flavor tells builds apart in hot-swap tests: it shows in
             // the participant attributes the server records.
             _ => Decision::Accept(AcceptOptions {
@@ -53,6 +58,17 @@ impl Agent for Faulty {
             ("trap", None) => trap(),
             ("panic", None) => panic!("faulty: asked to panic"),
             ("loop", None) => spin(),
+            // Host-call floods: calls that return at once, forever.
+            ("flood-log", None) => loop {
+                agent_host_sdk::log::trace("faulty: flooding the log");
+            },
+            ("flood-data", None) => {
+                let room = ctx.room();
+                loop {
+                    // Errors are part of the flood; keep going.
+                    let _ = room.publish_data(b"flood", Default::default());
+                }
+            }
             ("oom", None) => exhaust_memory(),
             ("stack", None) => {
                 recurse(0);

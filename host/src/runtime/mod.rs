@@ -108,6 +108,15 @@ impl Runtime {
         self.inner.pooling
     }
 
+    /// Component instances alive in the pooling allocator now (one per
+    /// prepared or running job); `None` without the pooling allocator.
+    pub fn live_instances(&self) -> Option<u64> {
+        self.inner
+            .engine
+            .pooling_allocator_metrics()
+            .map(|m| m.component_instances())
+    }
+
     /// Compiles (or loads from the cache) and type-checks a component.
     pub fn load_plugin(&self, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
         let plugin = Plugin::load(

@@ -1,0 +1,121 @@
+//! Chaos, small size: healthy jobs beside every fault mode, host-call
+//! floods and a guest that never answers its offer. Healthy jobs all
+//! succeed, every faulty one fails with its reason within its limit, and
+//! afterwards every pool slot is free again and memory is back near its
+//! baseline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent_host::room::sim::SimRooms;
+use agent_host::{JobLimits, Outcome, Runtime};
+use agent_host_tests::{guests, load, request, rss_kib, run_job, runtime};
+
+const HEALTHY: usize = 100;
+
+/// (metadata, reason, the most it may take on a loaded 2-core machine)
+const FAULTS: &[(&str, &str, u64)] = &[
+    (
+        "trap",
+        "trap: unreachable code reached (the guest aborted)",
+        15,
+    ),
+    ("panic", "guest panicked: faulty: asked to panic", 15),
+    ("loop", "runaway: 1 s without yielding to the host", 20),
+    ("oom", "memory limit 64 MiB exceeded", 20),
+    (
+        "stack",
+        "stack overflow (unbounded recursion in the guest?)",
+        15,
+    ),
+    ("flood-log", "runaway: 1 s without yielding to the host", 20),
+    (
+        "flood-data",
+        "runaway: 1 s without yielding to the host",
+        20,
+    ),
+    ("fail:chaos", "chaos", 15),
+];
+
+async fn round(runtime: &Runtime, plugin: &Arc<agent_host::Plugin>, tag: &str) {
+    let rooms = SimRooms::default();
+    let mut tasks = Vec::new();
+    for i in 0..HEALTHY {
+        let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
+        let req = request(&format!("AJ_{tag}_ok{i}"), "sleep:200");
+        tasks.push(tokio::spawn(async move {
+            let outcome = run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await;
+            (
+                String::from("sleep:200"),
+                outcome,
+                Duration::ZERO,
+                Duration::from_secs(30),
+            )
+        }));
+    }
+    for (i, (mode, _, limit)) in FAULTS.iter().enumerate() {
+        let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
+        let req = request(&format!("AJ_{tag}_fault{i}"), mode);
+        tasks.push(tokio::spawn(async move {
+            let started = Instant::now();
+            let outcome = run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await;
+            (
+                mode.to_string(),
+                outcome,
+                started.elapsed(),
+                Duration::from_secs(*limit),
+            )
+        }));
+    }
+    // A guest that never answers its offer: the caller's timeout declines it.
+    let unanswered = tokio::time::timeout(
+        Duration::from_secs(2),
+        runtime.offer(
+            plugin,
+            request(&format!("AJ_{tag}_stall"), "stall-offer"),
+            JobLimits::default(),
+        ),
+    )
+    .await;
+    assert!(unanswered.is_err(), "a stalled offer gets no answer");
+
+    for task in tasks {
+        let (mode, outcome, took, limit) = task.await.unwrap();
+        match FAULTS.iter().find(|(m, _, _)| *m == mode) {
+            Some((_, reason, _)) => {
+                assert_eq!(outcome, Outcome::Failed(reason.to_string()), "{mode}");
+                assert!(took < limit, "{mode} took {took:?}");
+            }
+            None => assert_eq!(outcome, Outcome::Success, "{mode}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_jobs_survive_every_fault_and_nothing_leaks() {
+    let runtime = runtime(256);
+    let plugin = load(&runtime, guests::FAULTY);
+    // The first round warms every pool slot and allocator the rounds use.
+    round(&runtime, &plugin, "warm").await;
+    assert_eq!(
+        runtime.live_instances(),
+        Some(0),
+        "every slot free after the first round"
+    );
+    let baseline = rss_kib();
+
+    round(&runtime, &plugin, "chaos").await;
+    assert_eq!(
+        runtime.live_instances(),
+        Some(0),
+        "every slot free after the chaos round"
+    );
+    let after = rss_kib();
+    eprintln!("RSS: {baseline} KiB after the warm-up round, {after} KiB after the chaos round");
+    // Within 32 MiB of the baseline: one round's worth of leaked jobs
+    // (108 jobs, each with at least 1 MiB of linear memory) would exceed it.
+    assert!(
+        after <= baseline + 32 * 1024,
+        "memory grew from {baseline} KiB to {after} KiB"
+    );
+}

@@ -168,17 +168,28 @@ pub(crate) async fn receive(socket: &mut Socket) -> Incoming {
 
 /// Decodes a binary frame; bad or unknown messages are logged and skipped.
 pub(crate) fn decode(bytes: &[u8]) -> Incoming {
+    match decode_server_frame(bytes) {
+        Some(message) => Incoming::Message(Box::new(message)),
+        None => Incoming::Skipped,
+    }
+}
+
+/// Decodes one binary frame from the server the way the worker does:
+/// `Some` for a server message of a kind this worker knows, `None` (after
+/// a log line) for bytes that do not decode or a kind it does not know.
+/// Never panics, whatever the bytes; public for fuzzing and tools.
+pub fn decode_server_frame(bytes: &[u8]) -> Option<proto::server_message::Message> {
     match proto::ServerMessage::decode(bytes) {
         Ok(proto::ServerMessage {
             message: Some(message),
-        }) => Incoming::Message(Box::new(message)),
+        }) => Some(message),
         Ok(_) => {
             tracing::debug!("ignoring a server message of a kind this worker does not know");
-            Incoming::Skipped
+            None
         }
         Err(err) => {
             tracing::warn!(error = %err, len = bytes.len(), "ignoring a server message that does not decode");
-            Incoming::Skipped
+            None
         }
     }
 }

@@ -128,28 +128,23 @@ impl Drop for Host {
 
 /// A plain HTTP/1.1 GET on loopback: (status code, body).
 pub fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_string())
-        .unwrap_or_default();
-    (status, body)
+    request(addr, "GET", path, None, &[])
 }
 
 /// A plain HTTP/1.1 POST on loopback with an optional bearer token:
 /// (status code, body).
 pub fn post(addr: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, String) {
+    request(addr, "POST", path, token, body)
+}
+
+/// One request on a fresh connection, read to its end.
+fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &[u8],
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(30)))
@@ -159,7 +154,7 @@ pub fn post(addr: &str, path: &str, token: Option<&str>, body: &[u8]) -> (u16, S
         .unwrap_or_default();
     write!(
         stream,
-        "POST {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )
     .unwrap();

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::args::LimitArgs;
 use super::settings::{FileSettings, WorkerSettings, check_names, parse_plugin_flag};
@@ -307,6 +307,9 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 }
 
 pub(super) async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
+    // Before any worker runs: a signal must never find the default action
+    // (which would kill the process instead of draining it).
+    let signals = install_signals()?;
     let max_jobs: usize = plan.workers.iter().map(|w| w.options.max_jobs).sum();
     let max_memory = plan
         .workers
@@ -356,7 +359,7 @@ pub(super) async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
             admin_token: plan.admin_token,
         },
     ));
-    tokio::spawn(handle_signals(workers, handles)?);
+    tokio::spawn(handle_signals(signals, workers, handles));
 
     // The process ends with its last worker; any failure makes it fail.
     let mut code = ExitCode::SUCCESS;
@@ -377,38 +380,45 @@ pub(super) async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
     Ok(code)
 }
 
+/// SIGTERM, SIGINT and SIGHUP streams.
+type Signals = (Signal, Signal, Signal);
+
+fn install_signals() -> Result<Signals> {
+    Ok((
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
+    ))
+}
+
 /// SIGTERM/SIGINT drain (twice: stop); SIGHUP reloads every plugin.
-fn handle_signals(
+async fn handle_signals(
+    (mut term, mut int, mut hup): Signals,
     workers: Vec<WorkerHandle>,
     plugins: Vec<(WorkerHandle, PathBuf)>,
-) -> Result<impl std::future::Future<Output = ()>> {
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    Ok(async move {
-        let mut received = 0;
-        loop {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-                _ = hup.recv() => {
-                    tracing::info!("SIGHUP: reloading plugins");
-                    for (handle, path) in &plugins {
-                        reload(handle, path).await;
-                    }
-                    continue;
+) {
+    let mut received = 0;
+    loop {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+            _ = hup.recv() => {
+                tracing::info!("SIGHUP: reloading plugins");
+                for (handle, path) in &plugins {
+                    reload(handle, path).await;
                 }
-            }
-            received += 1;
-            if received == 1 {
-                tracing::info!("signal received: draining (send it again to stop at once)");
-                workers.iter().for_each(WorkerHandle::drain);
-            } else {
-                tracing::warn!("second signal: stopping now");
-                workers.iter().for_each(WorkerHandle::stop);
+                continue;
             }
         }
-    })
+        received += 1;
+        if received == 1 {
+            tracing::info!("signal received: draining (send it again to stop at once)");
+            workers.iter().for_each(WorkerHandle::drain);
+        } else {
+            tracing::warn!("second signal: stopping now");
+            workers.iter().for_each(WorkerHandle::stop);
+        }
+    }
 }
 
 /// Reads (or builds) a plugin and swaps it in, unless it is unchanged.

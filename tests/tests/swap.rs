@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use agent_host::worker::Metrics;
 use agent_host_tests::guests;
-use agent_host_tests::worker::{WAIT, flavor, options, server, start_worker};
+use agent_host_tests::worker::{
+    WAIT, dispatch, flavor, options, server, start_worker, wait_worker_status,
+};
 use fake_livekit::DispatchRequest;
 use fake_livekit::livekit_protocol::JobStatus;
 
@@ -51,12 +53,7 @@ async fn swapping_under_load_loses_no_job() {
     let ids = dispatcher.await.unwrap();
 
     for id in &ids {
-        let job = server
-            .wait_for_job(id, WAIT, "worker SUCCESS", |j| {
-                j.worker_statuses().contains(&JobStatus::JsSuccess)
-            })
-            .await
-            .unwrap_or_else(|e| panic!("{e}: {:?}", server.job(id)));
+        let job = wait_worker_status(&server, id, JobStatus::JsSuccess).await;
         assert_eq!(job.offers.len(), 1, "{id} was offered once and accepted");
         let got = flavor(&job).expect("accepted with a flavor");
         // The version current when the offer was made: unambiguous unless
@@ -98,15 +95,8 @@ async fn running_jobs_keep_their_version() {
     let server = server().await;
     let worker = start_worker(options(&server, "keeper", 10));
     server.wait_for_workers(1, WAIT).await.unwrap();
-    let mut req = DispatchRequest::new("keep-room", "keeper");
-    req.metadata = "sleep:2000".into();
-    let old_job = server.dispatch(req);
-    server
-        .wait_for_job(&old_job, WAIT, "RUNNING", |j| {
-            j.worker_statuses().contains(&JobStatus::JsRunning)
-        })
-        .await
-        .unwrap();
+    let old_job = dispatch(&server, "keeper", "sleep:2000");
+    wait_worker_status(&server, &old_job, JobStatus::JsRunning).await;
     let old = worker.handle.current_plugin();
     worker
         .handle
@@ -130,12 +120,7 @@ async fn running_jobs_keep_their_version() {
         .unwrap();
     assert!(back.reused);
     assert_eq!(back.new, old);
-    let job = server
-        .wait_for_job(&old_job, WAIT, "SUCCESS", |j| {
-            j.worker_statuses().contains(&JobStatus::JsSuccess)
-        })
-        .await
-        .unwrap();
+    let job = wait_worker_status(&server, &old_job, JobStatus::JsSuccess).await;
     assert_eq!(flavor(&job).as_deref(), Some("a"));
     worker.handle.stop();
 }
@@ -169,15 +154,8 @@ async fn broken_swaps_are_refused_and_the_old_version_serves_on() {
     assert_eq!(Metrics::get(&worker.handle.metrics().swaps_refused), 2);
 
     // Still the same registration, still serving.
-    let mut req = DispatchRequest::new("after-refusal", "stubborn");
-    req.metadata = "sleep:10".into();
-    let id = server.dispatch(req);
-    let job = server
-        .wait_for_job(&id, WAIT, "SUCCESS", |j| {
-            j.worker_statuses().contains(&JobStatus::JsSuccess)
-        })
-        .await
-        .unwrap();
+    let id = dispatch(&server, "stubborn", "sleep:10");
+    let job = wait_worker_status(&server, &id, JobStatus::JsSuccess).await;
     assert_eq!(job.worker_id.as_deref(), Some(registered.as_str()));
     assert_eq!(server.workers().len(), 1);
     worker.handle.stop();
@@ -189,25 +167,15 @@ async fn two_plugins_in_one_host_keep_to_their_own_jobs() {
     let a = start_worker(options(&server, "alpha", 20));
     let b = start_worker(options(&server, "beta", 20));
     server.wait_for_workers(2, WAIT).await.unwrap();
-    let dispatch = |agent: &str, metadata: &str| {
-        let mut req = DispatchRequest::new(format!("{agent}-{metadata}"), agent);
-        req.metadata = metadata.into();
-        server.dispatch(req)
-    };
     let crashes: Vec<_> = ["trap", "panic", "loop"]
         .iter()
-        .map(|m| dispatch("alpha", m))
+        .map(|m| dispatch(&server, "alpha", m))
         .collect();
     let healthy: Vec<_> = (0..5)
-        .map(|i| dispatch("beta", &format!("sleep:{}", 100 + i)))
+        .map(|i| dispatch(&server, "beta", &format!("sleep:{}", 100 + i)))
         .collect();
     for id in &crashes {
-        let job = server
-            .wait_for_job(id, WAIT, "FAILED", |j| {
-                j.worker_statuses().contains(&JobStatus::JsFailed)
-            })
-            .await
-            .unwrap();
+        let job = wait_worker_status(&server, id, JobStatus::JsFailed).await;
         assert_eq!(
             job.worker_id,
             server
@@ -218,12 +186,7 @@ async fn two_plugins_in_one_host_keep_to_their_own_jobs() {
         );
     }
     for id in &healthy {
-        let job = server
-            .wait_for_job(id, WAIT, "SUCCESS", |j| {
-                j.worker_statuses().contains(&JobStatus::JsSuccess)
-            })
-            .await
-            .unwrap();
+        let job = wait_worker_status(&server, id, JobStatus::JsSuccess).await;
         assert_eq!(
             job.worker_id,
             server

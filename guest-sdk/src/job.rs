@@ -1,7 +1,7 @@
 //! The running job.
 
 use crate::__bindings::agent_host::agent::job;
-use crate::{JobInfo, Room};
+use crate::{Audio, JobInfo, Room, Server};
 
 /// The running job: what it is about, the room it runs in, and how to end it.
 ///
@@ -34,5 +34,15 @@ impl JobContext {
     /// The room the job runs in.
     pub fn room(&self) -> Room {
         Room::new()
+    }
+
+    /// Audio in and out of the room.
+    pub fn audio(&self) -> Audio {
+        Audio::new()
+    }
+
+    /// LiveKit's server API, limited to this job's room.
+    pub fn server(&self) -> Server {
+        Server::new()
     }
 }

@@ -39,6 +39,12 @@
 //! Build it with `cargo build --release --target wasm32-wasip2`; the result in
 //! `target/wasm32-wasip2/release/<crate>.wasm` is a component the host runs.
 //!
+//! # Audio
+//!
+//! [`JobContext::audio`] subscribes to participants' voices and publishes
+//! the agent's own; frames arrive as [`Event::Audio`] from
+//! [`Room::all_events`]. See `examples/parrot`.
+//!
 //! # The sandbox
 //!
 //! Besides the imports wrapped here the host provides WASI 0.2 with no ambient
@@ -65,12 +71,18 @@ extern crate self as agent_host_sdk;
 #[path = "bindings.rs"]
 pub mod __bindings;
 
+mod audio;
 mod job;
 pub mod log;
 mod room;
+mod server;
 
+pub use audio::{Audio, AudioFormat, AudioFrame, TrackInfo, TrackKind};
 pub use job::JobContext;
-pub use room::{CHAT_TOPIC, DataOptions, Events, Room, RoomError, TextOptions};
+pub use room::{AllEvents, CHAT_TOPIC, DataOptions, Events, Room, RoomError, TextOptions};
+pub use server::Server;
+
+pub use __bindings::agent_host::agent::events::Event;
 
 pub use __bindings::agent_host::agent::types::{
     AcceptOptions, CloseReason, DataPacket, Decision, JobInfo, JobRequest, JobType, Participant,
@@ -79,7 +91,7 @@ pub use __bindings::agent_host::agent::types::{
 
 /// The version of the WIT package `agent-host:agent` this SDK is built
 /// against; written to the `agent-host:sdk-version` custom section.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
 
 /// A LiveKit agent: the behaviour of one job.
 ///

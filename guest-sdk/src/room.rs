@@ -4,8 +4,8 @@ use std::fmt;
 use std::iter::FusedIterator;
 use std::time::Duration;
 
-use crate::__bindings::agent_host::agent::{room, types};
-use crate::{Participant, RoomEvent};
+use crate::__bindings::agent_host::agent::{events, room, types};
+use crate::{Event, Participant, RoomEvent};
 
 /// The text stream topic LiveKit clients use for chat.
 pub const CHAT_TOPIC: &str = "lk.chat";
@@ -206,7 +206,43 @@ impl Room {
     pub fn events(&self) -> Events {
         Events { done: false }
     }
+
+    /// Wait for the next event of any kind (room, track or audio), at most
+    /// `timeout` when given. Returns `None` on timeout. Reads the same queue
+    /// as [`next_event`](Self::next_event), which skips audio and track
+    /// events; use one or the other.
+    pub fn next(&self, timeout: Option<Duration>) -> Option<Event> {
+        events::next(timeout.map(timeout_ms))
+    }
+
+    /// Iterate over every event (room, track and audio), waiting as long as
+    /// needed for each, up to and including
+    /// `Event::Room(RoomEvent::Closed(_))`.
+    pub fn all_events(&self) -> AllEvents {
+        AllEvents { done: false }
+    }
 }
+
+/// Every event, from [`Room::all_events`].
+#[derive(Debug)]
+pub struct AllEvents {
+    done: bool,
+}
+
+impl Iterator for AllEvents {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        let event = events::next(None);
+        self.done = matches!(event, None | Some(Event::Room(RoomEvent::Closed(_))));
+        event
+    }
+}
+
+impl FusedIterator for AllEvents {}
 
 /// The room's events, from [`Room::events`]: every event up to and
 /// including [`RoomEvent::Closed`].

@@ -10,6 +10,8 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: { default: async | trappable },
     exports: { default: async },
+    // Tests and transports compare events and formats.
+    additional_derives: [PartialEq, Eq],
 });
 
-pub use self::agent_host::agent::types;
+pub use self::agent_host::agent::{audio, events, types};

@@ -34,15 +34,26 @@ fn text(bytes: &[u8]) -> String {
 
 #[test]
 fn check_accepts_the_examples() {
-    for wasm in [guests::ECHO, guests::GREETER, guests::FAULTY] {
+    for wasm in [
+        guests::ECHO,
+        guests::GREETER,
+        guests::FAULTY,
+        guests::PARROT,
+    ] {
         let out = agent_host(&["check", wasm], "");
         let stdout = text(&out.stdout);
         assert!(out.status.success(), "{wasm}: {}", text(&out.stderr));
         assert!(stdout.contains("ok, an agent-host agent"), "{stdout}");
-        assert!(stdout.contains("WIT version:   0.1.0"), "{stdout}");
+        assert!(stdout.contains("WIT version:   0.1.1"), "{stdout}");
         assert!(stdout.contains("run: func"), "{stdout}");
-        assert!(stdout.contains("agent-host:agent/room@0.1.0"), "{stdout}");
+        assert!(stdout.contains("agent-host:agent/room@0.1.1"), "{stdout}");
     }
+    // A guest of the previous WIT release carries no SDK marker and imports
+    // the 0.1.0 interfaces, which this host still serves.
+    let out = agent_host(&["check", guests::LEGACY], "");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(stdout.contains("agent-host:agent/room@0.1.0"), "{stdout}");
 }
 
 /// Each bad plugin gets exactly one line on stderr that names the problem.

@@ -1,9 +1,18 @@
 //! Echo: replies to every text message and data packet with the same
 //! content, addressed only to the sender.
 
-use agent_host_sdk::{Agent, DataOptions, JobContext, RoomEvent, TextOptions};
+use agent_host_sdk::{Agent, DataOptions, JobContext, RoomError, RoomEvent, TextOptions};
 
 struct Echo;
+
+/// A reply to someone in a room that closed meanwhile has nobody to reach:
+/// that ends the conversation, not the job with a failure.
+fn unless_closed(sent: Result<(), RoomError>) -> Result<(), RoomError> {
+    match sent {
+        Err(RoomError::Closed) => Ok(()),
+        sent => sent,
+    }
+}
 
 impl Agent for Echo {
     fn run(ctx: JobContext) -> Result<(), String> {
@@ -12,13 +21,13 @@ impl Agent for Echo {
             match event {
                 RoomEvent::TextReceived(msg) => {
                     agent_host_sdk::debug!("echoing text from {} on {}", msg.sender, msg.topic);
-                    room.send_text_with(
+                    unless_closed(room.send_text_with(
                         &msg.text,
                         TextOptions {
                             topic: msg.topic,
                             destinations: vec![msg.sender],
                         },
-                    )?;
+                    ))?;
                 }
                 // Packets from the server itself have no sender to answer.
                 RoomEvent::DataReceived(packet) => {
@@ -27,14 +36,14 @@ impl Agent for Echo {
                             "echoing {} bytes to {sender}",
                             packet.payload.len()
                         );
-                        room.publish_data(
+                        unless_closed(room.publish_data(
                             &packet.payload,
                             DataOptions {
                                 topic: packet.topic,
                                 destinations: vec![sender],
                                 ..DataOptions::default()
                             },
-                        )?;
+                        ))?;
                     }
                 }
                 RoomEvent::Closed(reason) => agent_host_sdk::info!("room closed: {reason:?}"),

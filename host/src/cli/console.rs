@@ -2,7 +2,8 @@
 //! as a participant. Needs no LiveKit server.
 //!
 //! Each line typed is sent to the agent as a chat message (`lk.chat`);
-//! `/join NAME` and `/leave NAME` simulate other participants, `/data TEXT`
+//! `/join NAME` and `/leave NAME` simulate other participants, `/tone MS`
+//! plays a tone as the user's voice, `/data TEXT`
 //! sends a data packet, `/metadata TEXT` changes the room's metadata.
 //! Everything the agent sends is printed on stdout. End of input closes the
 //! room, which ends the job; Ctrl-C terminates it. The exit code is 0 when
@@ -19,10 +20,17 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 use super::args::LimitArgs;
 use super::settings::WorkerSettings;
 use agent_host::guest_build::read_plugin;
-use agent_host::room::sim::{SimOutput, SimRoom, SimRooms};
+use agent_host::room::sim::{SimOutput, SimRoom, SimRooms, tone};
 use agent_host::watch::{DEBOUNCE, Watch};
+use agent_host::wit::audio::AudioFormat;
 use agent_host::wit::{Decision, JobRequest, JobType, RoomInfo};
 use agent_host::{JobLimits, Outcome, Plugin, Runtime, Terminator};
+
+/// The format of what `/tone` plays: 48 kHz mono, LiveKit's native rate.
+const CONSOLE_AUDIO: AudioFormat = AudioFormat {
+    sample_rate: 48_000,
+    channels: 1,
+};
 
 /// Arguments of `console`.
 #[derive(Debug, Args)]
@@ -187,7 +195,7 @@ async fn start_job(
     };
     let agent = job.info().identity.clone();
     eprintln!(
-        "agent {agent} joined room `{}` (plugin {}); type to chat, /join NAME, /leave NAME, /data TEXT, Ctrl-D to end",
+        "agent {agent} joined room `{}` (plugin {}); type to chat, /join NAME, /leave NAME, /data TEXT, /tone MS, Ctrl-D to end",
         args.room,
         plugin.version()
     );
@@ -230,8 +238,18 @@ async fn read_input(room: SimRoom, me: String) {
             }
             "/data" => room.send_data(&me, None, rest.as_bytes(), &[]),
             "/metadata" => room.set_metadata(rest),
+            "/tone" => {
+                let ms = rest.parse().unwrap_or(1_000).min(10_000);
+                // The tone, then a second of silence: a pause after speech.
+                let mut samples = tone(CONSOLE_AUDIO, 440, ms);
+                samples.resize(samples.len() + CONSOLE_AUDIO.sample_rate as usize, 0);
+                room.speak(&me, CONSOLE_AUDIO, &samples);
+                eprintln!("you played a {ms} ms tone");
+            }
             _ if command.starts_with('/') => {
-                eprintln!("commands: /join NAME, /leave NAME, /data TEXT, /metadata TEXT");
+                eprintln!(
+                    "commands: /join NAME, /leave NAME, /data TEXT, /metadata TEXT, /tone MS"
+                );
             }
             _ => room.send_text(&me, CHAT_TOPIC, &line, &[]),
         }
@@ -265,6 +283,11 @@ fn print_output(output: &SimOutput, me: &str) {
         SimOutput::Attributes { from, attributes } => {
             println!("{from} [attributes]: {attributes:?}");
         }
+        SimOutput::AudioPublished { from, name, format } => println!(
+            "{from} [audio]: published track `{name}` ({} Hz, {} ch)",
+            format.sample_rate, format.channels
+        ),
+        SimOutput::Audio { .. } | SimOutput::AudioCleared { .. } => {}
         SimOutput::AgentJoined(_) | SimOutput::AgentLeft(_) => {}
     }
 }

@@ -3,21 +3,34 @@
 //! Before the job has joined its room (while the guest answers
 //! `on-request`) every action is denied and `next-event` returns none.
 //! Once `next-event` has returned `closed(reason)` it keeps returning it.
+//! `next-event` reads the same queue as `events.next` and skips the events
+//! only `events` can express (audio frames, track events).
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use crate::bindings::agent_host::agent::room::Host;
+use crate::bindings::events::Event;
 use crate::bindings::types::{CloseReason, Participant, RoomError, RoomEvent};
 use crate::room::{OutgoingData, OutgoingText, RoomSession};
 use crate::runtime::state::JobState;
 
 impl JobState {
     /// The session, if the job may act in the room now.
-    fn session_for(&mut self, payload_len: usize) -> Result<&mut dyn RoomSession, RoomError> {
+    pub(crate) fn session_for(
+        &mut self,
+        payload_len: usize,
+    ) -> Result<&mut dyn RoomSession, RoomError> {
         let max = self.limits.max_payload_bytes;
         if payload_len > max {
             return Err(RoomError::TooLarge(u32::try_from(max).unwrap_or(u32::MAX)));
         }
+        self.joined_session()
+    }
+
+    /// The session, if the job has joined its room and it is still open.
+    pub(crate) fn joined_session(&mut self) -> Result<&mut dyn RoomSession, RoomError> {
         if self.closed.is_some() && self.closed != Some(CloseReason::Terminated) {
             return Err(RoomError::Closed);
         }
@@ -28,6 +41,40 @@ impl JobState {
             )),
         }
     }
+
+    /// The next event of any kind, waiting until `deadline` at most; none on
+    /// timeout or before the job has joined its room.
+    pub(crate) async fn next_any(&mut self, deadline: Option<Instant>) -> Option<Event> {
+        if let Some(reason) = self.closed {
+            return Some(Event::Room(RoomEvent::Closed(reason)));
+        }
+        let session = self.session.as_deref_mut()?;
+        let mut end = self.end.subscribe();
+        let timeout = async {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        let reason = tokio::select! {
+            // An end signal wins over queued events: a terminated job should
+            // learn it at once, not after its backlog.
+            biased;
+            Ok(reason) = end.wait_for(Option::is_some) => reason.unwrap_or(CloseReason::Terminated),
+            event = session.next_event() => match event {
+                Some(event) => return Some(event),
+                None => CloseReason::RoomClosed,
+            },
+            () = timeout => return None,
+        };
+        self.closed = Some(reason);
+        Some(Event::Room(RoomEvent::Closed(reason)))
+    }
+}
+
+/// The deadline `timeout-ms` from now, if given.
+pub(crate) fn deadline(timeout_ms: Option<u32>) -> Option<Instant> {
+    timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms.into()))
 }
 
 impl Host for JobState {
@@ -100,31 +147,14 @@ impl Host for JobState {
     }
 
     async fn next_event(&mut self, timeout_ms: Option<u32>) -> wasmtime::Result<Option<RoomEvent>> {
-        if let Some(reason) = self.closed {
-            return Ok(Some(RoomEvent::Closed(reason)));
-        }
-        let Some(session) = self.session.as_deref_mut() else {
-            return Ok(None);
-        };
-        let mut end = self.end.subscribe();
-        let timeout = async {
-            match timeout_ms {
-                Some(ms) => tokio::time::sleep(Duration::from_millis(ms.into())).await,
-                None => std::future::pending().await,
+        let deadline = deadline(timeout_ms);
+        loop {
+            match self.next_any(deadline).await {
+                Some(Event::Room(event)) => return Ok(Some(event)),
+                // Audio and track events exist only for `events.next`.
+                Some(_) => continue,
+                None => return Ok(None),
             }
-        };
-        let reason = tokio::select! {
-            // An end signal wins over queued events: a terminated job should
-            // learn it at once, not after its backlog.
-            biased;
-            Ok(reason) = end.wait_for(Option::is_some) => reason.unwrap_or(CloseReason::Terminated),
-            event = session.next_event() => match event {
-                Some(event) => return Ok(Some(event)),
-                None => CloseReason::RoomClosed,
-            },
-            () = timeout => return Ok(None),
-        };
-        self.closed = Some(reason);
-        Ok(Some(RoomEvent::Closed(reason)))
+        }
     }
 }

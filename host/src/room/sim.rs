@@ -14,6 +14,12 @@
 //! console observe them. Each agent session queues at most 1,024 events; when
 //! an agent does not read them the next ones are dropped for that session,
 //! with a warning.
+//!
+//! Audio: [`SimRoom::speak`] delivers a participant's samples, cut into
+//! 10 ms frames and converted to each subscriber's format, to the agent
+//! sessions subscribed to that participant. What agents write to their
+//! published track is reported as [`SimOutput::Audio`] at once: the sim
+//! plays nothing out, so writes never wait.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -22,7 +28,9 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 
-use super::{ConnectRequest, OutgoingData, OutgoingText, RoomSession, RoomTransport};
+use super::{ConnectRequest, OutgoingData, OutgoingText, RoomSession, RoomTransport, pcm};
+use crate::bindings::audio::{AudioFormat, AudioFrame};
+use crate::bindings::events::Event;
 use crate::bindings::types::{
     DataPacket, Participant, ParticipantKind, RoomError, RoomEvent, TextMessage,
 };
@@ -99,10 +107,46 @@ pub enum SimOutput {
         /// The changed attributes.
         attributes: Vec<(String, String)>,
     },
+    /// The agent published its audio track.
+    AudioPublished {
+        /// The agent's identity.
+        from: String,
+        /// The track name.
+        name: String,
+        /// The track's format.
+        format: AudioFormat,
+    },
+    /// The agent wrote audio to its track.
+    Audio {
+        /// The agent's identity.
+        from: String,
+        /// Interleaved samples in the published format.
+        samples: Vec<i16>,
+    },
+    /// The agent dropped its queued audio.
+    AudioCleared {
+        /// The agent's identity.
+        from: String,
+    },
     /// An agent joined the room.
     AgentJoined(String),
     /// An agent left the room.
     AgentLeft(String),
+}
+
+/// `ms` milliseconds of a sine tone at `hz` in `format`, at a third of full
+/// scale: what a scripted participant "says".
+pub fn tone(format: AudioFormat, hz: u32, ms: u32) -> Vec<i16> {
+    let frames = (u64::from(format.sample_rate) * u64::from(ms) / 1_000) as usize;
+    let channels = format.channels.max(1) as usize;
+    let mut samples = Vec::with_capacity(frames * channels);
+    for i in 0..frames {
+        let t = i as f64 / f64::from(format.sample_rate);
+        let value =
+            (f64::from(i16::MAX) / 3.0 * (std::f64::consts::TAU * f64::from(hz) * t).sin()) as i16;
+        samples.extend(std::iter::repeat_n(value, channels));
+    }
+    samples
 }
 
 /// A shared handle on one sim room.
@@ -125,7 +169,9 @@ struct RoomState {
 struct SessionLink {
     id: u64,
     identity: String,
-    events: mpsc::Sender<RoomEvent>,
+    events: mpsc::Sender<Event>,
+    /// Participants whose audio this session receives, and in which format.
+    audio: HashMap<String, AudioFormat>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -232,6 +278,29 @@ impl SimRoom {
         lock(&self.state).broadcast(Some(from), destinations, event);
     }
 
+    /// A participant speaks: `samples` (interleaved, in `format`) reach every
+    /// agent session subscribed to `from`, as 10 ms frames in the format
+    /// each asked for. Frames a full queue cannot take are dropped.
+    pub fn speak(&self, from: &str, format: AudioFormat, samples: &[i16]) {
+        let state = lock(&self.state);
+        let chunk = pcm::samples_per_10ms(format) * format.channels.max(1) as usize;
+        for session in &state.sessions {
+            let Some(&wanted) = session.audio.get(from) else {
+                continue;
+            };
+            for frame in samples.chunks(chunk.max(1)) {
+                let event = Event::Audio(AudioFrame {
+                    participant: from.to_string(),
+                    format: wanted,
+                    samples: pcm::convert(frame, format, wanted),
+                });
+                if session.events.try_send(event).is_err() {
+                    tracing::debug!(agent = %session.identity, "event queue full, dropping audio");
+                }
+            }
+        }
+    }
+
     /// Replaces the room's metadata.
     pub fn set_metadata(&self, metadata: &str) {
         let mut state = lock(&self.state);
@@ -274,6 +343,7 @@ impl SimRoom {
             id,
             identity: agent.identity.clone(),
             events: tx,
+            audio: HashMap::new(),
         });
         Ok(SimSession {
             room: self.clone(),
@@ -307,7 +377,7 @@ impl RoomState {
             {
                 continue;
             }
-            if session.events.try_send(event.clone()).is_err() {
+            if session.events.try_send(Event::Room(event.clone())).is_err() {
                 tracing::warn!(
                     room = %self.name,
                     agent = %session.identity,
@@ -327,7 +397,7 @@ struct SimSession {
     room: SimRoom,
     id: u64,
     identity: String,
-    events: mpsc::Receiver<RoomEvent>,
+    events: mpsc::Receiver<Event>,
     /// Set once `next_event` has returned `None`.
     ended: bool,
 }
@@ -360,7 +430,7 @@ impl RoomSession for SimSession {
             .collect()
     }
 
-    fn next_event(&mut self) -> BoxFuture<'_, Option<RoomEvent>> {
+    fn next_event(&mut self) -> BoxFuture<'_, Option<Event>> {
         async move {
             let event = self.events.recv().await;
             self.ended |= event.is_none();
@@ -435,6 +505,55 @@ impl RoomSession for SimSession {
         async move { result }.boxed()
     }
 
+    fn subscribe_audio(
+        &mut self,
+        identity: String,
+        format: AudioFormat,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        let result = self.with_link(|link| {
+            link.audio.insert(identity, format);
+        });
+        async move { result }.boxed()
+    }
+
+    fn unsubscribe_audio(&mut self, identity: String) -> BoxFuture<'_, ()> {
+        let _ = self.with_link(|link| {
+            link.audio.remove(&identity);
+        });
+        async {}.boxed()
+    }
+
+    fn publish_audio(
+        &mut self,
+        name: String,
+        format: AudioFormat,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        let output = SimOutput::AudioPublished {
+            from: self.identity.clone(),
+            name,
+            format,
+        };
+        let result = self.act(None, output);
+        async move { result }.boxed()
+    }
+
+    fn write_audio(&mut self, samples: Vec<i16>) -> BoxFuture<'_, Result<(), RoomError>> {
+        let output = SimOutput::Audio {
+            from: self.identity.clone(),
+            samples,
+        };
+        let result = self.act(None, output);
+        async move { result }.boxed()
+    }
+
+    fn clear_audio(&mut self) -> BoxFuture<'_, Result<(), RoomError>> {
+        let output = SimOutput::AudioCleared {
+            from: self.identity.clone(),
+        };
+        let result = self.act(None, output);
+        async move { result }.boxed()
+    }
+
     fn close(&mut self) -> BoxFuture<'_, ()> {
         self.room.disconnect(self.id, &self.identity);
         self.events.close();
@@ -443,6 +562,19 @@ impl RoomSession for SimSession {
 }
 
 impl SimSession {
+    /// Applies `change` to this session's link in the room; `Closed` once the
+    /// session has left or the room closed.
+    fn with_link(&self, change: impl FnOnce(&mut SessionLink)) -> Result<(), RoomError> {
+        let mut state = lock(&self.room.state);
+        match state.sessions.iter_mut().find(|l| l.id == self.id) {
+            Some(link) => {
+                change(link);
+                Ok(())
+            }
+            None => Err(RoomError::Closed),
+        }
+    }
+
     /// Applies `change` to the agent's own participant record and returns the
     /// updated record.
     fn update_self(&self, change: impl FnOnce(&mut Participant)) -> Option<Participant> {

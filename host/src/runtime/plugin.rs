@@ -25,7 +25,7 @@ use super::state::JobState;
 use crate::bindings::AgentPre;
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.1.1";
 
 /// Custom section in which `agent-host-sdk` records the WIT version it targets.
 pub const SDK_VERSION_SECTION: &str = "agent-host:sdk-version";
@@ -264,6 +264,8 @@ mod tests {
     #[test]
     fn sdk_versions() {
         assert!(check_sdk_version("0.1.0").is_ok());
+        assert!(check_sdk_version("0.1.1").is_ok());
+        assert!(check_sdk_version("0.1.2").is_err());
         assert!(check_sdk_version("0.2.0").is_err());
         assert!(check_sdk_version("1.0.0").is_err());
         assert!(check_sdk_version("garbage").is_err());

@@ -15,6 +15,9 @@ WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p agent-host \
     && cp target/release/agent-host /agent-host
+# LiveKit's client library for room I/O (pinned wheel, sha256-checked).
+RUN apt-get update && apt-get install -y --no-install-recommends python3-pip \
+    && /agent-host setup --dir /livekit-ffi
 
 # --- runtime ----------------------------------------------------------------
 FROM debian:bookworm-slim
@@ -23,11 +26,14 @@ RUN useradd --system --uid 10001 --home-dir /var/lib/agent-host agent-host \
     && mkdir -p /var/cache/agent-host /plugins \
     && chown agent-host /var/cache/agent-host
 COPY --from=build /agent-host /usr/local/bin/agent-host
+# The library ships with its licence (Apache-2.0 plus WebRTC's notices).
+COPY --from=build /livekit-ffi /usr/local/lib/livekit-ffi
 USER 10001
 # Compiled components are cached here; mount a volume to keep them across
 # restarts (start-up then skips compilation).
 ENV AGENT_HOST_CACHE_DIR=/var/cache/agent-host \
-    AGENT_HOST_LOG_FORMAT=json
+    AGENT_HOST_LOG_FORMAT=json \
+    LIVEKIT_LIB_PATH=/usr/local/lib/livekit-ffi/liblivekit_ffi.so
 EXPOSE 8081
 # SIGTERM drains: running jobs finish (up to --drain-timeout), then exit 0.
 STOPSIGNAL SIGTERM

@@ -28,6 +28,13 @@ fn bad_values_name_the_flag() {
     let (code, stderr) = agent_host(&["console", "--plugin", "x.wasm", "--cpu-slice", "soon"]);
     assert_eq!(code, Some(2));
     assert!(stderr.contains("--cpu-slice"), "{stderr}");
+    let (code, stderr) = agent_host(&["console", "--plugin", "x.wasm", "--allow-http", "http://x"]);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains("--allow-http"), "{stderr}");
+    assert!(
+        stderr.contains("bad --allow-http rule `http://x`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -39,4 +46,25 @@ fn missing_plugin_is_a_clear_error() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"));
+}
+
+#[test]
+fn setup_refuses_a_wrong_wheel_and_says_when_pip_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("livekit-ffi");
+    let target = target.to_str().unwrap();
+    let fake = dir.path().join("livekit.whl");
+    std::fs::write(&fake, "not the wheel").unwrap();
+    let (code, stderr) = agent_host(&["setup", "--wheel", fake.to_str().unwrap(), "--dir", target]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("refusing to install it"), "{stderr}");
+    let (code, stderr) =
+        agent_host(&["setup", "--python", "/nonexistent/python3", "--dir", target]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("cannot run /nonexistent/python3"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pip"), "{stderr}");
+    assert!(!dir.path().join("livekit-ffi/liblivekit_ffi.so").exists());
 }

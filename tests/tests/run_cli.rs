@@ -1,7 +1,8 @@
 //! `agent-host run` as a process: health endpoints, SIGTERM drain, refused
-//! credentials.
+//! credentials, room I/O without LiveKit's client library; and `agent-host
+//! connect` without a server.
 
-use agent_host_tests::process::{get, spawn_host};
+use agent_host_tests::process::{Host, get, spawn_host};
 use agent_host_tests::worker::{WAIT, assert_drained_cleanly, server, wait_worker_status};
 use fake_livekit::DispatchRequest;
 use fake_livekit::livekit_protocol::JobStatus;
@@ -118,4 +119,150 @@ async fn a_second_signal_stops_at_once() {
     host.wait_log("signal received: draining (send it again to stop at once)");
     host.signal("INT");
     assert_eq!(host.wait_exit(), Some(1));
+}
+
+/// `agent-host run` with JSON logs against `server`, with no LiveKit client
+/// library anywhere (an empty cache, no `LIVEKIT_LIB_PATH`); `extra` adds flags.
+fn spawn_host_without_livekit_lib(
+    server: &fake_livekit::FakeLiveKit,
+    cache: &std::path::Path,
+    extra: &[&str],
+) -> Host {
+    let child = std::process::Command::new(agent_host_tests::agent_host_bin())
+        .args(["--log-format", "json", "run", "--url", &server.url()])
+        .args(["--api-key", &server.config().api_key])
+        .args(["--api-secret", &server.config().api_secret])
+        .args(["--http-host", "127.0.0.1", "--http-port", "0"])
+        .args(extra)
+        .env(
+            "AGENT_HOST_CACHE_DIR",
+            agent_host_tests::workspace_root().join("target/test-cache"),
+        )
+        .env("XDG_CACHE_HOME", cache)
+        .env_remove("LIVEKIT_LIB_PATH")
+        .env_remove("AGENT_HOST_NO_ROOM_IO")
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting agent-host run");
+    Host::new(child)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_livekit_library_jobs_run_but_room_actions_say_how_to_install_it() {
+    let server = server().await;
+    let cache = tempfile::tempdir().unwrap();
+    let mut host = spawn_host_without_livekit_lib(
+        &server,
+        cache.path(),
+        &[
+            "--plugin",
+            agent_host_tests::guests::FAULTY,
+            "--agent-name",
+            "no-lib",
+        ],
+    );
+    let transport = host.wait_log("room transport: none, jobs run without room I/O");
+    assert!(
+        transport.to_string().contains("agent-host setup"),
+        "{transport}"
+    );
+    server.wait_for_workers(1, WAIT).await.unwrap();
+
+    // A job that never touches the room succeeds.
+    let mut quiet = DispatchRequest::new("no-lib-quiet", "no-lib");
+    quiet.metadata = "sleep:10".into();
+    let quiet = server.dispatch(quiet);
+    wait_worker_status(&server, &quiet, JobStatus::JsSuccess).await;
+
+    // One that sends text fails, and its error says how to get room I/O.
+    let mut talker = DispatchRequest::new("no-lib-talker", "no-lib");
+    talker.metadata = "ok".into();
+    let talker = server.dispatch(talker);
+    let record = wait_worker_status(&server, &talker, JobStatus::JsFailed).await;
+    assert!(
+        record.error.contains("room I/O is not available"),
+        "{}",
+        record.error
+    );
+    assert!(
+        record.error.contains("agent-host setup"),
+        "{}",
+        record.error
+    );
+
+    host.signal("TERM");
+    assert_eq!(host.wait_exit(), Some(0));
+}
+
+#[test]
+fn a_named_livekit_library_that_is_missing_is_a_startup_error() {
+    let out = std::process::Command::new(agent_host_tests::agent_host_bin())
+        .args([
+            "run",
+            "--url",
+            "ws://127.0.0.1:9",
+            "--api-key",
+            "k",
+            "--api-secret",
+            "s",
+        ])
+        .args([
+            "--plugin",
+            agent_host_tests::guests::FAULTY,
+            "--http-port",
+            "0",
+        ])
+        .args(["--livekit-lib", "/nonexistent/liblivekit_ffi.so"])
+        .env(
+            "AGENT_HOST_CACHE_DIR",
+            agent_host_tests::workspace_root().join("target/test-cache"),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running agent-host run");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/liblivekit_ffi.so does not exist"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("agent-host setup"), "{stderr}");
+}
+
+#[test]
+fn connect_without_a_server_fails_the_job_with_exit_code_1() {
+    let Some(lib) = agent_host_tests::livekit_lib() else {
+        return;
+    };
+    let out = std::process::Command::new(agent_host_tests::agent_host_bin())
+        .args([
+            "connect",
+            "--room",
+            "nowhere",
+            "--plugin",
+            agent_host_tests::guests::ECHO,
+        ])
+        .args(["--url", "ws://127.0.0.1:9"])
+        .arg("--livekit-lib")
+        .arg(&lib)
+        .env(
+            "AGENT_HOST_CACHE_DIR",
+            agent_host_tests::workspace_root().join("target/test-cache"),
+        )
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running agent-host connect");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("job failed: could not join the room"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("could not connect to ws://127.0.0.1:9"),
+        "{stderr}"
+    );
 }

@@ -1,12 +1,15 @@
 //! Room transports: how a job reaches its LiveKit room.
 //!
 //! A [`RoomTransport`] opens one [`RoomSession`] per job. Events flow in
-//! (`next_event`), actions flow out (`publish_data`, `send_text`, ...). The
-//! `room` import of the WIT world is a thin, capability-checked layer over a
-//! session: a job can only ever touch the session of its own room.
+//! (`next_event`), actions flow out (`publish_data`, `send_text`,
+//! `write_audio`, ...). The `room`, `audio` and `events` imports of the WIT
+//! world are a thin, capability-checked layer over a session: a job can only
+//! ever touch the session of its own room.
 //!
 //! Implementations:
 //! - [`sim`]: an in-memory room for `agent-host console` and tests.
+//! - [`ffi`]: real LiveKit rooms through LiveKit's client library;
+//! - [`offline`]: no rooms (when that library is not installed).
 //!
 //! Contract for implementors:
 //! - `next_event` is cancel-safe (the host races it against timeouts and
@@ -15,14 +18,22 @@
 //! - actions never block on the guest; a failing action returns a
 //!   [`RoomError`], it never panics;
 //! - dropping a session leaves the room (a transport must not rely on
-//!   [`RoomSession::close`] being called).
+//!   [`RoomSession::close`] being called);
+//! - audio is real time: a transport may drop audio frames a job does not
+//!   read fast enough, never other events; [`RoomSession::write_audio`] may
+//!   wait while about a second of audio is queued (that is the guest's
+//!   backpressure), nothing else waits on the guest.
 
+pub mod ffi;
 pub mod offline;
+pub(crate) mod pcm;
 pub mod sim;
 
 use futures::future::BoxFuture;
 
-use crate::bindings::types::{JobInfo, Participant, RoomError, RoomEvent};
+use crate::bindings::audio::AudioFormat;
+use crate::bindings::events::Event;
+use crate::bindings::types::{JobInfo, Participant, RoomError};
 
 /// What a transport needs to put a job into its room.
 #[derive(Debug, Clone)]
@@ -80,7 +91,7 @@ pub trait RoomSession: Send + 'static {
     fn participants(&self) -> Vec<Participant>;
 
     /// The next event; `None` once the session has ended. Cancel-safe.
-    fn next_event(&mut self) -> BoxFuture<'_, Option<RoomEvent>>;
+    fn next_event(&mut self) -> BoxFuture<'_, Option<Event>>;
 
     /// Sends a data packet.
     fn publish_data(&mut self, data: OutgoingData) -> BoxFuture<'_, Result<(), RoomError>>;
@@ -96,6 +107,40 @@ pub trait RoomSession: Send + 'static {
         &mut self,
         attributes: Vec<(String, String)>,
     ) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Starts (or, with a new format, changes) delivering `identity`'s
+    /// microphone audio as [`Event::Audio`] frames in `format`.
+    fn subscribe_audio(
+        &mut self,
+        identity: String,
+        format: AudioFormat,
+    ) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Stops delivering `identity`'s audio.
+    fn unsubscribe_audio(&mut self, identity: String) -> BoxFuture<'_, ()>;
+
+    /// Publishes the agent's audio track. Called at most once per session
+    /// (the `audio` import enforces it).
+    fn publish_audio(
+        &mut self,
+        name: String,
+        format: AudioFormat,
+    ) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Queues interleaved samples, in the published format, on the agent's
+    /// track. Called only after a successful [`publish_audio`](Self::publish_audio).
+    fn write_audio(&mut self, samples: Vec<i16>) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Drops the audio queued on the agent's track and not yet played.
+    fn clear_audio(&mut self) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Why the session broke, if it did: a transport failure (for example the
+    /// client library reported a panic) rather than the room ending
+    /// normally. A job whose session broke fails with this reason even if
+    /// the guest returns `ok`. Default: never broken.
+    fn failure(&self) -> Option<String> {
+        None
+    }
 
     /// Leaves the room.
     fn close(&mut self) -> BoxFuture<'_, ()>;

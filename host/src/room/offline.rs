@@ -11,11 +11,13 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
 use super::{ConnectRequest, OutgoingData, OutgoingText, RoomSession, RoomTransport};
-use crate::bindings::types::{Participant, RoomError, RoomEvent};
+use crate::bindings::audio::AudioFormat;
+use crate::bindings::events::Event;
+use crate::bindings::types::{Participant, RoomError};
 
-/// Why room actions fail under [`Offline`].
-pub const OFFLINE_REASON: &str =
-    "room I/O is not available in this agent-host: it runs without a room transport";
+/// Why room actions fail under [`Offline`]: the worker runs without
+/// LiveKit's client library, and this says how to install it.
+pub const OFFLINE_REASON: &str = "room I/O is not available: LiveKit's client library (liblivekit_ffi.so) is not installed; run `agent-host setup`, or point --livekit-lib / LIVEKIT_LIB_PATH at it, and restart the worker";
 
 /// A [`RoomTransport`] with no way to reach rooms.
 #[derive(Debug, Default, Clone, Copy)]
@@ -38,7 +40,7 @@ impl RoomSession for OfflineSession {
         Vec::new()
     }
 
-    fn next_event(&mut self) -> BoxFuture<'_, Option<RoomEvent>> {
+    fn next_event(&mut self) -> BoxFuture<'_, Option<Event>> {
         std::future::pending().boxed()
     }
 
@@ -55,6 +57,30 @@ impl RoomSession for OfflineSession {
     }
 
     fn set_attributes(&mut self, _: Vec<(String, String)>) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn subscribe_audio(
+        &mut self,
+        _: String,
+        _: AudioFormat,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn unsubscribe_audio(&mut self, _: String) -> BoxFuture<'_, ()> {
+        async {}.boxed()
+    }
+
+    fn publish_audio(&mut self, _: String, _: AudioFormat) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn write_audio(&mut self, _: Vec<i16>) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn clear_audio(&mut self) -> BoxFuture<'_, Result<(), RoomError>> {
         unavailable()
     }
 

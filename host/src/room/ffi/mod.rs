@@ -1,0 +1,124 @@
+//! The production room transport: LiveKit's own client library,
+//! `liblivekit_ffi.so`, loaded at run time.
+//!
+//! The library is the Rust client SDK behind a C ABI that takes protobuf
+//! `FfiRequest`s and delivers `FfiEvent`s through one callback; the official
+//! Python and Node SDKs use the same library. It ships in the `livekit` wheel
+//! on PyPI ([`WHEEL_VERSION`] is pinned); `agent-host setup` puts it in the
+//! cache where [`find_library`] looks.
+//!
+//! Parts:
+//! - `library`: where the library is, the pinned wheel, errors;
+//! - `sys`: the only unsafe code (loading, the four C entry points, the
+//!   callback);
+//! - `client`: the one client per process: the callback only copies bytes
+//!   into a channel, one pump thread decodes and routes them by room handle,
+//!   stream handle and async id;
+//! - `session`: one job's room (a [`RoomSession`]);
+//! - `handle`: owned handles, each dropped exactly once;
+//! - `proto`: the protocol subset (a `.proto` compiled by `build.rs`,
+//!   checked against the wheel's schema by a test);
+//! - `wheel`: reading the schema embedded in the wheel.
+//!
+//! Policy: every job has its own room connection (its own room handle), all
+//! jobs share the client. A panic of the library fails every session and
+//! every later connect: the library cannot be restarted in-process.
+
+mod client;
+mod handle;
+mod library;
+mod proto;
+mod session;
+mod sys;
+mod wheel;
+
+use std::path::Path;
+
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
+
+pub use self::library::{
+    DESCRIPTORS_FILE, FfiError, INSTALL_HINT, LIBRARY_ENV, LIBRARY_FILE, LICENSE_FILE, WHEEL_FILE,
+    WHEEL_SHA256, WHEEL_VERSION, cache_dir, find_library,
+};
+pub use self::session::{AUDIO_QUEUE, EVENT_QUEUE};
+pub use self::wheel::{descriptor_from_pb2, descriptor_set};
+use super::{ConnectRequest, RoomSession, RoomTransport};
+use crate::bindings::types::RoomError;
+use client::Client;
+
+/// A [`RoomTransport`] through LiveKit's client library. Cheap to clone;
+/// every clone uses the process's one FFI client.
+#[derive(Clone)]
+pub struct FfiRooms {
+    client: &'static Client,
+}
+
+impl std::fmt::Debug for FfiRooms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FfiRooms")
+            .field("library", &self.client.path())
+            .finish()
+    }
+}
+
+impl FfiRooms {
+    /// Loads and initialises the library at `path`. Loading it again
+    /// returns the same client; another library after the first is an
+    /// error (one client per process).
+    pub fn load(path: &Path) -> Result<FfiRooms, FfiError> {
+        Ok(FfiRooms {
+            client: Client::get_or_load(path)?,
+        })
+    }
+
+    /// The library in use (canonical path).
+    pub fn library_path(&self) -> &Path {
+        self.client.path()
+    }
+}
+
+impl RoomTransport for FfiRooms {
+    fn connect(
+        &self,
+        request: ConnectRequest,
+    ) -> BoxFuture<'_, Result<Box<dyn RoomSession>, RoomError>> {
+        let client = self.client;
+        async move {
+            session::connect(client, request)
+                .await
+                .map(|s| Box::new(s) as Box<dyn RoomSession>)
+        }
+        .boxed()
+    }
+}
+
+/// The skip rule of tests that need the library or the wheel's schema.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Skips (returns normally after saying why) unless
+    /// `AGENT_HOST_REQUIRE_LIVEKIT_LIB=1`, then fails.
+    pub(crate) fn require_library(why: &str) {
+        if std::env::var("AGENT_HOST_REQUIRE_LIVEKIT_LIB").is_ok_and(|v| v == "1") {
+            panic!("{why} (AGENT_HOST_REQUIRE_LIVEKIT_LIB=1; run `agent-host setup`)");
+        }
+        eprintln!(
+            "skipped: {why}; run `agent-host setup` (or set LIVEKIT_LIB_PATH) to run this test"
+        );
+    }
+
+    /// The real library, loaded; `None` (after [`require_library`]) when
+    /// it is not installed.
+    pub(crate) fn rooms() -> Option<super::FfiRooms> {
+        match super::find_library(None) {
+            Ok(path) => Some(super::FfiRooms::load(&path).expect("the installed library loads")),
+            Err(err) => {
+                require_library(&err.to_string());
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,323 @@
+//! Tests with the real library and no network (they skip when it is not
+//! installed, unless `AGENT_HOST_REQUIRE_LIVEKIT_LIB=1`).
+
+use std::path::Path;
+use std::time::Duration;
+
+use prost::Message as _;
+
+use super::client::Client;
+use super::handle::OwnedHandle;
+use super::proto::{self, ffi_event, ffi_request, ffi_response, room_event};
+use super::session::{AUDIO_QUEUE, EVENT_QUEUE, connect, fake_session};
+use super::testing::rooms;
+use super::{FfiError, FfiRooms};
+use crate::bindings::audio::AudioFormat;
+use crate::bindings::events::Event;
+use crate::bindings::types::{JobInfo, JobType, RoomError, RoomEvent, RoomInfo};
+use crate::room::{ConnectRequest, OutgoingData, RoomSession, RoomTransport};
+
+fn request(url: &str) -> ConnectRequest {
+    ConnectRequest {
+        job: JobInfo {
+            id: "AJ_ffi_test".into(),
+            job_type: JobType::Room,
+            room: RoomInfo {
+                sid: String::new(),
+                name: "ffi-test".into(),
+                metadata: String::new(),
+            },
+            participant: None,
+            agent_name: String::new(),
+            metadata: String::new(),
+            attributes: Vec::new(),
+            identity: "agent-ffi-test".into(),
+        },
+        url: url.into(),
+        token: "not-a-token".into(),
+    }
+}
+
+#[test]
+fn loads_once_per_process() {
+    let Some(first) = rooms() else { return };
+    let again = FfiRooms::load(first.library_path()).expect("loading again");
+    assert_eq!(first.library_path(), again.library_path());
+    assert!(std::ptr::eq(first.client, again.client), "the same client");
+    match FfiRooms::load(Path::new("/bin/sh")) {
+        Err(FfiError::OtherLibrary { loaded, .. }) => assert_eq!(loaded, first.library_path()),
+        other => panic!("expected OtherLibrary, got {other:?}"),
+    }
+}
+
+#[test]
+fn undecodable_events_are_dropped() {
+    let Some(rooms) = rooms() else { return };
+    // Not protobuf, a truncated message, and an unknown variant.
+    rooms.client.on_bytes(&[0xff, 0xff, 0xff]);
+    rooms.client.on_bytes(&[0x0a, 0x10, 0x01]);
+    rooms.client.on_bytes(&[0xfa, 0x0f, 0x00]);
+    assert!(rooms.client.check_usable().is_ok());
+}
+
+#[tokio::test]
+async fn connect_without_a_server_fails_with_a_transport_error() {
+    let Some(rooms) = rooms() else { return };
+    let err = tokio::time::timeout(
+        Duration::from_secs(90),
+        rooms.connect(request("ws://127.0.0.1:9")),
+    )
+    .await
+    .expect("the connect ends")
+    .err()
+    .expect("nothing listens on port 9");
+    match err {
+        RoomError::Transport(reason) => {
+            assert!(
+                reason.contains("could not connect to ws://127.0.0.1:9"),
+                "{reason}"
+            );
+        }
+        other => panic!("expected a transport error, got {other:?}"),
+    }
+    let err = rooms.connect(request("")).await.err().expect("no URL");
+    assert!(
+        matches!(err, RoomError::Transport(ref r) if r.contains("no LiveKit URL")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn audio_source_handles_are_released_once() {
+    let Some(rooms) = rooms() else { return };
+    let client = rooms.client;
+    let response = client
+        .request(ffi_request::Message::NewAudioSource(
+            proto::NewAudioSourceRequest {
+                r#type: proto::AudioSourceType::AudioSourceNative as i32,
+                options: Some(proto::AudioSourceOptions {
+                    echo_cancellation: false,
+                    noise_suppression: false,
+                    auto_gain_control: false,
+                }),
+                sample_rate: Some(48_000),
+                num_channels: Some(1),
+                queue_size_ms: Some(1000),
+            },
+        ))
+        .expect("creating a source");
+    let ffi_response::Message::NewAudioSource(created) = response else {
+        panic!("unexpected response {response:?}");
+    };
+    let source = OwnedHandle::take(client.lib, created.source.handle).expect("a source handle");
+    let id = source.id();
+
+    // A frame goes through the async route (response, then callback).
+    let samples = vec![0i16; 480];
+    let event = client
+        .call(
+            ffi_request::Message::CaptureAudioFrame(proto::CaptureAudioFrameRequest {
+                source_handle: id,
+                buffer: proto::AudioFrameBufferInfo {
+                    data_ptr: samples.as_ptr() as u64,
+                    num_channels: 1,
+                    sample_rate: 48_000,
+                    samples_per_channel: 480,
+                },
+            }),
+            Duration::from_secs(10),
+        )
+        .await
+        .expect("capturing a frame");
+    drop(samples);
+    let ffi_event::Message::CaptureAudioFrame(callback) = event else {
+        panic!("unexpected callback {event:?}");
+    };
+    assert_eq!(callback.error.unwrap_or_default(), "");
+
+    drop(source);
+    assert!(
+        !client.lib.drop_handle(id),
+        "the handle was released when its owner was dropped"
+    );
+}
+
+fn encode(event: ffi_event::Message) -> Vec<u8> {
+    proto::FfiEvent {
+        message: Some(event),
+    }
+    .encode_to_vec()
+}
+
+fn room_event(room: u64, event: room_event::Message) -> Vec<u8> {
+    encode(ffi_event::Message::RoomEvent(proto::RoomEvent {
+        room_handle: room,
+        message: Some(event),
+    }))
+}
+
+fn joined(room: u64, identity: &str, handle: u64) -> Vec<u8> {
+    room_event(
+        room,
+        room_event::Message::ParticipantConnected(proto::ParticipantConnected {
+            info: proto::OwnedParticipant {
+                handle: proto::FfiOwnedHandle { id: handle },
+                info: proto::ParticipantInfo {
+                    sid: format!("PA_{identity}"),
+                    name: identity.into(),
+                    identity: identity.into(),
+                    metadata: String::new(),
+                    attributes: Default::default(),
+                    kind: proto::ParticipantKind::Standard as i32,
+                },
+            },
+        }),
+    )
+}
+
+#[tokio::test]
+async fn a_library_panic_fails_every_session_and_every_later_connect() {
+    let Some(rooms) = rooms() else { return };
+    let client = Client::isolated(rooms.client.lib);
+    let (a_id, b_id) = (u64::MAX - 10, u64::MAX - 20);
+    let mut a = fake_session(client, a_id);
+    let mut b = fake_session(client, b_id);
+    client.on_bytes(&joined(a_id, "alice", u64::MAX - 11));
+    match a.next_event().await {
+        Some(Event::Room(RoomEvent::ParticipantJoined(p))) => assert_eq!(p.identity, "alice"),
+        other => panic!("expected alice to join, got {other:?}"),
+    }
+    assert_eq!(a.participants().len(), 1);
+    assert!(
+        b.participants().is_empty(),
+        "events go to their own room only"
+    );
+
+    client.on_bytes(&encode(ffi_event::Message::Panic(proto::Panic {
+        message: "boom".into(),
+    })));
+    for session in [&mut a, &mut b] {
+        assert!(session.next_event().await.is_none(), "the session is over");
+        let failure = session.failure().expect("the session failed");
+        assert!(
+            failure.contains("LiveKit's client library panicked: boom"),
+            "{failure}"
+        );
+        let err = session
+            .publish_data(OutgoingData {
+                payload: b"x".to_vec(),
+                topic: None,
+                reliable: true,
+                destinations: Vec::new(),
+            })
+            .await;
+        assert_eq!(err, Err(RoomError::Closed));
+    }
+    match connect(client, request("ws://127.0.0.1:9")).await {
+        Err(RoomError::Transport(reason)) => {
+            assert!(reason.contains("panicked (boom)"), "{reason}")
+        }
+        Err(other) => panic!("expected a transport error, got {other:?}"),
+        Ok(_) => panic!("connected after a panic"),
+    }
+}
+
+#[tokio::test]
+async fn a_job_that_does_not_read_its_events_fails_without_blocking_the_pump() {
+    let Some(rooms) = rooms() else { return };
+    let client = Client::isolated(rooms.client.lib);
+    let id = u64::MAX - 30;
+    let mut session = fake_session(client, id);
+    let capacity = EVENT_QUEUE + AUDIO_QUEUE;
+    for i in 0..=capacity {
+        client.on_bytes(&room_event(
+            id,
+            room_event::Message::RoomMetadataChanged(proto::RoomMetadataChanged {
+                metadata: i.to_string(),
+            }),
+        ));
+    }
+    let failure = session.failure().expect("the session failed");
+    assert!(
+        failure.contains("did not read its room events"),
+        "{failure}"
+    );
+    // What was queued is still delivered, in order, then the session ends.
+    for i in 0..capacity {
+        match session.next_event().await {
+            Some(Event::Room(RoomEvent::RoomMetadataChanged(m))) => assert_eq!(m, i.to_string()),
+            other => panic!("event {i}: {other:?}"),
+        }
+    }
+    assert!(session.next_event().await.is_none());
+}
+
+#[tokio::test]
+async fn unread_audio_is_dropped_and_nothing_else_is() {
+    let Some(rooms) = rooms() else { return };
+    let client = Client::isolated(rooms.client.lib);
+    let (id, stream) = (u64::MAX - 40, u64::MAX - 41);
+    let mut session = fake_session(client, id);
+    let format = AudioFormat {
+        sample_rate: 48_000,
+        channels: 1,
+    };
+    session
+        .subscribe_audio("alice".into(), format)
+        .await
+        .unwrap();
+    client
+        .lock()
+        .routes
+        .streams
+        .insert(stream, (id, "alice".into()));
+    let frame = |n: u64| {
+        encode(ffi_event::Message::AudioStreamEvent(
+            proto::AudioStreamEvent {
+                stream_handle: stream,
+                message: Some(proto::audio_stream_event::Message::FrameReceived(
+                    proto::AudioFrameReceived {
+                        frame: proto::OwnedAudioFrameBuffer {
+                            handle: proto::FfiOwnedHandle {
+                                id: u64::MAX - 1000 - n,
+                            },
+                            // No samples: the pointer is null.
+                            info: proto::AudioFrameBufferInfo {
+                                data_ptr: 0,
+                                num_channels: 1,
+                                sample_rate: 48_000,
+                                samples_per_channel: 480,
+                            },
+                        },
+                    },
+                )),
+            },
+        ))
+    };
+    for n in 0..(AUDIO_QUEUE as u64 + 50) {
+        client.on_bytes(&frame(n));
+    }
+    client.on_bytes(&room_event(
+        id,
+        room_event::Message::RoomMetadataChanged(proto::RoomMetadataChanged {
+            metadata: "after the audio".into(),
+        }),
+    ));
+    assert_eq!(session.failure(), None);
+    for n in 0..AUDIO_QUEUE {
+        match session.next_event().await {
+            Some(Event::Audio(frame)) => {
+                assert_eq!(frame.participant, "alice");
+                assert_eq!(frame.format, format);
+            }
+            other => panic!("frame {n}: {other:?}"),
+        }
+    }
+    match session.next_event().await {
+        Some(Event::Room(RoomEvent::RoomMetadataChanged(m))) => assert_eq!(m, "after the audio"),
+        other => panic!("expected the metadata change, got {other:?}"),
+    }
+    // Reading made room for new frames.
+    client.on_bytes(&frame(10_000));
+    assert!(matches!(session.next_event().await, Some(Event::Audio(_))));
+}

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run -p fake-livekit -- [--port 7880] [--api-key devkey] [--api-secret secret]
-//!     [--dispatch-every-ms N --agent NAME [--count C]]
+//!     [--room-url ws://HOST:PORT] [--dispatch-every-ms N --agent NAME [--count C]]
 //! ```
 //! Then type commands on stdin:
 //! `dispatch <room> [agent] [metadata]`, `terminate <job>`, `workers`,
@@ -15,7 +15,7 @@ use tokio::io::AsyncBufReadExt;
 
 fn usage() -> ! {
     eprintln!(
-        "usage: fake-livekit [--port P] [--api-key K] [--api-secret S] [--dispatch-every-ms N --agent NAME [--count C]]"
+        "usage: fake-livekit [--port P] [--api-key K] [--api-secret S] [--room-url URL] [--dispatch-every-ms N --agent NAME [--count C]]"
     );
     std::process::exit(2)
 }
@@ -34,6 +34,7 @@ async fn main() -> anyhow::Result<()> {
             "--port" => config.port = val().parse()?,
             "--api-key" => config.api_key = val(),
             "--api-secret" => config.api_secret = val(),
+            "--room-url" => config.room_url = Some(val()),
             "--dispatch-every-ms" => every = Some(Duration::from_millis(val().parse()?)),
             "--agent" => agent = val(),
             "--count" => count = val().parse()?,

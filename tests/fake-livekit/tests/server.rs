@@ -202,6 +202,33 @@ async fn register_ping_and_worker_status() {
     assert_eq!(steps[5], flow::WorkerStep::Status(None));
 }
 
+/// With `Config::room_url` set, assignments point jobs at that room server
+/// (e.g. the WebRTC double), with the usual participant token.
+#[tokio::test]
+async fn assignment_carries_the_configured_room_url() {
+    let s = FakeLiveKit::start(Config {
+        room_url: Some("ws://10.77.0.1:7881".into()),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let mut w = TestWorker::connect_to(&s).await;
+    w.register("agent-a").await;
+    s.dispatch(DispatchRequest::new("room-u", "agent-a"));
+    let job = w.expect_offer().await;
+    w.answer(&job.id, true, false).await;
+    let a = match w.recv().await {
+        Some(server_message::Message::Assignment(a)) => a,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(a.url.as_deref(), Some("ws://10.77.0.1:7881"));
+    let claims = TokenVerifier::with_api_key("devkey", "secret")
+        .verify(&a.token)
+        .unwrap();
+    assert_eq!(claims.video.room, "room-u");
+    assert!(claims.video.room_join);
+}
+
 #[tokio::test]
 async fn dispatch_offer_accept_assignment_and_job_status() {
     let s = server().await;

@@ -1,0 +1,514 @@
+//! Room I/O end to end: real LiveKit client code joins rooms on the WebRTC
+//! double (`webrtc-double`), inside a private network namespace (libwebrtc
+//! ignores loopback; see `agent_host_tests::netns`).
+//!
+//! `room_scenarios` re-runs this binary inside the namespace, where
+//! `inner_room_scenarios` starts one double on the namespace's address and
+//! runs every scenario concurrently (to keep the wall time near that of the
+//! slowest one), each in rooms of its own, then reports each scenario's
+//! result (`AGENT_HOST_ROOM_SCENARIOS=echo,parrot` picks some):
+//! * `python_client`: LiveKit's Python SDK (the conformance venv, skipped
+//!   without it) joins, echoes data and chat to the sender only, publishes
+//!   and receives audio, and is disconnected with ROOM_CLOSED when the last
+//!   remote leaves: the double itself against a second real client;
+//! * with LiveKit's client library (skipped without it; see
+//!   [`agent_host_tests::livekit_lib`]), jobs on `FfiRooms`:
+//!   `echo` answers text and data to the sender only; `greeter` greets a
+//!   joiner; `parrot` hears a remote speak, says so (`lk.agent.state` =
+//!   `speaking`) and sends audio back; 20 `echo` jobs in 20 rooms share the
+//!   one FFI client and each answers only in its own room; and the whole
+//!   chain `fake-livekit` dispatch → `Worker` → room → answer → room closes
+//!   → the server records SUCCESS. Every job must end with SUCCESS once the
+//!   last remote has left and the room closed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use agent_host::room::ffi::FfiRooms;
+use agent_host::worker::Worker;
+use agent_host::{JobLimits, Outcome, Plugin, Runtime};
+use agent_host_tests::worker::options;
+use agent_host_tests::{guests, livekit_lib, load, netns, request, runtime, workspace_root};
+use fake_livekit::auth::{AgentTokenParams, build_agent_token, default_permissions};
+use fake_livekit::livekit_protocol::JobStatus;
+use fake_livekit::{Config, DispatchRequest, FakeLiveKit};
+use futures::future::{BoxFuture, join_all};
+use tokio::task::JoinHandle;
+use webrtc_double::{Config as DoubleConfig, Double, Observation, Room};
+
+const KEY: &str = "devkey";
+const SECRET: &str = "secret";
+/// Bound for anything a scenario waits for.
+const WAIT: Duration = Duration::from_secs(30);
+/// How long rooms of `Ctx::lingering` stay after the last remote left
+/// (LiveKit's `departure_timeout` is 20 s).
+const LINGER: Duration = Duration::from_secs(1);
+/// Phrases dave says at most before parrot must have answered.
+const PHRASES: u32 = 3;
+/// Jobs in the concurrency scenario.
+const MANY: usize = 20;
+
+#[test]
+fn room_scenarios() {
+    netns::run_inside("inner_room_scenarios");
+}
+
+#[test]
+#[ignore = "runs inside the private network namespace made by room_scenarios"]
+fn inner_room_scenarios() {
+    netns::assert_inside();
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let double = Double::start(SocketAddr::new(netns::DOUBLE_IP, 0), KEY, SECRET)
+            .await
+            .expect("starting the double");
+        let mut scenarios: Vec<(&str, BoxFuture<'static, ()>)> = Vec::new();
+        if let Some(python) = fake_livekit::python::python("room python_client") {
+            scenarios.push((
+                "python_client",
+                Box::pin(python_client(double.clone(), python)),
+            ));
+        }
+        if let Some(lib) = livekit_lib() {
+            let rooms = FfiRooms::load(&lib).expect("loading LiveKit's client library");
+            let config = DoubleConfig::new(KEY, SECRET);
+            let lingering = Double::start_with(
+                SocketAddr::new(netns::DOUBLE_IP, 0),
+                DoubleConfig {
+                    close_delay: LINGER,
+                    ..config
+                },
+            )
+            .await
+            .expect("starting the lingering double");
+            let ctx = Arc::new(Ctx {
+                double: double.clone(),
+                lingering,
+                runtime: runtime(MANY as u32 + 8),
+                rooms,
+            });
+            scenarios.push(("echo", Box::pin(echo(ctx.clone()))));
+            scenarios.push(("greeter", Box::pin(greeter(ctx.clone()))));
+            scenarios.push(("parrot", Box::pin(parrot(ctx.clone()))));
+            scenarios.push(("many_rooms", Box::pin(many_rooms(ctx.clone()))));
+            scenarios.push(("worker_chain", Box::pin(worker_chain(ctx))));
+        }
+        // `AGENT_HOST_ROOM_SCENARIOS=echo,parrot` runs only those.
+        let only = std::env::var("AGENT_HOST_ROOM_SCENARIOS").ok();
+        let scenarios: Vec<(&str, JoinHandle<Duration>)> = scenarios
+            .into_iter()
+            .filter(|(name, _)| {
+                only.as_ref()
+                    .is_none_or(|o| o.split(',').any(|n| n == *name))
+            })
+            .map(|(name, run)| (name, tokio::spawn(timed(run))))
+            .collect();
+        let mut failed = Vec::new();
+        for (name, task) in scenarios {
+            match task.await {
+                Ok(took) => println!("scenario {name}: ok in {took:.1?}"),
+                Err(e) => {
+                    println!("scenario {name}: FAILED ({e})");
+                    failed.push(name);
+                }
+            }
+        }
+        assert!(failed.is_empty(), "failed scenarios: {failed:?}");
+    });
+}
+
+/// Runs a scenario and says how long it took.
+async fn timed(scenario: BoxFuture<'static, ()>) -> Duration {
+    let started = Instant::now();
+    scenario.await;
+    started.elapsed()
+}
+
+/// What the FFI scenarios share: the doubles, one runtime, one FFI client.
+struct Ctx {
+    /// Rooms close as soon as the last remote leaves.
+    double: Double,
+    /// Rooms close [`LINGER`] after the last remote leaves.
+    lingering: Double,
+    runtime: Runtime,
+    rooms: FfiRooms,
+}
+
+/// A job started directly (no worker) on the FFI transport.
+struct Job {
+    room: Room,
+    agent: String,
+    outcome: JoinHandle<Outcome>,
+}
+
+impl Job {
+    /// Waits for the job's outcome and asserts it is SUCCESS.
+    async fn succeeds(self) {
+        let outcome = tokio::time::timeout(WAIT, self.outcome)
+            .await
+            .unwrap_or_else(|_| panic!("job of {} did not end after the room closed", self.agent))
+            .expect("job task");
+        assert!(
+            matches!(outcome, Outcome::Success),
+            "job of {} ended with {outcome:?}",
+            self.agent
+        );
+    }
+}
+
+/// The participant token fake-livekit would hand the job.
+fn token(room: &str, identity: &str) -> String {
+    build_agent_token(
+        KEY,
+        SECRET,
+        &AgentTokenParams {
+            room,
+            identity,
+            name: "agent",
+            metadata: "",
+            attributes: &HashMap::new(),
+        },
+        &default_permissions(),
+    )
+}
+
+/// Offers job `id` (room `room-{id}`) to `plugin`, starts it on the FFI
+/// transport and waits until its agent is in the room.
+async fn start_job(ctx: &Ctx, double: &Double, plugin: &Arc<Plugin>, id: &str) -> Job {
+    let req = request(id, "");
+    let room_name = req.room.name.clone();
+    let agent = format!("agent-{id}");
+    let offer = ctx
+        .runtime
+        .offer(plugin, req, JobLimits::default())
+        .await
+        .expect("the guest answers the offer");
+    let job = offer.job.expect("the guest accepts the job");
+    let handle = job.start(
+        Arc::new(ctx.rooms.clone()),
+        double.url(),
+        token(&room_name, &agent),
+    );
+    let outcome = tokio::spawn(handle.outcome());
+    let room = double.room(&room_name);
+    let ready = room.wait_for_agent(WAIT).await.expect("the agent joins");
+    assert_eq!(ready, agent);
+    Job {
+        room,
+        agent,
+        outcome,
+    }
+}
+
+/// The first text from `agent` that `f` accepts.
+async fn text_from<T>(
+    room: &Room,
+    agent: &str,
+    what: &str,
+    f: impl Fn(&str, &str, &[String]) -> Option<T>,
+) -> T {
+    room.wait_for(WAIT, what, |o| match o {
+        Observation::Text {
+            sender,
+            topic,
+            text,
+            destinations,
+        } if sender == agent => f(topic, text, destinations),
+        _ => None,
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}; saw {:#?}", room.observations()))
+}
+
+/// The agent knows about remotes through signalling and gets their data
+/// through the data channel; give the participant update a head start so
+/// the first packet is not from an unknown sender.
+async fn settle() {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+}
+
+async fn echo(ctx: Arc<Ctx>) {
+    let plugin = load(&ctx.runtime, guests::ECHO);
+    let job = start_job(&ctx, &ctx.double, &plugin, "echo").await;
+    let room = &job.room;
+    let alice = room.join("alice").unwrap();
+    let bob = room.join("bob").unwrap();
+    settle().await;
+    alice.send_text("lk.chat", "hello from alice").unwrap();
+    bob.send_data("ping", b"ping from bob").unwrap();
+    let dest = text_from(room, &job.agent, "the echoed chat", |topic, text, dest| {
+        (text == "hello from alice").then(|| (topic.to_string(), dest.to_vec()))
+    })
+    .await;
+    assert_eq!(dest, ("lk.chat".to_string(), vec!["alice".to_string()]));
+    let (topic, dest) = room
+        .wait_for(WAIT, "the echoed data", |o| match o {
+            Observation::Data {
+                sender,
+                topic,
+                payload,
+                destinations,
+                ..
+            } if sender == &job.agent && payload == b"ping from bob" => {
+                Some((topic.clone(), destinations.clone()))
+            }
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!((topic.as_str(), dest), ("ping", vec!["bob".to_string()]));
+    // Nothing went to everyone or to the wrong participant.
+    for o in room.observations() {
+        match &o {
+            Observation::Text { destinations, .. } | Observation::Data { destinations, .. } => {
+                assert_eq!(destinations.len(), 1, "{o:?}")
+            }
+            _ => {}
+        }
+    }
+    alice.leave().unwrap();
+    bob.leave().unwrap();
+    assert!(room.is_closed());
+    job.succeeds().await;
+}
+
+async fn greeter(ctx: Arc<Ctx>) {
+    let plugin = load(&ctx.runtime, guests::GREETER);
+    // Greeter says goodbye when someone leaves: the room outlives the last
+    // remote so that the goodbye does not race the room closing (a send
+    // after the room closed fails the job). Said into an empty room, the
+    // goodbye travels as a one-packet (inline, compressed) v2 text stream.
+    let job = start_job(&ctx, &ctx.lingering, &plugin, "greeter").await;
+    let carol = job.room.join("carol").unwrap();
+    for line in ["Hello, carol!", "Goodbye, carol!"] {
+        let dest = text_from(&job.room, &job.agent, line, |_, text, dest| {
+            (text == line).then(|| dest.to_vec())
+        })
+        .await;
+        assert!(dest.is_empty(), "{line:?} goes to everyone: {dest:?}");
+        if line.starts_with("Hello") {
+            carol.leave().unwrap();
+        }
+    }
+    let room = job.room.clone();
+    job.succeeds().await;
+    assert!(room.is_closed());
+}
+
+async fn parrot(ctx: Arc<Ctx>) {
+    let plugin = load(&ctx.runtime, guests::PARROT);
+    let job = start_job(&ctx, &ctx.double, &plugin, "parrot").await;
+    let room = &job.room;
+    room.wait_for(WAIT, "parrot's track", |o| {
+        matches!(o, Observation::TrackPublished { agent, audio: true, .. } if agent == &job.agent)
+            .then_some(())
+    })
+    .await
+    .unwrap();
+    let dave = room.join("dave").unwrap();
+    settle().await;
+    // It hears a phrase (its frames reached the guest) and plays it back,
+    // saying so in `lk.agent.state`. The first words can be lost while the
+    // agent's subscription starts, so dave repeats himself (a few times at
+    // most) until parrot answers.
+    let speaking = |o: &Observation| match o {
+        Observation::AgentUpdated {
+            identity,
+            attributes,
+            ..
+        } if identity == &job.agent => attributes
+            .get("lk.agent.state")
+            .filter(|s| *s == "speaking")
+            .map(|_| ()),
+        _ => None,
+    };
+    let mut answered = false;
+    for attempt in 1..=PHRASES {
+        let frames = dave.speak(Duration::from_millis(1500)).await.unwrap();
+        assert_eq!(frames, 75);
+        if room
+            .wait_for(Duration::from_secs(5), "parrot speaking", speaking)
+            .await
+            .is_ok()
+        {
+            answered = true;
+            break;
+        }
+        println!("parrot did not answer phrase {attempt}");
+    }
+    assert!(
+        answered,
+        "parrot never answered; saw {:#?}",
+        room.observations()
+    );
+    let rtp = room
+        .wait_for_rtp(&job.agent, WAIT, "25 packets (half a second)", |r| {
+            r.packets >= 25
+        })
+        .await
+        .unwrap();
+    println!("parrot: {rtp:?}");
+    dave.leave().unwrap();
+    job.succeeds().await;
+}
+
+async fn many_rooms(ctx: Arc<Ctx>) {
+    let plugin = load(&ctx.runtime, guests::ECHO);
+    let jobs = join_all((0..MANY).map(|i| {
+        let (ctx, plugin) = (ctx.clone(), plugin.clone());
+        async move { start_job(&ctx, &ctx.double, &plugin, &format!("many-{i}")).await }
+    }))
+    .await;
+    let users: Vec<_> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| j.room.join(&format!("user-{i}")).unwrap())
+        .collect();
+    settle().await;
+    for (i, u) in users.iter().enumerate() {
+        u.send_text("lk.chat", &format!("hi from room {i}"))
+            .unwrap();
+    }
+    join_all(jobs.iter().enumerate().map(|(i, j)| async move {
+        let want = format!("hi from room {i}");
+        let dest = text_from(&j.room, &j.agent, "the echo", |_, text, dest| {
+            (text == want).then(|| dest.to_vec())
+        })
+        .await;
+        assert_eq!(dest, vec![format!("user-{i}")]);
+    }))
+    .await;
+    for (i, j) in jobs.iter().enumerate() {
+        for o in j.room.observations() {
+            if let Observation::Text { text, .. } = &o {
+                assert_eq!(text, &format!("hi from room {i}"), "room {i} saw {o:?}");
+            }
+        }
+    }
+    for u in &users {
+        u.leave().unwrap();
+    }
+    join_all(jobs.into_iter().map(Job::succeeds)).await;
+}
+
+async fn worker_chain(ctx: Arc<Ctx>) {
+    let server = FakeLiveKit::start(Config {
+        room_url: Some(ctx.double.url()),
+        ..Config::default()
+    })
+    .await
+    .expect("starting fake-livekit");
+    let runtime = runtime(4);
+    let plugin = load(&runtime, guests::ECHO);
+    let worker = Worker::new(
+        options(&server, "chain", 4),
+        runtime,
+        plugin,
+        Arc::new(ctx.rooms.clone()),
+    );
+    let handle = worker.handle();
+    let task = tokio::spawn(worker.run());
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    let id = server.dispatch(DispatchRequest::new("chain-room", "chain"));
+    let room = ctx.double.room("chain-room");
+    let agent = room.wait_for_agent(WAIT).await.unwrap();
+    assert_eq!(agent, format!("agent-{id}"));
+    let erin = room.join("erin").unwrap();
+    settle().await;
+    erin.send_text("lk.chat", "through the whole chain")
+        .unwrap();
+    let dest = text_from(&room, &agent, "the echo", |_, text, dest| {
+        (text == "through the whole chain").then(|| dest.to_vec())
+    })
+    .await;
+    assert_eq!(dest, vec!["erin".to_string()]);
+    erin.leave().unwrap();
+    let job = server
+        .wait_for_job_status(&id, JobStatus::JsSuccess, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {:?}", server.job(&id)));
+    assert_eq!(job.status, JobStatus::JsSuccess, "{job:?}");
+    handle.stop();
+    let _ = tokio::time::timeout(WAIT, task).await;
+}
+
+async fn python_client(double: Double, python: std::path::PathBuf) {
+    let script = workspace_root().join("tests/webrtc-double/clients/python_client.py");
+    let room = double.room("python-room");
+    let mut child = tokio::process::Command::new(python)
+        .arg(script)
+        .env("LIVEKIT_URL", double.url())
+        .env("LIVEKIT_TOKEN", token("python-room", "py-agent"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("starting the Python client");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let agent = room.wait_for_agent(WAIT).await.unwrap();
+    let alice = room.join("alice").unwrap();
+    let bob = room.join("bob").unwrap();
+    settle().await;
+    alice.send_text("lk.chat", "hello").unwrap();
+    bob.send_data("t", b"bytes").unwrap();
+    let text = text_from(&room, &agent, "the echoed chat", |_, text, dest| {
+        Some((text.to_string(), dest.to_vec()))
+    })
+    .await;
+    assert_eq!(text, ("echo: hello".to_string(), vec!["alice".to_string()]));
+    let data = room
+        .wait_for(WAIT, "the echoed data", |o| match o {
+            Observation::Data {
+                payload,
+                destinations,
+                ..
+            } => Some((payload.clone(), destinations.clone())),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(data, (b"echo: bytes".to_vec(), vec!["bob".to_string()]));
+    alice.speak(Duration::from_millis(500)).await.unwrap();
+    room.wait_for_rtp(&agent, WAIT, "25 packets", |r| r.packets >= 25)
+        .await
+        .unwrap();
+    bob.leave().unwrap();
+    alice.leave().unwrap();
+    let out = tokio::time::timeout(WAIT, async {
+        use tokio::io::AsyncReadExt;
+        let mut out = String::new();
+        let mut stdout = stdout;
+        let _ = stdout.read_to_string(&mut out).await;
+        (child.wait().await, out)
+    })
+    .await
+    .expect("the Python client exits after the room closed");
+    let (status, out) = out;
+    assert!(
+        status.as_ref().is_ok_and(|s| s.success()),
+        "{status:?}: {out}"
+    );
+    let summary: serde_json::Value = out
+        .lines()
+        .last()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("no summary from the Python client: {out}"));
+    assert_eq!(
+        summary["seen"],
+        serde_json::json!(["alice", "bob"]),
+        "{out}"
+    );
+    assert!(summary["frames"].as_u64().unwrap_or(0) > 0, "{out}");
+    // ROOM_CLOSED (10) in LiveKit's DisconnectReason.
+    assert_eq!(summary["disconnect_reason"], 10, "{out}");
+}

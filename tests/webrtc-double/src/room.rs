@@ -1,0 +1,664 @@
+//! Rooms: who is in them, what goes to whom, and when they close.
+//!
+//! A room holds agents (real clients connected over the signal protocol,
+//! each represented by the command channel of its session) and remotes
+//! (synthetic participants the double plays itself). All state sits behind
+//! one mutex that is never held across an await; sessions are told what to
+//! do through bounded channels ([`COMMAND_QUEUE`]) with `try_send`, so a
+//! slow or stuck agent loses messages (logged) but never blocks the room.
+//!
+//! Invariants:
+//! * every participant change is sent to every agent as a
+//!   `ParticipantUpdate` whose `version` grows per participant;
+//! * when the last remote leaves, the room closes after the configured
+//!   delay unless a remote joins meanwhile; closing sends every agent a
+//!   `Leave{ROOM_CLOSED, DISCONNECT}`, records [`Observation::RoomClosed`]
+//!   and removes the room from the registry (a later join of the same
+//!   name gets a fresh room); a closed room refuses joins.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use livekit_protocol::{
+    self as proto, DataPacket, DisconnectReason, ParticipantInfo, ParticipantUpdate,
+    SignalResponse, TrackInfo, TrackSource, TrackType, participant_info, signal_response,
+};
+use prost::Message as _;
+use tokio::sync::{Notify, mpsc};
+use webrtc::api::media_engine::MIME_TYPE_OPUS;
+use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
+use webrtc::track::track_local::TrackLocal as _;
+use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
+
+use crate::observe::{MAX_OBSERVATIONS, Observation, RtpStats};
+use crate::remote::Remote;
+use crate::{Error, ids};
+
+/// Capacity of each agent session's command queue.
+pub(crate) const COMMAND_QUEUE: usize = 4096;
+
+/// What a room asks an agent session to do.
+pub(crate) enum AgentCommand {
+    /// Send this signal message.
+    Signal(Box<SignalResponse>),
+    /// Send this encoded `DataPacket` on the data channel.
+    Data { bytes: Bytes, reliable: bool },
+    /// Start forwarding this remote audio track to the agent.
+    AddTrack(Arc<TrackLocalStaticSample>),
+    /// Leave with this reason and end the session.
+    Close(DisconnectReason),
+}
+
+/// A remote audio track: what agents receive.
+pub(crate) type AudioTrack = Arc<TrackLocalStaticSample>;
+
+struct AgentEntry {
+    info: ParticipantInfo,
+    tx: mpsc::Sender<AgentCommand>,
+    /// Sids of remote tracks negotiated to this agent.
+    subscribed: HashSet<String>,
+}
+
+struct RemoteEntry {
+    info: ParticipantInfo,
+    track: Option<AudioTrack>,
+}
+
+#[derive(Default)]
+struct State {
+    closed: bool,
+    agents: BTreeMap<String, AgentEntry>,
+    remotes: BTreeMap<String, RemoteEntry>,
+    log: Vec<Observation>,
+    rtp: BTreeMap<(String, String), RtpStats>,
+    /// Bumped by every remote join, so a pending delayed close can tell it is stale.
+    generation: u64,
+}
+
+impl State {
+    fn record(&mut self, o: Observation) {
+        if self.log.len() < MAX_OBSERVATIONS {
+            self.log.push(o);
+        } else {
+            tracing::warn!("observation log full; dropped {o:?}");
+        }
+    }
+
+    /// Sends `cmd` to one agent without blocking.
+    fn send(agent: &AgentEntry, cmd: AgentCommand) {
+        if let Err(e) = agent.tx.try_send(cmd) {
+            tracing::warn!(identity = agent.info.identity, "agent command dropped: {e}");
+        }
+    }
+
+    /// Sends a participant update to every agent except `except`.
+    fn broadcast_update(&self, info: &ParticipantInfo, except: Option<&str>) {
+        let msg = SignalResponse {
+            message: Some(signal_response::Message::Update(ParticipantUpdate {
+                participants: vec![info.clone()],
+            })),
+        };
+        for a in self.agents.values() {
+            if Some(a.info.identity.as_str()) != except {
+                Self::send(a, AgentCommand::Signal(Box::new(msg.clone())));
+            }
+        }
+    }
+
+    fn rtp_of(&self, agent: &str) -> RtpStats {
+        let mut total = RtpStats::default();
+        for ((a, _), r) in &self.rtp {
+            if a == agent {
+                total.packets += r.packets;
+                total.bytes += r.bytes;
+            }
+        }
+        total
+    }
+
+    fn participants_except(&self, identity: &str) -> Vec<ParticipantInfo> {
+        let agents = self.agents.values().map(|a| &a.info);
+        let remotes = self.remotes.values().map(|r| &r.info);
+        agents
+            .chain(remotes)
+            .filter(|p| p.identity != identity)
+            .cloned()
+            .collect()
+    }
+}
+
+/// All rooms of one double, by name.
+pub(crate) struct Registry {
+    rooms: Mutex<HashMap<String, Room>>,
+    close_delay: Duration,
+}
+
+impl Registry {
+    pub fn new(close_delay: Duration) -> Arc<Registry> {
+        Arc::new(Registry {
+            rooms: Mutex::new(HashMap::new()),
+            close_delay,
+        })
+    }
+
+    /// The open room called `name`, created if needed.
+    pub fn get_or_create(self: &Arc<Self>, name: &str) -> Room {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        rooms
+            .entry(name.to_string())
+            .or_insert_with(|| Room {
+                shared: Arc::new(Shared {
+                    name: name.to_string(),
+                    sid: ids::guid("RM_"),
+                    registry: Arc::downgrade(self),
+                    close_delay: self.close_delay,
+                    state: Mutex::new(State::default()),
+                    changed: Notify::new(),
+                }),
+            })
+            .clone()
+    }
+
+    /// Closes every room.
+    pub fn close_all(&self) {
+        let rooms: Vec<Room> = self
+            .rooms
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for r in rooms {
+            r.close();
+        }
+    }
+
+    fn remove(&self, room: &Room) {
+        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        if rooms
+            .get(&room.shared.name)
+            .is_some_and(|r| Arc::ptr_eq(&r.shared, &room.shared))
+        {
+            rooms.remove(&room.shared.name);
+        }
+    }
+}
+
+struct Shared {
+    name: String,
+    sid: String,
+    registry: Weak<Registry>,
+    close_delay: Duration,
+    state: Mutex<State>,
+    changed: Notify,
+}
+
+/// A room of the double. Cheap to clone.
+#[derive(Clone)]
+pub struct Room {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Room {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Room")
+            .field("name", &self.shared.name)
+            .field("sid", &self.shared.sid)
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Room {
+    fn update<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        let r = {
+            let mut s = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut s)
+        };
+        self.shared.changed.notify_waiters();
+        r
+    }
+
+    fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        let s = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        f(&s)
+    }
+
+    /// Room name.
+    pub fn name(&self) -> &str {
+        &self.shared.name
+    }
+
+    /// Room sid (`RM_…`).
+    pub fn sid(&self) -> &str {
+        &self.shared.sid
+    }
+
+    /// Whether the room has closed.
+    pub fn is_closed(&self) -> bool {
+        self.read(|s| s.closed)
+    }
+
+    /// A synthetic participant joins; agents in the room see it connect.
+    pub fn join(&self, identity: &str) -> Result<Remote, Error> {
+        let sid = ids::guid("PA_");
+        self.update(|s| {
+            if s.closed {
+                return Err(Error::RoomClosed(self.shared.name.clone()));
+            }
+            if s.remotes.contains_key(identity) || s.agents.contains_key(identity) {
+                return Err(Error::DuplicateIdentity(identity.to_string()));
+            }
+            let now = now_ms();
+            let info = ParticipantInfo {
+                sid: sid.clone(),
+                identity: identity.to_string(),
+                name: identity.to_string(),
+                state: participant_info::State::Active as i32,
+                joined_at: now / 1000,
+                joined_at_ms: now,
+                version: 1,
+                kind: participant_info::Kind::Standard as i32,
+                permission: Some(proto::ParticipantPermission {
+                    can_subscribe: true,
+                    can_publish: true,
+                    can_publish_data: true,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            s.broadcast_update(&info, None);
+            s.remotes
+                .insert(identity.to_string(), RemoteEntry { info, track: None });
+            s.generation += 1;
+            Ok(())
+        })?;
+        tracing::info!(room = self.shared.name, identity, "remote joined");
+        Ok(Remote::new(self.clone(), identity.to_string(), sid))
+    }
+
+    /// Closes the room now: agents get `Leave{ROOM_CLOSED}`.
+    pub fn close(&self) {
+        let first = self.update(|s| {
+            if s.closed {
+                return false;
+            }
+            s.closed = true;
+            s.record(Observation::RoomClosed);
+            for a in s.agents.values() {
+                State::send(a, AgentCommand::Close(DisconnectReason::RoomClosed));
+            }
+            true
+        });
+        if first {
+            tracing::info!(room = self.shared.name, "room closed");
+            if let Some(reg) = self.shared.registry.upgrade() {
+                reg.remove(self);
+            }
+        }
+    }
+
+    /// Every observation so far, in order.
+    pub fn observations(&self) -> Vec<Observation> {
+        self.read(|s| s.log.clone())
+    }
+
+    /// Identities of the agents in the room now.
+    pub fn agents(&self) -> Vec<String> {
+        self.read(|s| s.agents.keys().cloned().collect())
+    }
+
+    /// Identities of the remotes in the room now.
+    pub fn remotes(&self) -> Vec<String> {
+        self.read(|s| s.remotes.keys().cloned().collect())
+    }
+
+    /// RTP received so far on all tracks `agent` published.
+    pub fn rtp(&self, agent: &str) -> RtpStats {
+        self.read(|s| s.rtp_of(agent))
+    }
+
+    /// Waits until `f` returns `Some` for an observation (earlier ones
+    /// included) and returns that value.
+    pub async fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        f: impl Fn(&Observation) -> Option<T>,
+    ) -> Result<T, Error> {
+        self.wait_until(timeout, what, |s| s.log.iter().find_map(&f))
+            .await
+    }
+
+    /// Waits for the first agent to be ready (data channel open) and
+    /// returns its identity.
+    pub async fn wait_for_agent(&self, timeout: Duration) -> Result<String, Error> {
+        self.wait_for(timeout, "an agent ready", |o| match o {
+            Observation::AgentReady { identity } => Some(identity.clone()),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Waits until `f` holds for the RTP received from `agent`.
+    pub async fn wait_for_rtp(
+        &self,
+        agent: &str,
+        timeout: Duration,
+        what: &str,
+        f: impl Fn(&RtpStats) -> bool,
+    ) -> Result<RtpStats, Error> {
+        let what = format!("RTP from {agent}: {what}");
+        self.wait_until(timeout, &what, |s| Some(s.rtp_of(agent)).filter(&f))
+            .await
+    }
+
+    async fn wait_until<T>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        f: impl Fn(&State) -> Option<T>,
+    ) -> Result<T, Error> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(v) = self.read(&f) {
+                return Ok(v);
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return Err(Error::Timeout {
+                    what: format!("{what} in room {}", self.shared.name),
+                    after: timeout,
+                });
+            }
+        }
+    }
+
+    // ----- used by agent sessions -----
+
+    /// Adds an agent; returns everyone else in the room and the remote
+    /// tracks to forward. A previous session with the same identity is
+    /// closed (`DUPLICATE_IDENTITY`).
+    pub(crate) fn add_agent(
+        &self,
+        info: ParticipantInfo,
+        tx: mpsc::Sender<AgentCommand>,
+    ) -> Result<(Vec<ParticipantInfo>, Vec<AudioTrack>), Error> {
+        let identity = info.identity.clone();
+        self.update(|s| {
+            if s.closed {
+                return Err(Error::RoomClosed(self.shared.name.clone()));
+            }
+            if s.remotes.contains_key(&identity) {
+                return Err(Error::DuplicateIdentity(identity.clone()));
+            }
+            if let Some(old) = s.agents.remove(&identity) {
+                State::send(
+                    &old,
+                    AgentCommand::Close(DisconnectReason::DuplicateIdentity),
+                );
+            }
+            let others = s.participants_except(&identity);
+            let tracks = s.remotes.values().filter_map(|r| r.track.clone()).collect();
+            s.broadcast_update(&info, Some(&identity));
+            s.agents.insert(
+                identity.clone(),
+                AgentEntry {
+                    info,
+                    tx,
+                    subscribed: HashSet::new(),
+                },
+            );
+            s.record(Observation::AgentJoined { identity });
+            Ok((others, tracks))
+        })
+    }
+
+    /// Removes the agent if `tx` is still its session; others see it leave.
+    pub(crate) fn remove_agent(
+        &self,
+        identity: &str,
+        tx: &mpsc::Sender<AgentCommand>,
+        reason: &str,
+    ) {
+        self.update(|s| {
+            if !s
+                .agents
+                .get(identity)
+                .is_some_and(|a| a.tx.same_channel(tx))
+            {
+                return;
+            }
+            if let Some(mut a) = s.agents.remove(identity) {
+                a.info.state = participant_info::State::Disconnected as i32;
+                a.info.version += 1;
+                s.broadcast_update(&a.info, None);
+            }
+            s.record(Observation::AgentLeft {
+                identity: identity.to_string(),
+                reason: reason.to_string(),
+            });
+        });
+    }
+
+    /// Records an observation.
+    pub(crate) fn record(&self, o: Observation) {
+        self.update(|s| s.record(o));
+    }
+
+    /// Counts an RTP packet received on an agent's track.
+    pub(crate) fn count_rtp(&self, agent: &str, track_sid: &str, payload_len: usize) {
+        self.update(|s| {
+            let r = s
+                .rtp
+                .entry((agent.to_string(), track_sid.to_string()))
+                .or_default();
+            r.packets += 1;
+            r.bytes += payload_len as u64;
+        });
+    }
+
+    /// Applies an agent's metadata/attribute update (an empty attribute
+    /// value removes it); everyone, the agent included, gets the new info.
+    pub(crate) fn update_agent(
+        &self,
+        identity: &str,
+        metadata: Option<String>,
+        name: Option<String>,
+        attributes: &HashMap<String, String>,
+    ) {
+        self.update(|s| {
+            let Some(a) = s.agents.get_mut(identity) else {
+                return;
+            };
+            if let Some(m) = metadata {
+                a.info.metadata = m;
+            }
+            if let Some(n) = name {
+                a.info.name = n;
+            }
+            for (k, v) in attributes {
+                if v.is_empty() {
+                    a.info.attributes.remove(k);
+                } else {
+                    a.info.attributes.insert(k.clone(), v.clone());
+                }
+            }
+            a.info.version += 1;
+            let info = a.info.clone();
+            s.broadcast_update(&info, None);
+            s.record(Observation::AgentUpdated {
+                identity: identity.to_string(),
+                metadata: info.metadata.clone(),
+                attributes: info.attributes.into_iter().collect(),
+            });
+        });
+    }
+
+    /// Notes that these remote tracks are negotiated to the agent.
+    pub(crate) fn mark_subscribed(&self, agent: &str, sids: impl IntoIterator<Item = String>) {
+        self.update(|s| {
+            if let Some(a) = s.agents.get_mut(agent) {
+                a.subscribed.extend(sids);
+            }
+        });
+    }
+
+    /// Forwards an agent's packet to the other agents it is meant for.
+    pub(crate) fn forward_from_agent(&self, sender: &str, packet: &DataPacket, reliable: bool) {
+        let bytes = Bytes::from(packet.encode_to_vec());
+        self.read(|s| {
+            for a in s.agents.values() {
+                let wanted = packet.destination_identities.is_empty()
+                    || packet.destination_identities.contains(&a.info.identity);
+                if a.info.identity != sender && wanted {
+                    State::send(
+                        a,
+                        AgentCommand::Data {
+                            bytes: bytes.clone(),
+                            reliable,
+                        },
+                    );
+                }
+            }
+        });
+    }
+
+    // ----- used by remotes -----
+
+    /// Delivers packets from a remote to the agents in `destinations` (all
+    /// when empty).
+    pub(crate) fn send_from_remote(
+        &self,
+        identity: &str,
+        packets: &[DataPacket],
+        destinations: &[String],
+    ) -> Result<(), Error> {
+        self.read(|s| {
+            if s.closed {
+                return Err(Error::RoomClosed(self.shared.name.clone()));
+            }
+            if !s.remotes.contains_key(identity) {
+                return Err(Error::NotInRoom(identity.to_string()));
+            }
+            for a in s.agents.values() {
+                if destinations.is_empty() || destinations.contains(&a.info.identity) {
+                    for p in packets {
+                        State::send(
+                            a,
+                            AgentCommand::Data {
+                                bytes: Bytes::from(p.encode_to_vec()),
+                                reliable: true,
+                            },
+                        );
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Publishes the remote's microphone track (once) and returns it with
+    /// its sid.
+    pub(crate) fn publish_audio(&self, identity: &str) -> Result<(AudioTrack, String), Error> {
+        self.update(|s| {
+            if s.closed {
+                return Err(Error::RoomClosed(self.shared.name.clone()));
+            }
+            let r = s
+                .remotes
+                .get_mut(identity)
+                .ok_or_else(|| Error::NotInRoom(identity.to_string()))?;
+            if let Some(t) = &r.track {
+                return Ok((t.clone(), t.id().to_string()));
+            }
+            let track_sid = ids::guid("TR_");
+            let track = Arc::new(TrackLocalStaticSample::new(
+                RTCRtpCodecCapability {
+                    mime_type: MIME_TYPE_OPUS.to_owned(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    sdp_fmtp_line: "minptime=10;useinbandfec=1".to_owned(),
+                    rtcp_feedback: vec![],
+                },
+                track_sid.clone(),
+                format!("{}|{track_sid}", r.info.sid),
+            ));
+            r.track = Some(track.clone());
+            r.info.tracks.push(TrackInfo {
+                sid: track_sid.clone(),
+                r#type: TrackType::Audio as i32,
+                name: "microphone".into(),
+                source: TrackSource::Microphone as i32,
+                mime_type: MIME_TYPE_OPUS.to_lowercase(),
+                ..Default::default()
+            });
+            r.info.is_publisher = true;
+            r.info.version += 1;
+            let info = r.info.clone();
+            s.broadcast_update(&info, None);
+            for a in s.agents.values() {
+                State::send(a, AgentCommand::AddTrack(track.clone()));
+            }
+            Ok((track, track_sid))
+        })
+    }
+
+    /// Waits (bounded) until every agent in the room has the track
+    /// negotiated; returns how many agents that is.
+    pub(crate) async fn wait_subscribed(&self, track_sid: &str, timeout: Duration) -> usize {
+        let waited = self
+            .wait_until(timeout, "track negotiated to every agent", |s| {
+                s.agents
+                    .values()
+                    .all(|a| a.subscribed.contains(track_sid))
+                    .then_some(s.agents.len())
+            })
+            .await;
+        waited.unwrap_or_else(|e| {
+            tracing::warn!("{e}; sending anyway");
+            self.read(|s| s.agents.len())
+        })
+    }
+
+    /// A remote leaves; the room closes when it was the last one.
+    pub(crate) fn leave(&self, identity: &str) -> Result<(), Error> {
+        let (last, generation) = self.update(|s| {
+            let mut r = s
+                .remotes
+                .remove(identity)
+                .ok_or_else(|| Error::NotInRoom(identity.to_string()))?;
+            r.info.state = participant_info::State::Disconnected as i32;
+            r.info.disconnect_reason = DisconnectReason::ClientInitiated as i32;
+            r.info.version += 1;
+            s.broadcast_update(&r.info, None);
+            Ok::<_, Error>((s.remotes.is_empty() && !s.closed, s.generation))
+        })?;
+        tracing::info!(room = self.shared.name, identity, "remote left");
+        if last {
+            let delay = self.shared.close_delay;
+            if delay.is_zero() {
+                self.close();
+            } else {
+                let room = self.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(delay).await;
+                    if room.read(|s| s.remotes.is_empty() && s.generation == generation) {
+                        room.close();
+                    }
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -8,12 +8,19 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const GUESTS: &[&str] = &["echo", "greeter", "faulty"];
+const GUESTS: &[&str] = &[
+    "echo",
+    "greeter",
+    "faulty",
+    "parrot",
+    "legacy",
+    "http-fetch",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
-    for dir in ["wit", "guest-sdk", "examples"] {
+    for dir in ["wit", "guest-sdk", "examples", "tests/guests"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let target_dir = root.join("target").join("guests");
@@ -26,7 +33,10 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap()).join("guests.rs");
     let mut code = String::new();
     for guest in GUESTS {
-        code += &constant(&guest.to_uppercase(), &wasm(&target_dir, guest));
+        code += &constant(
+            &guest.to_uppercase().replace('-', "_"),
+            &wasm(&target_dir, guest),
+        );
     }
     code += &constant("FAULTY_B", &wasm(&flavor_b, "faulty"));
     std::fs::write(out, code).unwrap();
@@ -35,7 +45,7 @@ fn main() {
 fn wasm(target_dir: &Path, guest: &str) -> PathBuf {
     let wasm = target_dir
         .join("wasm32-wasip2/release")
-        .join(format!("{guest}.wasm"));
+        .join(format!("{}.wasm", guest.replace('-', "_")));
     assert!(wasm.is_file(), "{} was not built", wasm.display());
     wasm
 }

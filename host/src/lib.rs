@@ -27,11 +27,12 @@ mod imports;
 pub mod limits;
 pub mod ops;
 pub mod room;
+pub mod room_service;
 pub mod runtime;
 pub mod watch;
 pub mod worker;
 
-pub use limits::JobLimits;
+pub use limits::{HttpAllowList, HttpRule, JobLimits};
 pub use runtime::{
     JobHandle, LoadedVersion, Offer, Outcome, Plugin, PluginError, PluginSlot, PluginVersion,
     PreparedJob, Runtime, RuntimeConfig, Swap, Terminator,
@@ -40,4 +41,14 @@ pub use runtime::{
 /// The types of the WIT contract, generated from `wit/agent.wit`.
 pub mod wit {
     pub use crate::bindings::types::*;
+
+    /// Audio types (`agent-host:agent/audio`).
+    pub mod audio {
+        pub use crate::bindings::audio::{AudioFormat, AudioFrame, TrackInfo, TrackKind};
+    }
+
+    /// The combined event stream (`agent-host:agent/events`).
+    pub mod events {
+        pub use crate::bindings::events::Event;
+    }
 }

@@ -11,10 +11,16 @@
 //! | wall clock | none | a timer around the whole job |
 //! | resource handles | 1,024 | the WASI resource table's capacity |
 //! | bytes per host call | 1 MiB | wasmtime's hostcall fuel |
-//! | room payload | 64 KiB | the `room` import, per data packet or text message |
+//! | room payload | 64 KiB | the `room` and `server` imports, per data packet, text message or server call |
 //! | log line | 4 KiB | `log` import and stdout/stderr; longer lines are cut |
+//! | outbound HTTP destinations | none (empty allow-list) | the `wasi:http` send hook: host allow-list, then every resolved address (see [`HttpAllowList`]) |
+//! | outbound HTTP request body | 1 MiB | the send hook, as the body streams out |
+//! | outbound HTTP response body | 4 MiB | the send hook, as the body streams in |
+//! | outbound HTTP waits | 10 s each | connect, first response byte, between response bytes (a guest may ask for less) |
 
 use std::time::Duration;
+
+pub use crate::runtime::http::{HttpAllowList, HttpRule};
 
 /// Limits applied to each job's store. See the [module docs](self) for the
 /// defaults and how each one is enforced.
@@ -45,6 +51,15 @@ pub struct JobLimits {
     pub max_payload_bytes: usize,
     /// Time a terminated job gets to return from `run` before it is stopped.
     pub termination_grace: Duration,
+    /// Where the guest may send HTTP requests; empty (the default) denies all.
+    pub http_allow: HttpAllowList,
+    /// Largest request body a guest may send over outbound HTTP.
+    pub http_request_bytes: u64,
+    /// Largest response body a guest may receive over outbound HTTP.
+    pub http_response_bytes: u64,
+    /// Longest an outbound HTTP request waits to connect, for the first
+    /// response byte, and between response bytes (each).
+    pub http_timeout: Duration,
 }
 
 /// Default cap on linear memory and tables: 64 MiB, enough for an agent that
@@ -65,6 +80,10 @@ impl Default for JobLimits {
             max_payload_bytes: 64 << 10,
             // The official Python worker gives a terminated job 10 s too.
             termination_grace: Duration::from_secs(10),
+            http_allow: HttpAllowList::default(),
+            http_request_bytes: 1 << 20,
+            http_response_bytes: 4 << 20,
+            http_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -8,6 +8,7 @@ use agent_host::room::sim::SimRooms;
 use agent_host::wit::{JobRequest, JobType, RoomInfo};
 use agent_host::{JobLimits, Outcome, Plugin, Runtime, RuntimeConfig};
 
+pub mod netns;
 pub mod process;
 pub mod proxy;
 pub mod worker;
@@ -69,6 +70,28 @@ pub async fn run_job(
     job.start(Arc::new(rooms.clone()), String::new(), String::new())
         .outcome()
         .await
+}
+
+/// Set to `1` to turn a missing LiveKit client library into a test failure.
+pub const REQUIRE_LIVEKIT_LIB_ENV: &str = "AGENT_HOST_REQUIRE_LIVEKIT_LIB";
+
+/// LiveKit's client library (`liblivekit_ffi.so`) for room tests, found as
+/// agent-host finds it (`LIVEKIT_LIB_PATH`, else the cache `agent-host setup`
+/// fills). When it is missing, prints a `SKIP` line and returns `None`…
+///
+/// # Panics
+/// …unless `AGENT_HOST_REQUIRE_LIVEKIT_LIB=1`: then it panics.
+pub fn livekit_lib() -> Option<PathBuf> {
+    match agent_host::room::ffi::find_library(None) {
+        Ok(path) => Some(path),
+        Err(e) if std::env::var_os(REQUIRE_LIVEKIT_LIB_ENV).is_some_and(|v| v == "1") => {
+            panic!("{REQUIRE_LIVEKIT_LIB_ENV}=1 but LiveKit's client library is missing: {e}")
+        }
+        Err(e) => {
+            eprintln!("SKIP tests that need LiveKit's client library: {e}");
+            None
+        }
+    }
 }
 
 /// The workspace root.

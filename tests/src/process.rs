@@ -42,6 +42,9 @@ pub fn spawn_host(server: &FakeLiveKit, secret: &str, extra: &[&str]) -> Host {
             "50",
         ])
         .args(extra)
+        // The fake server has no rooms: jobs run without room I/O even
+        // where LiveKit's client library is installed.
+        .env("AGENT_HOST_NO_ROOM_IO", "1")
         .env(
             "AGENT_HOST_CACHE_DIR",
             workspace_root().join("target/test-cache"),

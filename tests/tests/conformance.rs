@@ -127,6 +127,9 @@ impl HostProcess {
             // faulty's `sleep` never reads its room, so it only ends when
             // its grace period is over; keep that short.
             .args(["--termination-grace", "1s"])
+            // The fake server has no rooms: jobs run without room I/O even
+            // where LiveKit's client library is installed.
+            .env("AGENT_HOST_NO_ROOM_IO", "1")
             .env(
                 "AGENT_HOST_CACHE_DIR",
                 workspace_root().join("target/test-cache"),

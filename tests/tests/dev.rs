@@ -21,6 +21,17 @@ fn copy_faulty(dir: &Path) {
         dir.join("src/lib.rs"),
     )
     .unwrap();
+    // The real crate's dependencies, with the SDK's relative path made
+    // absolute: the copy builds wherever it is.
+    let manifest = std::fs::read_to_string(root.join("examples/faulty/Cargo.toml")).unwrap();
+    let dependencies = manifest
+        .split_once("[dependencies]")
+        .expect("faulty has dependencies")
+        .1
+        .replace(
+            "path = \"../../guest-sdk\"",
+            &format!("path = {:?}", root.join("guest-sdk").display().to_string()),
+        );
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(
@@ -32,17 +43,15 @@ edition = "2024"
 [lib]
 crate-type = ["cdylib"]
 
-[dependencies]
-agent-host-sdk = {{ path = "{}" }}
-
 [profile.release]
 lto = true
 codegen-units = 1
 strip = "debuginfo"
 
 [workspace]
-"#,
-            root.join("guest-sdk").display()
+
+[dependencies]
+{dependencies}"#
         ),
     )
     .unwrap();
@@ -83,6 +92,9 @@ async fn editing_the_crate_rebuilds_and_swaps() {
         ])
         // Share compiled dependencies with the other guest builds.
         .env("CARGO_TARGET_DIR", workspace_root().join("target/guests"))
+        // The fake server has no rooms: jobs run without room I/O even
+        // where LiveKit's client library is installed.
+        .env("AGENT_HOST_NO_ROOM_IO", "1")
         .env(
             "AGENT_HOST_CACHE_DIR",
             workspace_root().join("target/test-cache"),

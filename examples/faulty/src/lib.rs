@@ -74,6 +74,9 @@ impl Agent for Faulty {
                 recurse(0);
                 Err("faulty: recursion ended".to_owned())
             }
+            ("audio-misuse", None) => audio_misuse(&ctx),
+            ("resources", None) => hoard_resources(),
+            ("server", Some(identity)) => server_calls(&ctx, identity),
             ("sandbox", None) => sandbox(80),
             ("sandbox", Some(port)) => {
                 let port = port
@@ -204,5 +207,85 @@ fn sandbox(port: u16) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("sandbox escape: {}", escapes.join(", ")))
+    }
+}
+
+/// Every way to misuse the audio import, each answered by the host with an
+/// error; the answers are sent to the room as one text line each.
+fn audio_misuse(ctx: &JobContext) -> Result<(), String> {
+    use agent_host_sdk::AudioFormat;
+    let (room, audio) = (ctx.room(), ctx.audio());
+    let cd_quality = AudioFormat {
+        sample_rate: 44_100,
+        channels: 1,
+    };
+    let report = |what: &str, result: Result<(), agent_host_sdk::RoomError>| {
+        let answer = match result {
+            Ok(()) => "ok".to_owned(),
+            Err(err) => err.to_string(),
+        };
+        room.send_text(&format!("{what}: {answer}"))
+    };
+    report(
+        "subscribe at 44.1 kHz",
+        audio.subscribe("anyone", cd_quality),
+    )?;
+    report("write before publish", audio.write(&[0; 480]))?;
+    report("publish at 44.1 kHz", audio.publish("voice", cd_quality))?;
+    report("publish", audio.publish("voice", AudioFormat::MONO_48K))?;
+    report(
+        "publish again",
+        audio.publish("voice", AudioFormat::MONO_48K),
+    )?;
+    report("write 1 s", audio.write(&vec![0; 48_000]))?;
+    report("write 1 s + 1 sample", audio.write(&vec![0; 48_001]))?;
+    report("clear", audio.clear())?;
+    Ok(())
+}
+
+/// Creates host resources (clock pollables) and never drops them, until the
+/// host's resource table is full; the host then fails the job.
+fn hoard_resources() -> Result<(), String> {
+    const MAX: usize = 1 << 20;
+    let mut held = Vec::new();
+    while held.len() < MAX {
+        held.push(wasip2::clocks::monotonic_clock::subscribe_duration(
+            u64::MAX,
+        ));
+    }
+    Err(format!("faulty: held {MAX} resources and hit no limit"))
+}
+
+/// Calls every `server` function on `identity` and sends the results, with
+/// everything the guest can see of itself (info, environment, arguments),
+/// to the room as one text. `Err` if a call failed.
+fn server_calls(ctx: &JobContext, identity: &str) -> Result<(), String> {
+    let server = ctx.server();
+    let attributes = [("faulty.server".to_owned(), "yes".to_owned())];
+    let results = [
+        (
+            "send-data",
+            server.send_data(b"from the server API", Some("faulty"), &[identity]),
+        ),
+        (
+            "update-participant",
+            server.update_participant(identity, Some("faulty-meta"), &attributes),
+        ),
+        ("mute-track", server.mute_track(identity, "TR_faulty", true)),
+        ("remove-participant", server.remove_participant(identity)),
+    ];
+    let mut report: Vec<String> = results
+        .iter()
+        .map(|(what, result)| format!("{what}: {result:?}"))
+        .collect();
+    report.push(format!("info: {:?}", ctx.info()));
+    report.push(format!("env: {:?}", std::env::vars().collect::<Vec<_>>()));
+    report.push(format!("args: {:?}", std::env::args().collect::<Vec<_>>()));
+    let report = report.join("\n");
+    ctx.room().send_text(&report)?;
+    if results.iter().all(|(_, r)| r.is_ok()) {
+        Ok(())
+    } else {
+        Err(report)
     }
 }

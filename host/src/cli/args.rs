@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use agent_host::{JobLimits, RuntimeConfig};
+use agent_host::{HttpAllowList, HttpRule, JobLimits, RuntimeConfig};
 
 use super::settings::WorkerSettings;
 
@@ -33,6 +33,18 @@ pub struct LimitArgs {
     /// Compile plugins every time instead of using the on-disk cache.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
+
+    /// Let guests send HTTP requests to this destination: a host name
+    /// (`api.example.com`), `*.example.com`, an IP address or a CIDR block,
+    /// each with an optional `:PORT`. Repeatable. None given (the default):
+    /// guests get no outbound HTTP at all.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_http_rule, env = "AGENT_HOST_ALLOW_HTTP", value_delimiter = ',')]
+    pub allow_http: Vec<HttpRule>,
+
+    /// Let allowed host names reach loopback, private, link-local and other
+    /// non-public addresses (IP and CIDR rules reach them without this).
+    #[arg(long, env = "AGENT_HOST_ALLOW_HTTP_PRIVATE")]
+    pub allow_http_private: bool,
 }
 
 impl LimitArgs {
@@ -50,6 +62,14 @@ impl LimitArgs {
                 .unwrap_or(defaults.cpu_slice),
             wall_clock: self.wall_clock_limit.or(file.wall_clock_limit),
             termination_grace: file.termination_grace.unwrap_or(defaults.termination_grace),
+            http_allow: HttpAllowList::new(
+                if self.allow_http.is_empty() {
+                    file.allow_http.clone().unwrap_or_default()
+                } else {
+                    self.allow_http.clone()
+                },
+                self.allow_http_private || file.allow_http_private.unwrap_or(false),
+            ),
             ..defaults
         }
     }
@@ -77,6 +97,11 @@ impl LimitArgs {
             ..defaults
         }
     }
+}
+
+/// Parses an `--allow-http` rule.
+pub fn parse_http_rule(text: &str) -> Result<HttpRule, String> {
+    text.parse()
 }
 
 /// Parses a byte size: a number with an optional unit (`B`, `KiB`, `MiB`,

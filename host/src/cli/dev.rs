@@ -72,6 +72,16 @@ pub struct DevArgs {
     #[arg(long, default_value_t = 0)]
     http_port: u16,
 
+    /// LiveKit's client library (`liblivekit_ffi.so`) for room I/O
+    /// [default: the one `agent-host setup` installed].
+    #[arg(long, value_name = "PATH", env = "LIVEKIT_LIB_PATH")]
+    livekit_lib: Option<PathBuf>,
+
+    /// Run jobs without room I/O even if LiveKit's client library is
+    /// installed. A library named with --livekit-lib wins.
+    #[arg(long, env = "AGENT_HOST_NO_ROOM_IO", value_parser = clap::builder::BoolishValueParser::new())]
+    no_room_io: bool,
+
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -121,6 +131,8 @@ pub fn run(args: DevArgs) -> Result<ExitCode> {
         admin_token: None,
         watch: true,
         cache_dir: None,
+        livekit_lib: args.livekit_lib,
+        no_room_io: args.no_room_io,
     };
     runtime.block_on(run::serve(plan, args.limits))
 }

@@ -2,10 +2,12 @@
 
 mod args;
 mod check;
+mod connect;
 mod console;
 mod dev;
 mod run;
 mod settings;
+mod setup;
 
 use std::process::ExitCode;
 
@@ -41,6 +43,10 @@ enum Command {
     Run(Box<run::RunArgs>),
     /// Build a guest crate, run it, and rebuild and hot-swap it on every change.
     Dev(Box<dev::DevArgs>),
+    /// Install LiveKit's client library (room I/O) into agent-host's cache.
+    Setup(setup::SetupArgs),
+    /// Run one job directly in a named room, without dispatch.
+    Connect(Box<connect::ConnectArgs>),
 }
 
 /// Parses the command line, sets up logging and runs the command.
@@ -50,7 +56,8 @@ pub fn main() -> ExitCode {
         // Keep the conversation readable: the host's own chatter only when it matters.
         Command::Console(_) => "warn,agent_host::guest=info",
         Command::Check(_) => "warn",
-        Command::Run(_) | Command::Dev(_) => "info",
+        Command::Run(_) | Command::Dev(_) | Command::Connect(_) => "info",
+        Command::Setup(_) => "warn",
     };
     init_logging(cli.log_format, default_filter);
     let result = match cli.command {
@@ -58,6 +65,8 @@ pub fn main() -> ExitCode {
         Command::Console(args) => console::run(args),
         Command::Run(args) => run::run(*args),
         Command::Dev(args) => dev::run(*args),
+        Command::Setup(args) => setup::run(args),
+        Command::Connect(args) => connect::run(*args),
     };
     match result {
         Ok(code) => code,

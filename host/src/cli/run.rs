@@ -20,6 +20,8 @@ use super::args::LimitArgs;
 use super::settings::{FileSettings, WorkerSettings, check_names, parse_plugin_flag};
 use agent_host::guest_build::read_plugin;
 use agent_host::ops::{self, OpsState};
+use agent_host::room::RoomTransport;
+use agent_host::room::ffi::{FfiRooms, find_library};
 use agent_host::room::offline::Offline;
 use agent_host::watch::{DEBOUNCE, Watch};
 use agent_host::worker::{Exit, Permissions, Worker, WorkerHandle, WorkerOptions};
@@ -129,6 +131,18 @@ pub struct RunArgs {
     #[arg(long)]
     watch: bool,
 
+    /// LiveKit's client library (`liblivekit_ffi.so`) for room I/O
+    /// [default: the one `agent-host setup` installed; without it, jobs run
+    /// without room access].
+    #[arg(long, value_name = "PATH", env = "LIVEKIT_LIB_PATH")]
+    livekit_lib: Option<PathBuf>,
+
+    /// Run jobs without room I/O even if LiveKit's client library is
+    /// installed (room actions fail): for trying dispatch against a server
+    /// without rooms. A library named with --livekit-lib wins.
+    #[arg(long, env = "AGENT_HOST_NO_ROOM_IO", value_parser = clap::builder::BoolishValueParser::new())]
+    no_room_io: bool,
+
     #[command(flatten)]
     limits: LimitArgs,
 }
@@ -153,6 +167,10 @@ pub(super) struct Plan {
     pub(super) admin_token: Option<String>,
     pub(super) watch: bool,
     pub(super) cache_dir: Option<PathBuf>,
+    /// `--livekit-lib`: the client library named explicitly.
+    pub(super) livekit_lib: Option<PathBuf>,
+    /// `--no-room-io`: no room transport unless a library is named.
+    pub(super) no_room_io: bool,
 }
 
 impl RunArgs {
@@ -181,6 +199,9 @@ impl RunArgs {
             memory_limit: self.limits.memory_limit,
             cpu_slice: self.limits.cpu_slice,
             wall_clock_limit: self.limits.wall_clock_limit,
+            allow_http: (!self.limits.allow_http.is_empty())
+                .then(|| self.limits.allow_http.clone()),
+            allow_http_private: self.limits.allow_http_private.then_some(true),
         }
     }
 
@@ -251,6 +272,8 @@ impl RunArgs {
             admin_token: self.admin_token.clone().or(file.admin_token.clone()),
             watch: self.watch || file.watch.unwrap_or(false),
             cache_dir: file.cache_dir.clone(),
+            livekit_lib: self.livekit_lib.clone(),
+            no_room_io: self.no_room_io,
         })
     }
 }
@@ -323,6 +346,7 @@ pub(super) async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
         plan.cache_dir.clone(),
     ))?;
 
+    let transport = room_transport(plan.livekit_lib.as_deref(), plan.no_room_io)?;
     let mut handles = Vec::new();
     let mut runs = tokio::task::JoinSet::new();
     for planned in plan.workers {
@@ -338,7 +362,7 @@ pub(super) async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
             cached = plugin.from_cache(),
             "plugin loaded"
         );
-        let worker = Worker::new(planned.options, runtime.clone(), plugin, Arc::new(Offline));
+        let worker = Worker::new(planned.options, runtime.clone(), plugin, transport.clone());
         let handle = worker.handle();
         if plan.watch {
             tokio::spawn(watch_plugin(handle.clone(), planned.path.clone())?);
@@ -378,6 +402,31 @@ pub(super) async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
         }
     }
     Ok(code)
+}
+
+/// The room transport: LiveKit's client library when it is named or
+/// installed (and `no_room_io` is off), else [`Offline`] (jobs run; room
+/// actions fail, saying how to install the library). A library named
+/// explicitly that cannot be used is an error.
+pub(super) fn room_transport(
+    named: Option<&Path>,
+    no_room_io: bool,
+) -> Result<Arc<dyn RoomTransport>> {
+    if no_room_io && named.is_none() {
+        tracing::info!("room transport: none (--no-room-io), jobs run without room I/O");
+        return Ok(Arc::new(Offline));
+    }
+    let path = match find_library(named) {
+        Ok(path) => path,
+        Err(err) if named.is_none() => {
+            tracing::warn!(reason = %err, "room transport: none, jobs run without room I/O");
+            return Ok(Arc::new(Offline));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let rooms = FfiRooms::load(&path)?;
+    tracing::info!(library = %rooms.library_path().display(), "room transport: LiveKit client library");
+    Ok(Arc::new(rooms))
 }
 
 /// SIGTERM, SIGINT and SIGHUP streams.

@@ -17,6 +17,7 @@
 //! path = "agents/support.wasm"
 //! agent_name = "support"
 //! memory_limit = "128MiB"
+//! allow_http = ["api.openai.com", "*.deepgram.com:443"]
 //!
 //! [[plugin]]
 //! path = "agents/notetaker.wasm"
@@ -28,6 +29,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use agent_host::HttpRule;
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
@@ -62,6 +64,9 @@ pub struct WorkerSettings {
     pub cpu_slice: Option<Duration>,
     #[serde(default, with = "opt_duration")]
     pub wall_clock_limit: Option<Duration>,
+    #[serde(default, with = "opt_rules")]
+    pub allow_http: Option<Vec<HttpRule>>,
+    pub allow_http_private: Option<bool>,
 }
 
 /// One `[[plugin]]` table.
@@ -136,7 +141,9 @@ impl WorkerSettings {
             can_update_metadata,
             memory_limit,
             cpu_slice,
-            wall_clock_limit
+            wall_clock_limit,
+            allow_http,
+            allow_http_private
         )
     }
 }
@@ -182,6 +189,23 @@ mod opt_duration {
     }
 }
 
+mod opt_rules {
+    use agent_host::HttpRule;
+    use serde::{Deserialize as _, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<HttpRule>>, D::Error> {
+        let rules: Option<Vec<String>> = Option::deserialize(d)?;
+        rules
+            .map(|rules| {
+                rules
+                    .iter()
+                    .map(|r| r.parse().map_err(serde::de::Error::custom))
+                    .collect()
+            })
+            .transpose()
+    }
+}
+
 mod opt_bytes {
     use serde::{Deserialize as _, Deserializer};
 
@@ -222,10 +246,27 @@ mod tests {
     }
 
     #[test]
+    fn outbound_http_rules() {
+        let text =
+            "allow_http = [\"api.example.com\", \"10.0.0.0/8:443\"]\nallow_http_private = true";
+        let s: FileSettings = toml::from_str(text).unwrap();
+        let rules: Vec<String> = s
+            .worker
+            .allow_http
+            .unwrap()
+            .iter()
+            .map(|r| r.to_string())
+            .collect();
+        assert_eq!(rules, ["api.example.com", "10.0.0.0/8:443"]);
+        assert_eq!(s.worker.allow_http_private, Some(true));
+    }
+
+    #[test]
     fn refuses_unknown_keys_and_bad_values() {
         assert!(toml::from_str::<FileSettings>("max_job = 3").is_err());
         assert!(toml::from_str::<FileSettings>("memory_limit = \"lots\"").is_err());
         assert!(toml::from_str::<FileSettings>("drain_timeout = \"soon\"").is_err());
+        assert!(toml::from_str::<FileSettings>("allow_http = [\"http://x\"]").is_err());
     }
 
     proptest::proptest! {

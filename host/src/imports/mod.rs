@@ -8,9 +8,12 @@
 //! - nothing the host knows beyond the job's own info (API key and secret,
 //!   environment, files) is reachable through these functions.
 
+mod audio;
+mod events;
 mod job;
 mod log;
 mod room;
+mod server;
 
 use crate::bindings::types;
 use crate::runtime::state::JobState;

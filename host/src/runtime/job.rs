@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 use wasmtime::Store;
 use wasmtime::Trap;
+use wasmtime::component::ResourceTableError;
 
 use super::guard::{Metered, Runaway};
 use super::plugin::Plugin;
@@ -31,6 +32,7 @@ use crate::bindings::Agent;
 use crate::bindings::types::{CloseReason, Decision, JobInfo};
 use crate::limits::human_duration;
 use crate::room::{ConnectRequest, RoomTransport};
+use crate::room_service::RoomService;
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,6 +94,14 @@ impl PreparedJob {
         &self.plugin
     }
 
+    /// Gives the job LiveKit's server API (the `server` import) for its own
+    /// room, the one it was offered for. Without this, every `server` call
+    /// is denied.
+    pub fn grant_room_service(&mut self, service: &Arc<RoomService>) {
+        let state = self.store.data_mut();
+        state.room_service = Some(service.scope(&state.info.room.name));
+    }
+
     /// Starts the job: joins the room through `transport` (with the server's
     /// `url` and participant `token`) and calls `run`, on a task of the
     /// current tokio runtime.
@@ -141,8 +151,11 @@ impl PreparedJob {
                 () = grace_over => Ended::GraceExpired,
             }
         };
-        let outcome = self.outcome(ended);
+        let mut outcome = self.outcome(ended);
         if let Some(mut session) = self.store.data_mut().session.take() {
+            if let (Outcome::Success, Some(reason)) = (&outcome, session.failure()) {
+                outcome = Outcome::Failed(format!("room transport failed: {reason}"));
+            }
             session.close().await;
         }
         match &outcome {
@@ -202,6 +215,12 @@ pub(crate) fn failure_reason(err: &wasmtime::Error, state: &JobState) -> String 
     }
     if let Some(reason) = state.memory.reason() {
         return reason;
+    }
+    if let Some(ResourceTableError::Full) = err.downcast_ref() {
+        return format!(
+            "resource limit of {} handles exceeded",
+            state.limits.max_resources
+        );
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => "stack overflow (unbounded recursion in the guest?)".into(),

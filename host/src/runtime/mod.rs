@@ -28,6 +28,7 @@
 mod cache;
 mod engine;
 mod guard;
+pub(crate) mod http;
 mod job;
 mod plugin;
 mod slot;
@@ -80,6 +81,9 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| anyhow::Error::from(e).context("linking WASI"))?;
+        // Outbound HTTP, behind the allow-list of `http::HttpPolicy`.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| anyhow::Error::from(e).context("linking WASI HTTP"))?;
         Agent::add_to_linker::<JobState, HasSelf<JobState>>(&mut linker, |state| state)
             .map_err(|e| anyhow::Error::from(e).context("linking the agent imports"))?;
         let cache = config

@@ -11,12 +11,16 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guard::{CpuSlice, MemoryGuard};
+use super::http::HttpPolicy;
 use super::stdio::{GuestOutput, Stream};
+use crate::bindings::audio::AudioFormat;
 use crate::bindings::types::{CloseReason, JobInfo};
 use crate::limits::JobLimits;
 use crate::room::RoomSession;
+use crate::room_service::RoomScope;
 
 /// Signals from outside the guest to its job: `Some(reason)` once the job
 /// must end (terminated by the worker, or shutdown requested by the guest).
@@ -26,11 +30,19 @@ pub(crate) type EndSignal = Arc<watch::Sender<Option<CloseReason>>>;
 pub(crate) struct JobState {
     wasi: WasiCtx,
     table: ResourceTable,
+    http: WasiHttpCtx,
+    /// Outbound HTTP's send hook: the allow-list and caps of this job.
+    http_policy: HttpPolicy,
+    /// LiveKit's server API for this job's room; `None` where the host has
+    /// no server credentials (console, simulated rooms).
+    pub(crate) room_service: Option<RoomScope>,
     pub(crate) memory: MemoryGuard,
     pub(crate) cpu: CpuSlice,
     pub(crate) limits: JobLimits,
     pub(crate) info: JobInfo,
     pub(crate) session: Option<Box<dyn RoomSession>>,
+    /// The format of the agent's published audio track, once published.
+    pub(crate) audio_out: Option<AudioFormat>,
     /// Set once `next-event` has returned `closed`; later calls repeat it.
     pub(crate) closed: Option<CloseReason>,
     pub(crate) end: EndSignal,
@@ -42,7 +54,7 @@ impl JobState {
         let stdout = GuestOutput::new(Stream::Stdout);
         let stderr = GuestOutput::new(Stream::Stderr);
         // No ambient authority: no preopened directory, no environment, no
-        // arguments, no network (wasmtime-wasi 48 denies sockets and name
+        // arguments, no sockets (wasmtime-wasi 48 denies sockets and name
         // lookups unless allowed); stdin is empty. Clocks and randomness are
         // the real ones.
         let wasi = WasiCtxBuilder::new()
@@ -57,11 +69,15 @@ impl JobState {
         Self {
             wasi,
             table,
+            http: WasiHttpCtx::new(),
+            http_policy: HttpPolicy::new(&limits),
+            room_service: None,
             memory: MemoryGuard::new(limits.memory_bytes),
             cpu: CpuSlice::new(limits.cpu_slice),
             limits,
             info,
             session: None,
+            audio_out: None,
             closed: None,
             end,
             stderr,
@@ -74,6 +90,16 @@ impl WasiView for JobState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for JobState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.http_policy,
         }
     }
 }

@@ -168,6 +168,10 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut stream: TcpStream, conn: u64) {
         respond(&mut stream, status, "Rejected", "rejected by test\n").await;
         return;
     }
+    if let Some(method) = req.path.strip_prefix(crate::twirp::PREFIX) {
+        let (auth, len) = (req.header("authorization"), req.header("content-length"));
+        return crate::twirp::serve(&inner, stream, method, auth, len, tail).await;
+    }
     if req.path != "/agent" {
         reject(&inner, 404, "unknown path".into());
         respond(&mut stream, 404, "Not Found", "404 page not found\n").await;

@@ -12,8 +12,8 @@
 //!   (OSS psrpc default ≈ 3 s), each offer also capped by
 //!   [`crate::Config::assign_job_timeout`] (10 s). A timeout is not retried.
 //! * `terminate=true` → job SUCCESS, no retry; `available=false` or worker
-//!   closed → next worker; `available=true` → `JobAssignment{job, token}`
-//!   with `url` unset.
+//!   closed → next worker; `available=true` → `JobAssignment{job, token,
+//!   url}` with `url` = [`crate::Config::room_url`] (unset by default).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -418,7 +418,7 @@ async fn run(inner: Arc<Inner>, mut job: Job, key: WorkerKey, target: Option<Str
             let msg = ServerMessage {
                 message: Some(server_message::Message::Assignment(JobAssignment {
                     job: Some(job.clone()),
-                    url: None,
+                    url: cfg.room_url.clone(),
                     token: token.clone(),
                 })),
             };

@@ -7,6 +7,7 @@
 //!
 //! # Behaviour (OSS server, see `shared/reference/livekit-worker-protocol.md` §9)
 //! * Listens on `127.0.0.1` only. HTTP `GET /agent` with a WebSocket upgrade;
+//!   `POST /twirp/livekit.RoomService/…` → the four calls of [`twirp`];
 //!   any other path → 404, a non-upgrade request → 404. The worker JWT comes
 //!   from `Authorization: Bearer` or the `access_token` query parameter and
 //!   must be HS256 with the API secret, `iss` = API key, with `exp` (60 s
@@ -53,9 +54,11 @@ mod connection;
 pub mod dispatch;
 pub mod flow;
 mod ids;
+mod inspect;
 pub mod log;
 pub mod python;
 pub mod registry;
+pub mod twirp;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -137,6 +140,10 @@ pub struct Config {
     pub node_id: String,
     /// `ServerInfo.region`.
     pub region: String,
+    /// `JobAssignment.url`: where jobs find their room (e.g. a WebRTC
+    /// double's `ws://…`). `None` (default) leaves it unset, so workers use
+    /// the server URL, as with the OSS server.
+    pub room_url: Option<String>,
 }
 
 impl Default for Config {
@@ -155,6 +162,7 @@ impl Default for Config {
             server_protocol: 17,
             node_id: "ND_fakelivekit".into(),
             region: "local".into(),
+            room_url: None,
         }
     }
 }
@@ -412,6 +420,11 @@ impl FakeLiveKit {
                 .cloned()
         })
         .await
+    }
+
+    /// Every `RoomService` call received so far (see [`twirp`]).
+    pub fn twirp_calls(&self) -> Vec<twirp::TwirpCall> {
+        self.inner.read(|s| s.twirp.clone())
     }
 
     /// The whole message log.

@@ -112,6 +112,20 @@ impl PyWorker {
     /// Starts `agent.py start` with `python`, connected to `server`,
     /// registering as `agent_name`. Needs a tokio runtime.
     pub fn spawn(python: &Path, server: &FakeLiveKit, agent_name: &str) -> PyWorker {
+        Self::spawn_script(python, &agent_script(), server, agent_name, &[])
+    }
+
+    /// Starts `script start` with `python`, connected to `server`, with
+    /// `CONFORMANCE_AGENT_NAME=agent_name` and the extra environment `env`
+    /// (for other agent scripts, such as the benchmark's). Needs a tokio
+    /// runtime.
+    pub fn spawn_script(
+        python: &Path,
+        script: &Path,
+        server: &FakeLiveKit,
+        agent_name: &str,
+        env: &[(&str, &str)],
+    ) -> PyWorker {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let log = std::env::temp_dir().join(format!(
             "fake-livekit-python-worker-{}-{}.log",
@@ -121,8 +135,9 @@ impl PyWorker {
         let out = std::fs::File::create(&log)
             .unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
         let child = tokio::process::Command::new(python)
-            .arg(agent_script())
+            .arg(script)
             .arg("start")
+            .envs(env.iter().copied())
             .env("LIVEKIT_URL", server.url())
             .env("LIVEKIT_API_KEY", &server.config().api_key)
             .env("LIVEKIT_API_SECRET", &server.config().api_secret)

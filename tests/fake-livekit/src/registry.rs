@@ -287,6 +287,8 @@ pub(crate) struct State {
     pub log: Vec<LoggedMessage>,
     pub reject_all: Option<u16>,
     pub shut_down: bool,
+    /// `RoomService` calls, in arrival order.
+    pub twirp: Vec<crate::twirp::TwirpCall>,
 }
 
 impl State {

@@ -272,8 +272,8 @@ impl RunArgs {
             admin_token: self.admin_token.clone().or(file.admin_token.clone()),
             watch: self.watch || file.watch.unwrap_or(false),
             cache_dir: file.cache_dir.clone(),
-            livekit_lib: self.livekit_lib.clone(),
-            no_room_io: self.no_room_io,
+            livekit_lib: self.livekit_lib.clone().or(file.livekit_lib.clone()),
+            no_room_io: self.no_room_io || file.no_room_io.unwrap_or(false),
         })
     }
 }

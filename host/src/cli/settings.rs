@@ -91,6 +91,10 @@ pub struct FileSettings {
     pub admin_token: Option<String>,
     pub watch: Option<bool>,
     pub cache_dir: Option<PathBuf>,
+    /// LiveKit's client library (`--livekit-lib`).
+    pub livekit_lib: Option<PathBuf>,
+    /// Run without room I/O (`--no-room-io`).
+    pub no_room_io: Option<bool>,
     #[serde(default)]
     pub plugin: Vec<PluginSettings>,
     #[serde(flatten)]
@@ -110,6 +114,9 @@ impl FileSettings {
             if plugin.path.is_relative() {
                 plugin.path = base.join(&plugin.path);
             }
+        }
+        if let Some(lib) = settings.livekit_lib.as_mut().filter(|l| l.is_relative()) {
+            *lib = base.join(&*lib);
         }
         Ok(settings)
     }
@@ -259,6 +266,23 @@ mod tests {
             .collect();
         assert_eq!(rules, ["api.example.com", "10.0.0.0/8:443"]);
         assert_eq!(s.worker.allow_http_private, Some(true));
+    }
+
+    #[test]
+    fn room_io_settings_resolve_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent-host.toml");
+        std::fs::write(
+            &path,
+            "livekit_lib = \"lib/liblivekit_ffi.so\"\nno_room_io = true\n",
+        )
+        .unwrap();
+        let s = FileSettings::load(&path).unwrap();
+        assert_eq!(
+            s.livekit_lib,
+            Some(dir.path().join("lib/liblivekit_ffi.so"))
+        );
+        assert_eq!(s.no_room_io, Some(true));
     }
 
     #[test]

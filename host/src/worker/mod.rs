@@ -56,6 +56,7 @@ pub use self::protocol::{ConnectError, agent_url, decode_server_frame, worker_to
 use self::status::Shared;
 pub use self::status::{ConnectionState, Metrics, WorkerStatus};
 use crate::room::RoomTransport;
+use crate::room_service::RoomService;
 use crate::{LoadedVersion, Plugin, PluginError, PluginSlot, PluginVersion, Runtime, Swap};
 
 /// The version this worker reports to the server at registration.
@@ -66,6 +67,8 @@ pub struct Worker {
     options: WorkerOptions,
     runtime: Runtime,
     transport: Arc<dyn RoomTransport>,
+    /// The server API that each job gets, scoped to its room.
+    room_service: Option<Arc<RoomService>>,
     shared: Arc<Shared>,
     commands: mpsc::UnboundedReceiver<Command>,
     handle: WorkerHandle,
@@ -132,10 +135,19 @@ impl Worker {
             agent_name: options.agent_name.as_str().into(),
             job_type: options.job_type,
         };
+        let room_service =
+            match RoomService::new(&options.url, &options.api_key, &options.api_secret) {
+                Ok(service) => Some(Arc::new(service)),
+                Err(err) => {
+                    tracing::warn!(%err, "jobs get no server API");
+                    None
+                }
+            };
         Self {
             options,
             runtime,
             transport,
+            room_service,
             shared,
             commands,
             handle,

@@ -2,9 +2,12 @@
 //! timers and commands all feed into it, so there are no locks around the
 //! job table and every decision sees a consistent picture.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt as _;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use livekit_protocol as proto;
 use livekit_protocol::server_message::Message as ServerMsg;
 use livekit_protocol::worker_message::Message as WorkerMsg;
@@ -32,11 +35,10 @@ enum Event {
         generation: u64,
         result: Result<Result<Offer, OfferError>, tokio::time::error::Elapsed>,
     },
-    JobEnded {
-        job_id: String,
-        outcome: Outcome,
-    },
 }
+
+/// A running job's end: its id and outcome.
+type Ending = BoxFuture<'static, (String, Outcome)>;
 
 struct Accepted {
     job: PreparedJob,
@@ -61,6 +63,15 @@ pub(super) struct Session {
     deciding: usize,
     accepted: HashMap<String, Accepted>,
     running: HashMap<String, Running>,
+    /// The ends of the running jobs, polled by the loop itself: a waiter
+    /// task per job would cost a spawn per start, and that spawn would push
+    /// the job's own task out of tokio's LIFO slot behind every queued
+    /// offer, which is what made job starts wait in a burst.
+    endings: FuturesUnordered<Ending>,
+    /// Running jobs per plugin digest, kept up to date as jobs start and
+    /// end: rebuilding it from `running` on every event cost O(jobs) per
+    /// event, which dominated the worker loop at thousands of jobs.
+    by_version: BTreeMap<String, usize>,
     /// Job statuses waiting for a connection.
     outbox: VecDeque<proto::UpdateJobStatus>,
     draining: Option<Instant>,
@@ -81,6 +92,8 @@ impl Session {
             deciding: 0,
             accepted: HashMap::new(),
             running: HashMap::new(),
+            endings: FuturesUnordered::new(),
+            by_version: BTreeMap::new(),
             outbox: VecDeque::new(),
             draining: None,
             cpu: CpuSampler::new(),
@@ -160,6 +173,9 @@ impl Session {
                     }
                 }
                 Some(event) = self.events.recv() => self.on_event(event).await,
+                Some((job_id, outcome)) = self.endings.next(), if !self.endings.is_empty() => {
+                    self.on_job_ended(job_id, outcome).await
+                }
                 command = self.w.commands.recv() => match command {
                     Some(Command::Drain) => self.start_drain().await,
                     Some(Command::Stop) | None => return Ok(self.close(Exit::Stopped).await),
@@ -423,16 +439,16 @@ impl Session {
             .filter(|u| !u.is_empty())
             .unwrap_or_else(|| self.w.options.url.clone());
         let plugin = accepted.job.plugin().version().digest.clone();
-        let handle = accepted
-            .job
-            .start(self.w.transport.clone(), url, assignment.token);
+        let mut prepared = accepted.job;
+        if let Some(service) = &self.w.room_service {
+            prepared.grant_room_service(service);
+        }
+        let handle = prepared.start(self.w.transport.clone(), url, assignment.token);
         let terminator = handle.terminator();
-        let events = self.events_tx.clone();
+        *self.by_version.entry(plugin.clone()).or_insert(0) += 1;
         let job_id = job.id.clone();
-        tokio::spawn(async move {
-            let outcome = handle.outcome().await;
-            let _ = events.send(Event::JobEnded { job_id, outcome });
-        });
+        self.endings
+            .push(Box::pin(async move { (job_id, handle.outcome().await) }));
         self.running.insert(
             job.id.clone(),
             Running {
@@ -465,28 +481,35 @@ impl Session {
                 generation,
                 result,
             } => self.on_offer_decided(*job, generation, result).await,
-            Event::JobEnded { job_id, outcome } => {
-                let Some(running) = self.running.remove(&job_id) else {
-                    return;
-                };
-                let m = &self.shared().metrics;
-                let (status, error) = match outcome {
-                    Outcome::Success => (proto::JobStatus::JsSuccess, String::new()),
-                    // The Python worker also reports a terminated job that
-                    // shut down cleanly as a success.
-                    Outcome::Terminated => (proto::JobStatus::JsSuccess, String::new()),
-                    Outcome::Failed(reason) => (proto::JobStatus::JsFailed, reason),
-                };
-                Metrics::inc(match (&status, running.terminator.is_terminated()) {
-                    (proto::JobStatus::JsFailed, _) => &m.jobs_failed,
-                    (_, true) => &m.jobs_terminated,
-                    _ => &m.jobs_succeeded,
-                });
-                self.publish_counts();
-                if !running.reported {
-                    self.report(&job_id, status, error).await;
-                }
+        }
+    }
+
+    async fn on_job_ended(&mut self, job_id: String, outcome: Outcome) {
+        let Some(running) = self.running.remove(&job_id) else {
+            return;
+        };
+        if let Some(n) = self.by_version.get_mut(&running.plugin) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_version.remove(&running.plugin);
             }
+        }
+        let m = &self.shared().metrics;
+        let (status, error) = match outcome {
+            Outcome::Success => (proto::JobStatus::JsSuccess, String::new()),
+            // The Python worker also reports a terminated job that
+            // shut down cleanly as a success.
+            Outcome::Terminated => (proto::JobStatus::JsSuccess, String::new()),
+            Outcome::Failed(reason) => (proto::JobStatus::JsFailed, reason),
+        };
+        Metrics::inc(match (&status, running.terminator.is_terminated()) {
+            (proto::JobStatus::JsFailed, _) => &m.jobs_failed,
+            (_, true) => &m.jobs_terminated,
+            _ => &m.jobs_succeeded,
+        });
+        self.publish_counts();
+        if !running.reported {
+            self.report(&job_id, status, error).await;
         }
     }
 
@@ -521,10 +544,8 @@ impl Session {
         self.load = self.current_load();
         let full = self.draining.is_some() || self.load >= self.w.options.load_threshold;
         let load = self.load;
-        let mut by_version = std::collections::BTreeMap::new();
-        for running in self.running.values() {
-            *by_version.entry(running.plugin.clone()).or_insert(0) += 1;
-        }
+        // One entry per plugin version: a handful at most.
+        let by_version = self.by_version.clone();
         self.shared().update(|s| {
             s.jobs_by_version = by_version;
             s.active_jobs = active;

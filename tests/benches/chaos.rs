@@ -13,11 +13,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome, Plugin, Runtime};
-use agent_host_tests::{guests, load, request, rss_kib, run_job, runtime};
+use agent_host_tests::{assert_offer_unanswered, guests, load, request, rss_kib, run_job, runtime};
 
 /// Every mode of `faulty` that must end as a failure.
 const FAULTS: &[&str] = &[
@@ -53,16 +53,7 @@ async fn round(
         }));
     }
     // An offer that is never answered: the caller's timeout declines it.
-    let stalled = tokio::time::timeout(
-        Duration::from_secs(2),
-        runtime.offer(
-            plugin,
-            request(&format!("AJ_{tag}_stall"), "stall-offer"),
-            JobLimits::default(),
-        ),
-    )
-    .await;
-    assert!(stalled.is_err(), "a stalled offer got an answer");
+    assert_offer_unanswered(runtime, plugin, &format!("AJ_{tag}_stall")).await;
     let mut outcomes = Vec::new();
     for task in tasks {
         outcomes.push(task.await.expect("a job task panicked"));

@@ -94,6 +94,14 @@ pub fn livekit_lib() -> Option<PathBuf> {
     }
 }
 
+/// Offers `faulty`'s `stall-offer` job, which never answers, and checks that
+/// the caller's 2 s timeout is what ends the wait.
+pub async fn assert_offer_unanswered(runtime: &Runtime, plugin: &Arc<Plugin>, id: &str) {
+    let offer = runtime.offer(plugin, request(id, "stall-offer"), JobLimits::default());
+    let answer = tokio::time::timeout(std::time::Duration::from_secs(2), offer).await;
+    assert!(answer.is_err(), "a stalled offer got an answer");
+}
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

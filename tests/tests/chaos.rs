@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome, Runtime};
-use agent_host_tests::{guests, load, request, rss_kib, run_job, runtime};
+use agent_host_tests::{assert_offer_unanswered, guests, load, request, rss_kib, run_job, runtime};
 
 const HEALTHY: usize = 100;
 
@@ -68,16 +68,7 @@ async fn round(runtime: &Runtime, plugin: &Arc<agent_host::Plugin>, tag: &str) {
         }));
     }
     // A guest that never answers its offer: the caller's timeout declines it.
-    let unanswered = tokio::time::timeout(
-        Duration::from_secs(2),
-        runtime.offer(
-            plugin,
-            request(&format!("AJ_{tag}_stall"), "stall-offer"),
-            JobLimits::default(),
-        ),
-    )
-    .await;
-    assert!(unanswered.is_err(), "a stalled offer gets no answer");
+    assert_offer_unanswered(runtime, plugin, &format!("AJ_{tag}_stall")).await;
 
     for task in tasks {
         let (mode, outcome, took, limit) = task.await.unwrap();

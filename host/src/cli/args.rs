@@ -9,6 +9,29 @@ use agent_host::{HttpAllowList, HttpRule, JobLimits, RuntimeConfig};
 
 use super::settings::WorkerSettings;
 
+/// Where the LiveKit server is, for the commands a developer points at a
+/// local `livekit-server --dev` (whose address and credentials are the
+/// defaults).
+#[derive(Debug, Clone, Args)]
+pub struct DevServerArgs {
+    /// LiveKit server URL; the default is where `livekit-server --dev` listens.
+    #[arg(long, env = "LIVEKIT_URL", default_value = "ws://localhost:7880")]
+    pub url: String,
+
+    /// LiveKit API key (`livekit-server --dev` uses `devkey`).
+    #[arg(long, env = "LIVEKIT_API_KEY", default_value = "devkey")]
+    pub api_key: String,
+
+    /// LiveKit API secret (`livekit-server --dev` uses `secret`).
+    #[arg(
+        long,
+        env = "LIVEKIT_API_SECRET",
+        default_value = "secret",
+        hide_env_values = true
+    )]
+    pub api_secret: String,
+}
+
 /// Per-job limits and engine settings. Unset values come from the config
 /// file (for `run`) or the defaults of [`JobLimits`].
 #[derive(Debug, Clone, Args)]

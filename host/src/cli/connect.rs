@@ -20,7 +20,7 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use livekit_api::access_token::{AccessToken, VideoGrants};
 
-use super::args::LimitArgs;
+use super::args::{DevServerArgs, LimitArgs};
 use super::settings::WorkerSettings;
 use agent_host::guest_build::read_plugin;
 use agent_host::room::ffi::{FfiRooms, find_library};
@@ -50,22 +50,8 @@ pub struct ConnectArgs {
     #[arg(long, default_value = "")]
     metadata: String,
 
-    /// LiveKit server URL; the default is where `livekit-server --dev` listens.
-    #[arg(long, env = "LIVEKIT_URL", default_value = "ws://localhost:7880")]
-    url: String,
-
-    /// LiveKit API key (`livekit-server --dev` uses `devkey`).
-    #[arg(long, env = "LIVEKIT_API_KEY", default_value = "devkey")]
-    api_key: String,
-
-    /// LiveKit API secret (`livekit-server --dev` uses `secret`).
-    #[arg(
-        long,
-        env = "LIVEKIT_API_SECRET",
-        default_value = "secret",
-        hide_env_values = true
-    )]
-    api_secret: String,
+    #[command(flatten)]
+    server: DevServerArgs,
 
     /// LiveKit's client library (`liblivekit_ffi.so`) [default: the one
     /// `agent-host setup` installed].
@@ -153,13 +139,22 @@ async fn session(
         .identity
         .clone()
         .unwrap_or_else(|| job.info().identity.clone());
-    let token = participant_token(&args.api_key, &args.api_secret, &args.room, &identity)?;
-    match RoomService::new(&args.url, &args.api_key, &args.api_secret) {
+    let token = participant_token(
+        &args.server.api_key,
+        &args.server.api_secret,
+        &args.room,
+        &identity,
+    )?;
+    match RoomService::new(
+        &args.server.url,
+        &args.server.api_key,
+        &args.server.api_secret,
+    ) {
         Ok(service) => job.grant_room_service(&Arc::new(service)),
         Err(err) => tracing::warn!(error = %err, "no server API for the job"),
     }
-    tracing::info!(room = %args.room, %identity, url = %args.url, plugin = %plugin.version(), "starting the job");
-    let handle = job.start(Arc::new(rooms), args.url.clone(), token);
+    tracing::info!(room = %args.room, %identity, url = %args.server.url, plugin = %plugin.version(), "starting the job");
+    let handle = job.start(Arc::new(rooms), args.server.url.clone(), token);
     let terminator = handle.terminator();
     let mut outcome = tokio::spawn(handle.outcome());
     let mut interrupted = false;

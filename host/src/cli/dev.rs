@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 
-use super::args::LimitArgs;
+use super::args::{DevServerArgs, LimitArgs};
 use super::console::{self, ConsoleArgs};
 use super::run::{self, Plan, Planned};
 use super::settings::WorkerSettings;
@@ -43,22 +43,8 @@ pub struct DevArgs {
     #[arg(long, default_value = "you")]
     identity: String,
 
-    /// LiveKit server URL; the default is where `livekit-server --dev` listens.
-    #[arg(long, env = "LIVEKIT_URL", default_value = "ws://localhost:7880")]
-    url: String,
-
-    /// LiveKit API key (`livekit-server --dev` uses `devkey`).
-    #[arg(long, env = "LIVEKIT_API_KEY", default_value = "devkey")]
-    api_key: String,
-
-    /// LiveKit API secret (`livekit-server --dev` uses `secret`).
-    #[arg(
-        long,
-        env = "LIVEKIT_API_SECRET",
-        default_value = "secret",
-        hide_env_values = true
-    )]
-    api_secret: String,
+    #[command(flatten)]
+    server: DevServerArgs,
 
     /// Agent name for explicit dispatch.
     #[arg(long, env = "LIVEKIT_AGENT_NAME", default_value = "")]
@@ -118,9 +104,9 @@ pub fn run(args: DevArgs) -> Result<ExitCode> {
     let options = run::worker_options(
         &settings,
         &args.limits,
-        args.url,
-        args.api_key,
-        args.api_secret,
+        args.server.url,
+        args.server.api_key,
+        args.server.api_secret,
     )?;
     let plan = Plan {
         workers: vec![Planned {

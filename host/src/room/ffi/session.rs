@@ -533,41 +533,8 @@ pub(super) async fn connect(
             },
         );
     }
-    let (tx, rx) = mpsc::channel(EVENT_QUEUE + AUDIO_QUEUE);
-    let audio_pending = Arc::new(AtomicUsize::new(0));
     let room_id = room.id();
-    let state = RoomState {
-        handle_id: room_id,
-        events: Some(tx),
-        audio_pending: audio_pending.clone(),
-        dropped_audio: 0,
-        failure: None,
-        ended: false,
-        audio_subs: HashMap::new(),
-        published: None,
-        streams: HashMap::new(),
-        tracks: HashMap::new(),
-        publications,
-        participants,
-        local,
-        _room: room,
-    };
-    {
-        let mut shared = client.lock();
-        if shared.panicked.is_some() {
-            drop(shared);
-            drop(state);
-            return Err(client.check_usable().err().unwrap_or(RoomError::Closed));
-        }
-        shared.rooms.insert(room_id, state);
-    }
-    let session = FfiSession {
-        client,
-        room: room_id,
-        events: rx,
-        audio_pending,
-        left: false,
-    };
+    let session = register(client, room, local, publications, participants)?;
     // The library holds the room's events back until it hears this (and
     // closes the room after 15 s without it).
     let ready = ffi_request::Message::ReadyForRoomEvent(proto::ReadyForRoomEventRequest {
@@ -960,14 +927,17 @@ impl Drop for FfiSession {
     }
 }
 
-/// A session on a room that exists only in `client`'s tables, with made-up
-/// handle ids the library does not know (releasing them is a no-op): for
-/// testing what the pump does with events. Use ids far from the
-/// library's own (which count up from 1).
-#[cfg(test)]
-pub(super) fn fake_session(client: &'static Client, room_id: u64) -> FfiSession {
-    let lib = client.lib;
-    let handle = |id| OwnedHandle::take(lib, proto::FfiOwnedHandle { id }).expect("a nonzero id");
+/// Registers a connected room with the client, so the pump routes its
+/// events, and returns the job's session on it. Refused once the library
+/// has panicked (the room's handles are then released here).
+fn register(
+    client: &'static Client,
+    room: OwnedHandle,
+    local: Option<OwnedHandle>,
+    publications: HashMap<String, Publication>,
+    participants: BTreeMap<String, Remote>,
+) -> Result<FfiSession, RoomError> {
+    let room_id = room.id();
     let (tx, rx) = mpsc::channel(EVENT_QUEUE + AUDIO_QUEUE);
     let audio_pending = Arc::new(AtomicUsize::new(0));
     let state = RoomState {
@@ -981,17 +951,43 @@ pub(super) fn fake_session(client: &'static Client, room_id: u64) -> FfiSession 
         published: None,
         streams: HashMap::new(),
         tracks: HashMap::new(),
-        publications: HashMap::new(),
-        participants: BTreeMap::new(),
-        local: Some(handle(room_id - 1)),
-        _room: handle(room_id),
+        publications,
+        participants,
+        local,
+        _room: room,
     };
-    client.lock().rooms.insert(room_id, state);
-    FfiSession {
+    {
+        let mut shared = client.lock();
+        if shared.panicked.is_some() {
+            drop(shared);
+            drop(state);
+            return Err(client.check_usable().err().unwrap_or(RoomError::Closed));
+        }
+        shared.rooms.insert(room_id, state);
+    }
+    Ok(FfiSession {
         client,
         room: room_id,
         events: rx,
         audio_pending,
         left: false,
-    }
+    })
+}
+
+/// A session on a room that exists only in `client`'s tables, with made-up
+/// handle ids the library does not know (releasing them is a no-op): for
+/// testing what the pump does with events. Use ids far from the
+/// library's own (which count up from 1).
+#[cfg(test)]
+pub(super) fn fake_session(client: &'static Client, room_id: u64) -> FfiSession {
+    let lib = client.lib;
+    let handle = |id| OwnedHandle::take(lib, proto::FfiOwnedHandle { id }).expect("a nonzero id");
+    register(
+        client,
+        handle(room_id),
+        Some(handle(room_id - 1)),
+        HashMap::new(),
+        BTreeMap::new(),
+    )
+    .expect("a fresh client is usable")
 }

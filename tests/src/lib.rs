@@ -23,7 +23,7 @@ pub mod guests {
 pub fn runtime(max_jobs: u32) -> Runtime {
     Runtime::new(RuntimeConfig {
         max_jobs,
-        cache_dir: Some(workspace_root().join("target/test-cache")),
+        cache_dir: Some(test_cache_dir()),
         ..RuntimeConfig::default()
     })
     .expect("creating the runtime")
@@ -122,6 +122,28 @@ pub fn agent_host_bin() -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// Where tests cache compiled components, shared by every test binary and
+/// every `agent-host` process they start.
+pub fn test_cache_dir() -> PathBuf {
+    workspace_root().join("target/test-cache")
+}
+
+/// `agent-host` as tests start it: with the shared compile cache.
+pub fn agent_host_command() -> std::process::Command {
+    let mut command = std::process::Command::new(agent_host_bin());
+    command.env("AGENT_HOST_CACHE_DIR", test_cache_dir());
+    command
+}
+
+/// `agent-host` for a worker against `fake-livekit`, which has no rooms:
+/// jobs run without room I/O even where LiveKit's client library is
+/// installed.
+pub fn agent_host_for_fake_server() -> std::process::Command {
+    let mut command = agent_host_command();
+    command.env("AGENT_HOST_NO_ROOM_IO", "1");
+    command
 }
 
 /// Number of threads of this process, from `/proc/self/status`.

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use fake_livekit::FakeLiveKit;
 
+use crate::agent_host_for_fake_server;
 use crate::worker::WAIT;
-use crate::{agent_host_bin, workspace_root};
 
 /// A running `agent-host run` process; killed when dropped.
 pub struct Host {
@@ -24,7 +24,7 @@ pub struct Host {
 /// Starts `agent-host run` against `server` with JSON logs on a random
 /// loopback health port; `extra` adds flags (at least one `--plugin`).
 pub fn spawn_host(server: &FakeLiveKit, secret: &str, extra: &[&str]) -> Host {
-    let child = Command::new(agent_host_bin())
+    let child = agent_host_for_fake_server()
         .args(["--log-format", "json", "run"])
         .args([
             "--url",
@@ -42,13 +42,6 @@ pub fn spawn_host(server: &FakeLiveKit, secret: &str, extra: &[&str]) -> Host {
             "50",
         ])
         .args(extra)
-        // The fake server has no rooms: jobs run without room I/O even
-        // where LiveKit's client library is installed.
-        .env("AGENT_HOST_NO_ROOM_IO", "1")
-        .env(
-            "AGENT_HOST_CACHE_DIR",
-            workspace_root().join("target/test-cache"),
-        )
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

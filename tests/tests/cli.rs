@@ -1,17 +1,13 @@
 //! The `agent-host` binary: `check` and `console`, as a user runs them.
 
 use std::io::Write as _;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use agent_host_tests::{agent_host_bin, guests, workspace_root};
+use agent_host_tests::{agent_host_command, guests, workspace_root};
 
 fn agent_host(args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(agent_host_bin())
+    let mut child = agent_host_command()
         .args(args)
-        .env(
-            "AGENT_HOST_CACHE_DIR",
-            workspace_root().join("target/test-cache"),
-        )
         // A guest crate directory is built into the guests' own target dir.
         .env("CARGO_TARGET_DIR", workspace_root().join("target/guests"))
         .stdin(Stdio::piped())

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use agent_host_tests::{agent_host_bin, guests, workspace_root};
+use agent_host_tests::{agent_host_for_fake_server, guests};
 use fake_livekit::flow::{self, FlowStep, WorkerStep};
 use fake_livekit::livekit_protocol::{JobStatus, worker_message};
 use fake_livekit::python::{self, PyWorker};
@@ -112,7 +112,7 @@ impl HostProcess {
         let log =
             std::env::temp_dir().join(format!("agent-host-conformance-{}.log", std::process::id()));
         let out = std::fs::File::create(&log).expect("creating the agent-host log");
-        let child = tokio::process::Command::new(agent_host_bin())
+        let child = tokio::process::Command::from(agent_host_for_fake_server())
             .args(["--log-format", "json", "run", "--plugin", guests::FAULTY])
             .args(["--url", &server.url()])
             .args(["--api-key", &server.config().api_key])
@@ -127,13 +127,6 @@ impl HostProcess {
             // faulty's `sleep` never reads its room, so it only ends when
             // its grace period is over; keep that short.
             .args(["--termination-grace", "1s"])
-            // The fake server has no rooms: jobs run without room I/O even
-            // where LiveKit's client library is installed.
-            .env("AGENT_HOST_NO_ROOM_IO", "1")
-            .env(
-                "AGENT_HOST_CACHE_DIR",
-                workspace_root().join("target/test-cache"),
-            )
             .env("RUST_LOG", "info")
             .env_remove("LIVEKIT_AGENT_NAME")
             .env_remove("LIVEKIT_AGENT_DEPLOYMENT")

@@ -3,11 +3,11 @@
 //! keeps serving.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use agent_host_tests::process::Host;
 use agent_host_tests::worker::{self, WAIT, flavor_of_next_job};
-use agent_host_tests::{agent_host_bin, workspace_root};
+use agent_host_tests::{agent_host_for_fake_server, workspace_root};
 
 /// A standalone copy of the `faulty` example in `dir` (its own workspace,
 /// the SDK by absolute path), so the test can edit it. It gets its own
@@ -70,7 +70,7 @@ async fn editing_the_crate_rebuilds_and_swaps() {
     let crate_dir = dir.path().join("faulty");
     copy_faulty(&crate_dir);
 
-    let child = Command::new(agent_host_bin())
+    let child = agent_host_for_fake_server()
         .args([
             "--log-format",
             "json",
@@ -92,13 +92,6 @@ async fn editing_the_crate_rebuilds_and_swaps() {
         ])
         // Share compiled dependencies with the other guest builds.
         .env("CARGO_TARGET_DIR", workspace_root().join("target/guests"))
-        // The fake server has no rooms: jobs run without room I/O even
-        // where LiveKit's client library is installed.
-        .env("AGENT_HOST_NO_ROOM_IO", "1")
-        .env(
-            "AGENT_HOST_CACHE_DIR",
-            workspace_root().join("target/test-cache"),
-        )
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

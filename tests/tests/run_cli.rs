@@ -128,16 +128,12 @@ fn spawn_host_without_livekit_lib(
     cache: &std::path::Path,
     extra: &[&str],
 ) -> Host {
-    let child = std::process::Command::new(agent_host_tests::agent_host_bin())
+    let child = agent_host_tests::agent_host_command()
         .args(["--log-format", "json", "run", "--url", &server.url()])
         .args(["--api-key", &server.config().api_key])
         .args(["--api-secret", &server.config().api_secret])
         .args(["--http-host", "127.0.0.1", "--http-port", "0"])
         .args(extra)
-        .env(
-            "AGENT_HOST_CACHE_DIR",
-            agent_host_tests::workspace_root().join("target/test-cache"),
-        )
         .env("XDG_CACHE_HOME", cache)
         .env_remove("LIVEKIT_LIB_PATH")
         .env_remove("AGENT_HOST_NO_ROOM_IO")
@@ -199,7 +195,7 @@ async fn without_the_livekit_library_jobs_run_but_room_actions_say_how_to_instal
 
 #[test]
 fn a_named_livekit_library_that_is_missing_is_a_startup_error() {
-    let out = std::process::Command::new(agent_host_tests::agent_host_bin())
+    let out = agent_host_tests::agent_host_command()
         .args([
             "run",
             "--url",
@@ -216,10 +212,6 @@ fn a_named_livekit_library_that_is_missing_is_a_startup_error() {
             "0",
         ])
         .args(["--livekit-lib", "/nonexistent/liblivekit_ffi.so"])
-        .env(
-            "AGENT_HOST_CACHE_DIR",
-            agent_host_tests::workspace_root().join("target/test-cache"),
-        )
         .stdin(std::process::Stdio::null())
         .output()
         .expect("running agent-host run");
@@ -237,7 +229,7 @@ fn connect_without_a_server_fails_the_job_with_exit_code_1() {
     let Some(lib) = agent_host_tests::livekit_lib() else {
         return;
     };
-    let out = std::process::Command::new(agent_host_tests::agent_host_bin())
+    let out = agent_host_tests::agent_host_command()
         .args([
             "connect",
             "--room",
@@ -248,10 +240,6 @@ fn connect_without_a_server_fails_the_job_with_exit_code_1() {
         .args(["--url", "ws://127.0.0.1:9"])
         .arg("--livekit-lib")
         .arg(&lib)
-        .env(
-            "AGENT_HOST_CACHE_DIR",
-            agent_host_tests::workspace_root().join("target/test-cache"),
-        )
         .stdin(std::process::Stdio::null())
         .output()
         .expect("running agent-host connect");

@@ -182,7 +182,7 @@ async fn several_plugins_from_flags_and_from_a_config_file() {
         ),
     )
     .unwrap();
-    let mut child = std::process::Command::new(agent_host_tests::agent_host_bin())
+    let mut child = agent_host_tests::agent_host_for_fake_server()
         .args([
             "run",
             "--config",
@@ -193,13 +193,6 @@ async fn several_plugins_from_flags_and_from_a_config_file() {
             "0",
         ])
         .args(["--api-secret", &server.config().api_secret])
-        // The fake server has no rooms: jobs run without room I/O even
-        // where LiveKit's client library is installed.
-        .env("AGENT_HOST_NO_ROOM_IO", "1")
-        .env(
-            "AGENT_HOST_CACHE_DIR",
-            agent_host_tests::workspace_root().join("target/test-cache"),
-        )
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();

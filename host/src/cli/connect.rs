@@ -164,21 +164,13 @@ async fn session(
                 break result.unwrap_or_else(|e| Outcome::Failed(format!("internal error: {e}")));
             }
             _ = tokio::signal::ctrl_c() => {
-                if interrupted {
-                    eprintln!("stopping");
+                if super::interrupt(&mut interrupted, &terminator) {
                     return Ok(ExitCode::FAILURE);
                 }
-                interrupted = true;
-                eprintln!("terminating the job (Ctrl-C again to stop at once)");
-                terminator.terminate();
             }
         }
     };
-    eprintln!("job {outcome}");
-    Ok(match outcome {
-        Outcome::Success | Outcome::Terminated => ExitCode::SUCCESS,
-        Outcome::Failed(_) => ExitCode::FAILURE,
-    })
+    Ok(super::job_exit(&outcome))
 }
 
 #[cfg(test)]

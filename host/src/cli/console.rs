@@ -130,13 +130,9 @@ pub(super) async fn session(
                 }
             }
             _ = tokio::signal::ctrl_c() => {
-                if interrupted {
-                    eprintln!("stopping");
+                if super::interrupt(&mut interrupted, &job.terminator) {
                     return Ok(ExitCode::FAILURE);
                 }
-                interrupted = true;
-                eprintln!("terminating the job (Ctrl-C again to stop at once)");
-                job.terminator.terminate();
             }
         }
     };
@@ -145,11 +141,7 @@ pub(super) async fn session(
     while let Ok(output) = outputs.try_recv() {
         print_output(&output, &args.identity);
     }
-    eprintln!("job {outcome}");
-    Ok(match outcome {
-        Outcome::Success | Outcome::Terminated => ExitCode::SUCCESS,
-        Outcome::Failed(_) => ExitCode::FAILURE,
-    })
+    Ok(super::job_exit(&outcome))
 }
 
 /// The console's running job.

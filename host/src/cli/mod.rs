@@ -88,3 +88,26 @@ fn init_logging(format: LogFormat, default_filter: &str) {
         LogFormat::Json => builder.json().init(),
     }
 }
+
+/// Ctrl-C during a one-job command (`console`, `connect`): the first
+/// terminates the job, which then has its grace period to end; the second
+/// stops at once. Returns whether to stop now.
+fn interrupt(interrupted: &mut bool, terminator: &agent_host::Terminator) -> bool {
+    if *interrupted {
+        eprintln!("stopping");
+        return true;
+    }
+    *interrupted = true;
+    eprintln!("terminating the job (Ctrl-C again to stop at once)");
+    terminator.terminate();
+    false
+}
+
+/// Reports how a one-job command's job ended; exit 0 unless it failed.
+fn job_exit(outcome: &agent_host::Outcome) -> ExitCode {
+    eprintln!("job {outcome}");
+    match outcome {
+        agent_host::Outcome::Success | agent_host::Outcome::Terminated => ExitCode::SUCCESS,
+        agent_host::Outcome::Failed(_) => ExitCode::FAILURE,
+    }
+}

@@ -22,6 +22,7 @@
 
 #[allow(missing_docs)] // generated; the WIT carries the docs
 mod bindings;
+mod bounded;
 pub mod guest_build;
 mod imports;
 pub mod limits;

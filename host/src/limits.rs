@@ -12,7 +12,8 @@
 //! | resource handles | 1,024 | the WASI resource table's capacity |
 //! | bytes per host call | 1 MiB | wasmtime's hostcall fuel |
 //! | room payload | 64 KiB | the `room` and `server` imports, per data packet, text message or server call |
-//! | log line | 4 KiB | `log` import and stdout/stderr; longer lines are cut |
+//! | log line | 4 KiB | `log` import and stdout/stderr; longer lines are cut, with a `… [truncated N bytes]` marker |
+//! | failure reason | 4 KiB | every `Failed` outcome (`host/src/bounded.rs`); a backtrace goes only to the debug log, names cut |
 //! | outbound HTTP destinations | none (empty allow-list) | the `wasi:http` send hook: host allow-list, then every resolved address (see [`HttpAllowList`]) |
 //! | outbound HTTP request body | 1 MiB | the send hook, as the body streams out |
 //! | outbound HTTP response body | 4 MiB | the send hook, as the body streams in |
@@ -20,6 +21,7 @@
 
 use std::time::Duration;
 
+pub use crate::bounded::MAX_FAILURE_REASON;
 pub use crate::runtime::http::{HttpAllowList, HttpRule};
 
 /// Limits applied to each job's store. See the [module docs](self) for the
@@ -66,7 +68,9 @@ pub struct JobLimits {
 /// holds a few seconds of audio and its conversation state.
 pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
 
-/// Longest line the host keeps from a guest's log or stdout/stderr.
+/// Longest line the host keeps from a guest's log or stdout/stderr: a
+/// line a person reads, and a flood of lines still costs the log at most
+/// 4 KiB per guest call.
 pub const MAX_LOG_LINE: usize = 4096;
 
 impl Default for JobLimits {
@@ -86,18 +90,6 @@ impl Default for JobLimits {
             http_timeout: Duration::from_secs(10),
         }
     }
-}
-
-/// Cuts guest-provided text to [`MAX_LOG_LINE`] bytes, on a char boundary.
-pub(crate) fn cut_log_line(text: &str) -> &str {
-    if text.len() <= MAX_LOG_LINE {
-        return text;
-    }
-    let mut end = MAX_LOG_LINE;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// Formats a byte count the way limit messages show it (`64 MiB`, `512 KiB`).

@@ -4,8 +4,10 @@
 //! before a transport sees them; a job publishes at most one track; one
 //! `write` carries at most one second of audio in the published format, and
 //! its length must be a whole number of frames (a multiple of the channel
-//! count).
+//! count). Identities and track names count against the payload cap like
+//! every guest string of a room action.
 
+use super::guest_bytes;
 use crate::bindings::agent_host::agent::audio::Host;
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::types::RoomError;
@@ -32,14 +34,15 @@ impl Host for JobState {
         if let Err(err) = check(format) {
             return Ok(Err(err));
         }
-        Ok(match self.joined_session() {
+        Ok(match self.session_for(guest_bytes([identity.as_str()])) {
             Ok(session) => session.subscribe_audio(identity, format).await,
             Err(err) => Err(err),
         })
     }
 
     async fn unsubscribe(&mut self, identity: String) -> wasmtime::Result<()> {
-        if let Ok(session) = self.joined_session() {
+        // An identity over the cap was never subscribed: nothing to undo.
+        if let Ok(session) = self.session_for(guest_bytes([identity.as_str()])) {
             session.unsubscribe_audio(identity).await;
         }
         Ok(())
@@ -58,7 +61,7 @@ impl Host for JobState {
                 "the job has already published its audio track".into(),
             )));
         }
-        let result = match self.session_for(name.len()) {
+        let result = match self.session_for(guest_bytes([name.as_str()])) {
             Ok(session) => session.publish_audio(name, format).await,
             Err(err) => Err(err),
         };

@@ -2,7 +2,7 @@
 
 use crate::bindings::agent_host::agent::job::Host;
 use crate::bindings::types::{CloseReason, JobInfo};
-use crate::limits::cut_log_line;
+use crate::bounded;
 use crate::runtime::state::JobState;
 
 impl Host for JobState {
@@ -11,7 +11,7 @@ impl Host for JobState {
     }
 
     async fn shutdown(&mut self, reason: String) -> wasmtime::Result<()> {
-        tracing::info!(reason = %cut_log_line(&reason), "job asked to shut down");
+        tracing::info!(reason = %bounded::log_line(&reason), "job asked to shut down");
         self.end.send_if_modified(|end| {
             let first = end.is_none();
             if first {

@@ -1,14 +1,14 @@
 //! `agent-host:agent/log`: guest log lines into the host's `tracing` log,
 //! inside the job's span (so each carries the job id), cut to the log line
-//! limit.
+//! limit with a visible marker.
 
 use crate::bindings::agent_host::agent::log::{Host, Level};
-use crate::limits::cut_log_line;
+use crate::bounded;
 use crate::runtime::state::JobState;
 
 impl Host for JobState {
     async fn log(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        let message = cut_log_line(&message);
+        let message = bounded::log_line(&message);
         match level {
             Level::Trace => tracing::trace!(target: "agent_host::guest", "{message}"),
             Level::Debug => tracing::debug!(target: "agent_host::guest", "{message}"),

@@ -5,11 +5,15 @@
 //! Once `next-event` has returned `closed(reason)` it keeps returning it.
 //! `next-event` reads the same queue as `events.next` and skips the events
 //! only `events` can express (audio frames, track events).
+//! An action's guest input, every field of it (payload, topic, each
+//! destination identity, attribute keys and values), counts against the
+//! payload cap; over it the action fails with `too-large`.
 
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::guest_bytes;
 use crate::bindings::agent_host::agent::room::Host;
 use crate::bindings::events::Event;
 use crate::bindings::types::{CloseReason, Participant, RoomError, RoomEvent};
@@ -17,13 +21,11 @@ use crate::room::{OutgoingData, OutgoingText, RoomSession};
 use crate::runtime::state::JobState;
 
 impl JobState {
-    /// The session, if the job may act in the room now.
-    pub(crate) fn session_for(
-        &mut self,
-        payload_len: usize,
-    ) -> Result<&mut dyn RoomSession, RoomError> {
+    /// The session, if the job may act in the room now and the call's
+    /// guest input (`bytes`, every field of it) is within the cap.
+    pub(crate) fn session_for(&mut self, bytes: usize) -> Result<&mut dyn RoomSession, RoomError> {
         let max = self.limits.max_payload_bytes;
-        if payload_len > max {
+        if bytes > max {
             return Err(RoomError::TooLarge(u32::try_from(max).unwrap_or(u32::MAX)));
         }
         self.joined_session()
@@ -93,7 +95,8 @@ impl Host for JobState {
         reliable: bool,
         destinations: Vec<String>,
     ) -> wasmtime::Result<Result<(), RoomError>> {
-        let session = match self.session_for(payload.len()) {
+        let fields = topic.iter().chain(&destinations).map(String::as_str);
+        let session = match self.session_for(payload.len() + guest_bytes(fields)) {
             Ok(session) => session,
             Err(err) => return Ok(Err(err)),
         };
@@ -113,7 +116,11 @@ impl Host for JobState {
         topic: String,
         destinations: Vec<String>,
     ) -> wasmtime::Result<Result<(), RoomError>> {
-        let session = match self.session_for(text.len()) {
+        let fields = [&topic]
+            .into_iter()
+            .chain(&destinations)
+            .map(String::as_str);
+        let session = match self.session_for(text.len() + guest_bytes(fields)) {
             Ok(session) => session,
             Err(err) => return Ok(Err(err)),
         };
@@ -138,7 +145,11 @@ impl Host for JobState {
         &mut self,
         attributes: Vec<(String, String)>,
     ) -> wasmtime::Result<Result<(), RoomError>> {
-        let size = attributes.iter().map(|(k, v)| k.len() + v.len()).sum();
+        let size = guest_bytes(
+            attributes
+                .iter()
+                .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+        );
         let session = match self.session_for(size) {
             Ok(session) => session,
             Err(err) => return Ok(Err(err)),

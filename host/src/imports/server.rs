@@ -8,6 +8,7 @@
 //! [`JobLimits::max_payload_bytes`](crate::JobLimits::max_payload_bytes) and
 //! is refused with `too-large` above it, before any call is made.
 
+use super::guest_bytes;
 use crate::bindings::agent_host::agent::server::Host;
 use crate::bindings::types::RoomError;
 use crate::room_service::{RoomScope, RoomServiceError};
@@ -38,10 +39,6 @@ fn answer(result: Result<(), RoomServiceError>) -> Answer {
     }))
 }
 
-fn total<'a>(parts: impl IntoIterator<Item = &'a str>) -> usize {
-    parts.into_iter().map(str::len).sum()
-}
-
 impl Host for JobState {
     async fn send_data(
         &mut self,
@@ -50,9 +47,8 @@ impl Host for JobState {
         reliable: bool,
         destinations: Vec<String>,
     ) -> Answer {
-        let bytes = payload.len()
-            + topic.as_deref().map_or(0, str::len)
-            + total(destinations.iter().map(String::as_str));
+        let bytes =
+            payload.len() + guest_bytes(topic.iter().chain(&destinations).map(String::as_str));
         let scope = match self.room_service(bytes) {
             Ok(scope) => scope,
             Err(err) => return Ok(Err(err)),
@@ -70,13 +66,16 @@ impl Host for JobState {
         metadata: Option<String>,
         attributes: Vec<(String, String)>,
     ) -> Answer {
-        let bytes = identity.len()
-            + metadata.as_deref().map_or(0, str::len)
-            + total(
-                attributes
-                    .iter()
-                    .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
-            );
+        let bytes = guest_bytes(
+            [identity.as_str()]
+                .into_iter()
+                .chain(metadata.as_deref())
+                .chain(
+                    attributes
+                        .iter()
+                        .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
+                ),
+        );
         let scope = match self.room_service(bytes) {
             Ok(scope) => scope,
             Err(err) => return Ok(Err(err)),
@@ -89,7 +88,7 @@ impl Host for JobState {
     }
 
     async fn remove_participant(&mut self, identity: String) -> Answer {
-        let scope = match self.room_service(identity.len()) {
+        let scope = match self.room_service(guest_bytes([identity.as_str()])) {
             Ok(scope) => scope,
             Err(err) => return Ok(Err(err)),
         };
@@ -97,7 +96,7 @@ impl Host for JobState {
     }
 
     async fn mute_track(&mut self, identity: String, track_sid: String, muted: bool) -> Answer {
-        let scope = match self.room_service(identity.len() + track_sid.len()) {
+        let scope = match self.room_service(guest_bytes([identity.as_str(), track_sid.as_str()])) {
             Ok(scope) => scope,
             Err(err) => return Ok(Err(err)),
         };

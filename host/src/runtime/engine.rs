@@ -112,6 +112,9 @@ fn pool_config(cfg: &RuntimeConfig) -> PoolingAllocationConfig {
     pool.max_memory_size(cfg.max_memory_bytes as usize);
     pool.total_tables(n.saturating_mul(4));
     pool.max_tables_per_component(8);
+    // wasmtime's default slot (20,000 elements) would cap tables below the
+    // limit the store's limiter states and the failure reason names.
+    pool.table_elements(super::guard::MAX_TABLE_ELEMENTS);
     // One fiber stack per running job.
     pool.total_stacks(n);
     // Keep a few freed slots warm (their pages stay mapped) so a burst of new

@@ -18,8 +18,11 @@ use wasmtime::{ResourceLimiter, UpdateDeadline};
 
 use crate::limits::{human_bytes, human_duration};
 
-/// Most table elements a job may hold (Spin uses the same default).
-const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Most elements a job's table may hold (Spin uses the same default, also
+/// for its pooling allocator): room for the tables of large guests such
+/// as interpreters compiled to wasm. The pooling allocator's slots are
+/// sized to it too, so both allocators enforce the same number.
+pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// Denies memory growth past the job's cap and remembers that it did.
 #[derive(Debug)]

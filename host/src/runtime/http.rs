@@ -48,8 +48,10 @@ use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep, sleep, timeout};
 use tracing::Instrument as _;
 use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::bounded;
 use crate::limits::JobLimits;
 
 /// Where outbound HTTP may go: a list of [`HttpRule`]s, and whether
@@ -409,6 +411,27 @@ impl WasiHttpHooks for HttpPolicy {
         let span = tracing::Span::current();
         Box::new(self.clone().send(request, options).instrument(span))
     }
+
+    /// A cap hit while hyper streams a body (our [`Capped`] body's error,
+    /// wrapped in hyper's) reaches the guest as that cap's error, e.g.
+    /// `HTTP-request-body-size` for a chunked request body over the cap,
+    /// not as the default `HTTP-protocol-error`.
+    fn p2_error_from_hyper(&mut self, err: &hyper::Error) -> ErrorCode {
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            match cause.downcast_ref::<Error>() {
+                Some(Error::HttpRequestBodySize(limit)) => {
+                    return ErrorCode::HttpRequestBodySize(*limit);
+                }
+                Some(Error::HttpResponseBodySize(limit)) => {
+                    return ErrorCode::HttpResponseBodySize(*limit);
+                }
+                _ => source = cause.source(),
+            }
+        }
+        tracing::warn!(error = %bounded::display(err, bounded::MAX_LOG_FIELD), "outbound HTTP failed");
+        ErrorCode::HttpProtocolError
+    }
 }
 
 /// Waits, each the host's cap or less if the guest asked for less.
@@ -446,20 +469,20 @@ impl HttpPolicy {
             } else {
                 "no --allow-http rule names this host and port"
             };
-            tracing::warn!(%host, port, rule, "outbound HTTP request denied");
+            tracing::warn!(host = %bounded::log_field(host), port, rule, "outbound HTTP request denied");
             return Err(Error::HttpRequestDenied);
         };
         let addrs = resolve(&target, port, waits.connect).await?;
         for addr in &addrs {
             if let Err(why) = self.allow.check_address(*addr) {
-                tracing::warn!(%host, port, matched = %rule, rule = %why, "outbound HTTP request denied");
+                tracing::warn!(host = %bounded::log_field(host), port, matched = %rule, rule = %why, "outbound HTTP request denied");
                 return Err(Error::DestinationIpProhibited);
             }
         }
         if content_length(request.headers()).is_some_and(|n| n > self.request_bytes) {
             return Err(Error::HttpRequestBodySize(Some(self.request_bytes)));
         }
-        tracing::debug!(%host, port, %rule, "outbound HTTP request");
+        tracing::debug!(host = %bounded::log_field(host), port, %rule, "outbound HTTP request");
         let name = host.trim_start_matches('[').trim_end_matches(']');
         let stream = open(&addrs, name, tls, waits.connect).await?;
         let (mut sender, conn) = timeout(
@@ -816,6 +839,50 @@ mod tests {
                 .check_address("10.0.0.1:1".parse().unwrap())
                 .is_err()
         );
+    }
+
+    /// A request body over the cap, sent by hyper as the send hook does,
+    /// fails as `HTTP-request-body-size`, as SECURITY.md says.
+    #[tokio::test]
+    async fn a_streamed_request_body_over_the_cap_is_a_body_size_error() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut sink = Vec::new();
+            // Reads until the client gives up on the body.
+            let _ = tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut sink).await;
+        });
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        let conn = tokio::spawn(conn);
+        let chunks = futures::stream::iter(
+            (0..4).map(|_| Ok::<_, Error>(Frame::data(Bytes::from(vec![b'x'; 8])))),
+        );
+        let body = Capped::new(
+            http_body_util::StreamBody::new(chunks),
+            16,
+            Error::HttpRequestBodySize(Some(16)),
+            None,
+        );
+        let request = http::Request::post("/upload")
+            .header("host", "example.com")
+            .body(body)
+            .unwrap();
+        let err = sender.send_request(request).await.unwrap_err();
+        let mut policy = HttpPolicy::new(&JobLimits::default());
+        assert!(
+            matches!(
+                policy.p2_error_from_hyper(&err),
+                ErrorCode::HttpRequestBodySize(Some(16))
+            ),
+            "{err:?}"
+        );
+        conn.abort();
+        server.abort();
     }
 
     #[tokio::test]

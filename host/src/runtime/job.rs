@@ -21,15 +21,15 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
-use wasmtime::Store;
-use wasmtime::Trap;
 use wasmtime::component::ResourceTableError;
+use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::guard::{Metered, Runaway};
 use super::plugin::Plugin;
 use super::state::{EndSignal, JobState};
 use crate::bindings::Agent;
 use crate::bindings::types::{CloseReason, Decision, JobInfo};
+use crate::bounded::{self, MAX_FAILURE_REASON, MAX_FRAME_NAME};
 use crate::limits::human_duration;
 use crate::room::{ConnectRequest, RoomTransport};
 use crate::room_service::RoomService;
@@ -40,7 +40,9 @@ pub enum Outcome {
     /// `run` returned `ok`.
     Success,
     /// The job failed; the reason is meant for people (and for the
-    /// `error` field of LiveKit's job status).
+    /// `error` field of LiveKit's job status). The host keeps it within
+    /// [`MAX_FAILURE_REASON`](crate::limits::MAX_FAILURE_REASON), whatever
+    /// the guest did.
     Failed(String),
     /// The job was terminated (by the server, the worker or its owner) and
     /// ended within its grace period or was stopped after it.
@@ -128,7 +130,7 @@ impl PreparedJob {
         let session = match transport.connect(request).await {
             Ok(session) => session,
             Err(err) => {
-                let outcome = Outcome::Failed(format!("could not join the room: {err}"));
+                let outcome = failed(format!("could not join the room: {err}"));
                 tracing::warn!(%outcome, "job ended");
                 return outcome;
             }
@@ -154,7 +156,7 @@ impl PreparedJob {
         let mut outcome = self.outcome(ended);
         if let Some(mut session) = self.store.data_mut().session.take() {
             if let (Outcome::Success, Some(reason)) = (&outcome, session.failure()) {
-                outcome = Outcome::Failed(format!("room transport failed: {reason}"));
+                outcome = failed(format!("room transport failed: {reason}"));
             }
             session.close().await;
         }
@@ -172,9 +174,9 @@ impl PreparedJob {
         match ended {
             Ended::Returned(Ok(Ok(()))) if terminated => Outcome::Terminated,
             Ended::Returned(Ok(Ok(()))) => Outcome::Success,
-            Ended::Returned(Ok(Err(reason))) => Outcome::Failed(reason),
-            Ended::Returned(Err(err)) => Outcome::Failed(failure_reason(&err, state)),
-            Ended::WallClock(limit) => Outcome::Failed(format!(
+            Ended::Returned(Ok(Err(reason))) => failed(reason),
+            Ended::Returned(Err(err)) => failed(failure_reason(&err, state)),
+            Ended::WallClock(limit) => failed(format!(
                 "wall-clock limit {} exceeded",
                 human_duration(limit)
             )),
@@ -207,9 +209,21 @@ async fn grace_expired(mut end: watch::Receiver<Option<CloseReason>>, grace: Dur
     tokio::time::sleep(grace).await;
 }
 
+/// A failed outcome, its reason within [`MAX_FAILURE_REASON`].
+fn failed(reason: String) -> Outcome {
+    Outcome::Failed(bounded::reason(reason))
+}
+
 /// Turns an error from a guest call into words a user understands, naming
-/// the limit that was hit when one was.
+/// the limit that was hit when one was; at most [`MAX_FAILURE_REASON`]
+/// bytes. The wasm backtrace (whose frame names come from the guest's own
+/// name section) is never part of it: it goes to the debug log, with each
+/// name cut to [`MAX_FRAME_NAME`].
 pub(crate) fn failure_reason(err: &wasmtime::Error, state: &JobState) -> String {
+    let backtrace = err.downcast_ref::<WasmBacktrace>();
+    if let Some(backtrace) = backtrace {
+        log_backtrace(backtrace);
+    }
     if let Some(runaway) = err.downcast_ref::<Runaway>() {
         return runaway.to_string();
     }
@@ -222,7 +236,7 @@ pub(crate) fn failure_reason(err: &wasmtime::Error, state: &JobState) -> String 
             state.limits.max_resources
         );
     }
-    match err.downcast_ref::<Trap>() {
+    let reason = match err.downcast_ref::<Trap>() {
         Some(Trap::StackOverflow) => "stack overflow (unbounded recursion in the guest?)".into(),
         Some(Trap::UnreachableCodeReached) => match state.stderr.panic_message() {
             Some(message) => format!("guest panicked: {message}"),
@@ -233,8 +247,47 @@ pub(crate) fn failure_reason(err: &wasmtime::Error, state: &JobState) -> String 
                 .into()
         }
         Some(trap) => format!("trap: {trap}"),
-        None => format!("{err:#}"),
+        None => error_chain(err, backtrace),
+    };
+    bounded::reason(reason)
+}
+
+/// `err`'s messages, outermost first, as `{err:#}` shows them but without
+/// the backtrace, each formatted only up to the reason's cap.
+fn error_chain(err: &wasmtime::Error, backtrace: Option<&WasmBacktrace>) -> String {
+    // The backtrace is one link of the chain (wasmtime adds it as context);
+    // it is recognised by how it starts, which is all that is formatted.
+    const HEAD: usize = 256;
+    let backtrace_head = backtrace.map(|bt| bounded::display(bt, HEAD));
+    let mut parts = Vec::new();
+    for link in err.chain() {
+        let is_backtrace = backtrace_head
+            .as_deref()
+            .is_some_and(|head| bounded::display(link, HEAD) == head);
+        if is_backtrace {
+            continue;
+        }
+        parts.push(bounded::display(link, MAX_FAILURE_REASON));
     }
+    parts.join(": ")
+}
+
+/// Logs a guest backtrace at debug level, one line, each function name cut
+/// to [`MAX_FRAME_NAME`] (wasmtime keeps at most 20 frames).
+fn log_backtrace(backtrace: &WasmBacktrace) {
+    if !tracing::enabled!(tracing::Level::DEBUG) {
+        return;
+    }
+    let mut frames = String::new();
+    for (i, frame) in backtrace.frames().iter().enumerate() {
+        let name = match frame.func_name() {
+            Some(name) => bounded::cut(name, MAX_FRAME_NAME).into_owned(),
+            None => format!("<function {}>", frame.func_index()),
+        };
+        let offset = frame.module_offset().unwrap_or_default();
+        frames.push_str(&format!("\n  {i:>3}: {offset:#8x} - {name}"));
+    }
+    tracing::debug!(backtrace = %bounded::log_line(&frames), "guest backtrace");
 }
 
 /// Terminates one job; cheap to clone.

@@ -25,6 +25,7 @@
 //! # Ok(()) }
 //! ```
 
+mod accept;
 mod cache;
 mod engine;
 mod guard;
@@ -43,6 +44,7 @@ use tracing::Instrument as _;
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store};
 
+pub use self::accept::{MAX_ATTRIBUTES, MAX_IDENTITY, MAX_METADATA, MAX_NAME};
 use self::cache::ArtifactCache;
 pub use self::engine::{RuntimeConfig, default_cache_dir};
 use self::guard::Metered;
@@ -134,8 +136,11 @@ impl Runtime {
 
     /// Offers a job to `plugin`: instantiates it in a fresh store and asks
     /// its `on-request`. An error means the guest could not answer (it
-    /// trapped, ran away, or could not be instantiated); treat it as a
-    /// decline.
+    /// trapped, ran away, or could not be instantiated) or accepted with
+    /// fields LiveKit would refuse when the agent joins (see
+    /// [`MAX_IDENTITY`] and the other join limits); treat it as a decline.
+    /// Its text is within [`MAX_FAILURE_REASON`](crate::limits::MAX_FAILURE_REASON)
+    /// plus a short prefix.
     pub async fn offer(
         &self,
         plugin: &Arc<Plugin>,
@@ -165,9 +170,14 @@ impl Runtime {
         let info = job_info(&request, String::new());
         let mut store = self.new_store(info, limits, end.clone());
         let clock = store.data().cpu.clock();
-        let agent = Metered::new(plugin.pre.instantiate_async(&mut store), clock.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("could not instantiate the plugin: {e:#}"))?;
+        let agent =
+            match Metered::new(plugin.pre.instantiate_async(&mut store), clock.clone()).await {
+                Ok(agent) => agent,
+                Err(err) => {
+                    let reason = job::failure_reason(&err, store.data());
+                    anyhow::bail!("could not instantiate the plugin: {reason}");
+                }
+            };
         let answer = Metered::new(agent.call_on_request(&mut store, &request), clock).await;
         let decision = match answer {
             Ok(decision) => decision,
@@ -178,6 +188,7 @@ impl Runtime {
         };
         let job = match &decision {
             Decision::Accept(options) => {
+                accept::check(options).map_err(anyhow::Error::msg)?;
                 let identity = if options.identity.is_empty() {
                     // What the official workers send: the server supplies no default.
                     format!("agent-{}", request.id)

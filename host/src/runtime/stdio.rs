@@ -3,8 +3,10 @@
 //! Policy: a guest's output never reaches the host's own stdout (which the
 //! console uses for the conversation) and never blocks: lines go to
 //! `tracing` at `info` (stdout) or `warn` (stderr) inside the job's span, so
-//! they carry the job id. Lines longer than [`MAX_LOG_LINE`] are cut. The
-//! last lines of stderr are kept so a guest panic message can become the
+//! they carry the job id. Lines longer than [`MAX_LOG_LINE`] are cut, with a
+//! `… [truncated N bytes]` marker: the host buffers at most that much of a
+//! line, however long the guest makes it. The last lines of stderr (each
+//! within the same bound) are kept so a guest panic message can become the
 //! job's failure reason.
 
 use std::collections::VecDeque;
@@ -18,6 +20,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
+use crate::bounded;
 use crate::limits::MAX_LOG_LINE;
 
 /// How many stderr lines are kept for failure reasons.
@@ -39,8 +42,23 @@ pub(crate) struct GuestOutput {
 
 #[derive(Default)]
 struct LineBuffer {
+    /// The start of the current line, at most [`MAX_LOG_LINE`] bytes.
     partial: Vec<u8>,
+    /// Bytes of the current line beyond `partial`, dropped.
+    dropped: usize,
     tail: VecDeque<String>,
+}
+
+impl LineBuffer {
+    /// The current line, bounded, and a fresh buffer for the next.
+    fn take_line(&mut self) -> String {
+        let total = self.partial.len() + self.dropped;
+        let text = String::from_utf8_lossy(&self.partial);
+        let line = bounded::cut_prefix(text.trim_end(), total, MAX_LOG_LINE);
+        self.partial.clear();
+        self.dropped = 0;
+        line
+    }
 }
 
 impl GuestOutput {
@@ -54,14 +72,13 @@ impl GuestOutput {
     fn write_bytes(&self, bytes: &[u8]) {
         let mut buf = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         for chunk in bytes.split_inclusive(|b| *b == b'\n') {
-            if buf.partial.len() < MAX_LOG_LINE {
-                let room = MAX_LOG_LINE - buf.partial.len();
-                buf.partial
-                    .extend_from_slice(&chunk[..chunk.len().min(room)]);
-            }
+            let line = chunk.strip_suffix(b"\n").unwrap_or(chunk);
+            let room = MAX_LOG_LINE - buf.partial.len();
+            let kept = line.len().min(room);
+            buf.partial.extend_from_slice(&line[..kept]);
+            buf.dropped += line.len() - kept;
             if chunk.ends_with(b"\n") {
-                let line = String::from_utf8_lossy(&buf.partial).trim_end().to_string();
-                buf.partial.clear();
+                let line = buf.take_line();
                 self.emit(&mut buf, line);
             }
         }
@@ -86,8 +103,7 @@ impl GuestOutput {
     pub(crate) fn flush_partial(&self) {
         let mut buf = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if !buf.partial.is_empty() {
-            let line = String::from_utf8_lossy(&buf.partial).trim_end().to_string();
-            buf.partial.clear();
+            let line = buf.take_line();
             self.emit(&mut buf, line);
         }
     }
@@ -198,5 +214,33 @@ mod tests {
         out.write_bytes(b"thread 'main' panicked at a.rs:1:1:\nbo");
         out.write_bytes(b"om\n");
         assert_eq!(out.panic_message().as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn long_lines_are_cut_with_a_marker() {
+        let out = GuestOutput::new(Stream::Stderr);
+        // One line of 1 MiB in many writes, the way a guest floods it.
+        let chunk = "é".repeat(1000);
+        for _ in 0..(1 << 20) / chunk.len() {
+            out.write_bytes(chunk.as_bytes());
+        }
+        out.write_bytes(b"\nnext\n");
+        let buf = out.inner.lock().unwrap();
+        let lines: Vec<&String> = buf.tail.iter().collect();
+        assert_eq!(
+            lines.len(),
+            2,
+            "{:?}",
+            lines.iter().map(|l| l.len()).collect::<Vec<_>>()
+        );
+        assert!(lines[0].len() <= MAX_LOG_LINE, "{}", lines[0].len());
+        assert!(lines[0].starts_with("éé"));
+        assert!(
+            lines[0].contains("… [truncated "),
+            "{}",
+            &lines[0][lines[0].len() - 40..]
+        );
+        assert_eq!(lines[1], "next");
+        assert!(buf.partial.capacity() <= 2 * MAX_LOG_LINE);
     }
 }

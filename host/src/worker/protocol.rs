@@ -7,7 +7,9 @@
 //!   grant, signed with the API secret;
 //! - one protobuf message per binary frame: `WorkerMessage` out,
 //!   `ServerMessage` in; text frames are ignored with a warning (as the
-//!   Python worker does); a frame larger than 2 MiB ends the connection;
+//!   Python worker does); a frame of 2 MiB or more ends the connection, so
+//!   this worker never sends one over [`MAX_SEND_FRAME`], whatever a guest
+//!   does (see [`send`]);
 //! - a server message that does not decode, or whose kind this worker does
 //!   not know, is logged and skipped: it never ends the connection.
 
@@ -26,6 +28,17 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// Largest frame either side may send (the server's default limit).
 pub const MAX_FRAME: usize = 2 << 20;
+
+/// Largest frame this worker sends: half the server's limit, so a server
+/// configured tighter than its default still takes every frame, and three
+/// orders of magnitude above the largest legitimate message (an accept at
+/// LiveKit's join limits is under 600 KiB; statuses are a few KiB).
+pub const MAX_SEND_FRAME: usize = 1 << 20;
+
+/// What replaces the error text of a job status that would not fit in a
+/// frame (it cannot happen with the host's own bounds; this is the last
+/// line of defence).
+const STATUS_TOO_LARGE: &str = "failure reason too large to report";
 
 /// tungstenite's read buffer. Its default (128 KiB) is zero-filled before
 /// every socket read, which a profile of a burst of 1,000 assignments
@@ -128,16 +141,48 @@ fn install_crypto() {
     });
 }
 
-/// Sends one worker message as a binary frame.
+/// Sends one worker message as a binary frame, never one over
+/// [`MAX_SEND_FRAME`]: a job status over it goes out with its error text
+/// replaced, anything else over it is not sent, with an error in the log
+/// (the connection, and every job on it, is worth more than one message).
 pub(crate) async fn send(
     socket: &mut Socket,
     message: proto::worker_message::Message,
 ) -> Result<(), tungstenite::Error> {
-    let frame = proto::WorkerMessage {
-        message: Some(message),
+    match frame(message) {
+        Some(frame) => socket.send(Message::binary(frame)).await,
+        None => Ok(()),
     }
-    .encode_to_vec();
-    socket.send(Message::binary(frame)).await
+}
+
+/// The encoded frame for `message`, within [`MAX_SEND_FRAME`]; `None` if
+/// it cannot be made to fit (logged).
+fn frame(message: proto::worker_message::Message) -> Option<Vec<u8>> {
+    use proto::worker_message::Message as M;
+    let wrap = |message| proto::WorkerMessage {
+        message: Some(message),
+    };
+    let wrapped = wrap(message);
+    let len = wrapped.encoded_len();
+    if len <= MAX_SEND_FRAME {
+        return Some(wrapped.encode_to_vec());
+    }
+    match wrapped.message {
+        Some(M::UpdateJob(mut update)) => {
+            tracing::error!(job_id = %crate::bounded::log_field(&update.job_id), len, "a job status does not fit in a frame; sending it with a short error");
+            update.error = format!("{STATUS_TOO_LARGE} ({} bytes)", update.error.len());
+            let wrapped = wrap(M::UpdateJob(update));
+            (wrapped.encoded_len() <= MAX_SEND_FRAME).then(|| wrapped.encode_to_vec())
+        }
+        _ => {
+            tracing::error!(
+                len,
+                max = MAX_SEND_FRAME,
+                "not sending a worker message over the frame cap"
+            );
+            None
+        }
+    }
 }
 
 /// What came in on the socket.
@@ -278,6 +323,49 @@ mod tests {
                 proptest::prop_assert!(agent.ends_with("/agent"));
             }
         }
+    }
+
+    #[test]
+    fn frames_stay_under_the_cap() {
+        use proto::worker_message::Message as M;
+        let status = |error: String| {
+            M::UpdateJob(proto::UpdateJobStatus {
+                job_id: "AJ_1".into(),
+                status: proto::JobStatus::JsFailed as i32,
+                error,
+            })
+        };
+        // Small messages go out as they are.
+        let small = frame(status("boom".into())).unwrap();
+        assert_eq!(
+            small,
+            proto::WorkerMessage {
+                message: Some(status("boom".into()))
+            }
+            .encode_to_vec()
+        );
+        // A status over the cap goes out with a short error.
+        let big = frame(status("x".repeat(MAX_FRAME))).unwrap();
+        assert!(big.len() < 1024, "{}", big.len());
+        let M::UpdateJob(sent) = proto::WorkerMessage::decode(big.as_slice())
+            .unwrap()
+            .message
+            .unwrap()
+        else {
+            panic!("not a status");
+        };
+        assert_eq!(sent.job_id, "AJ_1");
+        assert_eq!(sent.status, proto::JobStatus::JsFailed as i32);
+        assert_eq!(
+            sent.error,
+            format!("{STATUS_TOO_LARGE} ({MAX_FRAME} bytes)")
+        );
+        // Anything else over the cap is not sent.
+        let accept = M::Availability(proto::AvailabilityResponse {
+            participant_metadata: "m".repeat(MAX_SEND_FRAME),
+            ..Default::default()
+        });
+        assert!(frame(accept).is_none());
     }
 
     #[test]

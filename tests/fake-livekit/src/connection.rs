@@ -276,6 +276,7 @@ async fn run_session(inner: Arc<Inner>, ws: WebSocketStream<TcpStream>, info: Co
         worker_id: None,
     };
     let mut use_json = false;
+    let max_message = inner.config.max_message_size;
 
     let (code, reason, by): CloseInfo = loop {
         tokio::select! {
@@ -309,12 +310,15 @@ async fn run_session(inner: Arc<Inner>, ws: WebSocketStream<TcpStream>, info: Co
                 let decoded = match frame {
                     None => break (None, "connection ended".into(), Closer::Worker),
                     Some(Err(tungstenite::Error::Capacity(e))) => {
-                        // gorilla's read limit sends 1009 then closes.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(Message::Close(Some(CloseFrame {
-                            code: CloseCode::Size,
-                            reason: "message too big".into(),
-                        })))).await;
-                        break (Some(1009), format!("message too big: {e}"), Closer::Server);
+                        break close_too_big(&mut sink, e.to_string()).await;
+                    }
+                    // tungstenite refuses only what is over the limit; the
+                    // server also refuses a frame of exactly the limit.
+                    Some(Ok(Message::Binary(b))) if b.len() >= max_message => {
+                        break close_too_big(&mut sink, format!("{} bytes", b.len())).await;
+                    }
+                    Some(Ok(Message::Text(t))) if t.len() >= max_message => {
+                        break close_too_big(&mut sink, format!("{} bytes", t.len())).await;
                     }
                     Some(Err(e)) => break (None, format!("read error: {e}"), Closer::Worker),
                     Some(Ok(Message::Binary(b))) => {
@@ -353,6 +357,25 @@ async fn run_session(inner: Arc<Inner>, ws: WebSocketStream<TcpStream>, info: Co
         s.push_log(conn, worker_id, Direction::Closed { code, reason, by });
         s.connection_closed(conn);
     });
+}
+
+/// Closes a connection whose worker sent a frame of the size limit or
+/// more, as gorilla's read limit does: close code 1009, then the socket
+/// ends. Recorded as `Closed { code: Some(1009), by: Server }`.
+async fn close_too_big<S>(sink: &mut S, what: String) -> CloseInfo
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    let frame = Message::Close(Some(CloseFrame {
+        code: CloseCode::Size,
+        reason: "message too big".into(),
+    }));
+    let _ = tokio::time::timeout(Duration::from_secs(1), sink.send(frame)).await;
+    (
+        Some(1009),
+        format!("message too big: {what}"),
+        Closer::Server,
+    )
 }
 
 fn now_ms() -> i64 {

@@ -15,8 +15,10 @@
 //!   `protocol` query parameter is recorded (default 1).
 //! * Binary protobuf frames (`WorkerMessage` in, `ServerMessage` out); a text
 //!   frame is parsed as protojson and switches the replies to JSON text until
-//!   the next binary frame, like `wsprotocol.go`. Messages over
-//!   [`Config::max_message_size`] (2 MiB) close the socket with 1009.
+//!   the next binary frame, like `wsprotocol.go`. A message of
+//!   [`Config::max_message_size`] (2 MiB) or more closes the socket with
+//!   1009, recorded as [`Direction::Closed`] with that code (see
+//!   [`FakeLiveKit::size_limit_closes`]).
 //! * Before registration only `register` and `ping` are accepted; anything
 //!   else, an unknown job type or an invalid deployment closes the socket
 //!   (no close frame, like Go's `conn.Close()`). No register within
@@ -126,7 +128,8 @@ pub struct Config {
     pub offer_timeout: Duration,
     /// Cap on one offer's wait (`AssignJobTimeout`, 10 s).
     pub assign_job_timeout: Duration,
-    /// Largest accepted message (`agent_signal_message_size_limit`, 2 MiB).
+    /// Size from which a message closes the connection with 1009
+    /// (`agent_signal_message_size_limit`, 2 MiB).
     pub max_message_size: usize,
     /// Node gate: dispatch fails with "no servers available" unless the sum
     /// of `max(0, target_load - load)` over candidate workers is > 0.
@@ -450,6 +453,26 @@ impl FakeLiveKit {
                 .map(|(i, m)| (i, m.clone()))
         })
         .await
+    }
+
+    /// How many connections this server closed with 1009 because a worker
+    /// sent a frame of [`Config::max_message_size`] or more.
+    pub fn size_limit_closes(&self) -> usize {
+        self.inner.read(|s| {
+            s.log
+                .iter()
+                .filter(|m| {
+                    matches!(
+                        m.dir,
+                        Direction::Closed {
+                            code: Some(1009),
+                            by: Closer::Server,
+                            ..
+                        }
+                    )
+                })
+                .count()
+        })
     }
 
     /// Drops every worker socket abruptly (no close frame), like the OSS

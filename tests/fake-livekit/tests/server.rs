@@ -16,6 +16,7 @@ use fake_livekit::{
 };
 use futures::SinkExt;
 use livekit_api::access_token::{AccessToken, TokenVerifier, VideoGrants};
+use prost::Message as _;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -678,12 +679,41 @@ async fn register_deadline_and_early_messages_close_the_socket() {
 
 #[tokio::test]
 async fn oversized_message_closes_with_1009() {
+    for size in [(2 << 20) + 1, 2 << 20] {
+        oversized_message(size).await;
+    }
+}
+
+async fn oversized_message(size: usize) {
     let s = server().await;
     let mut w = TestWorker::connect_to(&s).await;
     w.register("a").await;
-    let big = vec![0u8; (2 << 20) + 1];
+    // Just under the limit is fine.
+    let status = proto::UpdateJobStatus {
+        job_id: "AJ_unknown".into(),
+        status: proto::JobStatus::JsFailed as i32,
+        error: "x".repeat((2 << 20) - 40),
+    };
+    let message = worker_message::Message::UpdateJob(status);
+    let len = proto::WorkerMessage {
+        message: Some(message.clone()),
+    }
+    .encoded_len();
+    assert!(len < 2 << 20 && len > (2 << 20) - 64, "{len}");
+    w.send(message).await;
+    w.send(worker_message::Message::Ping(proto::WorkerPing {
+        timestamp: 7,
+    }))
+    .await;
+    assert!(matches!(
+        w.recv().await,
+        Some(server_message::Message::Pong(_))
+    ));
+    assert_eq!(s.size_limit_closes(), 0);
+    let big = vec![0u8; size];
     w.ws.send(Message::binary(big)).await.unwrap();
     assert_eq!(w.ended(T).await, Ended::CloseFrame(Some(1009)));
+    assert_eq!(s.size_limit_closes(), 1);
     let closed = s
         .wait_for_message(0, T, "close", |m| matches!(m.dir, Direction::Closed { .. }))
         .await

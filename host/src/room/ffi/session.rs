@@ -36,6 +36,7 @@ use crate::bindings::events::Event;
 use crate::bindings::types::{
     DataPacket, Participant, ParticipantKind, RoomError, RoomEvent, TextMessage,
 };
+use crate::bounded;
 use crate::room::{ConnectRequest, OutgoingData, OutgoingText, RoomSession};
 
 /// Unread events (besides audio frames) a session's queue has room for;
@@ -280,7 +281,7 @@ impl RoomState {
                     },
                 );
                 if microphone && let Err(err) = self.refresh_stream(lib, &identity, routes) {
-                    tracing::warn!(participant = %identity, error = %err, "could not receive a participant's audio");
+                    tracing::warn!(participant = %bounded::log_field(&identity), error = %err, "could not receive a participant's audio");
                 }
             }
             M::TrackUnsubscribed(e) => {

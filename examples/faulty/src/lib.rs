@@ -25,6 +25,9 @@ impl Agent for Faulty {
                 std::thread::sleep(Duration::from_secs(3600));
                 Decision::Reject
             }
+            oversize if oversize.starts_with("accept-oversize:") => {
+                oversize_accept(&oversize["accept-oversize:".len()..])
+            }
             // The flavor tells builds apart in hot-swap tests: it shows in
             // the participant attributes the server records.
             _ => Decision::Accept(AcceptOptions {
@@ -77,6 +80,13 @@ impl Agent for Faulty {
             ("audio-misuse", None) => audio_misuse(&ctx),
             ("resources", None) => hoard_resources(),
             ("server", Some(identity)) => server_calls(&ctx, identity),
+            ("huge-name", Some(how)) => fail_through_huge_name(how),
+            // Under the 1 MiB the host lifts from one call: a longer text
+            // fails the job on that limit before the host reads it.
+            ("huge-err", None) => Err(format!("faulty: {}", "e".repeat(768 << 10))),
+            ("huge-panic", None) => panic!("faulty: {}", "p".repeat(HUGE)),
+            ("huge-output", None) => huge_output(),
+            ("huge-fields", None) => huge_fields(&ctx),
             ("sandbox", None) => sandbox(80),
             ("sandbox", Some(port)) => {
                 let port = port
@@ -287,5 +297,134 @@ fn server_calls(ctx: &JobContext, identity: &str) -> Result<(), String> {
         Ok(())
     } else {
         Err(report)
+    }
+}
+
+// Hostile sizes: each mode makes one guest string far larger than anything
+// the host may pass on (a status frame, a log line, a room action).
+
+include!(concat!(env!("OUT_DIR"), "/huge_name.rs"));
+
+/// Size of the hostile strings: 3 MiB, over LiveKit's 2 MiB frame limit.
+const HUGE: usize = 3 << 20;
+
+/// Fails, in the way `how` names, inside the function with the 256 KiB
+/// name (see `build.rs`), so wasmtime's backtrace carries that name, twelve
+/// times.
+fn fail_through_huge_name(how: &str) -> Result<(), String> {
+    let fail = || -> u64 {
+        match how {
+            "exit" => std::process::exit(1),
+            // A host call the host refuses: more bytes than one call may
+            // carry (1 MiB) fails the call, and with it the job.
+            "host-call" => {
+                agent_host_sdk::log::info(&"h".repeat(2 << 20));
+                0
+            }
+            "trap" => trap(),
+            "panic" => panic!("faulty: panicking under a huge name"),
+            _ => 0,
+        }
+    };
+    // Twelve frames of the name: over 3 MiB of backtrace, more than the
+    // server takes in one frame.
+    through_huge_name(11, &fail);
+    Err(format!("faulty: unknown way to fail '{how}'"))
+}
+
+/// An accept whose `field` (identity, name, metadata or attributes) is
+/// one byte over what LiveKit lets an agent join with.
+fn oversize_accept(field: &str) -> Decision {
+    let mut options = AcceptOptions::default();
+    match field {
+        "identity" => options.identity = "i".repeat(257),
+        "name" => options.name = "n".repeat(257),
+        "metadata" => options.metadata = "m".repeat((512 << 10) + 1),
+        "attributes" => options.attributes = vec![("a".to_owned(), "v".repeat(64 << 10))],
+        _ => return Decision::Reject,
+    }
+    Decision::Accept(options)
+}
+
+/// One huge log call, stdout line and stderr line; `Ok` once they are out.
+fn huge_output() -> Result<(), String> {
+    // Under the 1 MiB a host call may carry, so the call itself succeeds.
+    agent_host_sdk::log::warn(&"l".repeat(512 << 10));
+    println!("{}", "o".repeat(HUGE));
+    eprintln!("{}", "e".repeat(HUGE));
+    Ok(())
+}
+
+/// Room and server actions whose payload is tiny but whose topic or
+/// destination list is 100 KiB. `Ok` if the host refused each one as too
+/// large, else `Err` naming the ones it did not.
+fn huge_fields(ctx: &JobContext) -> Result<(), String> {
+    use agent_host_sdk::{DataOptions, RoomError, TextOptions};
+    let topic = "t".repeat(100 << 10);
+    // 100 KiB of identities, 1,000 bytes each.
+    let destinations: Vec<String> = (0..100).map(|i| format!("{i:0>1000}")).collect();
+    let (room, server) = (ctx.room(), ctx.server());
+    let attempts = [
+        (
+            "publish-data topic",
+            room.publish_data(
+                b"x",
+                DataOptions {
+                    topic: Some(topic.clone()),
+                    ..DataOptions::default()
+                },
+            ),
+        ),
+        (
+            "publish-data destinations",
+            room.publish_data(
+                b"x",
+                DataOptions {
+                    destinations: destinations.clone(),
+                    ..DataOptions::default()
+                },
+            ),
+        ),
+        (
+            "send-text topic",
+            room.send_text_with(
+                "x",
+                TextOptions {
+                    topic: topic.clone(),
+                    ..TextOptions::default()
+                },
+            ),
+        ),
+        (
+            "send-text destinations",
+            room.send_text_with(
+                "x",
+                TextOptions {
+                    destinations: destinations.clone(),
+                    ..TextOptions::default()
+                },
+            ),
+        ),
+        (
+            "server send-data topic",
+            server.send_data(b"x", Some(&topic), &[] as &[&str]),
+        ),
+        (
+            "server send-data destinations",
+            server.send_data(b"x", None, &destinations),
+        ),
+    ];
+    let passed: Vec<String> = attempts
+        .iter()
+        .filter(|(_, result)| !matches!(result, Err(RoomError::TooLarge(_))))
+        .map(|(what, result)| format!("{what}: {result:?}"))
+        .collect();
+    if passed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "faulty: not refused as too large: {}",
+            passed.join("; ")
+        ))
     }
 }

@@ -272,21 +272,27 @@ fn error_chain(err: &wasmtime::Error, backtrace: Option<&WasmBacktrace>) -> Stri
     parts.join(": ")
 }
 
-/// Logs a guest backtrace at debug level, one line, each function name cut
+/// Logs a guest backtrace at debug level, on one line, each function name cut
 /// to [`MAX_FRAME_NAME`] (wasmtime keeps at most 20 frames).
 fn log_backtrace(backtrace: &WasmBacktrace) {
     if !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
-    let mut frames = String::new();
-    for (i, frame) in backtrace.frames().iter().enumerate() {
-        let name = match frame.func_name() {
-            Some(name) => bounded::cut(name, MAX_FRAME_NAME).into_owned(),
-            None => format!("<function {}>", frame.func_index()),
-        };
-        let offset = frame.module_offset().unwrap_or_default();
-        frames.push_str(&format!("\n  {i:>3}: {offset:#8x} - {name}"));
-    }
+    let frames: Vec<String> = backtrace
+        .frames()
+        .iter()
+        .enumerate()
+        .map(|(i, frame)| {
+            let name = match frame.func_name() {
+                Some(name) => bounded::cut(name, MAX_FRAME_NAME).into_owned(),
+                None => format!("<function {}>", frame.func_index()),
+            };
+            let offset = frame.module_offset().unwrap_or_default();
+            format!("{i}: {offset:#x} {name}")
+        })
+        .collect();
+    // One line: frames apart by ` | `.
+    let frames = frames.join(" | ");
     tracing::debug!(backtrace = %bounded::log_line(&frames), "guest backtrace");
 }
 

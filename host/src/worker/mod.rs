@@ -53,6 +53,7 @@ use tokio::sync::mpsc;
 pub use self::load::{LoadFn, LoadInputs, default_load};
 pub use self::options::{Permissions, WorkerOptions};
 pub use self::protocol::{ConnectError, agent_url, decode_server_frame, worker_token};
+pub use self::protocol::{MAX_FRAME, MAX_SEND_FRAME};
 use self::status::Shared;
 pub use self::status::{ConnectionState, Metrics, WorkerStatus};
 use crate::room::RoomTransport;

@@ -1,0 +1,260 @@
+//! Hostile guests against a worker and fake-livekit: no guest decides how
+//! big the worker's messages, its log lines or its room actions are.
+//!
+//! Every attack runs as one job of the `faulty` guest on one worker, next
+//! to healthy jobs: an enormous function name (256 KiB, in the component's
+//! name section) followed by each way of failing, enormous failure texts,
+//! panics and output, accept fields over LiveKit's join limits, and
+//! oversize topics and destination lists. fake-livekit closes a connection
+//! with 1009 on a frame of 2 MiB or more, as the server does, so a frame
+//! that slips through fails these tests.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use agent_host::limits::{MAX_FAILURE_REASON, MAX_LOG_LINE};
+use agent_host::worker::MAX_SEND_FRAME;
+use agent_host_tests::worker::{
+    WAIT, dispatch, first_answer, inbound, options, server, start_worker, wait_worker_status,
+};
+use fake_livekit::livekit_protocol::{JobStatus, WorkerMessage};
+use fake_livekit::{Direction, DispatchOutcome, FakeLiveKit, JobId, JobRecord};
+use prost::Message as _;
+
+/// Room a log line may take beyond the line's own text: time, level,
+/// span, target and field names.
+const LINE_OVERHEAD: usize = 512;
+
+/// Most log bytes one hostile job may cause, all lines together: a few
+/// lines of at most a log line each. The attacks put megabytes into reach.
+const JOB_LOG_BUDGET: usize = 64 << 10;
+
+/// Everything the host logged in this test binary, at debug level.
+fn log() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(|| {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter("agent_host=debug")
+            .with_ansi(false)
+            .with_writer(move || Capture(sink.clone()))
+            .init();
+        log
+    })
+}
+
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log lines that name `job`.
+fn job_lines(job: &JobId) -> Vec<String> {
+    let log = log().lock().unwrap();
+    String::from_utf8_lossy(&log)
+        .lines()
+        .filter(|line| line.contains(job.as_str()))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The job's log stays bounded, per line and in total, and never carries
+/// the guest's 256 KiB function name in full.
+fn assert_log_bounded(job: &JobId, metadata: &str) {
+    let lines = job_lines(job);
+    assert!(!lines.is_empty(), "{metadata}: no log line names {job}");
+    let total: usize = lines.iter().map(|l| l.len() + 1).sum();
+    assert!(
+        total <= JOB_LOG_BUDGET,
+        "{metadata}: {total} log bytes for one job"
+    );
+    for line in &lines {
+        assert!(
+            line.len() <= MAX_LOG_LINE + LINE_OVERHEAD,
+            "{metadata}: a log line of {} bytes: {}…",
+            line.len(),
+            &line[..line.floor_char_boundary(200)]
+        );
+        assert!(
+            !line.contains(&"x".repeat(1024)),
+            "{metadata}: the guest's name reached the log"
+        );
+    }
+}
+
+/// Log lines shortened for a failure message.
+fn short(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| format!("{} ({} bytes)", &l[..l.floor_char_boundary(300)], l.len()))
+        .collect()
+}
+
+/// What the worker reported for a failed job.
+async fn failed_reason(server: &FakeLiveKit, job: &JobId, metadata: &str) -> String {
+    let record = wait_worker_status(server, job, JobStatus::JsFailed).await;
+    let reason = record
+        .status_history
+        .iter()
+        .find(|c| c.status == JobStatus::JsFailed)
+        .map(|c| c.error.clone())
+        .unwrap();
+    assert!(
+        reason.len() <= MAX_FAILURE_REASON,
+        "{metadata}: a failure reason of {} bytes",
+        reason.len()
+    );
+    assert!(!reason.contains("xxxxxxxxxxxxxxxx"), "{metadata}: {reason}");
+    assert!(!reason.contains("wasm backtrace"), "{metadata}: {reason}");
+    reason
+}
+
+/// The worker's one connection held: no 1009, no reconnect, every frame
+/// under the worker's cap.
+fn assert_connection_held(server: &FakeLiveKit) {
+    let messages = server.messages();
+    assert_eq!(
+        server.size_limit_closes(),
+        0,
+        "the server closed the worker with 1009"
+    );
+    let connects = messages
+        .iter()
+        .filter(|m| matches!(m.dir, Direction::Connected { .. }))
+        .count();
+    let closes: Vec<_> = messages
+        .iter()
+        .filter(|m| matches!(m.dir, Direction::Closed { .. }))
+        .map(|m| format!("{:?}", m.dir))
+        .collect();
+    assert_eq!((connects, closes.len()), (1, 0), "{closes:?}");
+    let largest = inbound(&messages)
+        .into_iter()
+        .map(|m| WorkerMessage { message: Some(m) }.encoded_len())
+        .max()
+        .unwrap_or_default();
+    assert!(largest <= MAX_SEND_FRAME, "a frame of {largest} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_jobs_cost_nobody_their_connection() {
+    log();
+    let server = server().await;
+    let worker = start_worker(options(&server, "hostile", 64));
+    server.wait_for_workers(1, WAIT).await.unwrap();
+
+    // Each failing attack and what its reason must still say.
+    let failing = [
+        ("huge-name:exit", "exit status 1"),
+        ("huge-name:host-call", ""),
+        ("huge-name:trap", "unreachable"),
+        (
+            "huge-name:panic",
+            "guest panicked: faulty: panicking under a huge name",
+        ),
+        ("huge-err", "faulty: eeee"),
+        ("huge-panic", "guest panicked: faulty: pppp"),
+    ];
+    // Attacks the host answers without failing the job.
+    let succeeding = ["huge-output", "huge-fields", "sleep:300", "sleep:300"];
+    let declined =
+        ["identity", "name", "metadata", "attributes"].map(|f| format!("accept-oversize:{f}"));
+
+    let failing_jobs: Vec<_> = failing
+        .iter()
+        .map(|(metadata, _)| dispatch(&server, "hostile", metadata))
+        .collect();
+    let succeeding_jobs: Vec<_> = succeeding
+        .iter()
+        .map(|metadata| dispatch(&server, "hostile", metadata))
+        .collect();
+    let declined_jobs: Vec<_> = declined
+        .iter()
+        .map(|metadata| dispatch(&server, "hostile", metadata))
+        .collect();
+
+    for (job, (metadata, says)) in failing_jobs.iter().zip(failing) {
+        let reason = failed_reason(&server, job, metadata).await;
+        assert!(reason.contains(says), "{metadata}: {reason}");
+        if metadata.starts_with("huge-err") || metadata.starts_with("huge-panic") {
+            assert!(reason.contains("… [truncated "), "{metadata}: {reason}");
+        }
+    }
+    for (job, metadata) in succeeding_jobs.iter().zip(succeeding) {
+        let record = wait_worker_status(&server, job, JobStatus::JsSuccess).await;
+        assert!(
+            !record.saw_status(JobStatus::JsFailed),
+            "{metadata}: {record:?}"
+        );
+    }
+    for (job, metadata) in declined_jobs.iter().zip(&declined) {
+        let record = server
+            .wait_for_job(job, WAIT, "dispatch outcome", |j| {
+                j.outcome != DispatchOutcome::Pending
+            })
+            .await
+            .unwrap();
+        assert_declined(&record, metadata);
+    }
+
+    assert_connection_held(&server);
+    for (job, metadata) in failing_jobs
+        .iter()
+        .zip(failing.map(|(m, _)| m))
+        .chain(succeeding_jobs.iter().zip(succeeding))
+        .chain(
+            declined_jobs
+                .iter()
+                .zip(declined.iter().map(String::as_str)),
+        )
+    {
+        assert_log_bounded(job, metadata);
+    }
+    // The guest's huge lines reached the log, cut and marked.
+    let output = job_lines(&succeeding_jobs[0]);
+    for stream in ["stdout", "stderr"] {
+        assert!(
+            output
+                .iter()
+                .any(|l| l.contains(stream) && l.contains("… [truncated 314")),
+            "no cut {stream} line: {:?}",
+            short(&output)
+        );
+    }
+    // A backtrace is logged at debug level, its names cut.
+    let traces: Vec<String> = job_lines(&failing_jobs[0])
+        .into_iter()
+        .filter(|l| l.contains("guest backtrace"))
+        .collect();
+    assert!(
+        traces
+            .iter()
+            .any(|l| l.contains("huge_name_xxx") && l.contains("[truncated 262")),
+        "{:?}",
+        short(&traces)
+    );
+    worker.handle.stop();
+    let _ = worker.task.await;
+}
+
+/// The accept was answered as a decline, and the log says why.
+fn assert_declined(record: &JobRecord, metadata: &str) {
+    let answer = first_answer(record).unwrap_or_else(|| panic!("{metadata}: no answer"));
+    assert!(!answer.available, "{metadata}: accepted {answer:?}");
+    let lines = job_lines(&record.id);
+    assert!(
+        lines.iter().any(|l| l.contains("declining offer")
+            && l.contains("LiveKit lets an agent join with at most")),
+        "{metadata}: {:?}",
+        short(&lines)
+    );
+}

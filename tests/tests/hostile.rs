@@ -155,7 +155,10 @@ async fn hostile_jobs_cost_nobody_their_connection() {
     // Each failing attack and what its reason must still say.
     let failing = [
         ("huge-name:exit", "exit status 1"),
-        ("huge-name:host-call", ""),
+        (
+            "huge-name:host-call",
+            "fuel allocated for hostcalls has been exhausted",
+        ),
         ("huge-name:trap", "unreachable"),
         (
             "huge-name:panic",
@@ -184,6 +187,11 @@ async fn hostile_jobs_cost_nobody_their_connection() {
 
     for (job, (metadata, says)) in failing_jobs.iter().zip(failing) {
         let reason = failed_reason(&server, job, metadata).await;
+        println!(
+            "{metadata}: {} bytes: {}",
+            reason.len(),
+            &reason[..reason.floor_char_boundary(160)]
+        );
         assert!(reason.contains(says), "{metadata}: {reason}");
         if metadata.starts_with("huge-err") || metadata.starts_with("huge-panic") {
             assert!(reason.contains("… [truncated "), "{metadata}: {reason}");
@@ -257,4 +265,26 @@ fn assert_declined(record: &JobRecord, metadata: &str) {
         "{metadata}: {:?}",
         short(&lines)
     );
+}
+
+/// The console and `connect` share the offer: an accept over the join
+/// limits is refused there too, with a reason naming the field.
+#[tokio::test]
+async fn an_oversize_accept_is_refused_outside_the_worker_too() {
+    let runtime = agent_host_tests::runtime(4);
+    let plugin = agent_host_tests::load(&runtime, agent_host_tests::guests::FAULTY);
+    for (field, says) in [
+        ("identity", "identity of 257 bytes"),
+        ("name", "name of 257 bytes"),
+        ("metadata", "metadata of 524289 bytes"),
+        ("attributes", "attributes of 65537 bytes"),
+    ] {
+        let request = agent_host_tests::request("AJ_oversize", &format!("accept-oversize:{field}"));
+        let err = runtime
+            .offer(&plugin, request, agent_host::JobLimits::default())
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("an oversize {field} was accepted"));
+        assert!(err.to_string().contains(says), "{field}: {err}");
+    }
 }

@@ -11,6 +11,8 @@
 use super::guest_bytes;
 use crate::bindings::agent_host::agent::server::Host;
 use crate::bindings::types::RoomError;
+use crate::bounded;
+use crate::limits::MAX_LOG_LINE;
 use crate::room_service::{RoomScope, RoomServiceError};
 use crate::runtime::state::JobState;
 
@@ -31,7 +33,7 @@ impl JobState {
 
 fn answer(result: Result<(), RoomServiceError>) -> Answer {
     Ok(result.map_err(|err| {
-        tracing::warn!(error = %err, "server API call failed");
+        tracing::warn!(error = %bounded::display(&err, MAX_LOG_LINE), "server API call failed");
         match err {
             RoomServiceError::Denied(text) => RoomError::Denied(text),
             RoomServiceError::Transport(text) => RoomError::Transport(text),

@@ -143,6 +143,7 @@ fn assert_connection_held(server: &FakeLiveKit) {
         .max()
         .unwrap_or_default();
     assert!(largest <= MAX_SEND_FRAME, "a frame of {largest} bytes");
+    println!("largest frame the server received: {largest} bytes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

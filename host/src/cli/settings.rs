@@ -95,6 +95,11 @@ pub struct FileSettings {
     pub livekit_lib: Option<PathBuf>,
     /// Run without room I/O (`--no-room-io`).
     pub no_room_io: Option<bool>,
+    /// LiveKit Cloud's worker token (`--worker-token`).
+    pub worker_token: Option<String>,
+    /// CA files to trust beside the built-in roots (`--ca-file`), relative
+    /// to the file.
+    pub ca_file: Option<Vec<PathBuf>>,
     #[serde(default)]
     pub plugin: Vec<PluginSettings>,
     #[serde(flatten)]
@@ -117,6 +122,11 @@ impl FileSettings {
         }
         if let Some(lib) = settings.livekit_lib.as_mut().filter(|l| l.is_relative()) {
             *lib = base.join(&*lib);
+        }
+        for ca in settings.ca_file.iter_mut().flatten() {
+            if ca.is_relative() {
+                *ca = base.join(&*ca);
+            }
         }
         Ok(settings)
     }

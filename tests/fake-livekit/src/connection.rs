@@ -276,6 +276,10 @@ async fn run_session(inner: Arc<Inner>, ws: WebSocketStream<TcpStream>, info: Co
         worker_id: None,
     };
     let mut use_json = false;
+    let upgrade_frames = inner.read(|s| s.upgrade_frames.clone());
+    if let Err(e) = send_control_frames(&mut sink, &upgrade_frames).await {
+        tracing::debug!(error = %e, "sending the upgrade frames failed");
+    }
 
     let (code, reason, by): CloseInfo = loop {
         tokio::select! {
@@ -294,6 +298,11 @@ async fn run_session(inner: Arc<Inner>, ws: WebSocketStream<TcpStream>, info: Co
                         Message::binary(msg.encode_to_vec())
                     };
                     if let Err(e) = sink.send(frame).await {
+                        break (None, format!("write failed: {e}"), Closer::Worker);
+                    }
+                }
+                Some(Outgoing::Control(frame)) => {
+                    if let Err(e) = send_control_frames(&mut sink, &[frame]).await {
                         break (None, format!("write failed: {e}"), Closer::Worker);
                     }
                 }
@@ -353,6 +362,26 @@ async fn run_session(inner: Arc<Inner>, ws: WebSocketStream<TcpStream>, info: Co
         s.push_log(conn, worker_id, Direction::Closed { code, reason, by });
         s.connection_closed(conn);
     });
+}
+
+/// Sends test-requested control frames, each within the control ping's
+/// write deadline.
+async fn send_control_frames<S>(sink: &mut S, frames: &[crate::ControlFrame]) -> Result<(), String>
+where
+    S: futures::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    for frame in frames {
+        let message = match frame {
+            crate::ControlFrame::Ping => Message::Ping(Default::default()),
+            crate::ControlFrame::Pong => Message::Pong(Default::default()),
+        };
+        match tokio::time::timeout(PING_WRITE_TIMEOUT, sink.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("write timed out".into()),
+        }
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {

@@ -5,12 +5,11 @@
 //!
 //! Everything runs on loopback: the fake LiveKit server, a TLS terminator
 //! with a CA minted for the test (`agent_host_tests::tls`), a recording
-//! `CONNECT` proxy (`agent_host_tests::proxy::ConnectProxy`) and a small
-//! HTTP server for guest requests.
+//! `CONNECT` proxy (`agent_host_tests::proxy::ConnectProxy`) and a second
+//! fake server as the destination of guest requests.
 
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use agent_host::net::{Network, NetworkConfig, ProxyConfig};
 use agent_host::room::sim::SimRooms;
@@ -22,8 +21,6 @@ use agent_host_tests::worker::{WAIT, options, server, start_worker, wait_worker_
 use agent_host_tests::{guests, load, request, run_job, runtime};
 use fake_livekit::livekit_protocol::JobStatus;
 use fake_livekit::{ControlFrame, Direction, DispatchRequest, FakeLiveKit};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpListener;
 
 /// Every variable that changes how agent-host connects, so that the test
 /// machine's own settings do not leak into a test.
@@ -77,34 +74,17 @@ fn said(host: &Host) -> String {
     text
 }
 
-/// A loopback HTTP server answering every request `200 hello`; counts them.
-async fn web_server() -> (u16, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hits = Arc::new(AtomicUsize::new(0));
-    let counter = hits.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            counter.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 << 10 {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let _ = stream
-                    .write_all(
-                        b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
-                    )
-                    .await;
-                let _ = stream.shutdown().await;
-            });
-        }
-    });
-    (port, hits)
+/// A destination for guest requests: a second fake server, which answers
+/// `GET /hello` with 404 (any answer will do); how many requests it got.
+async fn web_server() -> FakeLiveKit {
+    server().await
+}
+
+fn hits(web: &FakeLiveKit) -> usize {
+    web.messages()
+        .iter()
+        .filter(|m| matches!(&m.dir, Direction::Rejected { path, .. } if path == "/hello"))
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +92,11 @@ async fn control_frames_before_the_register_response_are_not_the_first_message()
     let server = server().await;
     // As a proxy or load balancer may: a ping and an unsolicited pong right
     // after the upgrade, before the server has even read `register`.
-    server.set_upgrade_frames(vec![ControlFrame::Ping, ControlFrame::Pong, ControlFrame::Ping]);
+    server.set_upgrade_frames(vec![
+        ControlFrame::Ping,
+        ControlFrame::Pong,
+        ControlFrame::Ping,
+    ]);
     let worker = start_worker(options(&server, "pinged", 4));
     server.wait_for_workers(1, WAIT).await.unwrap();
     // And at any moment later.
@@ -123,7 +107,10 @@ async fn control_frames_before_the_register_response_are_not_the_first_message()
     // Registered on the first attempt and never reconnected.
     assert_eq!(worker_tokens(&server).len(), 1, "{:?}", server.messages());
     assert_eq!(server.workers().len(), 1);
-    assert_eq!(worker.handle.metrics().reconnects.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        worker.handle.metrics().reconnects.load(Ordering::Relaxed),
+        0
+    );
     worker.handle.stop();
     worker.task.await.unwrap().unwrap();
 }
@@ -169,7 +156,10 @@ async fn a_deployment_the_server_would_refuse_ends_the_worker_before_it_connects
         .expect("the worker ends at once")
         .unwrap()
         .unwrap_err();
-    assert!(err.to_string().contains("`_` (at byte 4) is reserved"), "{err}");
+    assert!(
+        err.to_string().contains("`_` (at byte 4) is reserved"),
+        "{err}"
+    );
     // The fake server, like the real one, would have closed the connection
     // without a reason; the worker never tried.
     assert!(worker_tokens(&server).is_empty());
@@ -198,7 +188,12 @@ async fn a_private_ca_is_trusted_through_ca_file_or_ssl_cert_file_and_refused_wi
     let plugin = ["--plugin", guests::FAULTY];
 
     // --ca-file.
-    let with_flag = host(&server, &tls.url(), &[], &[&plugin[..], &["--ca-file", ca]].concat());
+    let with_flag = host(
+        &server,
+        &tls.url(),
+        &[],
+        &[&plugin[..], &["--ca-file", ca]].concat(),
+    );
     wait_connections(&server, 1).await;
     with_flag.wait_log("registered with LiveKit");
     drop(with_flag);
@@ -218,7 +213,12 @@ async fn a_private_ca_is_trusted_through_ca_file_or_ssl_cert_file_and_refused_wi
     drop(with_env);
 
     // Neither: a clear error, no registration.
-    let mut without = host(&server, &tls.url(), &[], &[&plugin[..], &["--max-retries", "0"]].concat());
+    let mut without = host(
+        &server,
+        &tls.url(),
+        &[],
+        &[&plugin[..], &["--max-retries", "0"]].concat(),
+    );
     assert_eq!(without.wait_exit(), Some(1));
     let text = said(&without);
     assert!(text.contains("UnknownIssuer"), "{text}");
@@ -245,7 +245,8 @@ async fn a_private_ca_is_trusted_through_ca_file_or_ssl_cert_file_and_refused_wi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_the_server_api_and_guest_http_go_through_the_proxy_and_no_proxy_bypasses_it() {
     let server = server().await;
-    let (web_port, web_hits) = web_server().await;
+    let web_server = web_server().await;
+    let web_port = web_server.addr().port();
     let proxy = ConnectProxy::start().await;
     let fake = server.addr().to_string();
     let web = format!("127.0.0.1:{web_port}");
@@ -276,16 +277,29 @@ async fn the_worker_the_server_api_and_guest_http_go_through_the_proxy_and_no_pr
         }
     }
 
-    let through = host(&server, &server.url(), &[("HTTP_PROXY", &proxy.url())], &flags);
+    let through = host(
+        &server,
+        &server.url(),
+        &[("HTTP_PROXY", &proxy.url())],
+        &flags,
+    );
     server.wait_for_workers(2, WAIT).await.unwrap();
     one_round(&server, &web).await;
     let targets = proxy.targets();
     // Two worker connections, four server API calls, one guest request.
-    assert_eq!(targets.iter().filter(|t| **t == fake).count(), 6, "{targets:?}");
-    assert_eq!(targets.iter().filter(|t| **t == web).count(), 1, "{targets:?}");
+    assert_eq!(
+        targets.iter().filter(|t| **t == fake).count(),
+        6,
+        "{targets:?}"
+    );
+    assert_eq!(
+        targets.iter().filter(|t| **t == web).count(),
+        1,
+        "{targets:?}"
+    );
     assert_eq!(targets.len(), 7, "{targets:?}");
     assert_eq!(server.twirp_calls().len(), 4);
-    assert_eq!(web_hits.load(Ordering::SeqCst), 1);
+    assert_eq!(hits(&web_server), 1);
     drop(through);
 
     // NO_PROXY names the destinations: all of it goes direct.
@@ -301,7 +315,7 @@ async fn the_worker_the_server_api_and_guest_http_go_through_the_proxy_and_no_pr
     one_round(&server, &web).await;
     assert_eq!(proxy.targets().len(), 7, "{:?}", proxy.targets());
     assert_eq!(server.twirp_calls().len(), 8);
-    assert_eq!(web_hits.load(Ordering::SeqCst), 2);
+    assert_eq!(hits(&web_server), 2);
 }
 
 /// Guest HTTP through a proxy, which resolves names itself: the allow-list
@@ -309,7 +323,8 @@ async fn the_worker_the_server_api_and_guest_http_go_through_the_proxy_and_no_pr
 /// a name that resolves to a private address is the proxy's to refuse.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_a_proxy_the_allow_list_still_applies() {
-    let (port, hits) = web_server().await;
+    let web = web_server().await;
+    let port = web.addr().port();
     let proxy = ConnectProxy::start().await;
     let network = Network::new(NetworkConfig {
         proxy: ProxyConfig {
@@ -365,5 +380,5 @@ async fn through_a_proxy_the_allow_list_still_applies() {
     .await;
     assert_eq!(outcome, Outcome::Success);
     assert_eq!(proxy.targets(), [format!("localhost:{port}")]);
-    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    assert_eq!(hits(&web), 1);
 }

@@ -19,12 +19,12 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use super::args::LimitArgs;
 use super::settings::{FileSettings, WorkerSettings, check_names, parse_plugin_flag};
 use agent_host::guest_build::read_plugin;
+use agent_host::net::Network;
 use agent_host::ops::{self, OpsState};
 use agent_host::room::RoomTransport;
 use agent_host::room::ffi::{FfiRooms, find_library};
 use agent_host::room::offline::Offline;
 use agent_host::watch::{DEBOUNCE, Watch};
-use agent_host::net::Network;
 use agent_host::worker::{
     Exit, Permissions, Worker, WorkerHandle, WorkerOptions, validate_deployment,
 };
@@ -63,7 +63,12 @@ pub struct RunArgs {
     /// A PEM file of CA certificates to trust beside the built-in roots,
     /// for the worker connection, the server API and guest HTTP (as are
     /// `SSL_CERT_FILE` and `SSL_CERT_DIR`). Repeatable.
-    #[arg(long, value_name = "FILE", env = "AGENT_HOST_CA_FILE", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "AGENT_HOST_CA_FILE",
+        value_delimiter = ','
+    )]
     ca_file: Vec<PathBuf>,
 
     /// Agent name for explicit dispatch [default: empty, automatic dispatch].
@@ -353,7 +358,8 @@ pub(super) fn worker_options(
         },
         deployment: {
             let deployment = s.deployment.clone().unwrap_or_default();
-            validate_deployment(&deployment).map_err(|why| anyhow::anyhow!("--deployment: {why}"))?;
+            validate_deployment(&deployment)
+                .map_err(|why| anyhow::anyhow!("--deployment: {why}"))?;
             deployment
         },
         max_jobs: s.max_jobs.map_or(d.max_jobs, |n| n as usize),

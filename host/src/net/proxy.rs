@@ -55,17 +55,18 @@ impl ProxyConfig {
     /// From variables looked up with `var`.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, NetError> {
         let pick = |lower: &str, upper: &str| {
-            [lower, upper]
-                .into_iter()
-                .find_map(|name| var(name).filter(|v| !v.trim().is_empty()).map(|v| (name.to_owned(), v)))
+            [lower, upper].into_iter().find_map(|name| {
+                var(name)
+                    .filter(|v| !v.trim().is_empty())
+                    .map(|v| (name.to_owned(), v))
+            })
         };
         let proxy = |lower, upper| {
             pick(lower, upper)
                 .map(|(name, value)| {
-                    value.parse::<ProxyUrl>().map_err(|why| NetError::Config {
-                        var: name,
-                        why,
-                    })
+                    value
+                        .parse::<ProxyUrl>()
+                        .map_err(|why| NetError::Config { var: name, why })
                 })
                 .transpose()
         };
@@ -285,7 +286,11 @@ pub(super) async fn tunnel(proxy: &ProxyUrl, host: &str, port: u16) -> Result<Tc
             return Err(failed("the answer to CONNECT is too long".into()));
         }
         match tcp.read(&mut byte).await {
-            Ok(0) => return Err(failed(format!("closed the connection after CONNECT {target}"))),
+            Ok(0) => {
+                return Err(failed(format!(
+                    "closed the connection after CONNECT {target}"
+                )));
+            }
             Ok(_) => head.push(byte[0]),
             Err(e) => return Err(failed(format!("reading the answer to CONNECT: {e}"))),
         }
@@ -301,7 +306,9 @@ pub(super) async fn tunnel(proxy: &ProxyUrl, host: &str, port: u16) -> Result<Tc
         Some(407) => Err(failed(format!(
             "wants credentials (`{status_line}`): put them in the proxy URL, http://user:password@host:port"
         ))),
-        _ => Err(failed(format!("answered `{status_line}` to CONNECT {target}"))),
+        _ => Err(failed(format!(
+            "answered `{status_line}` to CONNECT {target}"
+        ))),
     }
 }
 
@@ -328,15 +335,31 @@ mod tests {
             ("NO_PROXY", "internal.example"),
         ]))
         .unwrap();
-        assert_eq!(config.https.as_ref().unwrap().to_string(), "http://lower:8080");
-        assert_eq!(config.http.as_ref().unwrap().to_string(), "http://plain.example:80");
-        assert!(config.for_destination(true, "api.internal.example").is_none());
+        assert_eq!(
+            config.https.as_ref().unwrap().to_string(),
+            "http://lower:8080"
+        );
+        assert_eq!(
+            config.http.as_ref().unwrap().to_string(),
+            "http://plain.example:80"
+        );
+        assert!(
+            config
+                .for_destination(true, "api.internal.example")
+                .is_none()
+        );
         assert!(config.for_destination(true, "x.livekit.cloud").is_some());
         assert_eq!(
-            config.for_destination(false, "x.livekit.cloud").unwrap().host,
+            config
+                .for_destination(false, "x.livekit.cloud")
+                .unwrap()
+                .host,
             "plain.example"
         );
-        assert_eq!(ProxyConfig::from_vars(vars(&[])).unwrap(), ProxyConfig::default());
+        assert_eq!(
+            ProxyConfig::from_vars(vars(&[])).unwrap(),
+            ProxyConfig::default()
+        );
     }
 
     #[test]
@@ -352,16 +375,24 @@ mod tests {
         let proxy: ProxyUrl = "http://us%40er:p%3Ass@proxy:3128/".parse().unwrap();
         assert_eq!(
             proxy.auth.as_deref(),
-            Some(base64::engine::general_purpose::STANDARD.encode("us@er:p:ss").as_str())
+            Some(
+                base64::engine::general_purpose::STANDARD
+                    .encode("us@er:p:ss")
+                    .as_str()
+            )
         );
         let shown = format!("{proxy} {proxy:?}");
-        assert!(!shown.contains("p:ss") && !shown.contains("us@er"), "{shown}");
+        assert!(
+            !shown.contains("p:ss") && !shown.contains("us@er"),
+            "{shown}"
+        );
         assert!(shown.contains("with credentials"), "{shown}");
     }
 
     #[test]
     fn no_proxy_names_suffixes_addresses_and_blocks() {
-        let list = NoProxy::parse(" example.com, .corp.example ,10.0.0.0/8, ::1, host:8080, bad/entry/x");
+        let list =
+            NoProxy::parse(" example.com, .corp.example ,10.0.0.0/8, ::1, host:8080, bad/entry/x");
         assert!(list.bypasses("example.com"));
         assert!(list.bypasses("API.Example.com."));
         assert!(!list.bypasses("notexample.com"));

@@ -121,7 +121,10 @@ mod tests {
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "no certificate here\n").unwrap();
         let err = client_config(std::slice::from_ref(&empty), &[]).unwrap_err();
-        assert!(err.to_string().contains("holds no PEM certificate"), "{err}");
+        assert!(
+            err.to_string().contains("holds no PEM certificate"),
+            "{err}"
+        );
         let garbled = dir.path().join("garbled.pem");
         std::fs::write(
             &garbled,

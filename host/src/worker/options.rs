@@ -146,7 +146,10 @@ impl std::fmt::Debug for WorkerOptions {
             .field("url", &self.url)
             .field("api_key", &self.api_key)
             .field("api_secret", &"<redacted>")
-            .field("worker_token", &self.worker_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "worker_token",
+                &self.worker_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("agent_name", &self.agent_name)
             .field("job_type", &self.job_type)
             .field("max_jobs", &self.max_jobs)

@@ -369,7 +369,15 @@ mod tests {
 
     #[test]
     fn deployments_follow_the_servers_rule() {
-        for good in ["", "prod-eu", "prod.v2", "prod:us", "a/b", "prodüction", &"a".repeat(64)] {
+        for good in [
+            "",
+            "prod-eu",
+            "prod.v2",
+            "prod:us",
+            "a/b",
+            "prodüction",
+            &"a".repeat(64),
+        ] {
             assert!(validate_deployment(good).is_ok(), "{good:?}");
         }
         for (bad, says) in [
@@ -381,7 +389,10 @@ mod tests {
         ] {
             let err = validate_deployment(bad).unwrap_err();
             assert!(err.contains(says), "{bad:?}: {err}");
-            assert!(err.contains("would be refused by the LiveKit server"), "{err}");
+            assert!(
+                err.contains("would be refused by the LiveKit server"),
+                "{err}"
+            );
         }
     }
 

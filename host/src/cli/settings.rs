@@ -296,6 +296,26 @@ mod tests {
     }
 
     #[test]
+    fn network_settings_resolve_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent-host.toml");
+        std::fs::write(
+            &path,
+            "worker_token = \"cloud\"\nca_file = [\"certs/ca.pem\", \"/etc/other.pem\"]\n",
+        )
+        .unwrap();
+        let s = FileSettings::load(&path).unwrap();
+        assert_eq!(s.worker_token.as_deref(), Some("cloud"));
+        assert_eq!(
+            s.ca_file,
+            Some(vec![
+                dir.path().join("certs/ca.pem"),
+                PathBuf::from("/etc/other.pem")
+            ])
+        );
+    }
+
+    #[test]
     fn refuses_unknown_keys_and_bad_values() {
         assert!(toml::from_str::<FileSettings>("max_job = 3").is_err());
         assert!(toml::from_str::<FileSettings>("memory_limit = \"lots\"").is_err());

@@ -267,7 +267,7 @@ pub(super) async fn tunnel(proxy: &ProxyUrl, host: &str, port: u16) -> Result<Tc
     let mut tcp = super::connect_name(&proxy.host, proxy.port)
         .await
         .map_err(|e| failed(e.to_string()))?;
-    let target = authority(host, port);
+    let target = authority(host.trim_start_matches('[').trim_end_matches(']'), port);
     let mut request = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
     if let Some(auth) = &proxy.auth {
         request.push_str(&format!("Proxy-Authorization: Basic {auth}\r\n"));
@@ -407,6 +407,62 @@ mod tests {
         assert!(!NoProxy::parse("localhost").bypasses("127.0.0.1"));
         assert!(NoProxy::parse("*").bypasses("anything"));
         assert!(!NoProxy::default().bypasses("anything"));
+    }
+
+    /// A one-shot proxy on loopback: reads the request head, answers
+    /// `answer`, and hands back the head it read.
+    async fn one_shot(answer: &'static str) -> (ProxyUrl, tokio::task::JoinHandle<String>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://user:pw@{}", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).await.unwrap() == 1 {
+                head.push(byte[0]);
+            }
+            stream.write_all(answer.as_bytes()).await.unwrap();
+            String::from_utf8(head).unwrap()
+        });
+        (url.parse().unwrap(), task)
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_asks_for_the_destination_with_credentials() {
+        let (proxy, head) = one_shot("HTTP/1.1 200 Connection established\r\n\r\n").await;
+        tunnel(&proxy, "[::1]", 443).await.unwrap();
+        let head = head.await.unwrap();
+        assert!(
+            head.starts_with("CONNECT [::1]:443 HTTP/1.1\r\nHost: [::1]:443\r\n"),
+            "{head}"
+        );
+        let auth = base64::engine::general_purpose::STANDARD.encode("user:pw");
+        assert!(
+            head.contains(&format!("Proxy-Authorization: Basic {auth}\r\n")),
+            "{head}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_tunnel_says_why_without_the_password() {
+        let (proxy, _) = one_shot("HTTP/1.1 407 Proxy Authentication Required\r\n\r\n").await;
+        let err = tunnel(&proxy, "example.com", 443)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("wants credentials") && !err.contains("pw"),
+            "{err}"
+        );
+        let (proxy, _) = one_shot("HTTP/1.1 403 Forbidden\r\n\r\n").await;
+        let err = tunnel(&proxy, "example.com", 7880)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`HTTP/1.1 403 Forbidden` to CONNECT example.com:7880"),
+            "{err}"
+        );
     }
 
     proptest::proptest! {

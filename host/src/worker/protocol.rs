@@ -177,8 +177,10 @@ pub(crate) async fn connect(o: &WorkerOptions) -> Result<Socket, ConnectError> {
     request.headers_mut().insert("Authorization", auth);
     let uri = request.uri().clone();
     let tls = uri.scheme_str() == Some("wss");
+    // An IPv6 address without its brackets, as the network takes hosts.
     let host = uri
         .host()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
         .ok_or_else(|| ConnectError::BadUrl(o.url.clone(), "no host".into()))?;
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let config = WebSocketConfig::default()

@@ -181,7 +181,8 @@ async fn wait_connections(server: &FakeLiveKit, n: usize) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_private_ca_is_trusted_through_ca_file_or_ssl_cert_file_and_refused_without() {
+async fn a_private_ca_is_trusted_through_ca_file_ssl_cert_file_or_ssl_cert_dir_and_refused_without()
+{
     let server = server().await;
     let tls = TlsTerminator::start(server.addr()).await;
     let ca = tls.ca_file().to_str().unwrap();
@@ -212,7 +213,14 @@ async fn a_private_ca_is_trusted_through_ca_file_or_ssl_cert_file_and_refused_wi
     assert_eq!(proxy.targets(), [tls.url().trim_start_matches("wss://")]);
     drop(with_env);
 
-    // Neither: a clear error, no registration.
+    // SSL_CERT_DIR: the directory holding the CA file.
+    let dir = tls.ca_file().parent().unwrap().to_str().unwrap();
+    let with_dir = host(&server, &tls.url(), &[("SSL_CERT_DIR", dir)], &plugin);
+    wait_connections(&server, 3).await;
+    with_dir.wait_log("registered with LiveKit");
+    drop(with_dir);
+
+    // None of them: a clear error, no registration.
     let mut without = host(
         &server,
         &tls.url(),
@@ -228,7 +236,7 @@ async fn a_private_ca_is_trusted_through_ca_file_or_ssl_cert_file_and_refused_wi
             && text.contains("SSL_CERT_FILE"),
         "{text}"
     );
-    assert_eq!(server.workers().len(), 2);
+    assert_eq!(server.workers().len(), 3);
 
     // A CA file that is not one fails at start, naming it.
     let mut bad = host(

@@ -10,6 +10,8 @@
 //!   with [`JobLimits`];
 //! - [`room`]: how a job reaches its room ([`room::RoomTransport`]), with an
 //!   in-memory [`room::sim`] room for the console and tests;
+//! - [`net`]: outbound connections (proxies, TLS roots) of the worker,
+//!   the server API and guest HTTP;
 //! - [`ops`]: the health, worker-info, metrics and admin HTTP server;
 //! - [`guest_build`] and [`watch`]: building guest crates, and watching
 //!   plugins for changes;
@@ -26,6 +28,7 @@ mod bounded;
 pub mod guest_build;
 mod imports;
 pub mod limits;
+pub mod net;
 pub mod ops;
 pub mod room;
 pub mod room_service;

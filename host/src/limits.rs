@@ -22,6 +22,7 @@
 use std::time::Duration;
 
 pub use crate::bounded::MAX_FAILURE_REASON;
+use crate::net::Network;
 pub use crate::runtime::http::{HttpAllowList, HttpRule};
 
 /// Limits applied to each job's store. See the [module docs](self) for the
@@ -62,6 +63,9 @@ pub struct JobLimits {
     /// Longest an outbound HTTP request waits to connect, for the first
     /// response byte, and between response bytes (each).
     pub http_timeout: Duration,
+    /// How outbound HTTP connects: proxy and TLS roots. Default: direct,
+    /// built-in roots only.
+    pub network: Network,
 }
 
 /// Default cap on linear memory and tables: 64 MiB, enough for an agent that
@@ -88,6 +92,7 @@ impl Default for JobLimits {
             http_request_bytes: 1 << 20,
             http_response_bytes: 4 << 20,
             http_timeout: Duration::from_secs(10),
+            network: Network::default(),
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   (`roomAdmin` + `room`), valid for [`TOKEN_TTL`]. The key, the secret
 //!   and the tokens stay in the host: nothing hands them to the guest, and
 //!   error texts never contain them.
+//! - Calls connect through the worker's [`Network`]: its proxy (CONNECT)
+//!   and TLS roots, as the worker connection does.
 //! - A call takes at most [`CALL_TIMEOUT`], connect to last byte; the
 //!   server's answer is read up to [`MAX_ANSWER_BYTES`].
 //! - The server refusing (HTTP 401 or 403) is `denied`; anything else that
@@ -26,8 +28,9 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_protocol as proto;
 use prost::Message;
+use wasmtime_wasi_http::io::TokioIo;
 
-use crate::runtime::http::open;
+use crate::net::Network;
 
 /// Lifetime of the token of one call.
 pub const TOKEN_TTL: Duration = Duration::from_secs(60);
@@ -47,6 +50,8 @@ pub struct RoomService {
     prefix: String,
     api_key: String,
     api_secret: String,
+    /// How calls connect (proxy, TLS roots).
+    network: Network,
 }
 
 impl std::fmt::Debug for RoomService {
@@ -91,7 +96,15 @@ impl RoomService {
             prefix: prefix.to_owned(),
             api_key: api_key.to_owned(),
             api_secret: api_secret.to_owned(),
+            network: Network::default(),
         })
+    }
+
+    /// Connects through `network` (proxy, TLS roots) instead of directly
+    /// with the built-in roots.
+    pub fn with_network(mut self, network: Network) -> Self {
+        self.network = network;
+        self
     }
 
     /// The server API of `room` only.
@@ -220,14 +233,12 @@ impl RoomScope {
             })
             .to_jwt()
             .map_err(|_| transport("could not sign the token"))?;
-        let addrs: Vec<_> = tokio::net::lookup_host((s.host.as_str(), s.port))
+        let stream = s
+            .network
+            .open(s.tls, &s.host, s.port, None, CALL_TIMEOUT)
             .await
-            .map_err(|e| transport(&format!("cannot resolve {}: {e}", s.host)))?
-            .collect();
-        let stream = open(&addrs, &s.host, s.tls, CALL_TIMEOUT)
-            .await
-            .map_err(|e| transport(&format!("cannot connect to {}: {e}", s.host)))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(stream)
+            .map_err(|e| transport(&e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| transport(&e.to_string()))?;
         // Ends with the exchange: this task does not outlive the call

@@ -11,6 +11,7 @@ use agent_host::{JobLimits, Outcome, Plugin, Runtime, RuntimeConfig};
 pub mod netns;
 pub mod process;
 pub mod proxy;
+pub mod tls;
 pub mod worker;
 
 /// Paths of the example components, built by `build.rs`.

@@ -24,14 +24,19 @@ pub struct Host {
 /// Starts `agent-host run` against `server` with JSON logs on a random
 /// loopback health port; `extra` adds flags (at least one `--plugin`).
 pub fn spawn_host(server: &FakeLiveKit, secret: &str, extra: &[&str]) -> Host {
-    let child = agent_host_for_fake_server()
+    let mut command = run_command(&server.url(), &server.config().api_key, secret, extra);
+    Host::new(command.spawn().expect("starting agent-host run"))
+}
+
+/// `agent-host run` against the server at `url`, with JSON logs on stderr
+/// (piped) and a random loopback health port, not started yet (to add
+/// environment variables); `extra` adds flags (at least one `--plugin`).
+/// Start it with [`Host::new`]`(command.spawn()?)`.
+pub fn run_command(url: &str, api_key: &str, secret: &str, extra: &[&str]) -> Command {
+    let mut command = agent_host_for_fake_server();
+    command
         .args(["--log-format", "json", "run"])
-        .args([
-            "--url",
-            &server.url(),
-            "--api-key",
-            &server.config().api_key,
-        ])
+        .args(["--url", url, "--api-key", api_key])
         .args(["--api-secret", secret])
         .args([
             "--http-host",
@@ -45,10 +50,8 @@ pub fn spawn_host(server: &FakeLiveKit, secret: &str, extra: &[&str]) -> Host {
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting agent-host run");
-    Host::new(child)
+        .stderr(Stdio::piped());
+    command
 }
 
 impl Host {

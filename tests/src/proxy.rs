@@ -1,9 +1,12 @@
-//! A TCP proxy on loopback that can cut, stall (black-hole) and delay the
-//! connections it carries, to put network faults between agent-host and
-//! the fake LiveKit server.
-//!
-//! Faults apply to the connections open when they are set; a connection
-//! made later passes cleanly, as it would after a network path heals.
+//! Proxies on loopback:
+//! - [`FaultProxy`], a TCP proxy that can cut, stall (black-hole) and delay
+//!   the connections it carries, to put network faults between agent-host
+//!   and the fake LiveKit server. Faults apply to the connections open when
+//!   they are set; a connection made later passes cleanly, as it would
+//!   after a network path heals.
+//! - [`ConnectProxy`], an HTTP `CONNECT` proxy like a company's egress
+//!   proxy, that records every tunnel it was asked for and opens tunnels
+//!   to loopback only.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -123,5 +126,103 @@ async fn pump(
         if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
+    }
+}
+
+/// An HTTP `CONNECT` proxy; dropping it stops accepting.
+pub struct ConnectProxy {
+    addr: SocketAddr,
+    targets: Arc<Mutex<Vec<String>>>,
+    _tasks: JoinSet<()>,
+}
+
+/// Longest request head the proxy reads.
+const MAX_HEAD: usize = 8 << 10;
+
+impl ConnectProxy {
+    /// Starts a proxy on 127.0.0.1.
+    pub async fn start() -> ConnectProxy {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binding the CONNECT proxy");
+        let addr = listener.local_addr().unwrap();
+        let targets: Arc<Mutex<Vec<String>>> = Arc::default();
+        let seen = targets.clone();
+        let mut tasks = JoinSet::new();
+        tasks.spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(tunnel(client, seen.clone()));
+            }
+        });
+        ConnectProxy {
+            addr,
+            targets,
+            _tasks: tasks,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`, for `HTTPS_PROXY`/`HTTP_PROXY`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every `CONNECT` target asked for (`host:port`), in order.
+    pub fn targets(&self) -> Vec<String> {
+        self.targets.lock().unwrap().clone()
+    }
+}
+
+/// Serves one client: `CONNECT host:port`, then bytes both ways.
+async fn tunnel(mut client: TcpStream, seen: Arc<Mutex<Vec<String>>>) {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    let read_head = async {
+        while !head.ends_with(b"\r\n\r\n") && head.len() < MAX_HEAD {
+            match client.read(&mut byte).await {
+                Ok(1) => head.push(byte[0]),
+                _ => return false,
+            }
+        }
+        true
+    };
+    if !tokio::time::timeout(Duration::from_secs(10), read_head)
+        .await
+        .unwrap_or(false)
+    {
+        return;
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let mut words = text.split_whitespace();
+    let (Some("CONNECT"), Some(target)) = (words.next(), words.next()) else {
+        let _ = client
+            .write_all(b"HTTP/1.1 405 Method Not Allowed\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    };
+    seen.lock().unwrap().push(target.to_string());
+    // Tests reach loopback only, whatever a client asks for.
+    let loopback: Vec<SocketAddr> = tokio::net::lookup_host(target)
+        .await
+        .map(|addrs| addrs.filter(|a| a.ip().is_loopback()).collect())
+        .unwrap_or_default();
+    let mut server = None;
+    for addr in loopback {
+        if let Ok(stream) = TcpStream::connect(addr).await {
+            server = Some(stream);
+            break;
+        }
+    }
+    let Some(mut server) = server else {
+        let _ = client
+            .write_all(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n")
+            .await;
+        return;
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .is_ok()
+    {
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
     }
 }

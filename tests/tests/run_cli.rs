@@ -94,6 +94,27 @@ async fn refused_credentials_exit_non_zero_with_a_clear_message() {
         said += &line.to_string();
     }
     assert!(said.contains("refused the credentials"), "{said}");
+    // The three causes, and the worker's clock to compare with the server's.
+    for cause in [
+        "the API key or secret is wrong",
+        "clock is more than 60 s off",
+        "does not know the API key yet",
+    ] {
+        assert!(said.contains(cause), "{cause}: {said}");
+    }
+    let now = said
+        .split("the worker's time now is ")
+        .nth(1)
+        .and_then(|rest| rest.get(..20))
+        .unwrap_or_else(|| panic!("no time in {said}"));
+    let shape = now.bytes().enumerate().all(|(i, b)| match i {
+        4 | 7 => b == b'-',
+        10 => b == b'T',
+        13 | 16 => b == b':',
+        19 => b == b'Z',
+        _ => b.is_ascii_digit(),
+    });
+    assert!(shape, "not RFC 3339 UTC: {now}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,12 +19,15 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use super::args::LimitArgs;
 use super::settings::{FileSettings, WorkerSettings, check_names, parse_plugin_flag};
 use agent_host::guest_build::read_plugin;
+use agent_host::net::Network;
 use agent_host::ops::{self, OpsState};
 use agent_host::room::RoomTransport;
 use agent_host::room::ffi::{FfiRooms, find_library};
 use agent_host::room::offline::Offline;
 use agent_host::watch::{DEBOUNCE, Watch};
-use agent_host::worker::{Exit, Permissions, Worker, WorkerHandle, WorkerOptions};
+use agent_host::worker::{
+    Exit, Permissions, Worker, WorkerHandle, WorkerOptions, validate_deployment,
+};
 use agent_host::{JobLimits, Runtime};
 
 /// Arguments of `run`. Every one may also come from `--config`; a flag
@@ -51,6 +54,22 @@ pub struct RunArgs {
     /// LiveKit API secret.
     #[arg(long, env = "LIVEKIT_API_SECRET", hide_env_values = true)]
     api_secret: Option<String>,
+
+    /// LiveKit Cloud's worker token, sent as the `worker_token` query
+    /// parameter of `/agent` (the open-source server ignores it) [default: none].
+    #[arg(long, env = "LIVEKIT_WORKER_TOKEN", hide_env_values = true)]
+    worker_token: Option<String>,
+
+    /// A PEM file of CA certificates to trust beside the built-in roots,
+    /// for the worker connection, the server API and guest HTTP (as are
+    /// `SSL_CERT_FILE` and `SSL_CERT_DIR`). Repeatable.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "AGENT_HOST_CA_FILE",
+        value_delimiter = ','
+    )]
+    ca_file: Vec<PathBuf>,
 
     /// Agent name for explicit dispatch [default: empty, automatic dispatch].
     #[arg(long, env = "LIVEKIT_AGENT_NAME")]
@@ -246,19 +265,28 @@ impl RunArgs {
                 .iter()
                 .map(|(_, s)| s.agent_name.as_deref().unwrap_or("")),
         )?;
+        let ca_files = if self.ca_file.is_empty() {
+            file.ca_file.clone().unwrap_or_default()
+        } else {
+            self.ca_file.clone()
+        };
+        let network = Network::from_env(&ca_files).context("the network settings")?;
+        let worker_token = self.worker_token.clone().or(file.worker_token.clone());
         let workers = plugins
             .into_iter()
             .map(|(path, s)| {
-                Ok(Planned {
-                    path,
-                    options: worker_options(
-                        &s,
-                        &self.limits,
-                        url.clone(),
-                        api_key.clone(),
-                        api_secret.clone(),
-                    )?,
-                })
+                let mut options = worker_options(
+                    &s,
+                    &self.limits,
+                    url.clone(),
+                    api_key.clone(),
+                    api_secret.clone(),
+                )?;
+                warn_on_ineffective_load_threshold(&options);
+                options.worker_token = worker_token.clone();
+                options.network = network.clone();
+                options.limits.network = network.clone();
+                Ok(Planned { path, options })
             })
             .collect::<Result<_>>()?;
         Ok(Plan {
@@ -278,8 +306,27 @@ impl RunArgs {
     }
 }
 
+/// The open-source server's `target_load` (`agent/config.go`
+/// `DefaultTargetLoad`): it picks a node only if some worker there reports
+/// a load below it.
+const SERVER_TARGET_LOAD: f32 = 0.7;
+
+/// A load threshold above the server's target load has no effect: the
+/// server stops offering jobs at 0.7 whatever the worker reports.
+fn warn_on_ineffective_load_threshold(options: &WorkerOptions) {
+    if options.load_threshold > SERVER_TARGET_LOAD {
+        tracing::warn!(
+            agent_name = %options.agent_name,
+            load_threshold = options.load_threshold,
+            server_target_load = SERVER_TARGET_LOAD,
+            "--load-threshold is above the LiveKit server's target load: the server offers no job to a node whose workers all report a load at or above 0.7, so this worker gets no more jobs than at 0.7"
+        );
+    }
+}
+
 /// Options for one worker from its resolved settings; defaults from
-/// [`WorkerOptions::default`].
+/// [`WorkerOptions::default`]. A deployment name the server would refuse
+/// is an error here, before any connection.
 pub(super) fn worker_options(
     s: &WorkerSettings,
     limits: &LimitArgs,
@@ -309,7 +356,12 @@ pub(super) fn worker_options(
             can_update_metadata: s.can_update_metadata.unwrap_or(dp.can_update_metadata),
             hidden: s.hidden.unwrap_or(dp.hidden),
         },
-        deployment: s.deployment.clone().unwrap_or_default(),
+        deployment: {
+            let deployment = s.deployment.clone().unwrap_or_default();
+            validate_deployment(&deployment)
+                .map_err(|why| anyhow::anyhow!("--deployment: {why}"))?;
+            deployment
+        },
         max_jobs: s.max_jobs.map_or(d.max_jobs, |n| n as usize),
         load_threshold: s.load_threshold.unwrap_or(d.load_threshold),
         drain_timeout: s.drain_timeout.unwrap_or(d.drain_timeout),

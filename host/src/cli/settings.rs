@@ -95,6 +95,11 @@ pub struct FileSettings {
     pub livekit_lib: Option<PathBuf>,
     /// Run without room I/O (`--no-room-io`).
     pub no_room_io: Option<bool>,
+    /// LiveKit Cloud's worker token (`--worker-token`).
+    pub worker_token: Option<String>,
+    /// CA files to trust beside the built-in roots (`--ca-file`), relative
+    /// to the file.
+    pub ca_file: Option<Vec<PathBuf>>,
     #[serde(default)]
     pub plugin: Vec<PluginSettings>,
     #[serde(flatten)]
@@ -117,6 +122,11 @@ impl FileSettings {
         }
         if let Some(lib) = settings.livekit_lib.as_mut().filter(|l| l.is_relative()) {
             *lib = base.join(&*lib);
+        }
+        for ca in settings.ca_file.iter_mut().flatten() {
+            if ca.is_relative() {
+                *ca = base.join(&*ca);
+            }
         }
         Ok(settings)
     }
@@ -283,6 +293,26 @@ mod tests {
             Some(dir.path().join("lib/liblivekit_ffi.so"))
         );
         assert_eq!(s.no_room_io, Some(true));
+    }
+
+    #[test]
+    fn network_settings_resolve_against_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent-host.toml");
+        std::fs::write(
+            &path,
+            "worker_token = \"cloud\"\nca_file = [\"certs/ca.pem\", \"/etc/other.pem\"]\n",
+        )
+        .unwrap();
+        let s = FileSettings::load(&path).unwrap();
+        assert_eq!(s.worker_token.as_deref(), Some("cloud"));
+        assert_eq!(
+            s.ca_file,
+            Some(vec![
+                dir.path().join("certs/ca.pem"),
+                PathBuf::from("/etc/other.pem")
+            ])
+        );
     }
 
     #[test]

@@ -12,6 +12,13 @@
 //! - The host resolves the name itself, checks **every** resolved address,
 //!   and connects only to a checked address: the name is never resolved a
 //!   second time, so DNS cannot swap in another address after the check.
+//! - Through a proxy (`HTTPS_PROXY`/`HTTP_PROXY`, see [`crate::net::proxy`])
+//!   the proxy resolves the name, so the host cannot pin addresses: the
+//!   rules still decide which names and ports may be reached, and a
+//!   destination written as an address is still checked below; a name
+//!   that resolves to a non-public address at the proxy is the proxy's to
+//!   refuse. `NO_PROXY` destinations are connected directly, with every
+//!   check.
 //! - Non-public addresses (loopback, private, link-local, shared/CGNAT,
 //!   multicast, unspecified, documentation and reserved ranges, in IPv4,
 //!   IPv6 and IPv4-mapped or NAT64 forms) are refused even behind an
@@ -35,7 +42,7 @@ use std::future::{Future, poll_fn};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::{Pin, pin};
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -43,8 +50,6 @@ use bytes::Bytes;
 use http::uri::Scheme;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep, sleep, timeout};
 use tracing::Instrument as _;
 use wasmtime_wasi_http::io::TokioIo;
@@ -53,6 +58,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::bounded;
 use crate::limits::JobLimits;
+use crate::net::{NetError, Network};
 
 /// Where outbound HTTP may go: a list of [`HttpRule`]s, and whether
 /// non-public addresses are reachable through them. See the
@@ -291,7 +297,7 @@ fn full_prefix(ip: IpAddr) -> u8 {
 }
 
 /// Whether `ip` is in `net/prefix` (never across address families).
-fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+pub(crate) fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(ip), IpAddr::V4(net)) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0);
@@ -384,11 +390,13 @@ pub(crate) struct HttpPolicy {
     request_bytes: u64,
     response_bytes: u64,
     wait: Duration,
+    network: Network,
 }
 
 impl HttpPolicy {
     pub(crate) fn new(limits: &JobLimits) -> Self {
         Self {
+            network: limits.network.clone(),
             allow: Arc::new(limits.http_allow.clone()),
             request_bytes: limits.http_request_bytes,
             response_bytes: limits.http_response_bytes,
@@ -472,7 +480,15 @@ impl HttpPolicy {
             tracing::warn!(host = %bounded::log_field(host), port, rule, "outbound HTTP request denied");
             return Err(Error::HttpRequestDenied);
         };
-        let addrs = resolve(&target, port, waits.connect).await?;
+        // Direct: resolve once, check every address, connect only to those.
+        // Through a proxy, the proxy resolves: an address is still checked,
+        // a name only against the rules (see the module docs).
+        let proxied = self.network.proxy_for(tls, host).is_some();
+        let addrs = match (&target, proxied) {
+            (Target::Ip(ip), true) => vec![SocketAddr::new(*ip, port)],
+            (Target::Name(_), true) => Vec::new(),
+            (_, false) => resolve(&target, port, waits.connect).await?,
+        };
         for addr in &addrs {
             if let Err(why) = self.allow.check_address(*addr) {
                 tracing::warn!(host = %bounded::log_field(host), port, matched = %rule, rule = %why, "outbound HTTP request denied");
@@ -484,7 +500,13 @@ impl HttpPolicy {
         }
         tracing::debug!(host = %bounded::log_field(host), port, %rule, "outbound HTTP request");
         let name = host.trim_start_matches('[').trim_end_matches(']');
-        let stream = open(&addrs, name, tls, waits.connect).await?;
+        let direct = (!proxied).then_some(addrs.as_slice());
+        let stream = self
+            .network
+            .open(tls, name, port, direct, waits.connect)
+            .await
+            .map(TokioIo::new)
+            .map_err(wasi_error)?;
         let (mut sender, conn) = timeout(
             waits.connect,
             hyper::client::conn::http1::Builder::new().handshake(stream),
@@ -575,69 +597,20 @@ async fn resolve(host: &Target, port: u16, wait: Duration) -> Result<Vec<SocketA
     Ok(addrs)
 }
 
-/// A byte stream to a server, plain or TLS.
-pub(crate) trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
-
-/// Connects to the first of `addrs` that answers within `wait` (in total),
-/// then speaks TLS for `name` if asked. `addrs` are connected to as given,
-/// never resolved again.
-pub(crate) async fn open(
-    addrs: &[SocketAddr],
-    name: &str,
-    tls: bool,
-    wait: Duration,
-) -> Result<TokioIo<Box<dyn Stream>>, Error> {
-    let deadline = Instant::now() + wait;
-    let mut last = None;
-    let mut tcp = None;
-    for addr in addrs {
-        match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => {
-                tcp = Some(stream);
-                break;
-            }
-            Ok(Err(err)) => last = Some(err),
-            Err(_) => return Err(Error::ConnectionTimeout),
-        }
+/// The `wasi:http` error for a connection that failed.
+fn wasi_error(err: NetError) -> Error {
+    match err {
+        NetError::Resolve { why, .. } => Error::DnsError {
+            rcode: Some(why),
+            info_code: None,
+        },
+        NetError::Connect { err, .. } => Error::Connect(err),
+        NetError::Tls { err, .. } => Error::Tls(err),
+        NetError::Timeout(_) => Error::ConnectionTimeout,
+        NetError::BadName(_) => Error::HttpRequestUriInvalid,
+        err @ NetError::Proxy { .. } => Error::Connect(std::io::Error::other(err.to_string())),
+        NetError::Ca(_) | NetError::Config { .. } => Error::ConfigurationError,
     }
-    let tcp = match (tcp, last) {
-        (Some(tcp), _) => tcp,
-        (None, Some(err)) => return Err(Error::Connect(err)),
-        (None, None) => return Err(Error::DestinationNotFound),
-    };
-    let _ = tcp.set_nodelay(true);
-    if !tls {
-        return Ok(TokioIo::new(Box::new(tcp)));
-    }
-    let server_name = match name.parse::<IpAddr>() {
-        Ok(ip) => rustls::pki_types::ServerName::from(ip),
-        Err(_) => rustls::pki_types::ServerName::try_from(name.to_owned())
-            .map_err(|_| Error::HttpRequestUriInvalid)?,
-    };
-    let stream = tokio::time::timeout_at(deadline, tls_connector().connect(server_name, tcp))
-        .await
-        .map_err(|_| Error::ConnectionTimeout)?
-        .map_err(Error::Tls)?;
-    Ok(TokioIo::new(Box::new(stream)))
-}
-
-/// One TLS client configuration for the process: the webpki roots, ring.
-fn tls_connector() -> tokio_rustls::TlsConnector {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-            // ring supports the default versions; this cannot fail.
-            .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"));
-        Arc::new(config)
-    });
-    tokio_rustls::TlsConnector::from(config.clone())
 }
 
 /// A body that fails once more than `limit` bytes went through, and (for

@@ -52,7 +52,9 @@ use tokio::sync::mpsc;
 
 pub use self::load::{LoadFn, LoadInputs, default_load};
 pub use self::options::{Permissions, WorkerOptions};
-pub use self::protocol::{ConnectError, agent_url, decode_server_frame, worker_token};
+pub use self::protocol::{
+    ConnectError, agent_url, decode_server_frame, validate_deployment, worker_token,
+};
 pub use self::protocol::{MAX_FRAME, MAX_SEND_FRAME};
 use self::status::Shared;
 pub use self::status::{ConnectionState, Metrics, WorkerStatus};
@@ -91,7 +93,7 @@ pub enum WorkerError {
     /// The server refused the credentials.
     #[error(transparent)]
     Unauthorized(ConnectError),
-    /// The URL cannot be used.
+    /// The URL, or another setting, cannot be used.
     #[error(transparent)]
     BadUrl(ConnectError),
     /// The connection could not be (re-)established within the retries.
@@ -138,7 +140,7 @@ impl Worker {
         };
         let room_service =
             match RoomService::new(&options.url, &options.api_key, &options.api_secret) {
-                Ok(service) => Some(Arc::new(service)),
+                Ok(service) => Some(Arc::new(service.with_network(options.network.clone()))),
                 Err(err) => {
                     tracing::warn!(%err, "jobs get no server API");
                     None

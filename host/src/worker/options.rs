@@ -7,6 +7,7 @@ use livekit_protocol as proto;
 
 use super::load::{LoadFn, default_load};
 use crate::limits::JobLimits;
+use crate::net::Network;
 
 /// How a worker registers and behaves. `Default` gives the official Python
 /// worker's behaviour wherever there is one to copy.
@@ -25,8 +26,16 @@ pub struct WorkerOptions {
     /// What the agent's participant may do, sent at registration and
     /// copied by the server into each job's token.
     pub permissions: Permissions,
-    /// Deployment name (`LIVEKIT_AGENT_DEPLOYMENT`); empty for none.
+    /// Deployment name (`LIVEKIT_AGENT_DEPLOYMENT`); empty for none. Must
+    /// pass the server's rule ([`validate_deployment`](super::validate_deployment)).
     pub deployment: String,
+    /// LiveKit Cloud's worker token (`LIVEKIT_WORKER_TOKEN`), sent as the
+    /// `worker_token` query parameter of `/agent`, as the official workers
+    /// do; `None` (the default) sends none. The open-source server ignores it.
+    pub worker_token: Option<String>,
+    /// How the worker and the server API connect: proxy and TLS roots.
+    /// Default: direct, built-in roots only.
+    pub network: Network,
     /// Most jobs at once (also sizes the runtime's pool). Default 1,000.
     pub max_jobs: usize,
     /// Load at or above which the worker reports full and declines offers.
@@ -113,6 +122,8 @@ impl Default for WorkerOptions {
             job_type: proto::JobType::JtRoom,
             permissions: Permissions::default(),
             deployment: String::new(),
+            worker_token: None,
+            network: Network::default(),
             max_jobs: 1000,
             load_threshold: 0.7,
             load_fn: Arc::new(default_load),
@@ -135,6 +146,10 @@ impl std::fmt::Debug for WorkerOptions {
             .field("url", &self.url)
             .field("api_key", &self.api_key)
             .field("api_secret", &"<redacted>")
+            .field(
+                "worker_token",
+                &self.worker_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("agent_name", &self.agent_name)
             .field("job_type", &self.job_type)
             .field("max_jobs", &self.max_jobs)

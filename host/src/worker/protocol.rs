@@ -2,18 +2,27 @@
 //!
 //! Rules (from LiveKit's server and its official workers):
 //! - the URL keeps any path prefix and gains `/agent`; `http(s)` becomes
-//!   `ws(s)`;
+//!   `ws(s)`; a LiveKit Cloud worker token goes in the `worker_token` query
+//!   parameter, as the official workers send it;
 //! - every connection attempt carries a fresh JWT with the `video.agent`
 //!   grant, signed with the API secret;
+//! - the connection goes through the worker's [`Network`]: a `CONNECT`
+//!   proxy when one applies, TLS with the built-in roots plus private CAs;
+//!   opening it (TCP, proxy, TLS, upgrade) takes at most [`CONNECT_TIMEOUT`];
+//! - the first *message* after `register` must be the register response;
+//!   control frames (pings and pongs, which proxies and load balancers send
+//!   whenever they like) are answered or ignored, never taken for it;
 //! - one protobuf message per binary frame: `WorkerMessage` out,
 //!   `ServerMessage` in; text frames are ignored with a warning (as the
 //!   Python worker does); a frame of 2 MiB or more ends the connection, so
 //!   this worker never sends one over [`MAX_SEND_FRAME`], whatever a guest
 //!   does (see [`send`]);
 //! - a server message that does not decode, or whose kind this worker does
-//!   not know, is logged and skipped: it never ends the connection.
+//!   not know, is logged and skipped: it never ends the connection;
+//! - settings the server would refuse (a deployment breaking its rule) and
+//!   refused credentials (401) end the worker at once, with the reason.
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::{SinkExt as _, StreamExt as _};
 use livekit_api::access_token::{AccessToken, VideoGrants};
@@ -25,6 +34,9 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use super::WorkerOptions;
+use crate::net::Network;
 
 /// Largest frame either side may send (the server's default limit).
 pub const MAX_FRAME: usize = 2 << 20;
@@ -40,6 +52,14 @@ pub const MAX_SEND_FRAME: usize = 1 << 20;
 /// line of defence).
 const STATUS_TOO_LARGE: &str = "failure reason too large to report";
 
+/// Longest the opening of a connection (TCP, proxy, TLS, upgrade) may take:
+/// a black-holed address or proxy must not hold an attempt forever. 10 s,
+/// the server's own deadline for `register`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest deployment name the server accepts (`MaxDeploymentLength`).
+pub const MAX_DEPLOYMENT_BYTES: usize = 64;
+
 /// tungstenite's read buffer. Its default (128 KiB) is zero-filled before
 /// every socket read, which a profile of a burst of 1,000 assignments
 /// showed as up to half of the host's instructions; server messages are a
@@ -50,11 +70,21 @@ const READ_BUFFER: usize = 8 << 10;
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
     /// The server refused the credentials (HTTP 401); retrying cannot help.
-    #[error("the LiveKit server refused the credentials (HTTP 401): check the API key and secret")]
-    Unauthorized,
+    #[error(
+        "the LiveKit server refused the credentials (HTTP 401). It answers so when the API key or secret is wrong, \
+         when this machine's clock is more than 60 s off the server's (the worker's time now is {now}), \
+         or when the server does not know the API key yet (a key just created, or one of another project)"
+    )]
+    Unauthorized {
+        /// The worker's clock when the answer came, UTC, RFC 3339.
+        now: String,
+    },
     /// The URL cannot be used.
     #[error("invalid LiveKit URL `{0}`: {1}")]
     BadUrl(String, String),
+    /// A setting the server would refuse; retrying cannot help.
+    #[error("{0}")]
+    BadSetting(String),
     /// Anything else; worth retrying.
     #[error("{0}")]
     Other(String),
@@ -79,6 +109,38 @@ pub fn agent_url(url: &str) -> Result<String, ConnectError> {
     Ok(format!("{scheme}://{}/agent", rest.trim_end_matches('/')))
 }
 
+/// The open-source server's `ValidateDeployment` (livekit/protocol
+/// `agent/environment.go`): empty, or at most 64 bytes with no `_` (kept
+/// for the server's own use), no space, control byte or DEL. The error
+/// says which rule, as the server's does (the server then closes the
+/// connection without a reason).
+pub fn validate_deployment(deployment: &str) -> Result<(), String> {
+    let refused = |why: String| {
+        Err(format!(
+            "the deployment name {deployment:?} would be refused by the LiveKit server: {why}"
+        ))
+    };
+    if deployment.len() > MAX_DEPLOYMENT_BYTES {
+        return refused(format!(
+            "it is {} bytes long, the most is {MAX_DEPLOYMENT_BYTES}",
+            deployment.len()
+        ));
+    }
+    for (i, b) in deployment.bytes().enumerate() {
+        if b == b'_' {
+            return refused(format!(
+                "`_` (at byte {i}) is reserved; use `-` or `.` instead"
+            ));
+        }
+        if b <= b' ' || b == 0x7f {
+            return refused(format!(
+                "it contains whitespace or a control byte at byte {i}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// A worker token: the `video.agent` grant, signed with the secret, valid
 /// for `ttl`. No identity, as the official workers send it.
 pub fn worker_token(
@@ -96,49 +158,131 @@ pub fn worker_token(
         .map_err(|e| ConnectError::Other(format!("could not sign the worker token: {e}")))
 }
 
-/// Opens the WebSocket with a fresh token.
-pub(crate) async fn connect(
-    url: &str,
-    api_key: &str,
-    api_secret: &str,
-) -> Result<Socket, ConnectError> {
-    install_crypto();
-    let target = agent_url(url)?;
-    let token = worker_token(api_key, api_secret, Duration::from_secs(600))?;
-    let mut request = target
+/// Percent-encodes a query value (everything but RFC 3986's unreserved
+/// characters).
+fn encode_query_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Opens the WebSocket with a fresh token, through the worker's network.
+pub(crate) async fn connect(o: &WorkerOptions) -> Result<Socket, ConnectError> {
+    validate_deployment(&o.deployment).map_err(ConnectError::BadSetting)?;
+    let target = agent_url(&o.url)?;
+    let token = worker_token(&o.api_key, &o.api_secret, Duration::from_secs(600))?;
+    let with_query = match &o.worker_token {
+        Some(worker_token) => format!("{target}?worker_token={}", encode_query_value(worker_token)),
+        None => target.clone(),
+    };
+    let mut request = with_query
         .as_str()
         .into_client_request()
-        .map_err(|e| ConnectError::BadUrl(url.to_string(), e.to_string()))?;
+        .map_err(|e| ConnectError::BadUrl(o.url.clone(), e.to_string()))?;
     let auth = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|e| ConnectError::Other(e.to_string()))?;
     request.headers_mut().insert("Authorization", auth);
+    let uri = request.uri().clone();
+    let tls = uri.scheme_str() == Some("wss");
+    // An IPv6 address without its brackets, as the network takes hosts.
+    let host = uri
+        .host()
+        .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
+        .ok_or_else(|| ConnectError::BadUrl(o.url.clone(), "no host".into()))?;
+    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME));
-    match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
-        Ok((socket, _response)) => Ok(socket),
-        Err(tungstenite::Error::Http(response)) if response.status() == 401 => {
-            Err(ConnectError::Unauthorized)
-        }
-        Err(tungstenite::Error::Http(response)) => Err(ConnectError::Other(format!(
-            "the server answered HTTP {} instead of upgrading to a WebSocket",
-            response.status()
-        ))),
-        Err(err) => Err(ConnectError::Other(format!(
-            "connecting to {target}: {err}"
+    // The target in errors carries no query: the worker token stays out of logs.
+    let open = async {
+        let stream = open_stream(&o.network, tls, host, port)
+            .await
+            .map_err(|e| ConnectError::Other(format!("connecting to {target}: {e}")))?;
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+            .await
+            .map_err(|err| upgrade_error(err, &target))
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, open).await {
+        Ok(result) => result.map(|(socket, _response)| socket),
+        Err(_) => Err(ConnectError::Other(format!(
+            "connecting to {target}: no WebSocket within {} s",
+            CONNECT_TIMEOUT.as_secs()
         ))),
     }
 }
 
-/// `wss://` goes through rustls with the webpki roots (no system OpenSSL
-/// needed). rustls needs a process-wide crypto provider: ring, installed
-/// once; an embedder that installed another one first keeps it.
-fn install_crypto() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
+/// TCP (direct or through the proxy), then TLS for `wss://`.
+async fn open_stream(
+    network: &Network,
+    tls: bool,
+    host: &str,
+    port: u16,
+) -> Result<MaybeTlsStream<TcpStream>, crate::net::NetError> {
+    let tcp = network.tcp(tls, host, port, None).await?;
+    Ok(if tls {
+        MaybeTlsStream::Rustls(network.tls(tcp, host).await?)
+    } else {
+        MaybeTlsStream::Plain(tcp)
+    })
+}
+
+fn upgrade_error(err: tungstenite::Error, target: &str) -> ConnectError {
+    match err {
+        tungstenite::Error::Http(response) if response.status() == 401 => {
+            ConnectError::Unauthorized {
+                now: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+            }
+        }
+        tungstenite::Error::Http(response) => ConnectError::Other(format!(
+            "the server answered HTTP {} instead of upgrading to a WebSocket",
+            response.status()
+        )),
+        err => ConnectError::Other(format!("connecting to {target}: {err}")),
+    }
+}
+
+/// Sends `register` and waits up to `wait` for its answer, the first
+/// message after it; control frames in between are not messages. Returns
+/// the worker id.
+pub(crate) async fn register(
+    socket: &mut Socket,
+    request: proto::RegisterWorkerRequest,
+    wait: Duration,
+) -> Result<String, ConnectError> {
+    send(socket, proto::worker_message::Message::Register(request))
+        .await
+        .map_err(|e| ConnectError::Other(format!("sending register: {e}")))?;
+    // As the Python worker: the first message must be the answer.
+    let not_first =
+        || ConnectError::Other("expected the register response as the first message".into());
+    let answer = async {
+        loop {
+            match receive(socket).await {
+                // A ping (answered by tungstenite) or a pong.
+                Incoming::Alive => continue,
+                Incoming::Message(message) => {
+                    return match *message {
+                        proto::server_message::Message::Register(response) => {
+                            Ok(response.worker_id)
+                        }
+                        _ => Err(not_first()),
+                    };
+                }
+                Incoming::Skipped => return Err(not_first()),
+                Incoming::Closed(reason) => return Err(ConnectError::Other(reason)),
+            }
+        }
+    };
+    tokio::time::timeout(wait, answer)
+        .await
+        .unwrap_or_else(|_| Err(ConnectError::Other("no register response in time".into())))
 }
 
 /// Sends one worker message as a binary frame, never one over
@@ -271,6 +415,41 @@ mod tests {
     }
 
     #[test]
+    fn deployments_follow_the_servers_rule() {
+        for good in [
+            "",
+            "prod-eu",
+            "prod.v2",
+            "prod:us",
+            "a/b",
+            "prodüction",
+            &"a".repeat(64),
+        ] {
+            assert!(validate_deployment(good).is_ok(), "{good:?}");
+        }
+        for (bad, says) in [
+            ("prod_eu", "`_` (at byte 4) is reserved"),
+            ("prod eu", "whitespace or a control byte at byte 4"),
+            ("prod\teu", "control byte"),
+            ("prod\x7f", "control byte"),
+            (&"a".repeat(65) as &str, "65 bytes long, the most is 64"),
+        ] {
+            let err = validate_deployment(bad).unwrap_err();
+            assert!(err.contains(says), "{bad:?}: {err}");
+            assert!(
+                err.contains("would be refused by the LiveKit server"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn query_values_are_encoded() {
+        assert_eq!(encode_query_value("a+b/c=d e"), "a%2Bb%2Fc%3Dd%20e");
+        assert_eq!(encode_query_value("tok-1._~"), "tok-1._~");
+    }
+
+    #[test]
     fn token_has_the_agent_grant() {
         let token = worker_token("key", "secret", Duration::from_secs(60)).unwrap();
         let claims = livekit_api::access_token::Claims::from_unverified(&token).unwrap();
@@ -286,10 +465,13 @@ mod tests {
             // Accept and hang up: no TLS here.
             let _ = listener.accept().await;
         });
-        let err = connect(&format!("wss://127.0.0.1:{port}"), "k", "s")
-            .await
-            .err()
-            .unwrap();
+        let options = WorkerOptions {
+            url: format!("wss://127.0.0.1:{port}"),
+            api_key: "k".into(),
+            api_secret: "s".into(),
+            ..WorkerOptions::default()
+        };
+        let err = connect(&options).await.err().unwrap();
         assert!(matches!(err, ConnectError::Other(_)), "{err}");
     }
 

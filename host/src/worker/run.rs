@@ -130,12 +130,12 @@ impl Session {
                         failures = 0;
                         ping_tick.reset();
                     }
-                    Err(ConnectError::Unauthorized) => {
+                    Err(err @ ConnectError::Unauthorized { .. }) => {
                         self.shared()
                             .update(|s| s.connection = ConnectionState::Failed);
-                        return Err(WorkerError::Unauthorized(ConnectError::Unauthorized));
+                        return Err(WorkerError::Unauthorized(err));
                     }
-                    Err(err @ ConnectError::BadUrl(..)) => {
+                    Err(err @ (ConnectError::BadUrl(..) | ConnectError::BadSetting(_))) => {
                         self.shared()
                             .update(|s| s.connection = ConnectionState::Failed);
                         return Err(WorkerError::BadUrl(err));
@@ -198,7 +198,7 @@ impl Session {
     /// flushes queued statuses.
     async fn connect(&mut self) -> Result<(), ConnectError> {
         let o = &self.w.options;
-        let mut socket = protocol::connect(&o.url, &o.api_key, &o.api_secret).await?;
+        let mut socket = protocol::connect(o).await?;
         let register = proto::RegisterWorkerRequest {
             r#type: o.job_type as i32,
             agent_name: o.agent_name.clone(),
@@ -207,21 +207,7 @@ impl Session {
             deployment: o.deployment.clone(),
             ..Default::default()
         };
-        protocol::send(&mut socket, WorkerMsg::Register(register))
-            .await
-            .map_err(|e| ConnectError::Other(format!("sending register: {e}")))?;
-        // As the Python worker: the first message must be the answer.
-        let not_first =
-            || ConnectError::Other("expected the register response as the first message".into());
-        let worker_id = match timeout(o.register_timeout, protocol::receive(&mut socket)).await {
-            Ok(Incoming::Message(message)) => match *message {
-                ServerMsg::Register(response) => response.worker_id,
-                _ => return Err(not_first()),
-            },
-            Ok(Incoming::Closed(reason)) => return Err(ConnectError::Other(reason)),
-            Ok(_) => return Err(not_first()),
-            Err(_) => return Err(ConnectError::Other("no register response in time".into())),
-        };
+        let worker_id = protocol::register(&mut socket, register, o.register_timeout).await?;
         tracing::info!(%worker_id, url = %o.url, agent_name = %o.agent_name, "registered with LiveKit");
         self.generation += 1;
         self.socket = Some(socket);

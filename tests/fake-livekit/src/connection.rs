@@ -277,6 +277,10 @@ async fn run_session(inner: Arc<Inner>, ws: WebSocketStream<TcpStream>, info: Co
     };
     let mut use_json = false;
     let max_message = inner.config.max_message_size;
+    let upgrade_frames = inner.read(|s| s.upgrade_frames.clone());
+    if let Err(e) = send_control_frames(&mut sink, &upgrade_frames).await {
+        tracing::debug!(error = %e, "sending the upgrade frames failed");
+    }
 
     let (code, reason, by): CloseInfo = loop {
         tokio::select! {
@@ -295,6 +299,11 @@ async fn run_session(inner: Arc<Inner>, ws: WebSocketStream<TcpStream>, info: Co
                         Message::binary(msg.encode_to_vec())
                     };
                     if let Err(e) = sink.send(frame).await {
+                        break (None, format!("write failed: {e}"), Closer::Worker);
+                    }
+                }
+                Some(Outgoing::Control(frame)) => {
+                    if let Err(e) = send_control_frames(&mut sink, &[frame]).await {
                         break (None, format!("write failed: {e}"), Closer::Worker);
                     }
                 }
@@ -376,6 +385,26 @@ where
         format!("message too big: {what}"),
         Closer::Server,
     )
+}
+
+/// Sends test-requested control frames, each within the control ping's
+/// write deadline.
+async fn send_control_frames<S>(sink: &mut S, frames: &[crate::ControlFrame]) -> Result<(), String>
+where
+    S: futures::Sink<Message, Error = tungstenite::Error> + Unpin,
+{
+    for frame in frames {
+        let message = match frame {
+            crate::ControlFrame::Ping => Message::Ping(Default::default()),
+            crate::ControlFrame::Pong => Message::Pong(Default::default()),
+        };
+        match tokio::time::timeout(PING_WRITE_TIMEOUT, sink.send(message)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err("write timed out".into()),
+        }
+    }
+    Ok(())
 }
 
 fn now_ms() -> i64 {

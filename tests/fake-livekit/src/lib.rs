@@ -28,7 +28,9 @@
 //!   edition: Standard, version, protocol: 17, agent_protocol: 1, node_id,
 //!   region}}`. `ping` → `pong{last_timestamp, timestamp: now_ms}`. WebSocket
 //!   control pings every [`Config::ping_interval`] (10 s); pongs are not
-//!   checked.
+//!   checked. Tests can send control frames at any moment, also right after
+//!   the upgrade, as proxies do ([`FakeLiveKit::send_control`],
+//!   [`FakeLiveKit::set_upgrade_frames`]).
 //! * `update_worker`: status replaced only when present, load always
 //!   overwritten. `update_job` accepted only for jobs the sender runs;
 //!   SUCCESS/FAILED end the job. `migrate_job` is recorded and otherwise
@@ -84,6 +86,16 @@ use registry::{Outgoing, State};
 
 /// `agent.CurrentProtocol` of the OSS server.
 pub const AGENT_PROTOCOL: i32 = 1;
+
+/// A WebSocket control frame the test makes the server send (as proxies and
+/// load balancers in front of a real server do, at any moment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ControlFrame {
+    /// A ping (the worker must answer it with a pong).
+    Ping,
+    /// An unsolicited pong (RFC 6455 allows it; it needs no answer).
+    Pong,
+}
 
 /// Errors from the test API.
 #[derive(Debug, thiserror::Error)]
@@ -491,6 +503,22 @@ impl FakeLiveKit {
     /// are not touched.
     pub fn set_reject_all(&self, status: Option<u16>) {
         self.inner.update(|s| s.reject_all = status);
+    }
+
+    /// Every new connection gets `frames`, in order, right after the
+    /// upgrade and before anything else (so before the register response).
+    pub fn set_upgrade_frames(&self, frames: Vec<ControlFrame>) {
+        self.inner.update(|s| s.upgrade_frames = frames);
+    }
+
+    /// Sends `frame` on every open connection now; returns on how many.
+    pub fn send_control(&self, frame: ControlFrame) -> usize {
+        self.inner.update(|s| {
+            s.conns
+                .values()
+                .filter(|c| c.tx.send(Outgoing::Control(frame)).is_ok())
+                .count()
+        })
     }
 
     /// Stops accepting and drops every socket. Later calls do nothing.

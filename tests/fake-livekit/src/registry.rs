@@ -260,6 +260,8 @@ pub(crate) enum Outgoing {
     Message(Box<livekit_protocol::ServerMessage>),
     /// Drop the socket without a close frame.
     Kill,
+    /// Send this WebSocket control frame.
+    Control(crate::ControlFrame),
 }
 
 pub(crate) struct ConnEntry {
@@ -286,6 +288,8 @@ pub(crate) struct State {
     pub job_order: Vec<String>,
     pub log: Vec<LoggedMessage>,
     pub reject_all: Option<u16>,
+    /// Control frames every new connection gets right after the upgrade.
+    pub upgrade_frames: Vec<crate::ControlFrame>,
     pub shut_down: bool,
     /// `RoomService` calls, in arrival order.
     pub twirp: Vec<crate::twirp::TwirpCall>,

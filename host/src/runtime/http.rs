@@ -22,6 +22,10 @@
 //!   the job. Connecting, the first response byte and each gap between
 //!   response bytes wait at most [`JobLimits::http_timeout`]; a guest may
 //!   ask for less, never for more.
+//! - What the host holds for a request in flight and a response body is
+//!   charged to the job's host-memory budget (see `http_meter.rs`); a
+//!   request the budget cannot take fails with `internal-error` and the
+//!   job fails with the budget's reason.
 //! - A denied request fails with `HTTP-request-denied` (no rule names the
 //!   host) or `destination-IP-prohibited` (a non-public address), and the
 //!   job's log gets a warning naming the host and the rule that applied.
@@ -50,6 +54,10 @@ use tracing::Instrument as _;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::host_memory::{Charge, HostMemory, MemoryKind};
+use super::http_meter::{
+    BODY_CHUNK_BYTES, CONNECTION_BUFFER_BYTES, IN_FLIGHT_BYTES, RESPONSE_BUFFER_BYTES, header_bytes,
+};
 use crate::limits::JobLimits;
 
 /// Where outbound HTTP may go: a list of [`HttpRule`]s, and whether
@@ -382,16 +390,25 @@ pub(crate) struct HttpPolicy {
     request_bytes: u64,
     response_bytes: u64,
     wait: Duration,
+    memory: HostMemory,
 }
 
 impl HttpPolicy {
-    pub(crate) fn new(limits: &JobLimits) -> Self {
+    pub(crate) fn new(limits: &JobLimits, memory: HostMemory) -> Self {
         Self {
             allow: Arc::new(limits.http_allow.clone()),
             request_bytes: limits.http_request_bytes,
             response_bytes: limits.http_response_bytes,
             wait: limits.http_timeout,
+            memory,
         }
+    }
+
+    /// Charges `bytes` for `kind`, as a `wasi:http` error when refused.
+    fn charge(&self, kind: MemoryKind, bytes: u64) -> Result<Charge, Error> {
+        self.memory
+            .charge(kind, bytes)
+            .map_err(|over| Error::InternalError(Some(over.to_string())))
     }
 }
 
@@ -408,6 +425,12 @@ impl WasiHttpHooks for HttpPolicy {
         // The job's span, so that denials land in the job's log.
         let span = tracing::Span::current();
         Box::new(self.clone().send(request, options).instrument(span))
+    }
+
+    // Small chunks keep what an unsent body holds on the host small; see
+    // `http_meter.rs`.
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK_BYTES
     }
 }
 
@@ -432,6 +455,11 @@ impl HttpPolicy {
             between_bytes: cap(options.between_bytes_timeout),
         };
         let uri = request.uri().clone();
+        // Held until the response's headers are in.
+        let in_flight = self.charge(
+            MemoryKind::HttpRequests,
+            IN_FLIGHT_BYTES + header_bytes(request.headers()) + uri.to_string().len() as u64,
+        )?;
         let tls = match uri.scheme() {
             Some(s) if *s == Scheme::HTTPS => true,
             Some(s) if *s == Scheme::HTTP => false,
@@ -464,7 +492,9 @@ impl HttpPolicy {
         let stream = open(&addrs, name, tls, waits.connect).await?;
         let (mut sender, conn) = timeout(
             waits.connect,
-            hyper::client::conn::http1::Builder::new().handshake(stream),
+            hyper::client::conn::http1::Builder::new()
+                .max_buf_size(CONNECTION_BUFFER_BYTES)
+                .handshake(stream),
         )
         .await
         .map_err(|_| Error::ConnectionTimeout)??;
@@ -476,6 +506,7 @@ impl HttpPolicy {
             Capped::new(body, limit, Error::HttpRequestBodySize(Some(limit)), None).boxed_unsync()
         });
         let response_bytes = self.response_bytes;
+        let response_charge = self.charge(MemoryKind::HttpResponses, RESPONSE_BUFFER_BYTES)?;
         let send = async move {
             let response = timeout(waits.first_byte, sender.send_request(request))
                 .await
@@ -490,6 +521,7 @@ impl HttpPolicy {
                     Error::HttpResponseBodySize(Some(response_bytes)),
                     Some(waits.between_bytes),
                 )
+                .holding(response_charge)
                 .boxed_unsync()
             }))
         };
@@ -512,6 +544,7 @@ impl HttpPolicy {
             }
         })
         .await?;
+        drop(in_flight);
         let io: IoFuture = Box::new(async move {
             match conn {
                 Some(conn) => conn.await.map_err(Error::from),
@@ -625,6 +658,8 @@ struct Capped<B> {
     limit: u64,
     over: Option<Error>,
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    /// The host memory this body's buffers hold, given back with the body.
+    _charge: Option<Charge>,
 }
 
 impl<B> Capped<B> {
@@ -635,7 +670,14 @@ impl<B> Capped<B> {
             limit,
             over: Some(over),
             idle: idle.map(|d| (d, Box::pin(sleep(d)))),
+            _charge: None,
         }
+    }
+
+    /// Keeps `charge` for as long as the body lives.
+    fn holding(mut self, charge: Charge) -> Self {
+        self._charge = Some(charge);
+        self
     }
 }
 

@@ -14,7 +14,9 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guard::{CpuSlice, MemoryGuard};
+use super::host_memory::HostMemory;
 use super::http::HttpPolicy;
+use super::http_meter::HttpMeter;
 use super::stdio::{GuestOutput, Stream};
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::types::{CloseReason, JobInfo};
@@ -33,6 +35,10 @@ pub(crate) struct JobState {
     http: WasiHttpCtx,
     /// Outbound HTTP's send hook: the allow-list and caps of this job.
     http_policy: HttpPolicy,
+    /// Sizes the `wasi:http` resources of `table` before each HTTP call.
+    http_meter: HttpMeter,
+    /// Host memory held on the guest's behalf (HTTP, room queues, stdio).
+    pub(crate) host_memory: HostMemory,
     /// LiveKit's server API for this job's room; `None` where the host has
     /// no server credentials (console, simulated rooms).
     pub(crate) room_service: Option<RoomScope>,
@@ -51,8 +57,9 @@ pub(crate) struct JobState {
 
 impl JobState {
     pub(crate) fn new(info: JobInfo, limits: JobLimits, end: EndSignal) -> Self {
-        let stdout = GuestOutput::new(Stream::Stdout);
-        let stderr = GuestOutput::new(Stream::Stderr);
+        let host_memory = HostMemory::new(limits.host_memory_bytes);
+        let stdout = GuestOutput::new(Stream::Stdout, &host_memory);
+        let stderr = GuestOutput::new(Stream::Stderr, &host_memory);
         // No ambient authority: no preopened directory, no environment, no
         // arguments, no sockets (wasmtime-wasi 48 denies sockets and name
         // lookups unless allowed); stdin is empty. Clocks and randomness are
@@ -70,10 +77,12 @@ impl JobState {
             wasi,
             table,
             http: WasiHttpCtx::new(),
-            http_policy: HttpPolicy::new(&limits),
+            http_policy: HttpPolicy::new(&limits, host_memory.clone()),
+            http_meter: HttpMeter::new(&host_memory),
+            host_memory,
             room_service: None,
             memory: MemoryGuard::new(limits.memory_bytes),
-            cpu: CpuSlice::new(limits.cpu_slice),
+            cpu: CpuSlice::new(limits.cpu_slice, limits.cpu_quota),
             limits,
             info,
             session: None,
@@ -95,7 +104,10 @@ impl WasiView for JobState {
 }
 
 impl WasiHttpView for JobState {
+    /// Runs first in every `wasi:http` call: the meter charges what the
+    /// guest's HTTP resources hold before the call can add more.
     fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.http_meter.measure(&mut self.table);
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,

@@ -54,7 +54,7 @@ pub use self::load::{LoadFn, LoadInputs, default_load};
 pub use self::options::{Permissions, WorkerOptions};
 pub use self::protocol::{ConnectError, agent_url, decode_server_frame, worker_token};
 use self::status::Shared;
-pub use self::status::{ConnectionState, Metrics, WorkerStatus};
+pub use self::status::{ConnectionState, CpuHistogram, JobSnapshot, Metrics, WorkerStatus};
 use crate::room::RoomTransport;
 use crate::room_service::RoomService;
 use crate::{LoadedVersion, Plugin, PluginError, PluginSlot, PluginVersion, Runtime, Swap};
@@ -235,6 +235,11 @@ impl WorkerHandle {
                 (v, n)
             })
             .collect()
+    }
+
+    /// The running jobs, with the CPU time and host memory each uses now.
+    pub fn jobs(&self) -> Vec<JobSnapshot> {
+        self.shared.jobs()
     }
 
     /// Whether the worker is healthy: registered, or still trying.

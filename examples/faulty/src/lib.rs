@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use agent_host_sdk::{AcceptOptions, Agent, Decision, JobContext, JobRequest};
 
+mod hoard;
+
 /// Which build this is: `FAULTY_FLAVOR` at compile time, else `a`.
 const FLAVOR: &str = match option_env!("FAULTY_FLAVOR") {
     Some(flavor) => flavor,
@@ -76,6 +78,11 @@ impl Agent for Faulty {
             }
             ("audio-misuse", None) => audio_misuse(&ctx),
             ("resources", None) => hoard_resources(),
+            ("hoard-fields", None) => hoard::fields(),
+            ("hoard-requests", None) => hoard::requests(),
+            ("hoard-responses", Some(authority)) => hoard::responses(authority),
+            ("hoard-stdout", None) => hoard::stdout(),
+            ("cpu-burst", None) => hoard::cpu_burst(),
             ("server", Some(identity)) => server_calls(&ctx, identity),
             ("sandbox", None) => sandbox(80),
             ("sandbox", Some(port)) => {

@@ -10,11 +10,14 @@
 //! charged by the send hook in `http.rs` ([`IN_FLIGHT_BYTES`],
 //! [`RESPONSE_BUFFER_BYTES`]).
 //!
-//! Bound: a call can add at most what one call can carry (the hostcall
-//! fuel, 1 MiB, or one fields value of at most wasmtime-wasi-http's 128 KiB
-//! field limit) before the next call measures it, so a job's `wasi:http`
-//! memory stays within its host-memory budget plus 1 MiB and one body
-//! chunk ([`BODY_CHUNK_BYTES`]).
+//! Bound: once a measure finds the budget exceeded, that call and every
+//! later `wasi:http` call fail (they see an empty table, `state.rs`), and
+//! the job ends. So only the one call after the last measure under the
+//! limit adds unmeasured memory: at most what one call can carry (the
+//! hostcall fuel, 1 MiB; a fields value is also capped at
+//! wasmtime-wasi-http's 128 KiB field limit). A job's `wasi:http` memory
+//! stays within its host-memory budget plus 1 MiB and one body chunk
+//! ([`BODY_CHUNK_BYTES`]).
 //!
 //! Cost: one pass over the table per `wasi:http` call; the table holds at
 //! most `JobLimits::max_resources` (1,024) entries.
@@ -112,10 +115,18 @@ impl HttpMeter {
                 responses += ENTRY_OVERHEAD + headers(response.headers());
             }
         }
-        // Refusals are recorded in the budget; the job ends on them.
-        let _ = self.fields.resize(fields);
-        let _ = self.requests.resize(requests);
-        let _ = self.responses.resize(responses);
+        // Shrink before growing: fields moved into a request must not
+        // count twice. Refusals are recorded in the budget; the job ends
+        // on them.
+        let mut sized = [
+            (&mut self.fields, fields),
+            (&mut self.requests, requests),
+            (&mut self.responses, responses),
+        ];
+        sized.sort_by_key(|(charge, bytes)| *bytes > charge.bytes());
+        for (charge, bytes) in sized {
+            let _ = charge.resize(bytes);
+        }
     }
 }
 

@@ -39,6 +39,10 @@ pub(crate) struct JobState {
     http_meter: HttpMeter,
     /// Host memory held on the guest's behalf (HTTP, room queues, stdio).
     pub(crate) host_memory: HostMemory,
+    /// An empty table that holds nothing: what `wasi:http` calls see once
+    /// the budget is exceeded, so each of them fails (and the job with it)
+    /// instead of adding more.
+    refused: ResourceTable,
     /// LiveKit's server API for this job's room; `None` where the host has
     /// no server credentials (console, simulated rooms).
     pub(crate) room_service: Option<RoomScope>,
@@ -80,6 +84,11 @@ impl JobState {
             http_policy: HttpPolicy::new(&limits, host_memory.clone()),
             http_meter: HttpMeter::new(&host_memory),
             host_memory,
+            refused: {
+                let mut refused = ResourceTable::new();
+                refused.set_max_capacity(0);
+                refused
+            },
             room_service: None,
             memory: MemoryGuard::new(limits.memory_bytes),
             cpu: CpuSlice::new(limits.cpu_slice, limits.cpu_quota),
@@ -105,12 +114,20 @@ impl WasiView for JobState {
 
 impl WasiHttpView for JobState {
     /// Runs first in every `wasi:http` call: the meter charges what the
-    /// guest's HTTP resources hold before the call can add more.
+    /// guest's HTTP resources hold before the call can add more. Once the
+    /// budget is exceeded, the call gets an empty table: it fails (every
+    /// `wasi:http` call looks up or creates a resource) and ends the job
+    /// with the budget's reason, so no call adds to what is held.
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         self.http_meter.measure(&mut self.table);
+        let table = if self.host_memory.exceeded().is_some() {
+            &mut self.refused
+        } else {
+            &mut self.table
+        };
         WasiHttpCtxView {
             ctx: &mut self.http,
-            table: &mut self.table,
+            table,
             hooks: &mut self.http_policy,
         }
     }

@@ -30,15 +30,21 @@ const SLACK_MIB: u64 = 32;
 /// Generous bound for any one job here.
 const WAIT: Duration = Duration::from_secs(90);
 
+/// Held by each test while it measures: RSS is the whole process's, so the
+/// tests of this file take turns.
+static MEASURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The process's peak resident memory while it lives, sampled every 10 ms.
 struct PeakRss {
     base: u64,
     peak: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
 }
 
 impl PeakRss {
-    fn start() -> Self {
+    async fn start() -> Self {
+        let turn = MEASURING.lock().await;
         let base = rss_kib();
         let peak = Arc::new(AtomicU64::new(base));
         let stop = Arc::new(AtomicBool::new(false));
@@ -49,7 +55,12 @@ impl PeakRss {
                 std::thread::sleep(Duration::from_millis(10));
             }
         });
-        Self { base, peak, stop }
+        Self {
+            base,
+            peak,
+            stop,
+            _turn: turn,
+        }
     }
 
     /// Growth over the start, in MiB (printed); stops sampling.
@@ -67,7 +78,7 @@ async fn hoard(modes: &[String], limits: JobLimits) -> (Vec<Outcome>, u64) {
     let runtime = runtime(32);
     let plugin = load(&runtime, guests::FAULTY);
     let rooms = SimRooms::default();
-    let rss = PeakRss::start();
+    let rss = PeakRss::start().await;
     let mut sleepers = Vec::new();
     for i in 0..10 {
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
@@ -183,7 +194,7 @@ async fn a_flood_of_unread_room_events_fails_the_job() {
     let job = request("AJ_hm_events", "sleep:60000");
     let room = rooms.room(&job.room.name);
     let mut outputs = room.subscribe();
-    let rss = PeakRss::start();
+    let rss = PeakRss::start().await;
     let running = tokio::spawn({
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
         async move { run_job(&runtime, &plugin, &rooms, job, JobLimits::default()).await }

@@ -15,7 +15,7 @@ const MAX_HELD: usize = 900;
 /// Waits 1 ms on the host every 16 resources, so that a slow machine does
 /// not stop a hoarder as a runaway before it hoarded.
 fn pause(held: usize) {
-    if held % 16 == 0 {
+    if held.is_multiple_of(16) {
         std::thread::sleep(Duration::from_millis(1));
     }
 }
@@ -99,10 +99,10 @@ pub fn responses(authority: &str) -> Result<(), String> {
 pub fn stdout() -> Result<(), String> {
     let chunk = vec![b'x'; 64 << 10];
     let mut out = std::io::stdout();
-    for i in 1..=1024 {
+    for i in 1..=1024u32 {
         out.write_all(&chunk)
             .map_err(|e| format!("faulty: writing stdout: {e}"))?;
-        if i % 16 == 0 {
+        if i.is_multiple_of(16) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -231,6 +231,49 @@ async fn a_flood_of_unread_room_events_fails_the_job() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unread_audio_beyond_the_budget_is_dropped_not_fatal() {
+    let runtime = runtime(2);
+    let plugin = load(&runtime, guests::FAULTY);
+    let rooms = SimRooms::default();
+    let job = request("AJ_hm_audio", "hoard-audio:alice");
+    let room = rooms.room(&job.room.name);
+    room.join_identity("alice");
+    let mut outputs = room.subscribe();
+    // 64 KiB: room for about 60 frames of 10 ms (960 bytes each).
+    let limits = JobLimits {
+        host_memory_bytes: 64 << 10,
+        ..JobLimits::default()
+    };
+    let running = tokio::spawn({
+        let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
+        async move { run_job(&runtime, &plugin, &rooms, job, limits).await }
+    });
+    let mut texts = Vec::new();
+    let mut text = async || loop {
+        match tokio::time::timeout(WAIT, outputs.recv()).await {
+            Ok(Some(SimOutput::Text { text, .. })) => return text.text,
+            Ok(Some(_)) => continue,
+            other => panic!("no text from the agent: {other:?}"),
+        }
+    };
+    texts.push(text().await);
+    // One second of audio, 100 frames, while the agent reads nothing.
+    let format = agent_host::wit::audio::AudioFormat {
+        sample_rate: 48_000,
+        channels: 1,
+    };
+    room.speak("alice", format, &vec![100i16; 48_000]);
+    texts.push(text().await);
+    assert_eq!(running.await.unwrap(), Outcome::Success);
+    assert_eq!(texts[0], "subscribed");
+    let frames: usize = texts[1]
+        .strip_prefix("audio frames: ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{texts:?}"));
+    assert!(frames > 0 && frames < 70, "{frames} frames kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_partial_output_lines_stay_bounded() {
     let modes = ["hoard-stdout".to_owned(), "hoard-stdout".to_owned()];
     let (outcomes, growth) = hoard(&modes, JobLimits::default()).await;

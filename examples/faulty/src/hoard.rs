@@ -123,3 +123,26 @@ pub fn cpu_burst() -> ! {
         std::thread::sleep(Duration::from_micros(1));
     }
 }
+
+/// `hoard-audio:<identity>`: subscribes to `identity` (48 kHz mono), does
+/// not read for 2 s, then counts the audio frames queued meanwhile and
+/// sends `audio frames: <n>` to the room.
+pub fn audio(ctx: &agent_host_sdk::JobContext, identity: &str) -> Result<(), String> {
+    use agent_host_sdk::{AudioFormat, Event};
+    ctx.audio()
+        .subscribe(identity, AudioFormat::MONO_48K)
+        .map_err(|e| e.to_string())?;
+    ctx.room()
+        .send_text("subscribed")
+        .map_err(|e| e.to_string())?;
+    std::thread::sleep(Duration::from_secs(2));
+    let mut frames = 0;
+    while let Some(event) = ctx.room().next(Some(Duration::ZERO)) {
+        if let Event::Audio(_) = event {
+            frames += 1;
+        }
+    }
+    ctx.room()
+        .send_text(&format!("audio frames: {frames}"))
+        .map_err(|e| e.to_string())
+}

@@ -82,6 +82,7 @@ impl Agent for Faulty {
             ("hoard-requests", None) => hoard::requests(),
             ("hoard-responses", Some(authority)) => hoard::responses(authority),
             ("hoard-stdout", None) => hoard::stdout(),
+            ("hoard-audio", Some(identity)) => hoard::audio(&ctx, identity),
             ("cpu-burst", None) => hoard::cpu_burst(),
             ("server", Some(identity)) => server_calls(&ctx, identity),
             ("sandbox", None) => sandbox(80),

@@ -78,8 +78,8 @@ pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
 
 /// Default cap on host memory held for a job: 16 MiB, a quarter of the
 /// default linear memory. An agent needs a few requests in flight (each
-/// charged its headers plus 128 KiB of buffers) and a second of unread
-/// events; 16 MiB is that many times over, and `--max-jobs` jobs at once
+/// charged its headers plus 192 KiB of buffers, its response 128 KiB) and
+/// a second of unread events; 16 MiB is that many times over, and `--max-jobs` jobs at once
 /// still cost the machine at most 16 MiB each beyond their linear memory.
 pub const DEFAULT_HOST_MEMORY_BYTES: u64 = 16 << 20;
 

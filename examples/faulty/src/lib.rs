@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use agent_host_sdk::{AcceptOptions, Agent, Decision, JobContext, JobRequest};
 
+mod hoard;
+
 /// Which build this is: `FAULTY_FLAVOR` at compile time, else `a`.
 const FLAVOR: &str = match option_env!("FAULTY_FLAVOR") {
     Some(flavor) => flavor,
@@ -79,6 +81,12 @@ impl Agent for Faulty {
             }
             ("audio-misuse", None) => audio_misuse(&ctx),
             ("resources", None) => hoard_resources(),
+            ("hoard-fields", None) => hoard::fields(),
+            ("hoard-requests", None) => hoard::requests(),
+            ("hoard-responses", Some(authority)) => hoard::responses(authority),
+            ("hoard-stdout", None) => hoard::stdout(),
+            ("hoard-audio", Some(identity)) => hoard::audio(&ctx, identity),
+            ("cpu-burst", None) => hoard::cpu_burst(),
             ("server", Some(identity)) => server_calls(&ctx, identity),
             ("huge-name", Some(how)) => fail_through_huge_name(how),
             // Under the 1 MiB the host lifts from one call: a longer text

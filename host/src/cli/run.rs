@@ -216,7 +216,9 @@ impl RunArgs {
             can_publish_data: off(self.no_publish_data),
             can_update_metadata: off(self.no_update_metadata),
             memory_limit: self.limits.memory_limit,
+            host_memory_limit: self.limits.host_memory_limit,
             cpu_slice: self.limits.cpu_slice,
+            job_cpu_limit: self.limits.job_cpu_limit,
             wall_clock_limit: self.limits.wall_clock_limit,
             allow_http: (!self.limits.allow_http.is_empty())
                 .then(|| self.limits.allow_http.clone()),

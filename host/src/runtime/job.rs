@@ -24,7 +24,8 @@ use tracing::Instrument as _;
 use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, WasmBacktrace};
 
-use super::guard::{Metered, Runaway};
+use super::guard::{CpuQuotaExceeded, Metered, Runaway, SliceClock};
+use super::host_memory::HostMemory;
 use super::plugin::Plugin;
 use super::state::{EndSignal, JobState};
 use crate::bindings::Agent;
@@ -112,16 +113,22 @@ impl PreparedJob {
         let span = job_span(&info.id);
         let end = self.end.clone();
         let plugin = self.plugin.clone();
+        let usage = JobUsage {
+            clock: self.store.data().cpu.clock(),
+            memory: self.store.data().host_memory.clone(),
+        };
         let request = ConnectRequest {
             job: info.clone(),
             url,
             token,
+            host_memory: usage.memory.clone(),
         };
         let task = tokio::spawn(self.run(transport, request).instrument(span));
         JobHandle {
             info,
             end,
             plugin,
+            usage,
             task,
         }
     }
@@ -139,7 +146,8 @@ impl PreparedJob {
         let limits = self.store.data().limits.clone();
         let ended = {
             let clock = self.store.data().cpu.clock();
-            let run = Metered::new(self.agent.call_run(&mut self.store), clock);
+            let memory = self.store.data().host_memory.clone();
+            let run = Metered::new(self.agent.call_run(&mut self.store), clock.clone());
             let wall_clock = async {
                 match limits.wall_clock {
                     Some(limit) => tokio::time::sleep(limit).await,
@@ -151,6 +159,8 @@ impl PreparedJob {
                 result = run => Ended::Returned(result),
                 () = wall_clock => Ended::WallClock(limits.wall_clock.unwrap_or_default()),
                 () = grace_over => Ended::GraceExpired,
+                over = memory.wait_exceeded() => Ended::Failed(over.to_string()),
+                over = clock.wait_over_quota() => Ended::Failed(over.to_string()),
             }
         };
         let mut outcome = self.outcome(ended);
@@ -160,9 +170,14 @@ impl PreparedJob {
             }
             session.close().await;
         }
+        let state = self.store.data();
+        let cpu_seconds = state.cpu.clock().cpu_time().as_secs_f64();
+        let host_memory_peak = state.host_memory.peak();
         match &outcome {
-            Outcome::Failed(_) => tracing::warn!(%outcome, "job ended"),
-            _ => tracing::info!(%outcome, "job ended"),
+            Outcome::Failed(_) => {
+                tracing::warn!(%outcome, cpu_seconds, host_memory_peak, "job ended")
+            }
+            _ => tracing::info!(%outcome, cpu_seconds, host_memory_peak, "job ended"),
         }
         outcome
     }
@@ -181,6 +196,7 @@ impl PreparedJob {
                 human_duration(limit)
             )),
             Ended::GraceExpired => Outcome::Terminated,
+            Ended::Failed(reason) => Outcome::Failed(reason),
         }
     }
 }
@@ -195,6 +211,8 @@ enum Ended {
     Returned(wasmtime::Result<Result<(), String>>),
     WallClock(Duration),
     GraceExpired,
+    /// A guard outside the guest's call fired (host memory, CPU quota).
+    Failed(String),
 }
 
 /// Resolves `grace` after the job is terminated; never resolves otherwise.
@@ -226,6 +244,14 @@ pub(crate) fn failure_reason(err: &wasmtime::Error, state: &JobState) -> String 
     }
     if let Some(runaway) = err.downcast_ref::<Runaway>() {
         return runaway.to_string();
+    }
+    if let Some(over) = err.downcast_ref::<CpuQuotaExceeded>() {
+        return over.to_string();
+    }
+    // A guest that ran out of host memory often fails in its own way
+    // afterwards (a refused request, a trap); the budget is the reason.
+    if let Some(over) = state.host_memory.exceeded() {
+        return over.to_string();
     }
     if let Some(reason) = state.memory.reason() {
         return reason;
@@ -317,12 +343,32 @@ impl Terminator {
     }
 }
 
+/// What a running job uses, readable from outside it; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct JobUsage {
+    clock: Arc<SliceClock>,
+    memory: HostMemory,
+}
+
+impl JobUsage {
+    /// CPU time the job's guest has used so far (its polls that ended).
+    pub fn cpu_time(&self) -> Duration {
+        self.clock.cpu_time()
+    }
+
+    /// Host memory held on the job's behalf now, in bytes.
+    pub fn host_memory(&self) -> u64 {
+        self.memory.used()
+    }
+}
+
 /// A running job.
 #[derive(Debug)]
 pub struct JobHandle {
     info: JobInfo,
     end: EndSignal,
     plugin: Arc<Plugin>,
+    usage: JobUsage,
     task: JoinHandle<Outcome>,
 }
 
@@ -335,6 +381,12 @@ impl JobHandle {
     /// The plugin version the job runs on.
     pub fn plugin(&self) -> &Arc<Plugin> {
         &self.plugin
+    }
+
+    /// What the job uses (CPU time, host memory); stays readable after
+    /// the handle is gone.
+    pub fn usage(&self) -> JobUsage {
+        self.usage.clone()
     }
 
     /// Terminates the job; see [`Terminator::terminate`].

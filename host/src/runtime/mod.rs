@@ -29,7 +29,9 @@ mod accept;
 mod cache;
 mod engine;
 mod guard;
+mod host_memory;
 pub(crate) mod http;
+mod http_meter;
 mod job;
 mod plugin;
 mod slot;
@@ -48,7 +50,8 @@ pub use self::accept::{MAX_ATTRIBUTES, MAX_IDENTITY, MAX_METADATA, MAX_NAME};
 use self::cache::ArtifactCache;
 pub use self::engine::{RuntimeConfig, default_cache_dir};
 use self::guard::Metered;
-pub use self::job::{JobHandle, Offer, Outcome, PreparedJob, Terminator};
+pub use self::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
+pub use self::job::{JobHandle, JobUsage, Offer, Outcome, PreparedJob, Terminator};
 pub use self::plugin::digest;
 pub use self::plugin::{
     GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, SDK_VERSION_SECTION, WIT_VERSION,

@@ -19,9 +19,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::load::{CpuSampler, LoadInputs};
 use super::protocol::{self, ConnectError, Incoming, Socket};
-use super::status::{ConnectionState, Metrics, Shared};
+use super::status::{ConnectionState, JobEntry, Metrics, Shared};
 use super::{Command, Exit, SDK_VERSION, Worker, WorkerError};
-use crate::runtime::OfferError;
+use crate::runtime::{JobUsage, OfferError};
 use crate::wit::{self, Decision};
 use crate::{Offer, Outcome, PreparedJob, Terminator};
 
@@ -51,6 +51,7 @@ struct Running {
     plugin: String,
     /// Set when the drain timeout already reported the job as failed.
     reported: bool,
+    usage: JobUsage,
 }
 
 pub(super) struct Session {
@@ -431,6 +432,19 @@ impl Session {
         }
         let handle = prepared.start(self.w.transport.clone(), url, assignment.token);
         let terminator = handle.terminator();
+        let usage = handle.usage();
+        self.shared()
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                job.id.clone(),
+                JobEntry {
+                    room: handle.info().room.name.clone(),
+                    plugin: plugin.clone(),
+                    usage: usage.clone(),
+                },
+            );
         *self.by_version.entry(plugin.clone()).or_insert(0) += 1;
         let job_id = job.id.clone();
         self.endings
@@ -441,6 +455,7 @@ impl Session {
                 terminator,
                 plugin,
                 reported: false,
+                usage,
             },
         );
         Metrics::inc(&self.shared().metrics.jobs_started);
@@ -474,6 +489,15 @@ impl Session {
         let Some(running) = self.running.remove(&job_id) else {
             return;
         };
+        self.shared()
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job_id);
+        self.shared()
+            .metrics
+            .job_cpu
+            .observe(running.usage.cpu_time());
         if let Some(n) = self.by_version.get_mut(&running.plugin) {
             *n -= 1;
             if *n == 0 {

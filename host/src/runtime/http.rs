@@ -60,11 +60,11 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use crate::bounded;
 use super::host_memory::{Charge, HostMemory, MemoryKind};
 use super::http_meter::{
     BODY_CHUNK_BYTES, CONNECTION_BUFFER_BYTES, IN_FLIGHT_BYTES, RESPONSE_BUFFER_BYTES, header_bytes,
 };
+use crate::bounded;
 use crate::limits::JobLimits;
 use crate::net::{NetError, Network};
 
@@ -868,7 +868,7 @@ mod tests {
             // Reads until the client gives up on the body.
             let _ = tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut sink).await;
         });
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -888,7 +888,7 @@ mod tests {
             .body(body)
             .unwrap();
         let err = sender.send_request(request).await.unwrap_err();
-        let mut policy = HttpPolicy::new(&JobLimits::default());
+        let mut policy = HttpPolicy::new(&JobLimits::default(), HostMemory::new(1 << 20));
         assert!(
             matches!(
                 policy.p2_error_from_hyper(&err),

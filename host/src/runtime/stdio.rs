@@ -22,8 +22,8 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use crate::bounded;
 use super::host_memory::{Charge, HostMemory, MemoryKind};
+use crate::bounded;
 use crate::limits::MAX_LOG_LINE;
 
 /// How many stderr lines are kept for failure reasons.
@@ -60,9 +60,7 @@ impl LineBuffer {
         let held = self.partial.capacity() + self.tail.iter().map(String::capacity).sum::<usize>();
         let _ = self.charge.resize(held as u64);
     }
-}
 
-impl LineBuffer {
     /// The current line, bounded, and a fresh buffer for the next.
     fn take_line(&mut self) -> String {
         let total = self.partial.len() + self.dropped;
@@ -80,6 +78,7 @@ impl GuestOutput {
             stream,
             inner: Arc::new(Mutex::new(LineBuffer {
                 partial: Vec::new(),
+                dropped: 0,
                 tail: VecDeque::new(),
                 charge: memory.empty(MemoryKind::Stdio),
             })),
@@ -237,7 +236,7 @@ mod tests {
 
     #[test]
     fn long_lines_are_cut_with_a_marker() {
-        let out = GuestOutput::new(Stream::Stderr);
+        let out = GuestOutput::new(Stream::Stderr, &HostMemory::new(1 << 20));
         // One line of 1 MiB in many writes, the way a guest floods it.
         let chunk = "é".repeat(1000);
         for _ in 0..(1 << 20) / chunk.len() {

@@ -26,6 +26,7 @@
 mod bindings;
 mod bounded;
 pub mod guest_build;
+pub mod host_memory;
 mod imports;
 pub mod limits;
 pub mod net;

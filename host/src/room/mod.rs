@@ -37,7 +37,7 @@ use futures::future::BoxFuture;
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::events::Event;
 use crate::bindings::types::{JobInfo, Participant, RoomError};
-use crate::runtime::HostMemory;
+use crate::host_memory::HostMemory;
 
 /// What a transport needs to put a job into its room.
 #[derive(Debug, Clone)]

@@ -11,7 +11,7 @@
 
 use crate::bindings::events::Event;
 use crate::bindings::types::{Participant, RoomEvent};
-use crate::runtime::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
+use crate::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
 
 /// An event in a session's queue, with the host memory it holds.
 #[derive(Debug)]

@@ -37,7 +37,7 @@ use crate::bindings::events::Event;
 use crate::bindings::types::{
     DataPacket, Participant, ParticipantKind, RoomError, RoomEvent, TextMessage,
 };
-use crate::runtime::HostMemory;
+use crate::host_memory::HostMemory;
 
 /// Capacity of each agent session's event queue in a sim room.
 const SESSION_QUEUE: usize = 1024;

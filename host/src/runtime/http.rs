@@ -60,13 +60,39 @@ use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::host_memory::{Charge, HostMemory, MemoryKind};
-use super::http_meter::{
-    BODY_CHUNK_BYTES, CONNECTION_BUFFER_BYTES, IN_FLIGHT_BYTES, RESPONSE_BUFFER_BYTES, header_bytes,
-};
 use crate::bounded;
+use crate::host_memory::{Charge, HostMemory, MemoryKind};
 use crate::limits::JobLimits;
 use crate::net::{NetError, Network};
+
+/// Largest chunk a guest writes into an outgoing body at once (the
+/// `p2_outgoing_body_chunk_size` hook); with wasmtime-wasi-http's one
+/// buffered chunk, what an unsent body holds on the host.
+pub(crate) const BODY_CHUNK_BYTES: usize = 64 << 10;
+
+/// hyper's read and write buffer cap per connection (`max_buf_size`; its
+/// minimum is 8 KiB, its default ~400 KiB).
+pub(crate) const CONNECTION_BUFFER_BYTES: usize = 64 << 10;
+
+/// What a response body holds on the host besides its headers: the
+/// connection's read buffer and one frame handed on to the guest.
+pub(crate) const RESPONSE_BUFFER_BYTES: u64 = 2 * CONNECTION_BUFFER_BYTES as u64;
+
+/// What a request in flight holds besides its headers and URI: the
+/// connection's buffers and one body chunk.
+pub(crate) const IN_FLIGHT_BYTES: u64 =
+    2 * CONNECTION_BUFFER_BYTES as u64 + BODY_CHUNK_BYTES as u64;
+
+/// Bookkeeping of one header or entry (`http::HeaderMap` stores a name, a
+/// value and links per entry), on top of its bytes.
+pub(crate) const ENTRY_OVERHEAD: u64 = 64;
+
+/// Bytes a header map holds.
+pub(crate) fn header_bytes(map: &http::HeaderMap) -> u64 {
+    map.iter()
+        .map(|(name, value)| ENTRY_OVERHEAD + name.as_str().len() as u64 + value.len() as u64)
+        .sum()
+}
 
 /// Where outbound HTTP may go: a list of [`HttpRule`]s, and whether
 /// non-public addresses are reachable through them. See the

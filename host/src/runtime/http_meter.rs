@@ -33,29 +33,8 @@ use wasmtime_wasi_http::p2::types::{
     HostFutureIncomingResponse, HostIncomingResponse, HostOutgoingRequest,
 };
 
-use super::host_memory::{Charge, HostMemory, MemoryKind};
-
-/// Largest chunk a guest writes into an outgoing body at once (the
-/// `p2_outgoing_body_chunk_size` hook); with wasmtime-wasi-http's one
-/// buffered chunk, what an unsent body holds on the host.
-pub(crate) const BODY_CHUNK_BYTES: usize = 64 << 10;
-
-/// hyper's read and write buffer cap per connection (`max_buf_size`; its
-/// minimum is 8 KiB, its default ~400 KiB).
-pub(crate) const CONNECTION_BUFFER_BYTES: usize = 64 << 10;
-
-/// What a response body holds on the host besides its headers: the
-/// connection's read buffer and one frame handed on to the guest.
-pub(crate) const RESPONSE_BUFFER_BYTES: u64 = 2 * CONNECTION_BUFFER_BYTES as u64;
-
-/// What a request in flight holds besides its headers and URI: the
-/// connection's buffers and one body chunk.
-pub(crate) const IN_FLIGHT_BYTES: u64 =
-    2 * CONNECTION_BUFFER_BYTES as u64 + BODY_CHUNK_BYTES as u64;
-
-/// Bookkeeping of one header or entry (`http::HeaderMap` stores a name, a
-/// value and links per entry), on top of its bytes.
-const ENTRY_OVERHEAD: u64 = 64;
+use super::http::{BODY_CHUNK_BYTES, ENTRY_OVERHEAD, header_bytes};
+use crate::host_memory::{Charge, HostMemory, MemoryKind};
 
 /// The charges for a job's `wasi:http` resources, one per kind.
 pub(crate) struct HttpMeter {
@@ -128,13 +107,6 @@ impl HttpMeter {
             let _ = charge.resize(bytes);
         }
     }
-}
-
-/// Bytes a header map holds.
-pub(crate) fn header_bytes(map: &HeaderMap) -> u64 {
-    map.iter()
-        .map(|(name, value)| ENTRY_OVERHEAD + name.as_str().len() as u64 + value.len() as u64)
-        .sum()
 }
 
 fn method_bytes(method: &Method) -> u64 {

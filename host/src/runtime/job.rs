@@ -25,12 +25,12 @@ use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::guard::{CpuQuotaExceeded, Metered, Runaway, SliceClock};
-use super::host_memory::HostMemory;
 use super::plugin::Plugin;
 use super::state::{EndSignal, JobState};
 use crate::bindings::Agent;
 use crate::bindings::types::{CloseReason, Decision, JobInfo};
 use crate::bounded::{self, MAX_FAILURE_REASON, MAX_FRAME_NAME};
+use crate::host_memory::HostMemory;
 use crate::limits::human_duration;
 use crate::room::{ConnectRequest, RoomTransport};
 use crate::room_service::RoomService;

@@ -29,7 +29,6 @@ mod accept;
 mod cache;
 mod engine;
 mod guard;
-mod host_memory;
 pub(crate) mod http;
 mod http_meter;
 mod job;
@@ -50,7 +49,6 @@ pub use self::accept::{MAX_ATTRIBUTES, MAX_IDENTITY, MAX_METADATA, MAX_NAME};
 use self::cache::ArtifactCache;
 pub use self::engine::{RuntimeConfig, default_cache_dir};
 use self::guard::Metered;
-pub use self::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
 pub use self::job::{JobHandle, JobUsage, Offer, Outcome, PreparedJob, Terminator};
 pub use self::plugin::digest;
 pub use self::plugin::{
@@ -60,6 +58,7 @@ pub use self::slot::{LoadedVersion, PluginSlot, Swap};
 use self::state::JobState;
 use crate::bindings::Agent;
 use crate::bindings::types::{Decision, JobInfo, JobRequest};
+pub use crate::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
 use crate::limits::JobLimits;
 
 /// The engine, the linker with every host import, and the compile cache.

@@ -14,12 +14,12 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guard::{CpuSlice, MemoryGuard};
-use super::host_memory::HostMemory;
 use super::http::HttpPolicy;
 use super::http_meter::HttpMeter;
 use super::stdio::{GuestOutput, Stream};
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::types::{CloseReason, JobInfo};
+use crate::host_memory::HostMemory;
 use crate::limits::JobLimits;
 use crate::room::RoomSession;
 use crate::room_service::RoomScope;

@@ -22,8 +22,8 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
-use super::host_memory::{Charge, HostMemory, MemoryKind};
 use crate::bounded;
+use crate::host_memory::{Charge, HostMemory, MemoryKind};
 use crate::limits::MAX_LOG_LINE;
 
 /// How many stderr lines are kept for failure reasons.

@@ -41,9 +41,9 @@ use crate::bindings::types::{
     DataPacket, Participant, ParticipantKind, RoomError, RoomEvent, TextMessage,
 };
 use crate::bounded;
+use crate::host_memory::HostMemory;
 use crate::room::queue::Queued;
 use crate::room::{ConnectRequest, OutgoingData, OutgoingText, RoomSession};
-use crate::runtime::HostMemory;
 
 /// Unread events (besides audio frames) a session's queue has room for;
 /// a job that lets its queue fill fails.

@@ -15,8 +15,8 @@ use super::{FfiError, FfiRooms};
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::events::Event;
 use crate::bindings::types::{JobInfo, JobType, RoomError, RoomEvent, RoomInfo};
+use crate::host_memory::HostMemory;
 use crate::room::{ConnectRequest, OutgoingData, RoomSession, RoomTransport};
-use crate::runtime::HostMemory;
 
 fn request(url: &str) -> ConnectRequest {
     ConnectRequest {

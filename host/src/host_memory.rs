@@ -83,7 +83,7 @@ pub struct HostMemoryExceeded {
 /// One job's budget of host memory. Cheap to clone; clones share it.
 ///
 /// ```
-/// use agent_host::runtime::{HostMemory, MemoryKind};
+/// use agent_host::host_memory::{HostMemory, MemoryKind};
 /// let budget = HostMemory::new(1024);
 /// let charge = budget.charge(MemoryKind::RoomEvents, 1000).unwrap();
 /// assert!(budget.charge(MemoryKind::RoomEvents, 100).is_err());

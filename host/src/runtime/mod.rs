@@ -46,7 +46,7 @@ use wasmtime::{Engine, Store};
 use self::cache::ArtifactCache;
 pub use self::engine::{RuntimeConfig, default_cache_dir};
 use self::guard::Metered;
-pub use self::job::{JobHandle, Offer, Outcome, PreparedJob, Terminator};
+pub use self::job::{JobHandle, LEAVE_TIMEOUT, Offer, Outcome, PreparedJob, RoomExit, Terminator};
 pub use self::plugin::digest;
 pub use self::plugin::{
     GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, SDK_VERSION_SECTION, WIT_VERSION,

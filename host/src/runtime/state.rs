@@ -22,8 +22,9 @@ use crate::limits::JobLimits;
 use crate::room::RoomSession;
 use crate::room_service::RoomScope;
 
-/// Signals from outside the guest to its job: `Some(reason)` once the job
-/// must end (terminated by the worker, or shutdown requested by the guest).
+/// Signals to the job that it must end: `Some(reason)` once it was
+/// terminated by the worker, shutdown was requested by the guest, or the
+/// guest was told its room session ended.
 pub(crate) type EndSignal = Arc<watch::Sender<Option<CloseReason>>>;
 
 /// The data of one job's store.

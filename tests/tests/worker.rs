@@ -65,6 +65,11 @@ async fn fifty_jobs_at_once_run_then_succeed() {
             "{id}"
         );
         assert_eq!(
+            job.accepted_worker_statuses(),
+            job.worker_statuses(),
+            "{id}"
+        );
+        assert_eq!(
             job.participant_identity.as_deref(),
             Some(format!("agent-{id}").as_str())
         );
@@ -157,6 +162,66 @@ async fn a_terminated_job_ends_within_its_grace_period() {
     worker.handle.stop();
 }
 
+/// An assignment the worker will not run is answered FAILED with the
+/// reason (no phantom RUNNING job on the server); a repeated one for a job
+/// that runs here starts nothing and is answered RUNNING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignments_it_will_not_run_are_answered() {
+    use fake_livekit::livekit_protocol::{Job, JobAssignment, server_message};
+    let server = server().await;
+    let worker = start_worker(options(&server, "assign", 10));
+    let worker_id = server.wait_for_workers(1, WAIT).await.unwrap()[0]
+        .id
+        .clone();
+    let assignment = |job_id: &str| {
+        server_message::Message::Assignment(JobAssignment {
+            job: Some(Job {
+                id: job_id.to_string(),
+                ..Default::default()
+            }),
+            url: None,
+            token: String::new(),
+        })
+    };
+    assert!(server.send_to_worker(&worker_id, assignment("AJ_never_offered")));
+    let (_, answer) = server
+        .wait_for_message(0, WAIT, "the answer", |m| {
+            matches!(&m.dir, Direction::Inbound(msg) if matches!(&msg.message, Some(Message::UpdateJob(u)) if u.job_id == "AJ_never_offered"))
+        })
+        .await
+        .unwrap();
+    let Direction::Inbound(msg) = answer.dir else {
+        unreachable!()
+    };
+    let Some(Message::UpdateJob(update)) = msg.message else {
+        unreachable!()
+    };
+    assert_eq!(update.status, JobStatus::JsFailed as i32);
+    assert!(
+        update.error.contains("no accepted offer"),
+        "{}",
+        update.error
+    );
+
+    let id = dispatch(&server, "assign", "sleep:1000");
+    wait_worker_status(&server, &id, JobStatus::JsRunning).await;
+    assert!(server.send_to_worker(&worker_id, assignment(id.as_str())));
+    let job = wait_worker_status(&server, &id, JobStatus::JsSuccess).await;
+    assert_eq!(
+        job.accepted_worker_statuses(),
+        [
+            JobStatus::JsRunning,
+            JobStatus::JsRunning,
+            JobStatus::JsSuccess
+        ]
+    );
+    assert_eq!(
+        agent_host::worker::Metrics::get(&worker.handle.metrics().jobs_started),
+        1
+    );
+    worker.handle.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_end_the_worker_with_a_clear_error() {
     let server = server().await;
@@ -229,6 +294,10 @@ async fn jobs_survive_a_dropped_connection() {
             job.worker_statuses(),
             vec![JobStatus::JsRunning, JobStatus::JsSuccess]
         );
+        // The open-source server forgot the jobs with the old connection:
+        // the final status reaches it and is dropped.
+        assert_eq!(job.accepted_worker_statuses(), [JobStatus::JsRunning]);
+        assert_eq!(job.dropped_worker_statuses(), [JobStatus::JsSuccess]);
     }
     assert_eq!(
         agent_host::worker::Metrics::get(&worker.handle.metrics().reconnects),

@@ -69,6 +69,7 @@ impl Agent for Faulty {
                     let _ = room.publish_data(b"flood", Default::default());
                 }
             }
+            ("ignore-closed", None) => ignore_closed(&ctx),
             ("oom", None) => exhaust_memory(),
             ("stack", None) => {
                 recurse(0);
@@ -90,6 +91,17 @@ impl Agent for Faulty {
 }
 
 agent_host_sdk::export_agent!(Faulty);
+
+/// Reads room events until the session ends, then carries on as if it had
+/// not: the host must end the job after its grace period.
+fn ignore_closed(ctx: &JobContext) -> ! {
+    if let Some(agent_host_sdk::RoomEvent::Closed(reason)) = ctx.room().events().last() {
+        agent_host_sdk::info!("faulty: room closed ({reason:?}); carrying on regardless");
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
 
 /// Executes the `unreachable` instruction.
 fn trap() -> ! {

@@ -367,6 +367,21 @@ impl FakeLiveKit {
         Some(JobId(job))
     }
 
+    /// Sends `message` to a connected worker as is, outside any dispatch:
+    /// for what the real server sends only in a race (an assignment after
+    /// the worker released the offer, a repeated assignment). Returns
+    /// whether it was queued.
+    pub fn send_to_worker(
+        &self,
+        worker_id: &str,
+        message: livekit_protocol::server_message::Message,
+    ) -> bool {
+        let message = livekit_protocol::ServerMessage {
+            message: Some(message),
+        };
+        self.inner.update(|s| s.send_to_worker(worker_id, message))
+    }
+
     /// A snapshot of one job.
     pub fn job(&self, id: &JobId) -> Option<JobRecord> {
         self.inner.read(|s| s.jobs.get(id.as_str()).cloned())

@@ -9,7 +9,7 @@ use agent_host_tests::worker::{
     wait_worker_status, worker_statuses,
 };
 use fake_livekit::livekit_protocol::{JobStatus, WorkerStatus, worker_message::Message};
-use fake_livekit::{Direction, DispatchRequest, JobId};
+use fake_livekit::{Config, Direction, DispatchRequest, FakeLiveKit, JobId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_with_the_right_fields() {
@@ -220,6 +220,73 @@ async fn assignments_it_will_not_run_are_answered() {
         1
     );
     worker.handle.stop();
+}
+
+/// `dispatch_id`, `deployment` and the recording and redaction flags go
+/// from the server's offer to the guest's `on-request` (WIT 0.1.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_sees_how_its_job_was_dispatched() {
+    let server = FakeLiveKit::start(Config {
+        enable_recording: true,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let mut opts = options(&server, "disp", 10);
+    opts.deployment = "staging".into();
+    let worker = start_worker(opts);
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    let mut req = DispatchRequest::new("room-disp", "disp").metadata("dispatch");
+    req.deployment = "staging".into();
+    let id = server.dispatch(req);
+    let job = server
+        .wait_for_job(&id, WAIT, "offer answered", |j| first_answer(j).is_some())
+        .await
+        .unwrap();
+    assert!(job.dispatch_id.starts_with("AD_"), "{}", job.dispatch_id);
+    let answer = first_answer(&job).unwrap();
+    assert_eq!(
+        answer.participant_attributes.get("faulty.dispatch"),
+        Some(&format!(
+            "id={} deployment=staging recording=true redaction=false",
+            job.dispatch_id
+        ))
+    );
+    worker.handle.stop();
+}
+
+/// The same facts reach `run` through `job.dispatch`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_sees_how_it_was_dispatched() {
+    use agent_host::room::sim::{SimOutput, SimRooms};
+    let runtime = agent_host_tests::runtime(2);
+    let plugin = agent_host_tests::load(&runtime, agent_host_tests::guests::FAULTY);
+    let rooms = SimRooms::default();
+    let request = agent_host_tests::request("AJ_disp", "dispatch");
+    let mut outputs = rooms.room(&request.room.name).subscribe();
+    let dispatch = agent_host::wit::DispatchInfo {
+        dispatch_id: "AD_disp".into(),
+        deployment: "eu".into(),
+        enable_recording: false,
+        enable_redaction: true,
+    };
+    let offer = runtime
+        .offer_dispatched(&plugin, request, dispatch, agent_host::JobLimits::default())
+        .await
+        .unwrap();
+    let handle = offer
+        .job
+        .unwrap()
+        .start(std::sync::Arc::new(rooms), String::new(), String::new());
+    assert_eq!(handle.outcome().await, agent_host::Outcome::Success);
+    let said = std::iter::from_fn(|| outputs.try_recv().ok()).find_map(|o| match o {
+        SimOutput::Text { text, .. } => Some(text.text),
+        _ => None,
+    });
+    assert_eq!(
+        said.as_deref(),
+        Some("dispatch: id=AD_disp deployment=eu recording=false redaction=true")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

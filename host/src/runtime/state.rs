@@ -17,7 +17,7 @@ use super::guard::{CpuSlice, MemoryGuard};
 use super::http::HttpPolicy;
 use super::stdio::{GuestOutput, Stream};
 use crate::bindings::audio::AudioFormat;
-use crate::bindings::types::{CloseReason, JobInfo};
+use crate::bindings::types::{CloseReason, DispatchInfo, JobInfo};
 use crate::limits::JobLimits;
 use crate::room::RoomSession;
 use crate::room_service::RoomScope;
@@ -41,6 +41,8 @@ pub(crate) struct JobState {
     pub(crate) cpu: CpuSlice,
     pub(crate) limits: JobLimits,
     pub(crate) info: JobInfo,
+    /// How the job was dispatched (`job.dispatch`).
+    pub(crate) dispatch: DispatchInfo,
     pub(crate) session: Option<Box<dyn RoomSession>>,
     /// The format of the agent's published audio track, once published.
     pub(crate) audio_out: Option<AudioFormat>,
@@ -51,7 +53,12 @@ pub(crate) struct JobState {
 }
 
 impl JobState {
-    pub(crate) fn new(info: JobInfo, limits: JobLimits, end: EndSignal) -> Self {
+    pub(crate) fn new(
+        info: JobInfo,
+        dispatch: DispatchInfo,
+        limits: JobLimits,
+        end: EndSignal,
+    ) -> Self {
         let stdout = GuestOutput::new(Stream::Stdout);
         let stderr = GuestOutput::new(Stream::Stderr);
         // No ambient authority: no preopened directory, no environment, no
@@ -77,6 +84,7 @@ impl JobState {
             cpu: CpuSlice::new(limits.cpu_slice),
             limits,
             info,
+            dispatch,
             session: None,
             audio_out: None,
             closed: None,

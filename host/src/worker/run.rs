@@ -351,9 +351,10 @@ impl Session {
         let events = self.events_tx.clone();
         let generation = self.generation;
         let offer_timeout = self.w.options.offer_timeout;
-        let request = job_request(&job);
+        let (request, dispatch) = (job_request(&job), dispatch_info(&job));
         tokio::spawn(async move {
-            let result = timeout(offer_timeout, runtime.offer(&plugin, request, limits)).await;
+            let offer = runtime.offer_dispatched(&plugin, request, dispatch, limits);
+            let result = timeout(offer_timeout, offer).await;
             let _ = events.send(Event::OfferDecided {
                 job: Box::new(job),
                 generation,
@@ -713,6 +714,16 @@ fn job_request(job: &proto::Job) -> wit::JobRequest {
         agent_name: job.agent_name.clone(),
         metadata: job.metadata.clone(),
         attributes: sorted(&job.attributes),
+    }
+}
+
+/// The guest's view of how the job was dispatched (`job.dispatch`).
+fn dispatch_info(job: &proto::Job) -> wit::DispatchInfo {
+    wit::DispatchInfo {
+        dispatch_id: job.dispatch_id.clone(),
+        deployment: job.deployment.clone(),
+        enable_recording: job.enable_recording,
+        enable_redaction: job.enable_redaction,
     }
 }
 

@@ -135,10 +135,10 @@ pub(crate) fn start(
         metadata: req.metadata.clone(),
         agent_name: req.agent_name.clone(),
         state: None,
-        enable_recording: false,
+        enable_recording: inner.config.enable_recording,
         deployment: req.deployment.clone(),
         attributes: req.attributes.clone(),
-        enable_redaction: false,
+        enable_redaction: inner.config.enable_redaction,
     };
     let record = JobRecord {
         id: JobId(id.clone()),

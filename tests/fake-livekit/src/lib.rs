@@ -150,6 +150,12 @@ pub struct Config {
     pub node_id: String,
     /// `ServerInfo.region`.
     pub region: String,
+    /// `Job.enable_recording` of every job (the server's
+    /// `agents.enable_user_data_recording`, off by default).
+    pub enable_recording: bool,
+    /// `Job.enable_redaction` of every job (the server's
+    /// `agents.enable_user_data_redaction`, off by default).
+    pub enable_redaction: bool,
     /// `JobAssignment.url`: where jobs find their room (e.g. a WebRTC
     /// double's `ws://…`). `None` (default) leaves it unset, so workers use
     /// the server URL, as with the OSS server.
@@ -172,6 +178,8 @@ impl Default for Config {
             server_protocol: 17,
             node_id: "ND_fakelivekit".into(),
             region: "local".into(),
+            enable_recording: false,
+            enable_redaction: false,
             room_url: None,
         }
     }

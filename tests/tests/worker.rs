@@ -274,10 +274,7 @@ async fn a_running_job_sees_how_it_was_dispatched() {
         .offer_dispatched(&plugin, request, dispatch, agent_host::JobLimits::default())
         .await
         .unwrap();
-    let handle = offer
-        .job
-        .unwrap()
-        .start(std::sync::Arc::new(rooms), String::new(), String::new());
+    let handle = agent_host_tests::start_sim(offer.job.unwrap(), &rooms);
     assert_eq!(handle.outcome().await, agent_host::Outcome::Success);
     let said = std::iter::from_fn(|| outputs.try_recv().ok()).find_map(|o| match o {
         SimOutput::Text { text, .. } => Some(text.text),

@@ -26,6 +26,32 @@ async fn server() -> FakeLiveKit {
     FakeLiveKit::start(Config::default()).await.unwrap()
 }
 
+/// Waits for `n` closed connections; the reasons of those the server
+/// closed, in order.
+async fn server_close_reasons(s: &FakeLiveKit, n: usize) -> Vec<String> {
+    let mut from = 0;
+    for _ in 0..n {
+        let (i, _) = s
+            .wait_for_message(from, T, "a close", |m| {
+                matches!(m.dir, Direction::Closed { .. })
+            })
+            .await
+            .unwrap();
+        from = i + 1;
+    }
+    s.messages()
+        .into_iter()
+        .filter_map(|m| match m.dir {
+            Direction::Closed {
+                reason,
+                by: Closer::Server,
+                ..
+            } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn refuses_bad_tokens_paths_and_plain_requests() {
     let s = server().await;
@@ -699,28 +725,7 @@ async fn a_second_register_or_an_empty_message_closes_the_socket() {
         .unwrap();
     assert_eq!(empty_first.ended(T).await, Ended::NoCloseFrame);
 
-    let mut from = 0;
-    for _ in 0..3 {
-        let (i, _) = s
-            .wait_for_message(from, T, "a close", |m| {
-                matches!(m.dir, Direction::Closed { .. })
-            })
-            .await
-            .unwrap();
-        from = i + 1;
-    }
-    let closes: Vec<String> = s
-        .messages()
-        .into_iter()
-        .filter_map(|m| match m.dir {
-            Direction::Closed {
-                reason,
-                by: Closer::Server,
-                ..
-            } => Some(reason),
-            _ => None,
-        })
-        .collect();
+    let closes = server_close_reasons(&s, 3).await;
     assert_eq!(
         closes,
         [
@@ -816,28 +821,7 @@ async fn register_deadline_and_early_messages_close_the_socket() {
         .await;
     assert_eq!(bad_deployment.ended(T).await, Ended::NoCloseFrame);
 
-    let mut from = 0;
-    for _ in 0..4 {
-        let (i, _) = s
-            .wait_for_message(from, T, "a close", |m| {
-                matches!(m.dir, Direction::Closed { .. })
-            })
-            .await
-            .unwrap();
-        from = i + 1;
-    }
-    let reasons: Vec<String> = s
-        .messages()
-        .into_iter()
-        .filter_map(|m| match m.dir {
-            Direction::Closed {
-                reason,
-                by: Closer::Server,
-                ..
-            } => Some(reason),
-            _ => None,
-        })
-        .collect();
+    let reasons = server_close_reasons(&s, 4).await;
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert_eq!(reasons[0], "register timeout");
     assert!(s.workers().is_empty());

@@ -62,7 +62,8 @@ pub struct JobLimits {
     pub hostcall_bytes: usize,
     /// Largest data packet or text message a guest may send.
     pub max_payload_bytes: usize,
-    /// Time a terminated job gets to return from `run` before it is stopped.
+    /// Time a terminated job, or one told its room session ended
+    /// (`closed(room-closed)`), gets to return from `run` before it is stopped.
     pub termination_grace: Duration,
     /// Where the guest may send HTTP requests; empty (the default) denies all.
     pub http_allow: HttpAllowList,

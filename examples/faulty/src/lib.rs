@@ -5,7 +5,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use agent_host_sdk::{AcceptOptions, Agent, Decision, JobContext, JobRequest};
+use agent_host_sdk::{AcceptOptions, Agent, Decision, DispatchInfo, JobContext, JobRequest};
 
 mod hoard;
 
@@ -30,6 +30,14 @@ impl Agent for Faulty {
             oversize if oversize.starts_with("accept-oversize:") => {
                 oversize_accept(&oversize["accept-oversize:".len()..])
             }
+            // What the offer says of its dispatch, where the server records it.
+            "dispatch" => Decision::Accept(AcceptOptions {
+                attributes: vec![
+                    ("faulty.flavor".to_owned(), FLAVOR.to_owned()),
+                    ("faulty.dispatch".to_owned(), describe(&request.dispatch())),
+                ],
+                ..Default::default()
+            }),
             // The flavor tells builds apart in hot-swap tests: it shows in
             // the participant attributes the server records.
             _ => Decision::Accept(AcceptOptions {
@@ -47,6 +55,11 @@ impl Agent for Faulty {
         };
         agent_host_sdk::info!("faulty: mode '{metadata}'");
         match (mode, arg) {
+            ("dispatch", None) => {
+                let text = format!("dispatch: {}", describe(&ctx.dispatch()));
+                ctx.room().send_text(&text)?;
+                Ok(())
+            }
             ("ok", None) => {
                 ctx.room().send_text(&format!("ok from faulty {FLAVOR}"))?;
                 Ok(())
@@ -74,6 +87,7 @@ impl Agent for Faulty {
                     let _ = room.publish_data(b"flood", Default::default());
                 }
             }
+            ("ignore-closed", None) => ignore_closed(&ctx),
             ("oom", None) => exhaust_memory(),
             ("stack", None) => {
                 recurse(0);
@@ -108,6 +122,25 @@ impl Agent for Faulty {
 }
 
 agent_host_sdk::export_agent!(Faulty);
+
+/// One line for a job's dispatch facts.
+fn describe(d: &DispatchInfo) -> String {
+    format!(
+        "id={} deployment={} recording={} redaction={}",
+        d.dispatch_id, d.deployment, d.enable_recording, d.enable_redaction
+    )
+}
+
+/// Reads room events until the session ends, then carries on as if it had
+/// not: the host must end the job after its grace period.
+fn ignore_closed(ctx: &JobContext) -> ! {
+    if let Some(agent_host_sdk::RoomEvent::Closed(reason)) = ctx.room().events().last() {
+        agent_host_sdk::info!("faulty: room closed ({reason:?}); carrying on regardless");
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
 
 /// Executes the `unreachable` instruction.
 fn trap() -> ! {

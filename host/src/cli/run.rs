@@ -100,7 +100,8 @@ pub struct RunArgs {
     #[arg(long)]
     max_retries: Option<u32>,
 
-    /// Grace period of a terminated job before it is stopped [default: 10s].
+    /// Grace period of a terminated job, or of one whose room session ended,
+    /// before it is stopped [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     termination_grace: Option<Duration>,
 

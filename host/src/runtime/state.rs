@@ -18,14 +18,15 @@ use super::http::HttpPolicy;
 use super::http_meter::HttpMeter;
 use super::stdio::{GuestOutput, Stream};
 use crate::bindings::audio::AudioFormat;
-use crate::bindings::types::{CloseReason, JobInfo};
+use crate::bindings::types::{CloseReason, DispatchInfo, JobInfo};
 use crate::host_memory::HostMemory;
 use crate::limits::JobLimits;
 use crate::room::RoomSession;
 use crate::room_service::RoomScope;
 
-/// Signals from outside the guest to its job: `Some(reason)` once the job
-/// must end (terminated by the worker, or shutdown requested by the guest).
+/// Signals to the job that it must end: `Some(reason)` once it was
+/// terminated by the worker, shutdown was requested by the guest, or the
+/// guest was told its room session ended.
 pub(crate) type EndSignal = Arc<watch::Sender<Option<CloseReason>>>;
 
 /// The data of one job's store.
@@ -50,6 +51,8 @@ pub(crate) struct JobState {
     pub(crate) cpu: CpuSlice,
     pub(crate) limits: JobLimits,
     pub(crate) info: JobInfo,
+    /// How the job was dispatched (`job.dispatch`).
+    pub(crate) dispatch: DispatchInfo,
     pub(crate) session: Option<Box<dyn RoomSession>>,
     /// The format of the agent's published audio track, once published.
     pub(crate) audio_out: Option<AudioFormat>,
@@ -60,7 +63,12 @@ pub(crate) struct JobState {
 }
 
 impl JobState {
-    pub(crate) fn new(info: JobInfo, limits: JobLimits, end: EndSignal) -> Self {
+    pub(crate) fn new(
+        info: JobInfo,
+        dispatch: DispatchInfo,
+        limits: JobLimits,
+        end: EndSignal,
+    ) -> Self {
         let host_memory = HostMemory::new(limits.host_memory_bytes);
         let stdout = GuestOutput::new(Stream::Stdout, &host_memory);
         let stderr = GuestOutput::new(Stream::Stderr, &host_memory);
@@ -94,6 +102,7 @@ impl JobState {
             cpu: CpuSlice::new(limits.cpu_slice, limits.cpu_quota),
             limits,
             info,
+            dispatch,
             session: None,
             audio_out: None,
             closed: None,

@@ -9,7 +9,7 @@ use agent_host::ops::{OpsState, serve};
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome};
 use agent_host_tests::process::get;
-use agent_host_tests::worker::{dispatch, options, server, start_worker, wait_worker_status};
+use agent_host_tests::worker::{WAIT, dispatch, options, server, start_worker, wait_worker_status};
 use agent_host_tests::{guests, load, request, run_job, runtime};
 use fake_livekit::livekit_protocol::JobStatus;
 
@@ -77,6 +77,7 @@ async fn worker_shows_cpu_per_job_and_a_histogram() {
     let mut opts = options(&server, "cpu", 4);
     opts.limits.wall_clock = Some(Duration::from_secs(4));
     let worker = start_worker(opts);
+    server.wait_for_workers(1, WAIT).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     tokio::spawn(serve(

@@ -16,11 +16,12 @@ use agent_host_tests::{agent_host_for_fake_server, workspace_root};
 fn copy_faulty(dir: &Path) {
     let root = workspace_root();
     std::fs::create_dir_all(dir.join("src")).unwrap();
-    std::fs::copy(
-        root.join("examples/faulty/src/lib.rs"),
-        dir.join("src/lib.rs"),
-    )
-    .unwrap();
+    // Every source file and the build script that generates the rest.
+    for entry in std::fs::read_dir(root.join("examples/faulty/src")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.join("src").join(path.file_name().unwrap())).unwrap();
+    }
+    std::fs::copy(root.join("examples/faulty/build.rs"), dir.join("build.rs")).unwrap();
     // The real crate's dependencies, with the SDK's relative path made
     // absolute: the copy builds wherever it is.
     let manifest = std::fs::read_to_string(root.join("examples/faulty/Cargo.toml")).unwrap();

@@ -115,6 +115,15 @@ async fn respond(req: Request<Incoming>, state: &OpsState) -> Response<Full<Byte
     }
 }
 
+/// Answers an upload it will not take, after reading its body (up to
+/// [`MAX_UPLOAD`]): closing a connection with unread bytes makes the kernel
+/// reset it, and the client would see "connection reset" instead of the
+/// status.
+async fn refuse(req: Request<Incoming>, status: StatusCode, why: &str) -> Response<Full<Bytes>> {
+    let _ = Limited::new(req.into_body(), MAX_UPLOAD).collect().await;
+    text(status, why)
+}
+
 /// `POST /plugins/<name>`: authenticated hot swap.
 async fn swap(req: Request<Incoming>, name: String, state: &OpsState) -> Response<Full<Bytes>> {
     let Some(token) = &state.admin_token else {
@@ -129,14 +138,24 @@ async fn swap(req: Request<Incoming>, name: String, state: &OpsState) -> Respons
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     if !presented.is_some_and(|p| constant_time_eq(p.as_bytes(), token.as_bytes())) {
-        return text(StatusCode::UNAUTHORIZED, "missing or wrong admin token\n");
+        return refuse(
+            req,
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong admin token\n",
+        )
+        .await;
     }
     let Some(worker) = state
         .workers
         .iter()
         .find(|w| w.agent_name() == name || (w.agent_name().is_empty() && name == "default"))
     else {
-        return text(StatusCode::NOT_FOUND, "no worker with that agent name\n");
+        return refuse(
+            req,
+            StatusCode::NOT_FOUND,
+            "no worker with that agent name\n",
+        )
+        .await;
     };
     let body = match Limited::new(req.into_body(), MAX_UPLOAD).collect().await {
         Ok(body) => body.to_bytes(),

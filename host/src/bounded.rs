@@ -4,7 +4,7 @@
 //! Policy: a guest decides what its strings say, never how long the host's
 //! messages about it are. A failure reason is at most
 //! [`MAX_FAILURE_REASON`], a log line at most
-//! [`MAX_LOG_LINE`](crate::limits::MAX_LOG_LINE), a guest-supplied value
+//! [`MAX_LOG_LINE`], a guest-supplied value
 //! inside a host log line (an identity, a topic, a host name) at most
 //! [`MAX_LOG_FIELD`], a function name from a guest's name section at most
 //! [`MAX_FRAME_NAME`].
@@ -21,13 +21,16 @@
 use std::borrow::Cow;
 use std::fmt::{self, Display, Write as _};
 
-use crate::limits::MAX_LOG_LINE;
-
 /// Longest failure reason a job reports (the `error` of LiveKit's
 /// `UpdateJobStatus`, the `job ended` log line, the console's last line).
 /// 4 KiB holds any message a person reads; with it a status frame stays
 /// below 5 KiB, far from the server's 2 MiB frame limit, whatever the guest.
 pub const MAX_FAILURE_REASON: usize = 4 << 10;
+
+/// Longest line the host keeps from a guest's log or stdout/stderr: a
+/// line a person reads, and a flood of lines still costs the log at most
+/// 4 KiB per guest call.
+pub const MAX_LOG_LINE: usize = 4096;
 
 /// Longest guest-supplied value inside a host log line (identities,
 /// topics, host names): LiveKit's own limit on an identity, 256 bytes.

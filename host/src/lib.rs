@@ -34,6 +34,7 @@ pub mod ops;
 pub mod room;
 pub mod room_service;
 pub mod runtime;
+mod units;
 pub mod watch;
 pub mod worker;
 

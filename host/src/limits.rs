@@ -25,9 +25,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-pub use crate::bounded::MAX_FAILURE_REASON;
+pub use crate::bounded::{MAX_FAILURE_REASON, MAX_LOG_LINE};
 use crate::net::Network;
 pub use crate::runtime::http::{HttpAllowList, HttpRule};
+pub(crate) use crate::units::{human_bytes, human_duration};
 
 /// Limits applied to each job's store. See the [module docs](self) for the
 /// defaults and how each one is enforced.
@@ -167,11 +168,6 @@ impl FromStr for CpuQuota {
     }
 }
 
-/// Longest line the host keeps from a guest's log or stdout/stderr: a
-/// line a person reads, and a flood of lines still costs the log at most
-/// 4 KiB per guest call.
-pub const MAX_LOG_LINE: usize = 4096;
-
 impl Default for JobLimits {
     fn default() -> Self {
         Self {
@@ -196,38 +192,9 @@ impl Default for JobLimits {
     }
 }
 
-/// Formats a byte count the way limit messages show it (`64 MiB`, `512 KiB`).
-pub(crate) fn human_bytes(bytes: u64) -> String {
-    for (shift, unit) in [(30, "GiB"), (20, "MiB"), (10, "KiB")] {
-        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
-            return format!("{} {unit}", bytes >> shift);
-        }
-    }
-    format!("{bytes} bytes")
-}
-
-/// Formats a duration the way limit messages show it (`1 s`, `250 ms`).
-pub(crate) fn human_duration(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
-        format!("{} s", d.as_secs())
-    } else {
-        format!("{} ms", d.as_millis())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn human_units() {
-        assert_eq!(human_bytes(64 << 20), "64 MiB");
-        assert_eq!(human_bytes(3 << 30), "3 GiB");
-        assert_eq!(human_bytes(1536), "1536 bytes");
-        assert_eq!(human_bytes(512 << 10), "512 KiB");
-        assert_eq!(human_duration(Duration::from_secs(1)), "1 s");
-        assert_eq!(human_duration(Duration::from_millis(250)), "250 ms");
-    }
 
     #[test]
     fn cpu_quotas() {

@@ -112,6 +112,20 @@ impl Permissions {
     }
 }
 
+impl WorkerOptions {
+    /// What the wire needs of these options to connect.
+    pub(crate) fn dial(&self) -> super::protocol::Dial<'_> {
+        super::protocol::Dial {
+            url: &self.url,
+            api_key: &self.api_key,
+            api_secret: &self.api_secret,
+            deployment: &self.deployment,
+            worker_token: self.worker_token.as_deref(),
+            network: &self.network,
+        }
+    }
+}
+
 impl Default for WorkerOptions {
     fn default() -> Self {
         Self {

@@ -35,7 +35,6 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::WorkerOptions;
 use crate::net::Network;
 
 /// Largest frame either side may send (the server's default limit).
@@ -172,19 +171,36 @@ fn encode_query_value(value: &str) -> String {
     out
 }
 
+/// Where and as whom a worker connects: the parts of its options the wire
+/// needs, so that the wire knows nothing of dispatch.
+pub(crate) struct Dial<'a> {
+    /// LiveKit server URL, as configured.
+    pub url: &'a str,
+    /// API key (the JWT's issuer).
+    pub api_key: &'a str,
+    /// API secret (signs the JWT).
+    pub api_secret: &'a str,
+    /// Deployment name, checked before connecting.
+    pub deployment: &'a str,
+    /// LiveKit Cloud's worker token, sent as a query parameter.
+    pub worker_token: Option<&'a str>,
+    /// Proxy and TLS roots.
+    pub network: &'a Network,
+}
+
 /// Opens the WebSocket with a fresh token, through the worker's network.
-pub(crate) async fn connect(o: &WorkerOptions) -> Result<Socket, ConnectError> {
-    validate_deployment(&o.deployment).map_err(ConnectError::BadSetting)?;
-    let target = agent_url(&o.url)?;
-    let token = worker_token(&o.api_key, &o.api_secret, Duration::from_secs(600))?;
-    let with_query = match &o.worker_token {
+pub(crate) async fn connect(o: &Dial<'_>) -> Result<Socket, ConnectError> {
+    validate_deployment(o.deployment).map_err(ConnectError::BadSetting)?;
+    let target = agent_url(o.url)?;
+    let token = worker_token(o.api_key, o.api_secret, Duration::from_secs(600))?;
+    let with_query = match o.worker_token {
         Some(worker_token) => format!("{target}?worker_token={}", encode_query_value(worker_token)),
         None => target.clone(),
     };
     let mut request = with_query
         .as_str()
         .into_client_request()
-        .map_err(|e| ConnectError::BadUrl(o.url.clone(), e.to_string()))?;
+        .map_err(|e| ConnectError::BadUrl(o.url.to_string(), e.to_string()))?;
     let auth = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|e| ConnectError::Other(e.to_string()))?;
     request.headers_mut().insert("Authorization", auth);
@@ -194,7 +210,7 @@ pub(crate) async fn connect(o: &WorkerOptions) -> Result<Socket, ConnectError> {
     let host = uri
         .host()
         .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-        .ok_or_else(|| ConnectError::BadUrl(o.url.clone(), "no host".into()))?;
+        .ok_or_else(|| ConnectError::BadUrl(o.url.to_string(), "no host".into()))?;
     let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let config = WebSocketConfig::default()
         .read_buffer_size(READ_BUFFER)
@@ -202,7 +218,7 @@ pub(crate) async fn connect(o: &WorkerOptions) -> Result<Socket, ConnectError> {
         .max_frame_size(Some(MAX_FRAME));
     // The target in errors carries no query: the worker token stays out of logs.
     let open = async {
-        let stream = open_stream(&o.network, tls, host, port)
+        let stream = open_stream(o.network, tls, host, port)
             .await
             .map_err(|e| ConnectError::Other(format!("connecting to {target}: {e}")))?;
         tokio_tungstenite::client_async_with_config(request, stream, Some(config))
@@ -465,13 +481,16 @@ mod tests {
             // Accept and hang up: no TLS here.
             let _ = listener.accept().await;
         });
-        let options = WorkerOptions {
-            url: format!("wss://127.0.0.1:{port}"),
-            api_key: "k".into(),
-            api_secret: "s".into(),
-            ..WorkerOptions::default()
+        let url = format!("wss://127.0.0.1:{port}");
+        let dial = Dial {
+            url: &url,
+            api_key: "k",
+            api_secret: "s",
+            deployment: "",
+            worker_token: None,
+            network: &Network::default(),
         };
-        let err = connect(&options).await.err().unwrap();
+        let err = connect(&dial).await.err().unwrap();
         assert!(matches!(err, ConnectError::Other(_)), "{err}");
     }
 

@@ -215,7 +215,7 @@ impl Session {
     /// flushes queued statuses.
     async fn connect(&mut self) -> Result<(), ConnectError> {
         let o = &self.w.options;
-        let mut socket = protocol::connect(o).await?;
+        let mut socket = protocol::connect(&o.dial()).await?;
         let register = proto::RegisterWorkerRequest {
             r#type: o.job_type as i32,
             agent_name: o.agent_name.clone(),

@@ -130,8 +130,10 @@ async fn terminated_job_is_stopped_after_its_grace_period() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
-/// A guest told its room session ended (`closed(room-closed)`) that keeps
-/// running is stopped after the termination grace, as a terminated one is.
+/// A job whose room session ended and that keeps running is stopped after
+/// the termination grace, as a terminated one is: whether its guest was
+/// told (`closed(room-closed)`) and ignored it, or never reads events at
+/// all (a long `sleep`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_that_ignores_its_room_closing_is_stopped_after_its_grace_period() {
     let runtime = runtime(4);
@@ -142,19 +144,27 @@ async fn a_job_that_ignores_its_room_closing_is_stopped_after_its_grace_period()
         termination_grace: grace,
         ..JobLimits::default()
     };
-    let request = request("AJ_ignore", "ignore-closed");
-    let room = rooms.room(&request.room.name);
-    let offer = runtime.offer(&plugin, request, limits).await.unwrap();
-    let handle = start_sim(offer.job.unwrap(), &rooms);
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(!handle.is_finished());
-    let closed = Instant::now();
-    room.close();
-    let outcome = tokio::time::timeout(Duration::from_secs(30), handle.outcome())
-        .await
-        .expect("the host ends a job whose room closed");
-    assert_eq!(outcome, Outcome::Terminated);
-    assert!(closed.elapsed() >= grace, "stopped before its grace period");
+    for (id, mode) in [("AJ_ignore", "ignore-closed"), ("AJ_deaf", "sleep:600000")] {
+        let request = request(id, mode);
+        let room = rooms.room(&request.room.name);
+        let offer = runtime
+            .offer(&plugin, request, limits.clone())
+            .await
+            .unwrap();
+        let handle = start_sim(offer.job.unwrap(), &rooms);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!handle.is_finished(), "{mode}");
+        let closed = Instant::now();
+        room.close();
+        let outcome = tokio::time::timeout(Duration::from_secs(30), handle.outcome())
+            .await
+            .unwrap_or_else(|_| panic!("the host ends a job whose room closed ({mode})"));
+        assert_eq!(outcome, Outcome::Terminated, "{mode}");
+        assert!(
+            closed.elapsed() >= grace,
+            "{mode}: stopped before its grace period"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -15,6 +15,9 @@
 //! - `next_event` is cancel-safe (the host races it against timeouts and
 //!   termination) and returns `None` once the room session has ended for
 //!   good (room closed, agent removed, connection lost);
+//! - [`RoomSession::ended`] resolves at that moment too, whether or not the
+//!   guest reads its events: the host ends a job whose room is gone even
+//!   if its guest never looks;
 //! - actions never block on the guest; a failing action returns a
 //!   [`RoomError`], it never panics;
 //! - dropping a session leaves the room (a transport must not rely on
@@ -147,6 +150,14 @@ pub trait RoomSession: Send + 'static {
     /// the guest returns `ok`. Default: never broken.
     fn failure(&self) -> Option<String> {
         None
+    }
+
+    /// Resolves once the session has ended for good (room closed, agent
+    /// removed, connection lost), whether or not the guest has read the
+    /// events queued before (it may also resolve once the job has left by
+    /// [`close`](Self::close)). Default: never.
+    fn ended(&self) -> BoxFuture<'static, ()> {
+        Box::pin(std::future::pending())
     }
 
     /// Leaves the room.

@@ -454,6 +454,15 @@ impl RoomSession for SimSession {
             .collect()
     }
 
+    fn ended(&self) -> BoxFuture<'static, ()> {
+        let mut closed = self.room.closed.subscribe();
+        async move {
+            // The session holds the room, so the sender outlives this wait.
+            let _ = closed.wait_for(|closed| *closed).await;
+        }
+        .boxed()
+    }
+
     fn next_event(&mut self) -> BoxFuture<'_, Option<Event>> {
         async move {
             let event = self.events.recv().await.map(Queued::into_event);

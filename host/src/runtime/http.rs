@@ -95,8 +95,10 @@ pub(crate) fn header_bytes(map: &http::HeaderMap) -> u64 {
 }
 
 /// Where outbound HTTP may go: a list of [`HttpRule`]s, and whether
-/// non-public addresses are reachable through them. See the
-/// [module docs](self) for the policy.
+/// non-public addresses are reachable through them: an empty list denies
+/// everything, and loopback, private and the other non-public ranges are
+/// refused behind a name unless an IP or CIDR rule, or
+/// `allow_private`, lets them through (SECURITY.md has the whole policy).
 ///
 /// ```
 /// use agent_host::HttpAllowList;

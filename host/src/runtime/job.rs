@@ -23,9 +23,11 @@
 //!   drops a later status, so the status must come first.
 //!   [`JobHandle::outcome`] (console, connect: no server) leaves at once.
 //!
-//! Grace: after a termination, or after the guest was told its room
-//! session ended (`closed(room-closed)`: room closed, agent removed,
-//! connection lost for good), the guest has
+//! Grace: after a termination, or once its room session ended (room
+//! closed, agent removed, connection lost for good: the guest reads
+//! `closed(room-closed)`, or the transport's
+//! [`RoomSession::ended`](crate::room::RoomSession::ended) fires
+//! for a guest that never reads events), the guest has
 //! [`JobLimits::termination_grace`](crate::JobLimits) to return from `run`;
 //! then it is stopped and the job ends as [`Outcome::Terminated`], which the
 //! worker reports as SUCCESS, as the Python worker reports a job it shut
@@ -35,6 +37,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
@@ -169,6 +172,7 @@ impl PreparedJob {
                 return;
             }
         };
+        let session_ended = session.ended();
         self.store.data_mut().session = Some(session);
         let limits = self.store.data().limits.clone();
         let ended = {
@@ -181,11 +185,15 @@ impl PreparedJob {
                     None => std::future::pending().await,
                 }
             };
-            let grace_over = grace_expired(self.end.subscribe(), limits.termination_grace);
+            let grace_over = grace_expired(
+                self.end.subscribe(),
+                session_ended,
+                limits.termination_grace,
+            );
             tokio::select! {
                 result = run => Ended::Returned(result),
                 () = wall_clock => Ended::WallClock(limits.wall_clock.unwrap_or_default()),
-                () = grace_over => Ended::GraceExpired,
+                cause = grace_over => Ended::GraceExpired(cause),
                 over = memory.wait_exceeded() => Ended::Failed(over.to_string()),
                 over = clock.wait_over_quota() => Ended::Failed(over.to_string()),
             }
@@ -234,8 +242,8 @@ impl PreparedJob {
                 "wall-clock limit {} exceeded",
                 human_duration(limit)
             )),
-            Ended::GraceExpired => {
-                if end == Some(CloseReason::RoomClosed) {
+            Ended::GraceExpired(cause) => {
+                if cause == GraceCause::RoomEnded {
                     tracing::warn!(
                         grace = %human_duration(state.limits.termination_grace),
                         "the room session ended and the guest did not return within its grace period; stopped"
@@ -257,7 +265,7 @@ pub(crate) fn job_span(job_id: &str) -> tracing::Span {
 enum Ended {
     Returned(wasmtime::Result<Result<(), String>>),
     WallClock(Duration),
-    GraceExpired,
+    GraceExpired(GraceCause),
     /// A guard outside the guest's call fired (host memory, CPU quota).
     Failed(String),
 }
@@ -276,18 +284,42 @@ struct Finished {
     release: oneshot::Sender<()>,
 }
 
-/// Resolves `grace` after the job is terminated or its room session ended
-/// (the guest was told `closed(room-closed)`); never resolves otherwise.
-/// The first of the two starts the clock; the other does not restart it.
-async fn grace_expired(mut end: watch::Receiver<Option<CloseReason>>, grace: Duration) {
-    if end
-        .wait_for(|r| matches!(r, Some(CloseReason::Terminated | CloseReason::RoomClosed)))
-        .await
-        .is_err()
-    {
-        std::future::pending::<()>().await;
-    }
+/// What started a job's grace period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GraceCause {
+    /// The job was terminated.
+    Terminated,
+    /// Its room session ended: the guest read `closed(room-closed)`, or the
+    /// transport saw the room go (room closed, agent removed, connection
+    /// lost for good) whether or not the guest reads its events.
+    RoomEnded,
+}
+
+/// Resolves `grace` after the job is terminated or its room session ends;
+/// never resolves otherwise.
+async fn grace_expired(
+    mut end: watch::Receiver<Option<CloseReason>>,
+    session_ended: BoxFuture<'static, ()>,
+    grace: Duration,
+) -> GraceCause {
+    let signalled = async {
+        // The guard is dropped at the end of the statement, before any wait.
+        let reason = end
+            .wait_for(|r| matches!(r, Some(CloseReason::Terminated | CloseReason::RoomClosed)))
+            .await
+            .map(|reason| *reason);
+        match reason {
+            Ok(Some(CloseReason::Terminated)) => GraceCause::Terminated,
+            Ok(_) => GraceCause::RoomEnded,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let cause = tokio::select! {
+        cause = signalled => cause,
+        () = session_ended => GraceCause::RoomEnded,
+    };
     tokio::time::sleep(grace).await;
+    cause
 }
 
 /// A failed outcome, its reason within [`MAX_FAILURE_REASON`].
@@ -436,8 +468,10 @@ pub struct JobHandle {
     finished: oneshot::Receiver<Finished>,
 }
 
-/// A job that has ended but may still be in its room; see the
-/// [module docs](self). Dropping it lets the session leave.
+/// A job that has ended but may still be in its room, so that the worker
+/// can report its final status before the agent leaves (LiveKit's server
+/// records a job whose agent left while it was live as FAILED). Dropping
+/// it lets the session leave.
 #[derive(Debug)]
 pub struct RoomExit {
     release: Option<oneshot::Sender<()>>,

@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::client::{Client, Pending, Routes, Shared, request_sync};
 use super::handle::OwnedHandle;
@@ -115,6 +115,8 @@ pub(super) struct RoomState {
     dropped_audio: u64,
     failure: Option<String>,
     ended: bool,
+    /// Tells [`RoomSession::ended`] waiters when `ended` is set.
+    ended_signal: watch::Sender<bool>,
     audio_subs: HashMap<String, AudioFormat>,
     published: Option<Published>,
     streams: HashMap<String, Stream>,
@@ -202,6 +204,7 @@ impl RoomState {
 
     fn end(&mut self) {
         self.ended = true;
+        self.ended_signal.send_replace(true);
         self.events = None;
     }
 
@@ -577,6 +580,7 @@ pub(super) struct FfiSession {
     room: u64,
     events: mpsc::Receiver<Queued>,
     audio_pending: Arc<AtomicUsize>,
+    ended: watch::Receiver<bool>,
     left: bool,
 }
 
@@ -656,6 +660,15 @@ impl RoomSession for FfiSession {
     fn participants(&self) -> Vec<Participant> {
         self.with_room(|room, _| Ok(room.participants.values().map(|r| r.info.clone()).collect()))
             .unwrap_or_default()
+    }
+
+    fn ended(&self) -> BoxFuture<'static, ()> {
+        let mut ended = self.ended.clone();
+        async move {
+            // An error means the room's state is gone: ended as well.
+            let _ = ended.wait_for(|ended| *ended).await;
+        }
+        .boxed()
     }
 
     fn next_event(&mut self) -> BoxFuture<'_, Option<Event>> {
@@ -965,6 +978,7 @@ fn register(
     let room_id = room.id();
     let (tx, rx) = mpsc::channel(EVENT_QUEUE + AUDIO_QUEUE);
     let audio_pending = Arc::new(AtomicUsize::new(0));
+    let (ended_signal, ended) = watch::channel(false);
     let state = RoomState {
         handle_id: room_id,
         events: Some(tx),
@@ -973,6 +987,7 @@ fn register(
         dropped_audio: 0,
         failure: None,
         ended: false,
+        ended_signal,
         audio_subs: HashMap::new(),
         published: None,
         streams: HashMap::new(),
@@ -996,6 +1011,7 @@ fn register(
         room: room_id,
         events: rx,
         audio_pending,
+        ended,
         left: false,
     })
 }

@@ -9,12 +9,17 @@ use clap::Args;
 use agent_host::guest_build::read_plugin;
 use agent_host::{Runtime, RuntimeConfig};
 
+use super::args::PrecompiledArgs;
+
 /// Arguments of `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// A `.wasm` component, or a guest crate directory to build first.
     #[arg(value_name = "PLUGIN")]
     plugin: PathBuf,
+
+    #[command(flatten)]
+    precompiled: PrecompiledArgs,
 }
 
 /// Loads the plugin exactly as `run` would (compile, type-check against the
@@ -24,6 +29,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
     let runtime = Runtime::new(RuntimeConfig {
         max_jobs: 1,
         cache_dir: None,
+        allow_precompiled: args.precompiled.allow_precompiled,
         ..RuntimeConfig::default()
     })?;
     let plugin = match runtime.load_plugin(&bytes) {

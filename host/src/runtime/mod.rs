@@ -32,6 +32,7 @@ mod guard;
 pub(crate) mod http;
 mod job;
 mod plugin;
+mod precompiled;
 mod slot;
 pub(crate) mod state;
 mod stdio;
@@ -46,6 +47,7 @@ use wasmtime::{Engine, Store};
 
 pub use self::accept::{MAX_ATTRIBUTES, MAX_IDENTITY, MAX_METADATA, MAX_NAME};
 use self::cache::ArtifactCache;
+pub use self::cache::write_atomically;
 pub use self::engine::{RuntimeConfig, default_cache_dir};
 use self::guard::Metered;
 pub use self::job::{JobHandle, Offer, Outcome, PreparedJob, Terminator};
@@ -130,8 +132,16 @@ impl Runtime {
             &self.inner.linker,
             self.inner.cache.as_ref(),
             bytes,
+            self.inner.config.allow_precompiled,
         )?;
         Ok(Arc::new(plugin))
+    }
+
+    /// Compiles and type-checks a component as [`load_plugin`](Self::load_plugin)
+    /// does and returns it as a `.cwasm` for this agent-host and this
+    /// runtime's engine configuration (`agent-host compile`).
+    pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
+        self.load_plugin(bytes)?.precompiled()
     }
 
     /// Offers a job to `plugin`: instantiates it in a fresh store and asks

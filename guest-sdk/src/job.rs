@@ -1,7 +1,7 @@
 //! The running job.
 
 use crate::__bindings::agent_host::agent::job;
-use crate::{Audio, JobInfo, Room, Server};
+use crate::{Audio, DispatchInfo, JobInfo, JobRequest, Room, Server};
 
 /// The running job: what it is about, the room it runs in, and how to end it.
 ///
@@ -21,6 +21,12 @@ impl JobContext {
     /// own identity. Each call asks the host.
     pub fn info(&self) -> JobInfo {
         job::info()
+    }
+
+    /// How the job was dispatched: dispatch id, deployment, and whether the
+    /// server records or redacts user data. Needs a host with WIT 0.1.2.
+    pub fn dispatch(&self) -> DispatchInfo {
+        job::dispatch()
     }
 
     /// Ask the host to end the job: the room session is closed and the room's
@@ -44,5 +50,13 @@ impl JobContext {
     /// LiveKit's server API, limited to this job's room.
     pub fn server(&self) -> Server {
         Server::new()
+    }
+}
+
+impl JobRequest {
+    /// How the offered job was dispatched (see [`JobContext::dispatch`]);
+    /// asks the host, so call it from [`Agent::on_request`](crate::Agent::on_request).
+    pub fn dispatch(&self) -> DispatchInfo {
+        job::dispatch()
     }
 }

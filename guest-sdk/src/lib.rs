@@ -85,13 +85,13 @@ pub use server::Server;
 pub use __bindings::agent_host::agent::events::Event;
 
 pub use __bindings::agent_host::agent::types::{
-    AcceptOptions, CloseReason, DataPacket, Decision, JobInfo, JobRequest, JobType, Participant,
-    ParticipantKind, RoomEvent, RoomInfo, TextMessage,
+    AcceptOptions, CloseReason, DataPacket, Decision, DispatchInfo, JobInfo, JobRequest, JobType,
+    Participant, ParticipantKind, RoomEvent, RoomInfo, TextMessage,
 };
 
 /// The version of the WIT package `agent-host:agent` this SDK is built
 /// against; written to the `agent-host:sdk-version` custom section.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 /// A LiveKit agent: the behaviour of one job.
 ///

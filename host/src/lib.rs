@@ -26,6 +26,7 @@
 mod bindings;
 mod bounded;
 pub mod guest_build;
+pub mod host_memory;
 mod imports;
 pub mod limits;
 pub mod net;
@@ -39,7 +40,7 @@ pub mod worker;
 pub use limits::{HttpAllowList, HttpRule, JobLimits};
 pub use runtime::{
     JobHandle, LoadedVersion, Offer, Outcome, Plugin, PluginError, PluginSlot, PluginVersion,
-    PreparedJob, Runtime, RuntimeConfig, Swap, Terminator,
+    PreparedJob, RoomExit, Runtime, RuntimeConfig, Swap, Terminator,
 };
 
 /// The types of the WIT contract, generated from `wit/agent.wit`.

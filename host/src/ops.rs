@@ -6,8 +6,11 @@
 //! - `GET /worker`: JSON with the fields of LiveKit's `WorkerInfo` that the
 //!   official workers serve (`agent_name`, `worker_type`, `active_jobs`,
 //!   `sdk_version`, `worker_load`, `protocol_version`), plus agent-host's
-//!   own (`connection`, `draining`, `plugin`).
-//! - `GET /metrics`: Prometheus text format.
+//!   own (`connection`, `draining`, `plugins`, and `jobs`: each running
+//!   job with its room, plugin digest, CPU time so far and the host memory
+//!   held for it).
+//! - `GET /metrics`: Prometheus text format, with a histogram of the CPU
+//!   time of the jobs that ended (`agent_host_job_cpu_seconds`).
 //! - `POST /plugins/<name>` with a component as the body: hot-swaps the
 //!   plugin of the worker whose agent name is `<name>` (`default` for
 //!   automatic dispatch). Off unless an admin token is configured; refused
@@ -209,7 +212,34 @@ fn worker_json(worker: &WorkerHandle) -> serde_json::Value {
         "draining": status.draining,
         "reserved_jobs": status.reserved_jobs,
         "plugins": plugins,
+        "jobs": worker.jobs(),
     })
+}
+
+/// `agent_host_job_cpu_seconds`: one histogram per worker.
+fn cpu_histogram(out: &mut String, workers: &[WorkerHandle]) {
+    let name = "agent_host_job_cpu_seconds";
+    let _ = writeln!(
+        out,
+        "# HELP {name} CPU time each ended job's guest used, in seconds."
+    );
+    let _ = writeln!(out, "# TYPE {name} histogram");
+    for worker in workers {
+        let agent = worker.agent_name().replace(['\\', '"', '\n'], "_");
+        let (buckets, count, sum) = worker.metrics().job_cpu.snapshot();
+        for (bound, n) in buckets {
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{agent_name=\"{agent}\",le=\"{bound}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{agent_name=\"{agent}\",le=\"+Inf\"}} {count}"
+        );
+        let _ = writeln!(out, "{name}_sum{{agent_name=\"{agent}\"}} {sum}");
+        let _ = writeln!(out, "{name}_count{{agent_name=\"{agent}\"}} {count}");
+    }
 }
 
 fn metrics_text(workers: &[WorkerHandle]) -> String {
@@ -312,5 +342,6 @@ fn metrics_text(workers: &[WorkerHandle]) -> String {
             );
         }
     }
+    cpu_histogram(&mut out, workers);
     out
 }

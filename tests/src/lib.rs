@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use agent_host::room::sim::SimRooms;
 use agent_host::wit::{JobRequest, JobType, RoomInfo};
-use agent_host::{JobLimits, Outcome, Plugin, Runtime, RuntimeConfig};
+use agent_host::{JobHandle, JobLimits, Outcome, Plugin, PreparedJob, Runtime, RuntimeConfig};
 
 pub mod netns;
 pub mod process;
@@ -67,10 +67,14 @@ pub async fn run_job(
         .offer(plugin, request, limits)
         .await
         .expect("the guest answers the offer");
-    let job = offer.job.expect("the guest accepts the job");
-    job.start(Arc::new(rooms.clone()), String::new(), String::new())
+    start_sim(offer.job.expect("the guest accepts the job"), rooms)
         .outcome()
         .await
+}
+
+/// Starts an accepted job in a sim room of `rooms`.
+pub fn start_sim(job: PreparedJob, rooms: &SimRooms) -> JobHandle {
+    job.start(Arc::new(rooms.clone()), String::new(), String::new())
 }
 
 /// Set to `1` to turn a missing LiveKit client library into a test failure.

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome};
-use agent_host_tests::{guests, load, request, run_job, runtime};
+use agent_host_tests::{guests, load, request, run_job, runtime, start_sim};
 
 /// (metadata, expected failure reason, how long the job may take at most:
 /// its limit plus a generous margin for a loaded 2-core machine).
@@ -122,15 +122,39 @@ async fn terminated_job_is_stopped_after_its_grace_period() {
         .offer(&plugin, request("AJ_term", "sleep:60000"), limits)
         .await
         .unwrap();
-    let handle = offer
-        .job
-        .unwrap()
-        .start(std::sync::Arc::new(rooms), String::new(), String::new());
+    let handle = start_sim(offer.job.unwrap(), &rooms);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let started = Instant::now();
     handle.terminate();
     assert_eq!(handle.outcome().await, Outcome::Terminated);
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// A guest told its room session ended (`closed(room-closed)`) that keeps
+/// running is stopped after the termination grace, as a terminated one is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_that_ignores_its_room_closing_is_stopped_after_its_grace_period() {
+    let runtime = runtime(4);
+    let plugin = load(&runtime, guests::FAULTY);
+    let rooms = SimRooms::default();
+    let grace = Duration::from_millis(300);
+    let limits = JobLimits {
+        termination_grace: grace,
+        ..JobLimits::default()
+    };
+    let request = request("AJ_ignore", "ignore-closed");
+    let room = rooms.room(&request.room.name);
+    let offer = runtime.offer(&plugin, request, limits).await.unwrap();
+    let handle = start_sim(offer.job.unwrap(), &rooms);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!handle.is_finished());
+    let closed = Instant::now();
+    room.close();
+    let outcome = tokio::time::timeout(Duration::from_secs(30), handle.outcome())
+        .await
+        .expect("the host ends a job whose room closed");
+    assert_eq!(outcome, Outcome::Terminated);
+    assert!(closed.elapsed() >= grace, "stopped before its grace period");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

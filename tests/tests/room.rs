@@ -17,9 +17,12 @@
 //!   joiner; `parrot` hears a remote speak, says so (`lk.agent.state` =
 //!   `speaking`) and sends audio back; 20 `echo` jobs in 20 rooms share the
 //!   one FFI client and each answers only in its own room; and the whole
-//!   chain `fake-livekit` dispatch → `Worker` → room → answer → room closes
-//!   → the server records SUCCESS. Every job must end with SUCCESS once the
-//!   last remote has left and the room closed.
+//!   chain `fake-livekit` dispatch → `Worker` → room → the job speaks and
+//!   ends → the server records SUCCESS, which it received before the double
+//!   saw the agent leave (the double reports departures to fake-livekit,
+//!   which fails a job whose agent leaves while it is live, as LiveKit's
+//!   server does). The direct jobs must end with SUCCESS once the last
+//!   remote has left and the room closed.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -409,8 +412,19 @@ async fn worker_chain(ctx: Arc<Ctx>) {
     })
     .await
     .expect("starting fake-livekit");
+    // The double tells the agent service when an agent leaves, as the
+    // room tells LiveKit's agent service: a job still live then ends FAILED.
+    let mut departures = ctx.double.departures();
+    let (left_tx, mut left) = tokio::sync::mpsc::unbounded_channel();
+    let fake = server.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(departure) = departures.recv().await {
+            fake.agent_left(&departure.room, &departure.identity);
+            let _ = left_tx.send(departure);
+        }
+    });
     let runtime = runtime(4);
-    let plugin = load(&runtime, guests::ECHO);
+    let plugin = load(&runtime, guests::FAULTY);
     let worker = Worker::new(
         options(&server, "chain", 4),
         runtime,
@@ -420,27 +434,48 @@ async fn worker_chain(ctx: Arc<Ctx>) {
     let handle = worker.handle();
     let task = tokio::spawn(worker.run());
     server.wait_for_workers(1, WAIT).await.unwrap();
-    let id = server.dispatch(DispatchRequest::new("chain-room", "chain"));
+    // `ok`: says so in the room and returns while the room stays open.
+    let id = server.dispatch(DispatchRequest::new("chain-room", "chain").metadata("ok"));
     let room = ctx.double.room("chain-room");
     let agent = room.wait_for_agent(WAIT).await.unwrap();
     assert_eq!(agent, format!("agent-{id}"));
-    let erin = room.join("erin").unwrap();
-    settle().await;
-    erin.send_text("lk.chat", "through the whole chain")
-        .unwrap();
-    let dest = text_from(&room, &agent, "the echo", |_, text, dest| {
-        (text == "through the whole chain").then(|| dest.to_vec())
+    text_from(&room, &agent, "faulty's ok", |_, text, _| {
+        (text == "ok from faulty a").then_some(())
     })
     .await;
-    assert_eq!(dest, vec!["erin".to_string()]);
-    erin.leave().unwrap();
-    let job = server
-        .wait_for_job_status(&id, JobStatus::JsSuccess, WAIT)
-        .await
-        .unwrap_or_else(|e| panic!("{e}: {:?}", server.job(&id)));
+    let departure = tokio::time::timeout(WAIT, async {
+        while let Some(d) = left.recv().await {
+            if d.identity == agent {
+                return d;
+            }
+        }
+        panic!("the departures stream ended");
+    })
+    .await
+    .expect("the agent leaves the room after its job");
+    let job = server.job(&id).unwrap();
+    // The status reached the agent service before the agent left the room,
+    // so the server kept it instead of failing the job.
+    assert_eq!(
+        job.accepted_worker_statuses(),
+        [JobStatus::JsRunning, JobStatus::JsSuccess],
+        "{job:?}"
+    );
     assert_eq!(job.status, JobStatus::JsSuccess, "{job:?}");
+    assert!(job.terminated_at.is_none(), "{job:?}");
+    let success = job
+        .status_history
+        .iter()
+        .find(|c| c.status == JobStatus::JsSuccess)
+        .unwrap();
+    assert!(
+        success.at < departure.at,
+        "the agent left {:?} before the final status",
+        success.at - departure.at
+    );
     handle.stop();
     let _ = tokio::time::timeout(WAIT, task).await;
+    forward.abort();
 }
 
 async fn python_client(double: Double, python: std::path::PathBuf) {

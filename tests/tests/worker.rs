@@ -9,7 +9,7 @@ use agent_host_tests::worker::{
     wait_worker_status, worker_statuses,
 };
 use fake_livekit::livekit_protocol::{JobStatus, WorkerStatus, worker_message::Message};
-use fake_livekit::{Direction, DispatchRequest, JobId};
+use fake_livekit::{Config, Direction, DispatchRequest, FakeLiveKit, JobId};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_with_the_right_fields() {
@@ -62,6 +62,11 @@ async fn fifty_jobs_at_once_run_then_succeed() {
         assert_eq!(
             job.worker_statuses(),
             vec![JobStatus::JsRunning, JobStatus::JsSuccess],
+            "{id}"
+        );
+        assert_eq!(
+            job.accepted_worker_statuses(),
+            job.worker_statuses(),
             "{id}"
         );
         assert_eq!(
@@ -157,6 +162,130 @@ async fn a_terminated_job_ends_within_its_grace_period() {
     worker.handle.stop();
 }
 
+/// An assignment the worker will not run is answered FAILED with the
+/// reason (no phantom RUNNING job on the server); a repeated one for a job
+/// that runs here starts nothing and is answered RUNNING.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignments_it_will_not_run_are_answered() {
+    use fake_livekit::livekit_protocol::{Job, JobAssignment, server_message};
+    let server = server().await;
+    let worker = start_worker(options(&server, "assign", 10));
+    let worker_id = server.wait_for_workers(1, WAIT).await.unwrap()[0]
+        .id
+        .clone();
+    let assignment = |job_id: &str| {
+        server_message::Message::Assignment(JobAssignment {
+            job: Some(Job {
+                id: job_id.to_string(),
+                ..Default::default()
+            }),
+            url: None,
+            token: String::new(),
+        })
+    };
+    assert!(server.send_to_worker(&worker_id, assignment("AJ_never_offered")));
+    let (_, answer) = server
+        .wait_for_message(0, WAIT, "the answer", |m| {
+            matches!(&m.dir, Direction::Inbound(msg) if matches!(&msg.message, Some(Message::UpdateJob(u)) if u.job_id == "AJ_never_offered"))
+        })
+        .await
+        .unwrap();
+    let Direction::Inbound(msg) = answer.dir else {
+        unreachable!()
+    };
+    let Some(Message::UpdateJob(update)) = msg.message else {
+        unreachable!()
+    };
+    assert_eq!(update.status, JobStatus::JsFailed as i32);
+    assert!(
+        update.error.contains("no accepted offer"),
+        "{}",
+        update.error
+    );
+
+    let id = dispatch(&server, "assign", "sleep:1000");
+    wait_worker_status(&server, &id, JobStatus::JsRunning).await;
+    assert!(server.send_to_worker(&worker_id, assignment(id.as_str())));
+    let job = wait_worker_status(&server, &id, JobStatus::JsSuccess).await;
+    assert_eq!(
+        job.accepted_worker_statuses(),
+        [
+            JobStatus::JsRunning,
+            JobStatus::JsRunning,
+            JobStatus::JsSuccess
+        ]
+    );
+    assert_eq!(
+        agent_host::worker::Metrics::get(&worker.handle.metrics().jobs_started),
+        1
+    );
+    worker.handle.stop();
+}
+
+/// `dispatch_id`, `deployment` and the recording and redaction flags go
+/// from the server's offer to the guest's `on-request` (WIT 0.1.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_sees_how_its_job_was_dispatched() {
+    let server = FakeLiveKit::start(Config {
+        enable_recording: true,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let mut opts = options(&server, "disp", 10);
+    opts.deployment = "staging".into();
+    let worker = start_worker(opts);
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    let mut req = DispatchRequest::new("room-disp", "disp").metadata("dispatch");
+    req.deployment = "staging".into();
+    let id = server.dispatch(req);
+    let job = server
+        .wait_for_job(&id, WAIT, "offer answered", |j| first_answer(j).is_some())
+        .await
+        .unwrap();
+    assert!(job.dispatch_id.starts_with("AD_"), "{}", job.dispatch_id);
+    let answer = first_answer(&job).unwrap();
+    assert_eq!(
+        answer.participant_attributes.get("faulty.dispatch"),
+        Some(&format!(
+            "id={} deployment=staging recording=true redaction=false",
+            job.dispatch_id
+        ))
+    );
+    worker.handle.stop();
+}
+
+/// The same facts reach `run` through `job.dispatch`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_job_sees_how_it_was_dispatched() {
+    use agent_host::room::sim::{SimOutput, SimRooms};
+    let runtime = agent_host_tests::runtime(2);
+    let plugin = agent_host_tests::load(&runtime, agent_host_tests::guests::FAULTY);
+    let rooms = SimRooms::default();
+    let request = agent_host_tests::request("AJ_disp", "dispatch");
+    let mut outputs = rooms.room(&request.room.name).subscribe();
+    let dispatch = agent_host::wit::DispatchInfo {
+        dispatch_id: "AD_disp".into(),
+        deployment: "eu".into(),
+        enable_recording: false,
+        enable_redaction: true,
+    };
+    let offer = runtime
+        .offer_dispatched(&plugin, request, dispatch, agent_host::JobLimits::default())
+        .await
+        .unwrap();
+    let handle = agent_host_tests::start_sim(offer.job.unwrap(), &rooms);
+    assert_eq!(handle.outcome().await, agent_host::Outcome::Success);
+    let said = std::iter::from_fn(|| outputs.try_recv().ok()).find_map(|o| match o {
+        SimOutput::Text { text, .. } => Some(text.text),
+        _ => None,
+    });
+    assert_eq!(
+        said.as_deref(),
+        Some("dispatch: id=AD_disp deployment=eu recording=false redaction=true")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_credentials_end_the_worker_with_a_clear_error() {
     let server = server().await;
@@ -229,6 +358,10 @@ async fn jobs_survive_a_dropped_connection() {
             job.worker_statuses(),
             vec![JobStatus::JsRunning, JobStatus::JsSuccess]
         );
+        // The open-source server forgot the jobs with the old connection:
+        // the final status reaches it and is dropped.
+        assert_eq!(job.accepted_worker_statuses(), [JobStatus::JsRunning]);
+        assert_eq!(job.dropped_worker_statuses(), [JobStatus::JsSuccess]);
     }
     assert_eq!(
         agent_host::worker::Metrics::get(&worker.handle.metrics().reconnects),

@@ -5,7 +5,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use agent_host_sdk::{AcceptOptions, Agent, Decision, JobContext, JobRequest};
+use agent_host_sdk::{AcceptOptions, Agent, Decision, DispatchInfo, JobContext, JobRequest};
+
+mod hoard;
 
 /// Which build this is: `FAULTY_FLAVOR` at compile time, else `a`.
 const FLAVOR: &str = match option_env!("FAULTY_FLAVOR") {
@@ -28,6 +30,14 @@ impl Agent for Faulty {
             oversize if oversize.starts_with("accept-oversize:") => {
                 oversize_accept(&oversize["accept-oversize:".len()..])
             }
+            // What the offer says of its dispatch, where the server records it.
+            "dispatch" => Decision::Accept(AcceptOptions {
+                attributes: vec![
+                    ("faulty.flavor".to_owned(), FLAVOR.to_owned()),
+                    ("faulty.dispatch".to_owned(), describe(&request.dispatch())),
+                ],
+                ..Default::default()
+            }),
             // The flavor tells builds apart in hot-swap tests: it shows in
             // the participant attributes the server records.
             _ => Decision::Accept(AcceptOptions {
@@ -45,6 +55,11 @@ impl Agent for Faulty {
         };
         agent_host_sdk::info!("faulty: mode '{metadata}'");
         match (mode, arg) {
+            ("dispatch", None) => {
+                let text = format!("dispatch: {}", describe(&ctx.dispatch()));
+                ctx.room().send_text(&text)?;
+                Ok(())
+            }
             ("ok", None) => {
                 ctx.room().send_text(&format!("ok from faulty {FLAVOR}"))?;
                 Ok(())
@@ -72,6 +87,7 @@ impl Agent for Faulty {
                     let _ = room.publish_data(b"flood", Default::default());
                 }
             }
+            ("ignore-closed", None) => ignore_closed(&ctx),
             ("oom", None) => exhaust_memory(),
             ("stack", None) => {
                 recurse(0);
@@ -79,6 +95,12 @@ impl Agent for Faulty {
             }
             ("audio-misuse", None) => audio_misuse(&ctx),
             ("resources", None) => hoard_resources(),
+            ("hoard-fields", None) => hoard::fields(),
+            ("hoard-requests", None) => hoard::requests(),
+            ("hoard-responses", Some(authority)) => hoard::responses(authority),
+            ("hoard-stdout", None) => hoard::stdout(),
+            ("hoard-audio", Some(identity)) => hoard::audio(&ctx, identity),
+            ("cpu-burst", None) => hoard::cpu_burst(),
             ("server", Some(identity)) => server_calls(&ctx, identity),
             ("huge-name", Some(how)) => fail_through_huge_name(how),
             // Under the 1 MiB the host lifts from one call: a longer text
@@ -100,6 +122,25 @@ impl Agent for Faulty {
 }
 
 agent_host_sdk::export_agent!(Faulty);
+
+/// One line for a job's dispatch facts.
+fn describe(d: &DispatchInfo) -> String {
+    format!(
+        "id={} deployment={} recording={} redaction={}",
+        d.dispatch_id, d.deployment, d.enable_recording, d.enable_redaction
+    )
+}
+
+/// Reads room events until the session ends, then carries on as if it had
+/// not: the host must end the job after its grace period.
+fn ignore_closed(ctx: &JobContext) -> ! {
+    if let Some(agent_host_sdk::RoomEvent::Closed(reason)) = ctx.room().events().last() {
+        agent_host_sdk::info!("faulty: room closed ({reason:?}); carrying on regardless");
+    }
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
 
 /// Executes the `unreachable` instruction.
 fn trap() -> ! {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use agent_host::limits::CpuQuota;
 use agent_host::{HttpAllowList, HttpRule, JobLimits, RuntimeConfig};
 
 use super::settings::WorkerSettings;
@@ -39,6 +40,18 @@ pub struct LimitArgs {
     /// Cap on each job's linear memory and tables (e.g. `64MiB`, `1GiB`) [default: 64MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes, env = "AGENT_HOST_MEMORY_LIMIT")]
     pub memory_limit: Option<u64>,
+
+    /// Cap on the host memory each job may hold through the host (HTTP
+    /// fields, requests and responses, unread room events and audio,
+    /// buffered output), on top of --memory-limit [default: 16MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, env = "AGENT_HOST_HOST_MEMORY_LIMIT")]
+    pub host_memory_limit: Option<u64>,
+
+    /// Most CPU each job may use: a share of one core, over a window
+    /// (`SHARE[/WINDOW]`, e.g. `0.5` for half a core over 10s, `0.25/30s`).
+    /// A job over it fails. For third-party plugins [default: off].
+    #[arg(long, value_name = "SHARE[/WINDOW]", value_parser = parse_cpu_quota, env = "AGENT_HOST_JOB_CPU_LIMIT")]
+    pub job_cpu_limit: Option<CpuQuota>,
 
     /// Longest a guest may compute without waiting on the host before it
     /// is stopped as a runaway (e.g. `1s`, `500ms`) [default: 1s].
@@ -82,10 +95,15 @@ impl LimitArgs {
                 .memory_limit
                 .or(file.memory_limit)
                 .unwrap_or(defaults.memory_bytes),
+            host_memory_bytes: self
+                .host_memory_limit
+                .or(file.host_memory_limit)
+                .unwrap_or(defaults.host_memory_bytes),
             cpu_slice: self
                 .cpu_slice
                 .or(file.cpu_slice)
                 .unwrap_or(defaults.cpu_slice),
+            cpu_quota: self.job_cpu_limit.or(file.job_cpu_limit),
             wall_clock: self.wall_clock_limit.or(file.wall_clock_limit),
             termination_grace: file.termination_grace.unwrap_or(defaults.termination_grace),
             http_allow: HttpAllowList::new(
@@ -138,6 +156,11 @@ pub struct PrecompiledArgs {
 
 /// Parses an `--allow-http` rule.
 pub fn parse_http_rule(text: &str) -> Result<HttpRule, String> {
+    text.parse()
+}
+
+/// Parses a `--job-cpu-limit` quota.
+pub fn parse_cpu_quota(text: &str) -> Result<CpuQuota, String> {
     text.parse()
 }
 

@@ -100,7 +100,8 @@ pub struct RunArgs {
     #[arg(long)]
     max_retries: Option<u32>,
 
-    /// Grace period of a terminated job before it is stopped [default: 10s].
+    /// Grace period of a terminated job, or of one whose room session ended,
+    /// before it is stopped [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     termination_grace: Option<Duration>,
 
@@ -216,7 +217,9 @@ impl RunArgs {
             can_publish_data: off(self.no_publish_data),
             can_update_metadata: off(self.no_update_metadata),
             memory_limit: self.limits.memory_limit,
+            host_memory_limit: self.limits.host_memory_limit,
             cpu_slice: self.limits.cpu_slice,
+            job_cpu_limit: self.limits.job_cpu_limit,
             wall_clock_limit: self.limits.wall_clock_limit,
             allow_http: (!self.limits.allow_http.is_empty())
                 .then(|| self.limits.allow_http.clone()),

@@ -17,6 +17,8 @@
 //! path = "agents/support.wasm"
 //! agent_name = "support"
 //! memory_limit = "128MiB"
+//! host_memory_limit = "32MiB"   # default 16MiB
+//! job_cpu_limit = "0.5/10s"     # third-party plugin: half a core; default off
 //! allow_http = ["api.openai.com", "*.deepgram.com:443"]
 //!
 //! [[plugin]]
@@ -30,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent_host::HttpRule;
+use agent_host::limits::CpuQuota;
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
@@ -60,8 +63,12 @@ pub struct WorkerSettings {
     pub can_update_metadata: Option<bool>,
     #[serde(default, with = "opt_bytes")]
     pub memory_limit: Option<u64>,
+    #[serde(default, with = "opt_bytes")]
+    pub host_memory_limit: Option<u64>,
     #[serde(default, with = "opt_duration")]
     pub cpu_slice: Option<Duration>,
+    #[serde(default, with = "opt_cpu_quota")]
+    pub job_cpu_limit: Option<CpuQuota>,
     #[serde(default, with = "opt_duration")]
     pub wall_clock_limit: Option<Duration>,
     #[serde(default, with = "opt_rules")]
@@ -157,7 +164,9 @@ impl WorkerSettings {
             can_publish_data,
             can_update_metadata,
             memory_limit,
+            host_memory_limit,
             cpu_slice,
+            job_cpu_limit,
             wall_clock_limit,
             allow_http,
             allow_http_private
@@ -223,6 +232,17 @@ mod opt_rules {
     }
 }
 
+mod opt_cpu_quota {
+    use agent_host::limits::CpuQuota;
+    use serde::{Deserialize as _, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CpuQuota>, D::Error> {
+        let text: Option<String> = Option::deserialize(d)?;
+        text.map(|t| t.parse().map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
+
 mod opt_bytes {
     use serde::{Deserialize as _, Deserializer};
 
@@ -251,6 +271,8 @@ mod tests {
             path = "a.wasm"
             agent_name = "a"
             cpu_slice = "250ms"
+            job_cpu_limit = "0.5/20s"
+            host_memory_limit = "8MiB"
         "#;
         let s: FileSettings = toml::from_str(text).unwrap();
         assert_eq!(s.worker.max_jobs, Some(20));
@@ -259,6 +281,8 @@ mod tests {
         let plugin = s.plugin[0].worker.or(&s.worker);
         assert_eq!(plugin.agent_name.as_deref(), Some("a"));
         assert_eq!(plugin.cpu_slice, Some(Duration::from_millis(250)));
+        assert_eq!(plugin.job_cpu_limit, Some("0.5/20s".parse().unwrap()));
+        assert_eq!(plugin.host_memory_limit, Some(8 << 20));
         assert_eq!(plugin.max_jobs, Some(20));
     }
 
@@ -320,6 +344,7 @@ mod tests {
         assert!(toml::from_str::<FileSettings>("max_job = 3").is_err());
         assert!(toml::from_str::<FileSettings>("memory_limit = \"lots\"").is_err());
         assert!(toml::from_str::<FileSettings>("drain_timeout = \"soon\"").is_err());
+        assert!(toml::from_str::<FileSettings>("job_cpu_limit = \"2\"").is_err());
         assert!(toml::from_str::<FileSettings>("allow_http = [\"http://x\"]").is_err());
     }
 

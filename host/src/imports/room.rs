@@ -2,7 +2,9 @@
 //!
 //! Before the job has joined its room (while the guest answers
 //! `on-request`) every action is denied and `next-event` returns none.
-//! Once `next-event` has returned `closed(reason)` it keeps returning it.
+//! Once `next-event` has returned `closed(reason)` it keeps returning it;
+//! `closed(room-closed)` also starts the job's grace period, after which a
+//! guest that has not returned is stopped.
 //! `next-event` reads the same queue as `events.next` and skips the events
 //! only `events` can express (audio frames, track events).
 //! An action's guest input, every field of it (payload, topic, each
@@ -70,6 +72,17 @@ impl JobState {
             () = timeout => return None,
         };
         self.closed = Some(reason);
+        if reason == CloseReason::RoomClosed {
+            // The guest now knows; its grace period starts (see
+            // `runtime::job`), unless something else ended the job first.
+            self.end.send_if_modified(|end| {
+                let first = end.is_none();
+                if first {
+                    *end = Some(CloseReason::RoomClosed);
+                }
+                first
+            });
+        }
         Some(Event::Room(RoomEvent::Closed(reason)))
     }
 }

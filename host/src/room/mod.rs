@@ -20,13 +20,16 @@
 //! - dropping a session leaves the room (a transport must not rely on
 //!   [`RoomSession::close`] being called);
 //! - audio is real time: a transport may drop audio frames a job does not
-//!   read fast enough, never other events; [`RoomSession::write_audio`] may
+//!   read fast enough, never other events;
+//! - what waits in a session's queue is charged to the job's host-memory
+//!   budget ([`queue::Queued`]); [`RoomSession::write_audio`] may
 //!   wait while about a second of audio is queued (that is the guest's
 //!   backpressure), nothing else waits on the guest.
 
 pub mod ffi;
 pub mod offline;
 pub(crate) mod pcm;
+pub mod queue;
 pub mod sim;
 
 use futures::future::BoxFuture;
@@ -34,6 +37,7 @@ use futures::future::BoxFuture;
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::events::Event;
 use crate::bindings::types::{JobInfo, Participant, RoomError};
+use crate::host_memory::HostMemory;
 
 /// What a transport needs to put a job into its room.
 #[derive(Debug, Clone)]
@@ -44,6 +48,9 @@ pub struct ConnectRequest {
     pub url: String,
     /// Participant token issued by the server for this job.
     pub token: String,
+    /// The job's host-memory budget: events queued for the job are charged
+    /// to it (see [`queue`]).
+    pub host_memory: HostMemory,
 }
 
 /// A data packet sent by the agent.

@@ -13,7 +13,9 @@
 //! copied to [`SimRoom::subscribe`] receivers, which is how tests and the
 //! console observe them. Each agent session queues at most 1,024 events; when
 //! an agent does not read them the next ones are dropped for that session,
-//! with a warning.
+//! with a warning. Queued events are charged to the job's host-memory
+//! budget ([`super::queue`]): audio the budget cannot take is dropped, any
+//! other event fails the job.
 //!
 //! Audio: [`SimRoom::speak`] delivers a participant's samples, cut into
 //! 10 ms frames and converted to each subscriber's format, to the agent
@@ -28,12 +30,14 @@ use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 
+use super::queue::Queued;
 use super::{ConnectRequest, OutgoingData, OutgoingText, RoomSession, RoomTransport, pcm};
 use crate::bindings::audio::{AudioFormat, AudioFrame};
 use crate::bindings::events::Event;
 use crate::bindings::types::{
     DataPacket, Participant, ParticipantKind, RoomError, RoomEvent, TextMessage,
 };
+use crate::host_memory::HostMemory;
 
 /// Capacity of each agent session's event queue in a sim room.
 const SESSION_QUEUE: usize = 1024;
@@ -69,7 +73,7 @@ impl RoomTransport for SimRooms {
                 attributes: Vec::new(),
                 kind: ParticipantKind::Agent,
             };
-            room.connect_agent(agent)
+            room.connect_agent(agent, request.host_memory)
                 .map(|s| Box::new(s) as Box<dyn RoomSession>)
         }
         .boxed()
@@ -169,7 +173,9 @@ struct RoomState {
 struct SessionLink {
     id: u64,
     identity: String,
-    events: mpsc::Sender<Event>,
+    events: mpsc::Sender<Queued>,
+    /// The job's budget, which queued events are charged to.
+    memory: HostMemory,
     /// Participants whose audio this session receives, and in which format.
     audio: HashMap<String, AudioFormat>,
 }
@@ -294,7 +300,11 @@ impl SimRoom {
                     format: wanted,
                     samples: pcm::convert(frame, format, wanted),
                 });
-                if session.events.try_send(event).is_err() {
+                let Some(queued) = Queued::audio(&session.memory, event) else {
+                    tracing::debug!(agent = %session.identity, "host memory budget full, dropping audio");
+                    continue;
+                };
+                if session.events.try_send(queued).is_err() {
                     tracing::debug!(agent = %session.identity, "event queue full, dropping audio");
                 }
             }
@@ -326,7 +336,11 @@ impl SimRoom {
         *self.closed.borrow()
     }
 
-    fn connect_agent(&self, agent: Participant) -> Result<SimSession, RoomError> {
+    fn connect_agent(
+        &self,
+        agent: Participant,
+        memory: HostMemory,
+    ) -> Result<SimSession, RoomError> {
         if self.is_closed() {
             return Err(RoomError::Closed);
         }
@@ -343,6 +357,7 @@ impl SimRoom {
             id,
             identity: agent.identity.clone(),
             events: tx,
+            memory,
             audio: HashMap::new(),
         });
         Ok(SimSession {
@@ -377,7 +392,16 @@ impl RoomState {
             {
                 continue;
             }
-            if session.events.try_send(Event::Room(event.clone())).is_err() {
+            let Ok(queued) = Queued::event(&session.memory, Event::Room(event.clone())) else {
+                // Recorded in the budget: the job fails with its reason.
+                tracing::warn!(
+                    room = %self.name,
+                    agent = %session.identity,
+                    "host memory budget full, dropping a room event; the job fails"
+                );
+                continue;
+            };
+            if session.events.try_send(queued).is_err() {
                 tracing::warn!(
                     room = %self.name,
                     agent = %session.identity,
@@ -397,7 +421,7 @@ struct SimSession {
     room: SimRoom,
     id: u64,
     identity: String,
-    events: mpsc::Receiver<Event>,
+    events: mpsc::Receiver<Queued>,
     /// Set once `next_event` has returned `None`.
     ended: bool,
 }
@@ -432,7 +456,7 @@ impl RoomSession for SimSession {
 
     fn next_event(&mut self) -> BoxFuture<'_, Option<Event>> {
         async move {
-            let event = self.events.recv().await;
+            let event = self.events.recv().await.map(Queued::into_event);
             self.ended |= event.is_none();
             event
         }

@@ -29,6 +29,10 @@
 //!   the job. Connecting, the first response byte and each gap between
 //!   response bytes wait at most [`JobLimits::http_timeout`]; a guest may
 //!   ask for less, never for more.
+//! - What the host holds for a request in flight and a response body is
+//!   charged to the job's host-memory budget (see `http_meter.rs`); a
+//!   request the budget cannot take fails with `internal-error` and the
+//!   job fails with the budget's reason.
 //! - A denied request fails with `HTTP-request-denied` (no rule names the
 //!   host) or `destination-IP-prohibited` (a non-public address), and the
 //!   job's log gets a warning naming the host and the rule that applied.
@@ -57,8 +61,38 @@ use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::bounded;
+use crate::host_memory::{Charge, HostMemory, MemoryKind};
 use crate::limits::JobLimits;
 use crate::net::{NetError, Network};
+
+/// Largest chunk a guest writes into an outgoing body at once (the
+/// `p2_outgoing_body_chunk_size` hook); with wasmtime-wasi-http's one
+/// buffered chunk, what an unsent body holds on the host.
+pub(crate) const BODY_CHUNK_BYTES: usize = 64 << 10;
+
+/// hyper's read and write buffer cap per connection (`max_buf_size`; its
+/// minimum is 8 KiB, its default ~400 KiB).
+pub(crate) const CONNECTION_BUFFER_BYTES: usize = 64 << 10;
+
+/// What a response body holds on the host besides its headers: the
+/// connection's read buffer and one frame handed on to the guest.
+pub(crate) const RESPONSE_BUFFER_BYTES: u64 = 2 * CONNECTION_BUFFER_BYTES as u64;
+
+/// What a request in flight holds besides its headers and URI: the
+/// connection's buffers and one body chunk.
+pub(crate) const IN_FLIGHT_BYTES: u64 =
+    2 * CONNECTION_BUFFER_BYTES as u64 + BODY_CHUNK_BYTES as u64;
+
+/// Bookkeeping of one header or entry (`http::HeaderMap` stores a name, a
+/// value and links per entry), on top of its bytes.
+pub(crate) const ENTRY_OVERHEAD: u64 = 64;
+
+/// Bytes a header map holds.
+pub(crate) fn header_bytes(map: &http::HeaderMap) -> u64 {
+    map.iter()
+        .map(|(name, value)| ENTRY_OVERHEAD + name.as_str().len() as u64 + value.len() as u64)
+        .sum()
+}
 
 /// Where outbound HTTP may go: a list of [`HttpRule`]s, and whether
 /// non-public addresses are reachable through them. See the
@@ -391,17 +425,26 @@ pub(crate) struct HttpPolicy {
     response_bytes: u64,
     wait: Duration,
     network: Network,
+    memory: HostMemory,
 }
 
 impl HttpPolicy {
-    pub(crate) fn new(limits: &JobLimits) -> Self {
+    pub(crate) fn new(limits: &JobLimits, memory: HostMemory) -> Self {
         Self {
             network: limits.network.clone(),
             allow: Arc::new(limits.http_allow.clone()),
             request_bytes: limits.http_request_bytes,
             response_bytes: limits.http_response_bytes,
             wait: limits.http_timeout,
+            memory,
         }
+    }
+
+    /// Charges `bytes` for `kind`, as a `wasi:http` error when refused.
+    fn charge(&self, kind: MemoryKind, bytes: u64) -> Result<Charge, Error> {
+        self.memory
+            .charge(kind, bytes)
+            .map_err(|over| Error::InternalError(Some(over.to_string())))
     }
 }
 
@@ -440,6 +483,12 @@ impl WasiHttpHooks for HttpPolicy {
         tracing::warn!(error = %bounded::display(err, bounded::MAX_LOG_FIELD), "outbound HTTP failed");
         ErrorCode::HttpProtocolError
     }
+
+    // Small chunks keep what an unsent body holds on the host small; see
+    // `http_meter.rs`.
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK_BYTES
+    }
 }
 
 /// Waits, each the host's cap or less if the guest asked for less.
@@ -463,6 +512,11 @@ impl HttpPolicy {
             between_bytes: cap(options.between_bytes_timeout),
         };
         let uri = request.uri().clone();
+        // Held until the response's headers are in.
+        let in_flight = self.charge(
+            MemoryKind::HttpRequests,
+            IN_FLIGHT_BYTES + header_bytes(request.headers()) + uri.to_string().len() as u64,
+        )?;
         let tls = match uri.scheme() {
             Some(s) if *s == Scheme::HTTPS => true,
             Some(s) if *s == Scheme::HTTP => false,
@@ -509,7 +563,9 @@ impl HttpPolicy {
             .map_err(wasi_error)?;
         let (mut sender, conn) = timeout(
             waits.connect,
-            hyper::client::conn::http1::Builder::new().handshake(stream),
+            hyper::client::conn::http1::Builder::new()
+                .max_buf_size(CONNECTION_BUFFER_BYTES)
+                .handshake(stream),
         )
         .await
         .map_err(|_| Error::ConnectionTimeout)??;
@@ -521,6 +577,7 @@ impl HttpPolicy {
             Capped::new(body, limit, Error::HttpRequestBodySize(Some(limit)), None).boxed_unsync()
         });
         let response_bytes = self.response_bytes;
+        let response_charge = self.charge(MemoryKind::HttpResponses, RESPONSE_BUFFER_BYTES)?;
         let send = async move {
             let response = timeout(waits.first_byte, sender.send_request(request))
                 .await
@@ -535,6 +592,7 @@ impl HttpPolicy {
                     Error::HttpResponseBodySize(Some(response_bytes)),
                     Some(waits.between_bytes),
                 )
+                .holding(response_charge)
                 .boxed_unsync()
             }))
         };
@@ -557,6 +615,7 @@ impl HttpPolicy {
             }
         })
         .await?;
+        drop(in_flight);
         let io: IoFuture = Box::new(async move {
             match conn {
                 Some(conn) => conn.await.map_err(Error::from),
@@ -621,6 +680,8 @@ struct Capped<B> {
     limit: u64,
     over: Option<Error>,
     idle: Option<(Duration, Pin<Box<Sleep>>)>,
+    /// The host memory this body's buffers hold, given back with the body.
+    _charge: Option<Charge>,
 }
 
 impl<B> Capped<B> {
@@ -631,7 +692,14 @@ impl<B> Capped<B> {
             limit,
             over: Some(over),
             idle: idle.map(|d| (d, Box::pin(sleep(d)))),
+            _charge: None,
         }
+    }
+
+    /// Keeps `charge` for as long as the body lives.
+    fn holding(mut self, charge: Charge) -> Self {
+        self._charge = Some(charge);
+        self
     }
 }
 
@@ -826,7 +894,7 @@ mod tests {
             // Reads until the client gives up on the body.
             let _ = tokio::io::AsyncReadExt::read_to_end(&mut socket, &mut sink).await;
         });
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
             .handshake(TokioIo::new(stream))
             .await
@@ -846,7 +914,7 @@ mod tests {
             .body(body)
             .unwrap();
         let err = sender.send_request(request).await.unwrap_err();
-        let mut policy = HttpPolicy::new(&JobLimits::default());
+        let mut policy = HttpPolicy::new(&JobLimits::default(), HostMemory::new(1 << 20));
         assert!(
             matches!(
                 policy.p2_error_from_hyper(&err),

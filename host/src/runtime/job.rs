@@ -1,9 +1,9 @@
 //! A job's life: offer, start, run, end.
 //!
 //! ```text
-//! Runtime::offer ──▶ Offer { decision, PreparedJob? } ──start──▶ JobHandle ──outcome──▶ Outcome
-//!   fresh store,        the guest's answer; accepted      joins the room,     Success | Failed(reason)
-//!   calls on-request    offers keep their instance        calls run           | Terminated
+//! Runtime::offer ──▶ Offer { decision, PreparedJob? } ──start──▶ JobHandle ──ended──▶ (Outcome, RoomExit)
+//!   fresh store,        the guest's answer; accepted      joins the room,    Success | Failed(reason)
+//!   calls on-request    offers keep their instance        calls run          | Terminated
 //! ```
 //!
 //! Invariants:
@@ -11,25 +11,43 @@
 //!   job runs on the plugin version that was current when it was offered;
 //! - every started job ends with exactly one [`Outcome`], whatever the guest
 //!   does: returning, trapping, running away, exhausting memory, or
-//!   ignoring a termination (it is stopped after its grace period);
-//! - the room session is closed when the job ends, however it ends.
+//!   ignoring a termination or the end of its room session (it is stopped
+//!   after its grace period);
+//! - the room session is closed when the job ends, however it ends;
+//! - the outcome is known *before* the session leaves the room: the job
+//!   stays in its room until the owner of the [`RoomExit`] lets it go (the
+//!   worker does so once the final status is written to the server's
+//!   socket), or [`LEAVE_TIMEOUT`] at most, so a dead connection cannot
+//!   keep a room open. LiveKit's server records a job whose agent leaves
+//!   while the job is live as FAILED ("agent worker left the room") and
+//!   drops a later status, so the status must come first.
+//!   [`JobHandle::outcome`] (console, connect: no server) leaves at once.
+//!
+//! Grace: after a termination, or after the guest was told its room
+//! session ended (`closed(room-closed)`: room closed, agent removed,
+//! connection lost for good), the guest has
+//! [`JobLimits::termination_grace`](crate::JobLimits) to return from `run`;
+//! then it is stopped and the job ends as [`Outcome::Terminated`], which the
+//! worker reports as SUCCESS, as the Python worker reports a job it shut
+//! down because its room disconnected.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::Instrument as _;
 use wasmtime::component::ResourceTableError;
 use wasmtime::{Store, Trap, WasmBacktrace};
 
-use super::guard::{Metered, Runaway};
+use super::guard::{CpuQuotaExceeded, Metered, Runaway, SliceClock};
 use super::plugin::Plugin;
 use super::state::{EndSignal, JobState};
 use crate::bindings::Agent;
 use crate::bindings::types::{CloseReason, Decision, JobInfo};
 use crate::bounded::{self, MAX_FAILURE_REASON, MAX_FRAME_NAME};
+use crate::host_memory::HostMemory;
 use crate::limits::human_duration;
 use crate::room::{ConnectRequest, RoomTransport};
 use crate::room_service::RoomService;
@@ -45,7 +63,8 @@ pub enum Outcome {
     /// the guest did.
     Failed(String),
     /// The job was terminated (by the server, the worker or its owner) and
-    /// ended within its grace period or was stopped after it.
+    /// ended within its grace period or was stopped after it; or its room
+    /// session ended and the guest did not return within its grace period.
     Terminated,
 }
 
@@ -112,34 +131,50 @@ impl PreparedJob {
         let span = job_span(&info.id);
         let end = self.end.clone();
         let plugin = self.plugin.clone();
+        let usage = JobUsage {
+            clock: self.store.data().cpu.clock(),
+            memory: self.store.data().host_memory.clone(),
+        };
         let request = ConnectRequest {
             job: info.clone(),
             url,
             token,
+            host_memory: usage.memory.clone(),
         };
-        let task = tokio::spawn(self.run(transport, request).instrument(span));
+        let (finished_tx, finished) = oneshot::channel();
+        let task = tokio::spawn(self.run(transport, request, finished_tx).instrument(span));
         JobHandle {
             info,
             end,
             plugin,
+            usage,
             task,
+            finished,
         }
     }
 
-    async fn run(mut self, transport: Arc<dyn RoomTransport>, request: ConnectRequest) -> Outcome {
+    async fn run(
+        mut self,
+        transport: Arc<dyn RoomTransport>,
+        request: ConnectRequest,
+        finished: oneshot::Sender<Finished>,
+    ) {
         let session = match transport.connect(request).await {
             Ok(session) => session,
             Err(err) => {
                 let outcome = failed(format!("could not join the room: {err}"));
                 tracing::warn!(%outcome, "job ended");
-                return outcome;
+                let (release, _) = oneshot::channel();
+                let _ = finished.send(Finished { outcome, release });
+                return;
             }
         };
         self.store.data_mut().session = Some(session);
         let limits = self.store.data().limits.clone();
         let ended = {
             let clock = self.store.data().cpu.clock();
-            let run = Metered::new(self.agent.call_run(&mut self.store), clock);
+            let memory = self.store.data().host_memory.clone();
+            let run = Metered::new(self.agent.call_run(&mut self.store), clock.clone());
             let wall_clock = async {
                 match limits.wall_clock {
                     Some(limit) => tokio::time::sleep(limit).await,
@@ -151,26 +186,45 @@ impl PreparedJob {
                 result = run => Ended::Returned(result),
                 () = wall_clock => Ended::WallClock(limits.wall_clock.unwrap_or_default()),
                 () = grace_over => Ended::GraceExpired,
+                over = memory.wait_exceeded() => Ended::Failed(over.to_string()),
+                over = clock.wait_over_quota() => Ended::Failed(over.to_string()),
             }
         };
         let mut outcome = self.outcome(ended);
-        if let Some(mut session) = self.store.data_mut().session.take() {
-            if let (Outcome::Success, Some(reason)) = (&outcome, session.failure()) {
-                outcome = failed(format!("room transport failed: {reason}"));
+        let session = self.store.data_mut().session.take();
+        if let (Outcome::Success, Some(reason)) =
+            (&outcome, session.as_ref().and_then(|s| s.failure()))
+        {
+            outcome = failed(format!("room transport failed: {reason}"));
+        }
+        let state = self.store.data();
+        let cpu_seconds = state.cpu.clock().cpu_time().as_secs_f64();
+        let host_memory_peak = state.host_memory.peak();
+        match &outcome {
+            Outcome::Failed(_) => {
+                tracing::warn!(%outcome, cpu_seconds, host_memory_peak, "job ended")
+            }
+            _ => tracing::info!(%outcome, cpu_seconds, host_memory_peak, "job ended"),
+        }
+        // The instance is done: free its memory and pool slot now rather
+        // than after the wait below.
+        drop(self);
+        let (release, released) = oneshot::channel();
+        let _ = finished.send(Finished { outcome, release });
+        if let Some(mut session) = session {
+            // In the room until the owner's status is out (or it let go).
+            if tokio::time::timeout(LEAVE_TIMEOUT, released).await.is_err() {
+                tracing::warn!(timeout = ?LEAVE_TIMEOUT, "the final status was not sent in time; leaving the room anyway");
             }
             session.close().await;
         }
-        match &outcome {
-            Outcome::Failed(_) => tracing::warn!(%outcome, "job ended"),
-            _ => tracing::info!(%outcome, "job ended"),
-        }
-        outcome
     }
 
     fn outcome(&self, ended: Ended) -> Outcome {
         let state = self.store.data();
         state.stderr.flush_partial();
-        let terminated = *self.end.borrow() == Some(CloseReason::Terminated);
+        let end = *self.end.borrow();
+        let terminated = end == Some(CloseReason::Terminated);
         match ended {
             Ended::Returned(Ok(Ok(()))) if terminated => Outcome::Terminated,
             Ended::Returned(Ok(Ok(()))) => Outcome::Success,
@@ -180,7 +234,16 @@ impl PreparedJob {
                 "wall-clock limit {} exceeded",
                 human_duration(limit)
             )),
-            Ended::GraceExpired => Outcome::Terminated,
+            Ended::GraceExpired => {
+                if end == Some(CloseReason::RoomClosed) {
+                    tracing::warn!(
+                        grace = %human_duration(state.limits.termination_grace),
+                        "the room session ended and the guest did not return within its grace period; stopped"
+                    );
+                }
+                Outcome::Terminated
+            }
+            Ended::Failed(reason) => Outcome::Failed(reason),
         }
     }
 }
@@ -195,12 +258,30 @@ enum Ended {
     Returned(wasmtime::Result<Result<(), String>>),
     WallClock(Duration),
     GraceExpired,
+    /// A guard outside the guest's call fired (host memory, CPU quota).
+    Failed(String),
 }
 
-/// Resolves `grace` after the job is terminated; never resolves otherwise.
+/// How long a finished job stays in its room waiting for its [`RoomExit`]:
+/// a status write on a live connection takes well under a second, so this
+/// only bounds a dead or stalled connection, which must not keep the room
+/// (and the agent participant in it) open.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What the job task hands its owner once the outcome is known.
+#[derive(Debug)]
+struct Finished {
+    outcome: Outcome,
+    /// Sent or dropped: the session may leave the room.
+    release: oneshot::Sender<()>,
+}
+
+/// Resolves `grace` after the job is terminated or its room session ended
+/// (the guest was told `closed(room-closed)`); never resolves otherwise.
+/// The first of the two starts the clock; the other does not restart it.
 async fn grace_expired(mut end: watch::Receiver<Option<CloseReason>>, grace: Duration) {
     if end
-        .wait_for(|r| *r == Some(CloseReason::Terminated))
+        .wait_for(|r| matches!(r, Some(CloseReason::Terminated | CloseReason::RoomClosed)))
         .await
         .is_err()
     {
@@ -226,6 +307,14 @@ pub(crate) fn failure_reason(err: &wasmtime::Error, state: &JobState) -> String 
     }
     if let Some(runaway) = err.downcast_ref::<Runaway>() {
         return runaway.to_string();
+    }
+    if let Some(over) = err.downcast_ref::<CpuQuotaExceeded>() {
+        return over.to_string();
+    }
+    // A guest that ran out of host memory often fails in its own way
+    // afterwards (a refused request, a trap); the budget is the reason.
+    if let Some(over) = state.host_memory.exceeded() {
+        return over.to_string();
     }
     if let Some(reason) = state.memory.reason() {
         return reason;
@@ -317,13 +406,61 @@ impl Terminator {
     }
 }
 
+/// What a running job uses, readable from outside it; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct JobUsage {
+    clock: Arc<SliceClock>,
+    memory: HostMemory,
+}
+
+impl JobUsage {
+    /// CPU time the job's guest has used so far (its polls that ended).
+    pub fn cpu_time(&self) -> Duration {
+        self.clock.cpu_time()
+    }
+
+    /// Host memory held on the job's behalf now, in bytes.
+    pub fn host_memory(&self) -> u64 {
+        self.memory.used()
+    }
+}
+
 /// A running job.
 #[derive(Debug)]
 pub struct JobHandle {
     info: JobInfo,
     end: EndSignal,
     plugin: Arc<Plugin>,
-    task: JoinHandle<Outcome>,
+    usage: JobUsage,
+    task: JoinHandle<()>,
+    finished: oneshot::Receiver<Finished>,
+}
+
+/// A job that has ended but may still be in its room; see the
+/// [module docs](self). Dropping it lets the session leave.
+#[derive(Debug)]
+pub struct RoomExit {
+    release: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl RoomExit {
+    /// Lets the session leave the room; does not wait for it.
+    pub fn release(mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+    }
+
+    /// Lets the session leave the room and waits until it has.
+    pub async fn leave(mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
 }
 
 impl JobHandle {
@@ -337,6 +474,12 @@ impl JobHandle {
         &self.plugin
     }
 
+    /// What the job uses (CPU time, host memory); stays readable after
+    /// the handle is gone.
+    pub fn usage(&self) -> JobUsage {
+        self.usage.clone()
+    }
+
     /// Terminates the job; see [`Terminator::terminate`].
     pub fn terminate(&self) {
         self.terminator().terminate();
@@ -347,19 +490,44 @@ impl JobHandle {
         Terminator(self.end.clone())
     }
 
-    /// Whether the job has ended.
+    /// Whether the job has ended and left its room.
     pub fn is_finished(&self) -> bool {
         self.task.is_finished()
     }
 
-    /// Waits for the job to end.
+    /// Waits for the job to end, then leaves the room at once and waits
+    /// until it has: for callers with no server to tell first.
     pub async fn outcome(self) -> Outcome {
-        match self.task.await {
-            Ok(outcome) => outcome,
-            Err(err) if err.is_panic() => {
-                Outcome::Failed("internal error: the job's host task panicked".into())
+        let (outcome, exit) = self.ended().await;
+        exit.leave().await;
+        outcome
+    }
+
+    /// Waits for the job to end; the session stays in the room until the
+    /// [`RoomExit`] is released or dropped (or [`LEAVE_TIMEOUT`]).
+    pub async fn ended(self) -> (Outcome, RoomExit) {
+        match self.finished.await {
+            Ok(Finished { outcome, release }) => (
+                outcome,
+                RoomExit {
+                    release: Some(release),
+                    task: Some(self.task),
+                },
+            ),
+            // The task ended without an outcome: it panicked or was cancelled.
+            Err(_) => {
+                let outcome = match self.task.await {
+                    Err(err) if err.is_panic() => {
+                        Outcome::Failed("internal error: the job's host task panicked".into())
+                    }
+                    _ => Outcome::Terminated,
+                };
+                let exit = RoomExit {
+                    release: None,
+                    task: None,
+                };
+                (outcome, exit)
             }
-            Err(_) => Outcome::Terminated,
         }
     }
 }

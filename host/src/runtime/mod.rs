@@ -30,6 +30,7 @@ mod cache;
 mod engine;
 mod guard;
 pub(crate) mod http;
+mod http_meter;
 mod job;
 mod plugin;
 mod precompiled;
@@ -50,7 +51,9 @@ use self::cache::ArtifactCache;
 pub use self::cache::write_atomically;
 pub use self::engine::{RuntimeConfig, default_cache_dir};
 use self::guard::Metered;
-pub use self::job::{JobHandle, Offer, Outcome, PreparedJob, Terminator};
+pub use self::job::{
+    JobHandle, JobUsage, LEAVE_TIMEOUT, Offer, Outcome, PreparedJob, RoomExit, Terminator,
+};
 pub use self::plugin::digest;
 pub use self::plugin::{
     GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, SDK_VERSION_SECTION, WIT_VERSION,
@@ -58,7 +61,8 @@ pub use self::plugin::{
 pub use self::slot::{LoadedVersion, PluginSlot, Swap};
 use self::state::JobState;
 use crate::bindings::Agent;
-use crate::bindings::types::{Decision, JobInfo, JobRequest};
+use crate::bindings::types::{Decision, DispatchInfo, JobInfo, JobRequest};
+pub use crate::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
 use crate::limits::JobLimits;
 
 /// The engine, the linker with every host import, and the compile cache.
@@ -144,21 +148,41 @@ impl Runtime {
         self.load_plugin(bytes)?.precompiled()
     }
 
-    /// Offers a job to `plugin`: instantiates it in a fresh store and asks
-    /// its `on-request`. An error means the guest could not answer (it
-    /// trapped, ran away, or could not be instantiated) or accepted with
-    /// fields LiveKit would refuse when the agent joins (see
-    /// [`MAX_IDENTITY`] and the other join limits); treat it as a decline.
-    /// Its text is within [`MAX_FAILURE_REASON`](crate::limits::MAX_FAILURE_REASON)
-    /// plus a short prefix.
+    /// Offers a job that no dispatch created (console, connect, tests) to
+    /// `plugin`: [`Self::offer_dispatched`] with an empty [`DispatchInfo`].
     pub async fn offer(
         &self,
         plugin: &Arc<Plugin>,
         request: JobRequest,
         limits: JobLimits,
     ) -> Result<Offer, OfferError> {
+        let dispatch = DispatchInfo {
+            dispatch_id: String::new(),
+            deployment: String::new(),
+            enable_recording: false,
+            enable_redaction: false,
+        };
+        self.offer_dispatched(plugin, request, dispatch, limits)
+            .await
+    }
+
+    /// Offers a job to `plugin`: instantiates it in a fresh store and asks
+    /// its `on-request`; `dispatch` is what `job.dispatch` returns to it. An
+    /// error means the guest could not answer (it trapped, ran away, or
+    /// could not be instantiated) or accepted with fields LiveKit would
+    /// refuse when the agent joins (see [`MAX_IDENTITY`] and the other join
+    /// limits); treat it as a decline. Its text is within
+    /// [`MAX_FAILURE_REASON`](crate::limits::MAX_FAILURE_REASON) plus a short
+    /// prefix.
+    pub async fn offer_dispatched(
+        &self,
+        plugin: &Arc<Plugin>,
+        request: JobRequest,
+        dispatch: DispatchInfo,
+        limits: JobLimits,
+    ) -> Result<Offer, OfferError> {
         let span = job::job_span(&request.id);
-        self.offer_in_span(plugin, request, limits)
+        self.offer_in_span(plugin, request, dispatch, limits)
             .instrument(span)
             .await
     }
@@ -167,6 +191,7 @@ impl Runtime {
         &self,
         plugin: &Arc<Plugin>,
         request: JobRequest,
+        dispatch: DispatchInfo,
         limits: JobLimits,
     ) -> Result<Offer, OfferError> {
         anyhow::ensure!(
@@ -178,7 +203,7 @@ impl Runtime {
         let (end, _) = watch::channel(None);
         let end = Arc::new(end);
         let info = job_info(&request, String::new());
-        let mut store = self.new_store(info, limits, end.clone());
+        let mut store = self.new_store(info, dispatch, limits, end.clone());
         let clock = store.data().cpu.clock();
         let agent =
             match Metered::new(plugin.pre.instantiate_async(&mut store), clock.clone()).await {
@@ -221,11 +246,13 @@ impl Runtime {
     fn new_store(
         &self,
         info: JobInfo,
+        dispatch: DispatchInfo,
         limits: JobLimits,
         end: state::EndSignal,
     ) -> Store<JobState> {
         let hostcall_bytes = limits.hostcall_bytes;
-        let mut store = Store::new(&self.inner.engine, JobState::new(info, limits, end));
+        let state = JobState::new(info, dispatch, limits, end);
+        let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|state| &mut state.memory);
         store.set_hostcall_fuel(hostcall_bytes);
         // Every tick while the guest computes: yield to other jobs, or end

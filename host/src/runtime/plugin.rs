@@ -33,7 +33,7 @@ use super::state::JobState;
 use crate::bindings::AgentPre;
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.1";
+pub const WIT_VERSION: &str = "0.1.2";
 
 /// Custom section in which `agent-host-sdk` records the WIT version it targets.
 pub const SDK_VERSION_SECTION: &str = "agent-host:sdk-version";
@@ -375,7 +375,8 @@ mod tests {
     fn sdk_versions() {
         assert!(check_sdk_version("0.1.0").is_ok());
         assert!(check_sdk_version("0.1.1").is_ok());
-        assert!(check_sdk_version("0.1.2").is_err());
+        assert!(check_sdk_version("0.1.2").is_ok());
+        assert!(check_sdk_version("0.1.3").is_err());
         assert!(check_sdk_version("0.2.0").is_err());
         assert!(check_sdk_version("1.0.0").is_err());
         assert!(check_sdk_version("garbage").is_err());

@@ -15,15 +15,18 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guard::{CpuSlice, MemoryGuard};
 use super::http::HttpPolicy;
+use super::http_meter::HttpMeter;
 use super::stdio::{GuestOutput, Stream};
 use crate::bindings::audio::AudioFormat;
-use crate::bindings::types::{CloseReason, JobInfo};
+use crate::bindings::types::{CloseReason, DispatchInfo, JobInfo};
+use crate::host_memory::HostMemory;
 use crate::limits::JobLimits;
 use crate::room::RoomSession;
 use crate::room_service::RoomScope;
 
-/// Signals from outside the guest to its job: `Some(reason)` once the job
-/// must end (terminated by the worker, or shutdown requested by the guest).
+/// Signals to the job that it must end: `Some(reason)` once it was
+/// terminated by the worker, shutdown was requested by the guest, or the
+/// guest was told its room session ended.
 pub(crate) type EndSignal = Arc<watch::Sender<Option<CloseReason>>>;
 
 /// The data of one job's store.
@@ -33,6 +36,14 @@ pub(crate) struct JobState {
     http: WasiHttpCtx,
     /// Outbound HTTP's send hook: the allow-list and caps of this job.
     http_policy: HttpPolicy,
+    /// Sizes the `wasi:http` resources of `table` before each HTTP call.
+    http_meter: HttpMeter,
+    /// Host memory held on the guest's behalf (HTTP, room queues, stdio).
+    pub(crate) host_memory: HostMemory,
+    /// An empty table that holds nothing: what `wasi:http` calls see once
+    /// the budget is exceeded, so each of them fails (and the job with it)
+    /// instead of adding more.
+    refused: ResourceTable,
     /// LiveKit's server API for this job's room; `None` where the host has
     /// no server credentials (console, simulated rooms).
     pub(crate) room_service: Option<RoomScope>,
@@ -40,6 +51,8 @@ pub(crate) struct JobState {
     pub(crate) cpu: CpuSlice,
     pub(crate) limits: JobLimits,
     pub(crate) info: JobInfo,
+    /// How the job was dispatched (`job.dispatch`).
+    pub(crate) dispatch: DispatchInfo,
     pub(crate) session: Option<Box<dyn RoomSession>>,
     /// The format of the agent's published audio track, once published.
     pub(crate) audio_out: Option<AudioFormat>,
@@ -50,9 +63,15 @@ pub(crate) struct JobState {
 }
 
 impl JobState {
-    pub(crate) fn new(info: JobInfo, limits: JobLimits, end: EndSignal) -> Self {
-        let stdout = GuestOutput::new(Stream::Stdout);
-        let stderr = GuestOutput::new(Stream::Stderr);
+    pub(crate) fn new(
+        info: JobInfo,
+        dispatch: DispatchInfo,
+        limits: JobLimits,
+        end: EndSignal,
+    ) -> Self {
+        let host_memory = HostMemory::new(limits.host_memory_bytes);
+        let stdout = GuestOutput::new(Stream::Stdout, &host_memory);
+        let stderr = GuestOutput::new(Stream::Stderr, &host_memory);
         // No ambient authority: no preopened directory, no environment, no
         // arguments, no sockets (wasmtime-wasi 48 denies sockets and name
         // lookups unless allowed); stdin is empty. Clocks and randomness are
@@ -70,12 +89,20 @@ impl JobState {
             wasi,
             table,
             http: WasiHttpCtx::new(),
-            http_policy: HttpPolicy::new(&limits),
+            http_policy: HttpPolicy::new(&limits, host_memory.clone()),
+            http_meter: HttpMeter::new(&host_memory),
+            host_memory,
+            refused: {
+                let mut refused = ResourceTable::new();
+                refused.set_max_capacity(0);
+                refused
+            },
             room_service: None,
             memory: MemoryGuard::new(limits.memory_bytes),
-            cpu: CpuSlice::new(limits.cpu_slice),
+            cpu: CpuSlice::new(limits.cpu_slice, limits.cpu_quota),
             limits,
             info,
+            dispatch,
             session: None,
             audio_out: None,
             closed: None,
@@ -95,10 +122,21 @@ impl WasiView for JobState {
 }
 
 impl WasiHttpView for JobState {
+    /// Runs first in every `wasi:http` call: the meter charges what the
+    /// guest's HTTP resources hold before the call can add more. Once the
+    /// budget is exceeded, the call gets an empty table: it fails (every
+    /// `wasi:http` call looks up or creates a resource) and ends the job
+    /// with the budget's reason, so no call adds to what is held.
     fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.http_meter.measure(&mut self.table);
+        let table = if self.host_memory.exceeded().is_some() {
+            &mut self.refused
+        } else {
+            &mut self.table
+        };
         WasiHttpCtxView {
             ctx: &mut self.http,
-            table: &mut self.table,
+            table,
             hooks: &mut self.http_policy,
         }
     }

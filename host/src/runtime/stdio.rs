@@ -8,6 +8,8 @@
 //! line, however long the guest makes it. The last lines of stderr (each
 //! within the same bound) are kept so a guest panic message can become the
 //! job's failure reason.
+//! What a stream buffers (its partial line and kept tail, at most 17
+//! lines of [`MAX_LOG_LINE`]) is charged to the job's host-memory budget.
 
 use std::collections::VecDeque;
 use std::io;
@@ -21,6 +23,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::bounded;
+use crate::host_memory::{Charge, HostMemory, MemoryKind};
 use crate::limits::MAX_LOG_LINE;
 
 /// How many stderr lines are kept for failure reasons.
@@ -40,16 +43,24 @@ pub(crate) struct GuestOutput {
     inner: Arc<Mutex<LineBuffer>>,
 }
 
-#[derive(Default)]
 struct LineBuffer {
     /// The start of the current line, at most [`MAX_LOG_LINE`] bytes.
     partial: Vec<u8>,
     /// Bytes of the current line beyond `partial`, dropped.
     dropped: usize,
     tail: VecDeque<String>,
+    /// What `partial` and `tail` hold, in the job's budget.
+    charge: Charge,
 }
 
 impl LineBuffer {
+    /// Resizes the charge to what is buffered now. A refusal is recorded in
+    /// the budget, which ends the job; the buffer stays bounded regardless.
+    fn recharge(&mut self) {
+        let held = self.partial.capacity() + self.tail.iter().map(String::capacity).sum::<usize>();
+        let _ = self.charge.resize(held as u64);
+    }
+
     /// The current line, bounded, and a fresh buffer for the next.
     fn take_line(&mut self) -> String {
         let total = self.partial.len() + self.dropped;
@@ -62,10 +73,15 @@ impl LineBuffer {
 }
 
 impl GuestOutput {
-    pub(crate) fn new(stream: Stream) -> Self {
+    pub(crate) fn new(stream: Stream, memory: &HostMemory) -> Self {
         Self {
             stream,
-            inner: Arc::default(),
+            inner: Arc::new(Mutex::new(LineBuffer {
+                partial: Vec::new(),
+                dropped: 0,
+                tail: VecDeque::new(),
+                charge: memory.empty(MemoryKind::Stdio),
+            })),
         }
     }
 
@@ -82,6 +98,7 @@ impl GuestOutput {
                 self.emit(&mut buf, line);
             }
         }
+        buf.recharge();
     }
 
     fn emit(&self, buf: &mut LineBuffer, line: String) {
@@ -105,6 +122,7 @@ impl GuestOutput {
         if !buf.partial.is_empty() {
             let line = buf.take_line();
             self.emit(&mut buf, line);
+            buf.recharge();
         }
     }
 
@@ -210,7 +228,7 @@ mod tests {
 
     #[test]
     fn splits_lines_and_keeps_stderr_tail() {
-        let out = GuestOutput::new(Stream::Stderr);
+        let out = GuestOutput::new(Stream::Stderr, &HostMemory::new(1 << 20));
         out.write_bytes(b"thread 'main' panicked at a.rs:1:1:\nbo");
         out.write_bytes(b"om\n");
         assert_eq!(out.panic_message().as_deref(), Some("boom"));
@@ -218,7 +236,7 @@ mod tests {
 
     #[test]
     fn long_lines_are_cut_with_a_marker() {
-        let out = GuestOutput::new(Stream::Stderr);
+        let out = GuestOutput::new(Stream::Stderr, &HostMemory::new(1 << 20));
         // One line of 1 MiB in many writes, the way a guest floods it.
         let chunk = "é".repeat(1000);
         for _ in 0..(1 << 20) / chunk.len() {

@@ -57,7 +57,7 @@ pub use self::protocol::{
 };
 pub use self::protocol::{MAX_FRAME, MAX_SEND_FRAME};
 use self::status::Shared;
-pub use self::status::{ConnectionState, Metrics, WorkerStatus};
+pub use self::status::{ConnectionState, CpuHistogram, JobSnapshot, Metrics, WorkerStatus};
 use crate::room::RoomTransport;
 use crate::room_service::RoomService;
 use crate::{LoadedVersion, Plugin, PluginError, PluginSlot, PluginVersion, Runtime, Swap};
@@ -238,6 +238,11 @@ impl WorkerHandle {
                 (v, n)
             })
             .collect()
+    }
+
+    /// The running jobs, with the CPU time and host memory each uses now.
+    pub fn jobs(&self) -> Vec<JobSnapshot> {
+        self.shared.jobs()
     }
 
     /// Whether the worker is healthy: registered, or still trying.

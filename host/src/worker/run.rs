@@ -1,6 +1,21 @@
 //! The worker loop: one task owns all worker state; the socket, job events,
 //! timers and commands all feed into it, so there are no locks around the
 //! job table and every decision sees a consistent picture.
+//!
+//! Job statuses, as the open-source server reads them (`pkg/agent/worker.go`):
+//! - a job's final status is written to the socket *before* its session
+//!   leaves the room ([`RoomExit`] is released after the send): the server
+//!   records a job whose agent left the room while the job was live as
+//!   FAILED "agent worker left the room" and drops any later status;
+//! - an assignment the worker will not run (no accepted offer for it: never
+//!   offered, declined, released after the assignment timeout, or voided by
+//!   a reconnect) is answered with FAILED and the reason, so the server
+//!   keeps no RUNNING job nobody runs; a second assignment for a job that
+//!   runs here starts nothing and is answered with RUNNING (FAILED would end
+//!   the server's record of a job that does run, and drop its final status);
+//! - statuses that cannot be sent wait in an outbox for the next
+//!   connection, where the open-source server, which forgot this worker's
+//!   jobs when the connection dropped, ignores them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -19,11 +34,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::load::{CpuSampler, LoadInputs};
 use super::protocol::{self, ConnectError, Incoming, Socket};
-use super::status::{ConnectionState, Metrics, Shared};
+use super::status::{ConnectionState, JobEntry, Metrics, Shared};
 use super::{Command, Exit, SDK_VERSION, Worker, WorkerError};
-use crate::runtime::OfferError;
+use crate::runtime::{JobUsage, OfferError};
 use crate::wit::{self, Decision};
-use crate::{Offer, Outcome, PreparedJob, Terminator};
+use crate::{Offer, Outcome, PreparedJob, RoomExit, Terminator};
 
 /// Attribute the official workers add to the agent participant.
 const AGENT_NAME_ATTRIBUTE: &str = "lk.agent.name";
@@ -37,8 +52,8 @@ enum Event {
     },
 }
 
-/// A running job's end: its id and outcome.
-type Ending = BoxFuture<'static, (String, Outcome)>;
+/// A running job's end: its id, outcome, and its way out of the room.
+type Ending = BoxFuture<'static, (String, Outcome, RoomExit)>;
 
 struct Accepted {
     job: PreparedJob,
@@ -51,6 +66,7 @@ struct Running {
     plugin: String,
     /// Set when the drain timeout already reported the job as failed.
     reported: bool,
+    usage: JobUsage,
 }
 
 pub(super) struct Session {
@@ -72,8 +88,9 @@ pub(super) struct Session {
     /// end: rebuilding it from `running` on every event cost O(jobs) per
     /// event, which dominated the worker loop at thousands of jobs.
     by_version: BTreeMap<String, usize>,
-    /// Job statuses waiting for a connection.
-    outbox: VecDeque<proto::UpdateJobStatus>,
+    /// Job statuses waiting for a connection, with the room their job
+    /// still holds (released once sent, or after `LEAVE_TIMEOUT` anyway).
+    outbox: VecDeque<(proto::UpdateJobStatus, Option<RoomExit>)>,
     draining: Option<Instant>,
     cpu: CpuSampler,
     load: f32,
@@ -173,8 +190,8 @@ impl Session {
                     }
                 }
                 Some(event) = self.events.recv() => self.on_event(event).await,
-                Some((job_id, outcome)) = self.endings.next(), if !self.endings.is_empty() => {
-                    self.on_job_ended(job_id, outcome).await
+                Some((job_id, outcome, exit)) = self.endings.next(), if !self.endings.is_empty() => {
+                    self.on_job_ended(job_id, outcome, exit).await
                 }
                 command = self.w.commands.recv() => match command {
                     Some(Command::Drain) => self.start_drain().await,
@@ -220,10 +237,13 @@ impl Session {
             self.send(WorkerMsg::MigrateJob(proto::MigrateJobRequest { job_ids }))
                 .await;
         }
-        while let Some(update) = self.outbox.pop_front() {
+        while let Some((update, exit)) = self.outbox.pop_front() {
             if !self.send(WorkerMsg::UpdateJob(update.clone())).await {
-                self.outbox.push_front(update);
+                self.outbox.push_front((update, exit));
                 break;
+            }
+            if let Some(exit) = exit {
+                exit.release();
             }
         }
         Ok(())
@@ -318,9 +338,10 @@ impl Session {
         let events = self.events_tx.clone();
         let generation = self.generation;
         let offer_timeout = self.w.options.offer_timeout;
-        let request = job_request(&job);
+        let (request, dispatch) = (job_request(&job), dispatch_info(&job));
         tokio::spawn(async move {
-            let result = timeout(offer_timeout, runtime.offer(&plugin, request, limits)).await;
+            let offer = runtime.offer_dispatched(&plugin, request, dispatch, limits);
+            let result = timeout(offer_timeout, offer).await;
             let _ = events.send(Event::OfferDecided {
                 job: Box::new(job),
                 generation,
@@ -415,8 +436,17 @@ impl Session {
             tracing::warn!("ignoring an assignment without a job");
             return;
         };
+        if self.running.contains_key(&job.id) {
+            tracing::warn!(job_id = %job.id, "a second assignment for a job that runs here; it keeps running");
+            self.report(&job.id, proto::JobStatus::JsRunning, String::new(), None)
+                .await;
+            return;
+        }
         let Some(accepted) = self.accepted.remove(&job.id) else {
-            tracing::warn!(job_id = %job.id, "ignoring an assignment for a job this worker did not accept");
+            let reason = "assignment for a job this worker has no accepted offer for (never offered, declined, released after the assignment timeout, or offered on a lost connection)";
+            tracing::warn!(job_id = %job.id, %reason, "refusing the assignment");
+            self.report(&job.id, proto::JobStatus::JsFailed, reason.into(), None)
+                .await;
             return;
         };
         // The open-source server never sets a URL; then the worker's own is used.
@@ -431,21 +461,37 @@ impl Session {
         }
         let handle = prepared.start(self.w.transport.clone(), url, assignment.token);
         let terminator = handle.terminator();
+        let usage = handle.usage();
+        self.shared()
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                job.id.clone(),
+                JobEntry {
+                    room: handle.info().room.name.clone(),
+                    plugin: plugin.clone(),
+                    usage: usage.clone(),
+                },
+            );
         *self.by_version.entry(plugin.clone()).or_insert(0) += 1;
         let job_id = job.id.clone();
-        self.endings
-            .push(Box::pin(async move { (job_id, handle.outcome().await) }));
+        self.endings.push(Box::pin(async move {
+            let (outcome, exit) = handle.ended().await;
+            (job_id, outcome, exit)
+        }));
         self.running.insert(
             job.id.clone(),
             Running {
                 terminator,
                 plugin,
                 reported: false,
+                usage,
             },
         );
         Metrics::inc(&self.shared().metrics.jobs_started);
         self.publish_counts();
-        self.report(&job.id, proto::JobStatus::JsRunning, String::new())
+        self.report(&job.id, proto::JobStatus::JsRunning, String::new(), None)
             .await;
     }
 
@@ -470,10 +516,19 @@ impl Session {
         }
     }
 
-    async fn on_job_ended(&mut self, job_id: String, outcome: Outcome) {
+    async fn on_job_ended(&mut self, job_id: String, outcome: Outcome, exit: RoomExit) {
         let Some(running) = self.running.remove(&job_id) else {
             return;
         };
+        self.shared()
+            .jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&job_id);
+        self.shared()
+            .metrics
+            .job_cpu
+            .observe(running.usage.cpu_time());
         if let Some(n) = self.by_version.get_mut(&running.plugin) {
             *n -= 1;
             if *n == 0 {
@@ -494,20 +549,31 @@ impl Session {
             _ => &m.jobs_succeeded,
         });
         self.publish_counts();
-        if !running.reported {
-            self.report(&job_id, status, error).await;
+        if running.reported {
+            exit.release();
+        } else {
+            self.report(&job_id, status, error, Some(exit)).await;
         }
     }
 
-    /// Sends a job status now, or queues it until the next connection.
-    async fn report(&mut self, job_id: &str, status: proto::JobStatus, error: String) {
+    /// Sends a job status now, or queues it until the next connection;
+    /// `exit` (the job's room) is released once the status is written.
+    async fn report(
+        &mut self,
+        job_id: &str,
+        status: proto::JobStatus,
+        error: String,
+        exit: Option<RoomExit>,
+    ) {
         let update = proto::UpdateJobStatus {
             job_id: job_id.to_string(),
             status: status as i32,
             error,
         };
         if !self.send(WorkerMsg::UpdateJob(update.clone())).await {
-            self.outbox.push_back(update);
+            self.outbox.push_back((update, exit));
+        } else if let Some(exit) = exit {
+            exit.release();
         }
     }
 
@@ -611,8 +677,13 @@ impl Session {
                 running.terminator.terminate();
             }
             Metrics::inc(&self.shared().metrics.jobs_failed);
-            self.report(&id, proto::JobStatus::JsFailed, "drain timeout".into())
-                .await;
+            self.report(
+                &id,
+                proto::JobStatus::JsFailed,
+                "drain timeout".into(),
+                None,
+            )
+            .await;
         }
         self.accepted.clear();
     }
@@ -653,6 +724,16 @@ fn job_request(job: &proto::Job) -> wit::JobRequest {
         agent_name: job.agent_name.clone(),
         metadata: job.metadata.clone(),
         attributes: sorted(&job.attributes),
+    }
+}
+
+/// The guest's view of how the job was dispatched (`job.dispatch`).
+fn dispatch_info(job: &proto::Job) -> wit::DispatchInfo {
+    wit::DispatchInfo {
+        dispatch_id: job.dispatch_id.clone(),
+        deployment: job.deployment.clone(),
+        enable_recording: job.enable_recording,
+        enable_redaction: job.enable_redaction,
     }
 }
 

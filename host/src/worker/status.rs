@@ -6,8 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crate::PluginSlot;
+use crate::runtime::JobUsage;
 
 /// Connection state of the worker.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -71,6 +73,71 @@ pub struct Metrics {
     pub swaps: AtomicU64,
     /// Plugin swaps refused (the component did not load).
     pub swaps_refused: AtomicU64,
+    /// CPU time of the jobs that ended.
+    pub job_cpu: CpuHistogram,
+}
+
+/// A Prometheus histogram of jobs' CPU time, in seconds.
+#[derive(Debug, Default)]
+pub struct CpuHistogram {
+    /// Jobs at or below each bound of [`CpuHistogram::BOUNDS`].
+    buckets: [AtomicU64; CpuHistogram::BOUNDS.len()],
+    /// Every job observed.
+    count: AtomicU64,
+    /// Their CPU time added up, in microseconds.
+    sum_micros: AtomicU64,
+}
+
+impl CpuHistogram {
+    /// Upper bounds of the buckets, in CPU-seconds: from a job that only
+    /// answered and left (10 ms) to one that computed for an hour.
+    pub const BOUNDS: [f64; 8] = [0.01, 0.1, 0.5, 1.0, 10.0, 60.0, 600.0, 3600.0];
+
+    pub(crate) fn observe(&self, cpu: Duration) {
+        let seconds = cpu.as_secs_f64();
+        for (bound, bucket) in Self::BOUNDS.iter().zip(&self.buckets) {
+            if seconds <= *bound {
+                bucket.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(cpu.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    /// Cumulative counts per bound of [`BOUNDS`](Self::BOUNDS), the total
+    /// count, and the sum in seconds.
+    pub fn snapshot(&self) -> (Vec<(f64, u64)>, u64, f64) {
+        let buckets = Self::BOUNDS
+            .iter()
+            .zip(&self.buckets)
+            .map(|(bound, n)| (*bound, n.load(Ordering::Relaxed)))
+            .collect();
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (buckets, self.count.load(Ordering::Relaxed), sum)
+    }
+}
+
+/// A running job, as `/worker` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct JobSnapshot {
+    /// The job id, `AJ_...`.
+    pub id: String,
+    /// The room's name.
+    pub room: String,
+    /// Digest of the plugin version it runs on.
+    pub plugin: String,
+    /// CPU time its guest has used so far, in seconds.
+    pub cpu_seconds: f64,
+    /// Host memory held on its behalf now, in bytes.
+    pub host_memory_bytes: u64,
+}
+
+/// A running job's entry in [`Shared::jobs`].
+pub(crate) struct JobEntry {
+    pub(crate) room: String,
+    pub(crate) plugin: String,
+    pub(crate) usage: JobUsage,
 }
 
 impl Metrics {
@@ -89,6 +156,8 @@ pub(crate) struct Shared {
     pub(crate) status: Mutex<WorkerStatus>,
     pub(crate) metrics: Metrics,
     pub(crate) plugins: PluginSlot,
+    /// The running jobs, by id; read only when `/worker` is asked for.
+    pub(crate) jobs: Mutex<BTreeMap<String, JobEntry>>,
 }
 
 impl Shared {
@@ -105,7 +174,24 @@ impl Shared {
             }),
             metrics: Metrics::default(),
             plugins,
+            jobs: Mutex::default(),
         }
+    }
+
+    /// The running jobs with what they use now.
+    pub(crate) fn jobs(&self) -> Vec<JobSnapshot> {
+        self.jobs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(id, job)| JobSnapshot {
+                id: id.clone(),
+                room: job.room.clone(),
+                plugin: job.plugin.clone(),
+                cpu_seconds: job.usage.cpu_time().as_secs_f64(),
+                host_memory_bytes: job.usage.host_memory(),
+            })
+            .collect()
     }
 
     pub(crate) fn update(&self, change: impl FnOnce(&mut WorkerStatus)) {
@@ -117,5 +203,23 @@ impl Shared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let h = CpuHistogram::default();
+        h.observe(Duration::from_millis(5));
+        h.observe(Duration::from_millis(700));
+        h.observe(Duration::from_secs(7200));
+        let (buckets, count, sum) = h.snapshot();
+        assert_eq!(count, 3);
+        assert!((sum - 7200.705).abs() < 1e-6, "{sum}");
+        let at = |bound: f64| buckets.iter().find(|(b, _)| *b == bound).unwrap().1;
+        assert_eq!((at(0.01), at(0.5), at(1.0), at(3600.0)), (1, 1, 2, 2));
     }
 }

@@ -448,7 +448,9 @@ impl Session {
             };
         };
         match msg.message {
-            Some(M::Register(_)) => tracing::warn!(worker_id, "second register ignored"),
+            // `WorkerRegisterer` is done after the first: a second register
+            // is an unexpected message, and any handler error closes the socket.
+            Some(M::Register(_)) => return Err("second register".into()),
             Some(M::Ping(p)) => self.pong(p.timestamp),
             Some(M::Availability(resp)) => self.inner.update(|s| {
                 let tx = s
@@ -468,9 +470,10 @@ impl Session {
             }),
             Some(M::UpdateWorker(u)) => self.inner.update(|s| {
                 if let Some(w) = s.workers.get_mut(&worker_id) {
+                    // Stored as sent: an unknown value is neither
+                    // AVAILABLE nor FULL, so the worker is never picked.
                     if let Some(status) = u.status {
-                        w.snapshot.status =
-                            WorkerStatus::try_from(status).unwrap_or(WorkerStatus::WsAvailable);
+                        w.snapshot.status = status;
                     }
                     w.snapshot.load = u.load;
                     w.snapshot.reported_job_count = u.job_count;
@@ -488,7 +491,7 @@ impl Session {
             Some(M::SimulateJob(sim)) => {
                 crate::dispatch::simulate_job(&self.inner, &worker_id, sim);
             }
-            None => {}
+            None => return Err("worker message with no message".into()),
         }
         Ok(())
     }
@@ -529,7 +532,7 @@ impl Session {
             agent_name: reg.agent_name.clone(),
             namespace: reg.namespace.clone(),
             job_type,
-            status: WorkerStatus::WsAvailable,
+            status: WorkerStatus::WsAvailable as i32,
             load: 0.0,
             reported_job_count: 0,
             job_count: 0,

@@ -9,7 +9,8 @@
 //!   the dispatch fails with "no servers available".
 //! * Pick: weighted random with weight `max(0, 1 - load)`.
 //! * Answer window: [`crate::Config::offer_timeout`] for the whole dispatch
-//!   (OSS psrpc default ≈ 3 s), each offer also capped by
+//!   (2.8 s: the OSS psrpc default deadline of 3 s less node selection,
+//!   which takes at least 200 ms), each offer also capped by
 //!   [`crate::Config::assign_job_timeout`] (10 s). A timeout is not retried.
 //! * `terminate=true` → job SUCCESS, no retry; `available=false` or worker
 //!   closed → next worker; `available=true` → `JobAssignment{job, token,
@@ -134,10 +135,10 @@ pub(crate) fn start(
         metadata: req.metadata.clone(),
         agent_name: req.agent_name.clone(),
         state: None,
-        enable_recording: false,
+        enable_recording: inner.config.enable_recording,
         deployment: req.deployment.clone(),
         attributes: req.attributes.clone(),
-        enable_redaction: false,
+        enable_redaction: inner.config.enable_redaction,
     };
     let record = JobRecord {
         id: JobId(id.clone()),
@@ -161,6 +162,7 @@ pub(crate) fn start(
         ended_at: None,
         terminated_at: None,
         worker_disconnected_at: None,
+        agent_left_at: None,
     };
     let key = WorkerKey {
         agent_name: req.agent_name,
@@ -224,7 +226,7 @@ fn pick_worker(
         })
         // A targeted offer (simulate_job, dispatch_to) goes to that worker
         // whatever its status, like OSS `HandleSimulateJob` → `AssignJob`.
-        .filter(|w| target.is_some() || w.snapshot.status == WorkerStatus::WsAvailable)
+        .filter(|w| target.is_some() || w.snapshot.status == WorkerStatus::WsAvailable as i32)
         .collect();
     if candidates.is_empty() {
         return Pick::Done(if tried.is_empty() {

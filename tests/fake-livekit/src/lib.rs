@@ -23,7 +23,8 @@
 //!   else, an unknown job type or an invalid deployment closes the socket
 //!   (no close frame, like Go's `conn.Close()`). No register within
 //!   [`Config::register_timeout`] (10 s) closes it too. After registration
-//!   there is no read deadline.
+//!   there is no read deadline; a second `register` or a `WorkerMessage`
+//!   with no message closes the socket (any handler error does on OSS).
 //! * `register` → `RegisterWorkerResponse{worker_id: "AW_…", server_info{
 //!   edition: Standard, version, protocol: 17, agent_protocol: 1, node_id,
 //!   region}}`. `ping` → `pong{last_timestamp, timestamp: now_ms}`. WebSocket
@@ -31,19 +32,27 @@
 //!   checked. Tests can send control frames at any moment, also right after
 //!   the upgrade, as proxies do ([`FakeLiveKit::send_control`],
 //!   [`FakeLiveKit::set_upgrade_frames`]).
-//! * `update_worker`: status replaced only when present, load always
-//!   overwritten. `update_job` accepted only for jobs the sender runs;
-//!   SUCCESS/FAILED end the job. `migrate_job` is recorded and otherwise
+//! * `update_worker`: status replaced only when present (stored as sent: an
+//!   unknown value makes the worker unpickable), load always overwritten.
+//!   `update_job` accepted only for jobs the sender runs; SUCCESS/FAILED end
+//!   the job; every other status is recorded as dropped
+//!   ([`JobRecord::dropped_worker_statuses`]). `migrate_job` is recorded and otherwise
 //!   ignored. `simulate_job` offers a new job to the same worker.
 //! * Dispatch ([`FakeLiveKit::dispatch`]): see [`dispatch`]
 //!   module docs. Termination ([`FakeLiveKit::terminate_job`]) sends
 //!   `JobTermination` and records the end immediately. A worker disconnect
 //!   forgets its jobs (no re-dispatch).
+//! * The agent leaving its room ([`FakeLiveKit::agent_left`], which a test
+//!   calls when its room double sees the agent participant go): while the
+//!   job is live, the server's rule applies (`room.go` `RemoveParticipant`
+//!   → `TerminateJob(AGENT_LEFT_ROOM)`): `JobTermination`, the job recorded
+//!   FAILED "agent worker left the room", later statuses dropped. On OSS a
+//!   room closing disconnects its participants the same way.
 //!
 //! # Deliberately not implemented
-//! Rooms, WebRTC, participants and the Twirp APIs (`CreateDispatch` etc.);
-//! the AGENT_LEFT_ROOM race (jobs end only through the worker's updates or
-//! the test API); multi-node psrpc routing (one node; the node-level
+//! Rooms, WebRTC, participants and the Twirp APIs (`CreateDispatch` etc.):
+//! a test that has rooms reports departures through
+//! [`FakeLiveKit::agent_left`]; multi-node psrpc routing (one node; the node-level
 //! `target_load` gate is applied to this node's workers); the WebTransport
 //! data plane, `go_away`, `draining`/`seq` (protocol 1.52 additions);
 //! `worker_token` checks (recorded only); permessage-deflate.
@@ -136,7 +145,8 @@ pub struct Config {
     /// WebSocket control ping period (10 s).
     pub ping_interval: Duration,
     /// Total time a dispatch has to get an answer, from its start across all
-    /// offers (3 s: the psrpc default deadline that bounds OSS dispatch).
+    /// offers (2.8 s: OSS dispatch is bounded by psrpc's default deadline of
+    /// 3 s, of which choosing a node takes at least 200 ms).
     pub offer_timeout: Duration,
     /// Cap on one offer's wait (`AssignJobTimeout`, 10 s).
     pub assign_job_timeout: Duration,
@@ -155,6 +165,12 @@ pub struct Config {
     pub node_id: String,
     /// `ServerInfo.region`.
     pub region: String,
+    /// `Job.enable_recording` of every job (the server's
+    /// `agents.enable_user_data_recording`, off by default).
+    pub enable_recording: bool,
+    /// `Job.enable_redaction` of every job (the server's
+    /// `agents.enable_user_data_redaction`, off by default).
+    pub enable_redaction: bool,
     /// `JobAssignment.url`: where jobs find their room (e.g. a WebRTC
     /// double's `ws://…`). `None` (default) leaves it unset, so workers use
     /// the server URL, as with the OSS server.
@@ -169,7 +185,7 @@ impl Default for Config {
             port: 0,
             register_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(10),
-            offer_timeout: Duration::from_secs(3),
+            offer_timeout: Duration::from_millis(2800),
             assign_job_timeout: Duration::from_secs(10),
             max_message_size: 2 << 20,
             target_load: Some(0.7),
@@ -177,6 +193,8 @@ impl Default for Config {
             server_protocol: 17,
             node_id: "ND_fakelivekit".into(),
             region: "local".into(),
+            enable_recording: false,
+            enable_redaction: false,
             room_url: None,
         }
     }
@@ -337,6 +355,54 @@ impl FakeLiveKit {
             return Err(Error::UnknownJob(id.0.clone()));
         }
         dispatch::terminate(&self.inner, id.as_str(), reason)
+    }
+
+    /// The agent participant `identity` left room `room` (a test calls this
+    /// when its room double sees it go). If that participant is the agent of
+    /// a job still live on a connected worker, the job ends as on the
+    /// server: `JobTermination` to the worker and FAILED "agent worker left
+    /// the room"; returns that job. Otherwise (the job already ended, or no
+    /// such job) only the departure time is recorded.
+    pub fn agent_left(&self, room: &str, identity: &str) -> Option<JobId> {
+        let job = self.inner.update(|s| {
+            let job = s.job_order.iter().rev().find_map(|id| {
+                let j = s.jobs.get_mut(id)?;
+                let here =
+                    j.room.name == room && j.participant_identity.as_deref() == Some(identity);
+                here.then(|| {
+                    j.agent_left_at.get_or_insert_with(std::time::Instant::now);
+                    id.clone()
+                })
+            })?;
+            let live = s
+                .workers
+                .values()
+                .any(|w| w.snapshot.connected && w.running.contains(&job));
+            live.then_some(job)
+        })?;
+        dispatch::terminate(&self.inner, &job, TerminateReason::AgentLeftRoom).ok()?;
+        tracing::info!(
+            job_id = job,
+            room,
+            identity,
+            "agent left the room while its job was live"
+        );
+        Some(JobId(job))
+    }
+
+    /// Sends `message` to a connected worker as is, outside any dispatch:
+    /// for what the real server sends only in a race (an assignment after
+    /// the worker released the offer, a repeated assignment). Returns
+    /// whether it was queued.
+    pub fn send_to_worker(
+        &self,
+        worker_id: &str,
+        message: livekit_protocol::server_message::Message,
+    ) -> bool {
+        let message = livekit_protocol::ServerMessage {
+            message: Some(message),
+        };
+        self.inner.update(|s| s.send_to_worker(worker_id, message))
     }
 
     /// A snapshot of one job.

@@ -83,7 +83,13 @@ async fn main() -> anyhow::Result<()> {
                 for w in server.workers() {
                     println!(
                         "{} agent={:?} status={:?} load={:.2} jobs={} connected={} version={}",
-                        w.id, w.agent_name, w.status, w.load, w.job_count, w.connected, w.version
+                        w.id,
+                        w.agent_name,
+                        w.worker_status(),
+                        w.load,
+                        w.job_count,
+                        w.connected,
+                        w.version
                     );
                 }
             }

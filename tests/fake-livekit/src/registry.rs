@@ -67,8 +67,9 @@ pub struct WorkerSnapshot {
     pub namespace: Option<String>,
     /// From the registration.
     pub job_type: JobType,
-    /// Last status reported (WS_AVAILABLE until the first update).
-    pub status: WorkerStatus,
+    /// Last status reported, as sent (WS_AVAILABLE until the first update);
+    /// see [`Self::worker_status`].
+    pub status: i32,
     /// Last load reported (0 until the first update).
     pub load: f32,
     /// Last `job_count` reported (the OSS server ignores it).
@@ -96,6 +97,14 @@ pub struct WorkerSnapshot {
     /// Job ids received in `MigrateJobRequest`s (recorded, otherwise ignored
     /// like on OSS).
     pub migrate_requests: Vec<Vec<String>>,
+}
+
+impl WorkerSnapshot {
+    /// The last status reported; `None` for a value the protocol does not
+    /// define (the server stores it anyway, and never picks the worker).
+    pub fn worker_status(&self) -> Option<WorkerStatus> {
+        WorkerStatus::try_from(self.status).ok()
+    }
 }
 
 /// How a dispatch ended, from the server's side.
@@ -235,6 +244,9 @@ pub struct JobRecord {
     pub terminated_at: Option<Instant>,
     /// When the worker running it disconnected (OSS forgets the job then).
     pub worker_disconnected_at: Option<Instant>,
+    /// When the test reported its agent participant leaving the room
+    /// ([`crate::FakeLiveKit::agent_left`]).
+    pub agent_left_at: Option<Instant>,
 }
 
 impl JobRecord {
@@ -243,11 +255,31 @@ impl JobRecord {
         self.status_history.iter().any(|c| c.status == status)
     }
 
-    /// Statuses the worker sent, in order.
+    /// Statuses the worker sent, in order, accepted or not.
     pub fn worker_statuses(&self) -> Vec<JobStatus> {
         self.status_history
             .iter()
             .filter(|c| c.source == StatusSource::Worker)
+            .map(|c| c.status)
+            .collect()
+    }
+
+    /// Statuses the worker sent that the server accepted, in order: what a
+    /// real server would have recorded.
+    pub fn accepted_worker_statuses(&self) -> Vec<JobStatus> {
+        self.status_history
+            .iter()
+            .filter(|c| c.source == StatusSource::Worker && c.accepted)
+            .map(|c| c.status)
+            .collect()
+    }
+
+    /// Statuses the worker sent that the server dropped (the job had
+    /// ended, or the sender was not the worker running it), in order.
+    pub fn dropped_worker_statuses(&self) -> Vec<JobStatus> {
+        self.status_history
+            .iter()
+            .filter(|c| c.source == StatusSource::Worker && !c.accepted)
             .map(|c| c.status)
             .collect()
     }

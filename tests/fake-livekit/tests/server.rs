@@ -26,6 +26,32 @@ async fn server() -> FakeLiveKit {
     FakeLiveKit::start(Config::default()).await.unwrap()
 }
 
+/// Waits for `n` closed connections; the reasons of those the server
+/// closed, in order.
+async fn server_close_reasons(s: &FakeLiveKit, n: usize) -> Vec<String> {
+    let mut from = 0;
+    for _ in 0..n {
+        let (i, _) = s
+            .wait_for_message(from, T, "a close", |m| {
+                matches!(m.dir, Direction::Closed { .. })
+            })
+            .await
+            .unwrap();
+        from = i + 1;
+    }
+    s.messages()
+        .into_iter()
+        .filter_map(|m| match m.dir {
+            Direction::Closed {
+                reason,
+                by: Closer::Server,
+                ..
+            } => Some(reason),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn refuses_bad_tokens_paths_and_plain_requests() {
     let s = server().await;
@@ -154,7 +180,7 @@ async fn register_ping_and_worker_status() {
     // Status replaces only when present; load is always overwritten.
     w.update_status(WorkerStatus::WsFull, 0.5).await;
     s.wait_for_worker(&r.worker_id, T, |w| {
-        w.status == WorkerStatus::WsFull && w.load == 0.5
+        w.worker_status() == Some(WorkerStatus::WsFull) && w.load == 0.5
     })
     .await
     .unwrap();
@@ -170,7 +196,10 @@ async fn register_ping_and_worker_status() {
         .await
         .unwrap();
     let snap = s.worker(&r.worker_id).unwrap();
-    assert_eq!((snap.status, snap.load), (WorkerStatus::WsFull, 0.0));
+    assert_eq!(
+        (snap.worker_status(), snap.load),
+        (Some(WorkerStatus::WsFull), 0.0)
+    );
 
     // Control pings arrive every 100 ms.
     w.send(worker_message::Message::Ping(proto::WorkerPing {
@@ -439,9 +468,11 @@ async fn full_workers_are_skipped_and_load_gates_dispatch() {
     let rf = full.register("agent-a").await;
     let rfree = free.register("agent-a").await;
     full.update_status(WorkerStatus::WsFull, 0.0).await;
-    s.wait_for_worker(&rf.worker_id, T, |w| w.status == WorkerStatus::WsFull)
-        .await
-        .unwrap();
+    s.wait_for_worker(&rf.worker_id, T, |w| {
+        w.worker_status() == Some(WorkerStatus::WsFull)
+    })
+    .await
+    .unwrap();
     for i in 0..5 {
         let id = s.dispatch(DispatchRequest::new(format!("r{i}"), "agent-a"));
         let job = free.expect_offer().await;
@@ -601,6 +632,159 @@ async fn agent_left_room_termination_is_failed() {
 }
 
 #[tokio::test]
+async fn agent_leaving_a_live_job_ends_it_failed_and_drops_later_statuses() {
+    let s = server().await;
+    let mut w = TestWorker::connect_to(&s).await;
+    w.register("a").await;
+    let id = s.dispatch(DispatchRequest::new("left-room", "a"));
+    let job = w.expect_offer().await;
+    w.answer(&job.id, true, false).await;
+    assert!(matches!(
+        w.recv().await,
+        Some(server_message::Message::Assignment(_))
+    ));
+    let identity = format!("agent-{}", job.id);
+    // Someone else leaving changes nothing.
+    assert_eq!(s.agent_left("left-room", "alice"), None);
+    assert_eq!(s.agent_left("left-room", &identity), Some(id.clone()));
+    match w.recv().await {
+        Some(server_message::Message::Termination(t)) => assert_eq!(t.job_id, job.id),
+        other => panic!("{other:?}"),
+    }
+    // The worker's status after the leave arrives for an unknown job.
+    w.update_job(&job.id, JobStatus::JsSuccess).await;
+    let rec = s
+        .wait_for_job(&id, T, "the late status", |j| {
+            !j.worker_statuses().is_empty()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (rec.status, rec.error.as_str()),
+        (JobStatus::JsFailed, "agent worker left the room")
+    );
+    assert_eq!(rec.dropped_worker_statuses(), [JobStatus::JsSuccess]);
+    assert!(rec.accepted_worker_statuses().is_empty());
+    assert!(rec.agent_left_at.is_some());
+
+    // Status first, then the leave: the job keeps the worker's status.
+    let id2 = s.dispatch(DispatchRequest::new("left-room-2", "a"));
+    let job2 = w.expect_offer().await;
+    w.answer(&job2.id, true, false).await;
+    assert!(matches!(
+        w.recv().await,
+        Some(server_message::Message::Assignment(_))
+    ));
+    w.update_job(&job2.id, JobStatus::JsSuccess).await;
+    s.wait_for_job_status(&id2, JobStatus::JsSuccess, T)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.agent_left("left-room-2", &format!("agent-{}", job2.id)),
+        None
+    );
+    let rec = s.job(&id2).unwrap();
+    assert_eq!(rec.status, JobStatus::JsSuccess);
+    assert_eq!(rec.accepted_worker_statuses(), [JobStatus::JsSuccess]);
+    assert!(rec.terminated_at.is_none() && rec.agent_left_at.is_some());
+}
+
+#[tokio::test]
+async fn a_second_register_or_an_empty_message_closes_the_socket() {
+    let s = server().await;
+    let mut twice = TestWorker::connect_to(&s).await;
+    twice.register("a").await;
+    twice
+        .send(worker_message::Message::Register(
+            proto::RegisterWorkerRequest {
+                agent_name: "a".into(),
+                ..Default::default()
+            },
+        ))
+        .await;
+    assert_eq!(twice.ended(T).await, Ended::NoCloseFrame);
+
+    let mut empty = TestWorker::connect_to(&s).await;
+    empty.register("a").await;
+    empty
+        .ws
+        .send(Message::binary(
+            proto::WorkerMessage { message: None }.encode_to_vec(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(empty.ended(T).await, Ended::NoCloseFrame);
+
+    let mut empty_first = TestWorker::connect_to(&s).await;
+    empty_first
+        .ws
+        .send(Message::binary(
+            proto::WorkerMessage { message: None }.encode_to_vec(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(empty_first.ended(T).await, Ended::NoCloseFrame);
+
+    let closes = server_close_reasons(&s, 3).await;
+    assert_eq!(
+        closes,
+        [
+            "second register",
+            "worker message with no message",
+            "unexpected message before register: None"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_worker_status_is_kept_and_never_picked() {
+    let s = server().await;
+    let mut w = TestWorker::connect_to(&s).await;
+    let reg = w.register("odd").await;
+    w.send(worker_message::Message::UpdateWorker(
+        proto::UpdateWorkerStatus {
+            status: Some(7),
+            load: 0.0,
+            ..Default::default()
+        },
+    ))
+    .await;
+    let snap = s
+        .wait_for_worker(&reg.worker_id, T, |w| w.status_updates == 1)
+        .await
+        .unwrap();
+    assert_eq!((snap.status, snap.worker_status()), (7, None));
+    let rec = s
+        .dispatch_and_wait(DispatchRequest::new("r", "odd"), T)
+        .await
+        .unwrap();
+    assert_eq!(rec.outcome, DispatchOutcome::NoWorkers);
+    assert!(rec.offers.is_empty());
+}
+
+/// The OSS window: psrpc's 3 s deadline less node selection.
+#[tokio::test]
+async fn the_default_offer_window_ends_before_three_seconds() {
+    let s = server().await;
+    let mut w = TestWorker::connect_to(&s).await;
+    w.register("slow").await;
+    let started = std::time::Instant::now();
+    let rec = s
+        .dispatch_and_wait(DispatchRequest::new("r", "slow"), T)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert!(
+        matches!(rec.outcome, DispatchOutcome::Timeout { .. }),
+        "{:?}",
+        rec.outcome
+    );
+    assert!(took >= Duration::from_millis(2800), "{took:?}");
+    // Generous for a busy machine; the window itself ends at 2.8 s.
+    assert!(took < Duration::from_millis(3800), "{took:?}");
+}
+
+#[tokio::test]
 async fn register_deadline_and_early_messages_close_the_socket() {
     let s = FakeLiveKit::start(Config {
         register_timeout: Duration::from_millis(200),
@@ -637,28 +821,7 @@ async fn register_deadline_and_early_messages_close_the_socket() {
         .await;
     assert_eq!(bad_deployment.ended(T).await, Ended::NoCloseFrame);
 
-    let mut from = 0;
-    for _ in 0..4 {
-        let (i, _) = s
-            .wait_for_message(from, T, "a close", |m| {
-                matches!(m.dir, Direction::Closed { .. })
-            })
-            .await
-            .unwrap();
-        from = i + 1;
-    }
-    let reasons: Vec<String> = s
-        .messages()
-        .into_iter()
-        .filter_map(|m| match m.dir {
-            Direction::Closed {
-                reason,
-                by: Closer::Server,
-                ..
-            } => Some(reason),
-            _ => None,
-        })
-        .collect();
+    let reasons = server_close_reasons(&s, 4).await;
     assert_eq!(reasons.len(), 4, "{reasons:?}");
     assert_eq!(reasons[0], "register timeout");
     assert!(s.workers().is_empty());

@@ -32,6 +32,8 @@
 //!   sends is bounded (connections, head size and time, message size, idle
 //!   time, queue lengths, log sizes) and bad input is logged and refused,
 //!   never a panic.
+//! * Every agent leaving a room is recorded ([`Observation::AgentLeft`])
+//!   and reported to [`Double::departures`] subscribers.
 //! * When the last remote leaves, the room closes after
 //!   [`Config::close_delay`] (default: at once) and agents get
 //!   `Leave{ROOM_CLOSED}`.
@@ -72,7 +74,7 @@ use tokio::sync::{Semaphore, watch};
 pub use livekit_protocol;
 pub use observe::{MAX_OBSERVATIONS, Observation, RtpStats};
 pub use remote::{FRAME, MAX_SPEECH, OPUS_SILENCE, Remote, SUBSCRIBE_WAIT, Voice};
-pub use room::Room;
+pub use room::{Departure, Room};
 pub use session::{IDLE_TIMEOUT, PROTOCOL};
 
 /// Connections served at once; more are closed at once.
@@ -243,6 +245,13 @@ impl Double {
     /// name create it too).
     pub fn room(&self, name: &str) -> Room {
         self.inner.registry.get_or_create(name)
+    }
+
+    /// Every agent departure (from any room) from now on: tests hand them
+    /// to their stand-in agent service (`fake-livekit`'s `agent_left`),
+    /// which ends a live job as LiveKit's server does.
+    pub fn departures(&self) -> tokio::sync::mpsc::UnboundedReceiver<Departure> {
+        self.inner.registry.departures()
     }
 
     /// Stops accepting, closes every room and ends every session.

@@ -18,7 +18,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use livekit_protocol::{
@@ -129,10 +129,25 @@ impl State {
     }
 }
 
+/// An agent participant leaving a room, as [`crate::Double::departures`]
+/// reports it: what LiveKit's server reacts to by ending the agent's job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Departure {
+    /// Room name.
+    pub room: String,
+    /// The agent's identity.
+    pub identity: String,
+    /// Why, in words (as in [`Observation::AgentLeft`]).
+    pub reason: String,
+    /// When the double saw it.
+    pub at: Instant,
+}
+
 /// All rooms of one double, by name.
 pub(crate) struct Registry {
     rooms: Mutex<HashMap<String, Room>>,
     close_delay: Duration,
+    departures: Mutex<Vec<mpsc::UnboundedSender<Departure>>>,
 }
 
 impl Registry {
@@ -140,7 +155,25 @@ impl Registry {
         Arc::new(Registry {
             rooms: Mutex::new(HashMap::new()),
             close_delay,
+            departures: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Every agent departure from now on.
+    pub fn departures(&self) -> mpsc::UnboundedReceiver<Departure> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.departures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(tx);
+        rx
+    }
+
+    fn depart(&self, departure: Departure) {
+        self.departures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|tx| tx.send(departure.clone()).is_ok());
     }
 
     /// The open room called `name`, created if needed.
@@ -431,13 +464,13 @@ impl Room {
         tx: &mpsc::Sender<AgentCommand>,
         reason: &str,
     ) {
-        self.update(|s| {
+        let left = self.update(|s| {
             if !s
                 .agents
                 .get(identity)
                 .is_some_and(|a| a.tx.same_channel(tx))
             {
-                return;
+                return false;
             }
             if let Some(mut a) = s.agents.remove(identity) {
                 a.info.state = participant_info::State::Disconnected as i32;
@@ -448,7 +481,16 @@ impl Room {
                 identity: identity.to_string(),
                 reason: reason.to_string(),
             });
+            true
         });
+        if let (true, Some(registry)) = (left, self.shared.registry.upgrade()) {
+            registry.depart(Departure {
+                room: self.shared.name.clone(),
+                identity: identity.to_string(),
+                reason: reason.to_string(),
+                at: Instant::now(),
+            });
+        }
     }
 
     /// Records an observation.

@@ -10,6 +10,10 @@
 //!   [`AUDIO_QUEUE`] are dropped (audio is real time), and a job that lets
 //!   the queue fill fails (its session ends and [`RoomSession::failure`]
 //!   says why): the pump never waits and never drops other events;
+//! - queued events are charged to the job's host-memory budget
+//!   ([`crate::room::queue`]): an audio frame the budget cannot take is
+//!   dropped, any other event ends the session, and the job fails with
+//!   the budget's reason;
 //! - audio: a subscription follows the participant's microphone track (a
 //!   current one at once, later ones when they are subscribed); the library
 //!   decodes and resamples to the format asked for;
@@ -37,6 +41,8 @@ use crate::bindings::types::{
     DataPacket, Participant, ParticipantKind, RoomError, RoomEvent, TextMessage,
 };
 use crate::bounded;
+use crate::host_memory::HostMemory;
+use crate::room::queue::Queued;
 use crate::room::{ConnectRequest, OutgoingData, OutgoingText, RoomSession};
 
 /// Unread events (besides audio frames) a session's queue has room for;
@@ -102,7 +108,9 @@ struct Published {
 /// handle last.
 pub(super) struct RoomState {
     handle_id: u64,
-    events: Option<mpsc::Sender<Event>>,
+    events: Option<mpsc::Sender<Queued>>,
+    /// The job's budget, which queued events are charged to.
+    memory: HostMemory,
     audio_pending: Arc<AtomicUsize>,
     dropped_audio: u64,
     failure: Option<String>,
@@ -167,6 +175,10 @@ impl RoomState {
     /// Pushes a non-audio event; a full queue fails the session.
     fn push(&mut self, event: Event) {
         let Some(events) = &self.events else { return };
+        let event = match Queued::event(&self.memory, event) {
+            Ok(event) => event,
+            Err(over) => return self.fail(over.to_string()),
+        };
         if let Err(err) = events.try_send(event) {
             match err {
                 mpsc::error::TrySendError::Full(_) => self.fail(format!(
@@ -397,9 +409,13 @@ impl RoomState {
             },
             samples,
         };
+        let Some(frame) = Queued::audio(&self.memory, Event::Audio(frame)) else {
+            self.dropped_audio += 1;
+            return;
+        };
         // The queue has room for every allowed audio frame on top of the
         // other events, so only a closed session refuses it.
-        if events.try_send(Event::Audio(frame)).is_ok() {
+        if events.try_send(frame).is_ok() {
             self.audio_pending.fetch_add(1, Ordering::AcqRel);
         }
     }
@@ -535,7 +551,14 @@ pub(super) async fn connect(
         );
     }
     let room_id = room.id();
-    let session = register(client, room, local, publications, participants)?;
+    let session = register(
+        client,
+        room,
+        local,
+        publications,
+        participants,
+        request.host_memory,
+    )?;
     // The library holds the room's events back until it hears this (and
     // closes the room after 15 s without it).
     let ready = ffi_request::Message::ReadyForRoomEvent(proto::ReadyForRoomEventRequest {
@@ -552,7 +575,7 @@ pub(super) async fn connect(
 pub(super) struct FfiSession {
     client: &'static Client,
     room: u64,
-    events: mpsc::Receiver<Event>,
+    events: mpsc::Receiver<Queued>,
     audio_pending: Arc<AtomicUsize>,
     left: bool,
 }
@@ -638,7 +661,7 @@ impl RoomSession for FfiSession {
     fn next_event(&mut self) -> BoxFuture<'_, Option<Event>> {
         async move {
             loop {
-                let event = self.events.recv().await?;
+                let event = self.events.recv().await?.into_event();
                 if let Event::Audio(frame) = &event {
                     self.audio_pending.fetch_sub(1, Ordering::AcqRel);
                     // Frames queued before an unsubscribe are dropped.
@@ -937,6 +960,7 @@ fn register(
     local: Option<OwnedHandle>,
     publications: HashMap<String, Publication>,
     participants: BTreeMap<String, Remote>,
+    memory: HostMemory,
 ) -> Result<FfiSession, RoomError> {
     let room_id = room.id();
     let (tx, rx) = mpsc::channel(EVENT_QUEUE + AUDIO_QUEUE);
@@ -944,6 +968,7 @@ fn register(
     let state = RoomState {
         handle_id: room_id,
         events: Some(tx),
+        memory,
         audio_pending: audio_pending.clone(),
         dropped_audio: 0,
         failure: None,
@@ -980,7 +1005,11 @@ fn register(
 /// testing what the pump does with events. Use ids far from the
 /// library's own (which count up from 1).
 #[cfg(test)]
-pub(super) fn fake_session(client: &'static Client, room_id: u64) -> FfiSession {
+pub(super) fn fake_session(
+    client: &'static Client,
+    room_id: u64,
+    memory: HostMemory,
+) -> FfiSession {
     let lib = client.lib;
     let handle = |id| OwnedHandle::take(lib, proto::FfiOwnedHandle { id }).expect("a nonzero id");
     register(
@@ -989,6 +1018,7 @@ pub(super) fn fake_session(client: &'static Client, room_id: u64) -> FfiSession 
         Some(handle(room_id - 1)),
         HashMap::new(),
         BTreeMap::new(),
+        memory,
     )
     .expect("a fresh client is usable")
 }

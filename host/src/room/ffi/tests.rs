@@ -15,6 +15,7 @@ use super::{FfiError, FfiRooms};
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::events::Event;
 use crate::bindings::types::{JobInfo, JobType, RoomError, RoomEvent, RoomInfo};
+use crate::host_memory::HostMemory;
 use crate::room::{ConnectRequest, OutgoingData, RoomSession, RoomTransport};
 
 fn request(url: &str) -> ConnectRequest {
@@ -35,7 +36,13 @@ fn request(url: &str) -> ConnectRequest {
         },
         url: url.into(),
         token: "not-a-token".into(),
+        host_memory: budget(),
     }
+}
+
+/// A job's default host-memory budget.
+fn budget() -> HostMemory {
+    HostMemory::new(crate::limits::DEFAULT_HOST_MEMORY_BYTES)
 }
 
 #[test]
@@ -180,8 +187,8 @@ async fn a_library_panic_fails_every_session_and_every_later_connect() {
     let Some(rooms) = rooms() else { return };
     let client = Client::isolated(rooms.client.lib);
     let (a_id, b_id) = (u64::MAX - 10, u64::MAX - 20);
-    let mut a = fake_session(client, a_id);
-    let mut b = fake_session(client, b_id);
+    let mut a = fake_session(client, a_id, budget());
+    let mut b = fake_session(client, b_id, budget());
     client.on_bytes(&joined(a_id, "alice", u64::MAX - 11));
     match a.next_event().await {
         Some(Event::Room(RoomEvent::ParticipantJoined(p))) => assert_eq!(p.identity, "alice"),
@@ -227,7 +234,7 @@ async fn a_job_that_does_not_read_its_events_fails_without_blocking_the_pump() {
     let Some(rooms) = rooms() else { return };
     let client = Client::isolated(rooms.client.lib);
     let id = u64::MAX - 30;
-    let mut session = fake_session(client, id);
+    let mut session = fake_session(client, id, budget());
     let capacity = EVENT_QUEUE + AUDIO_QUEUE;
     for i in 0..=capacity {
         client.on_bytes(&room_event(
@@ -257,7 +264,7 @@ async fn unread_audio_is_dropped_and_nothing_else_is() {
     let Some(rooms) = rooms() else { return };
     let client = Client::isolated(rooms.client.lib);
     let (id, stream) = (u64::MAX - 40, u64::MAX - 41);
-    let mut session = fake_session(client, id);
+    let mut session = fake_session(client, id, budget());
     let format = AudioFormat {
         sample_rate: 48_000,
         channels: 1,
@@ -320,4 +327,34 @@ async fn unread_audio_is_dropped_and_nothing_else_is() {
     // Reading made room for new frames.
     client.on_bytes(&frame(10_000));
     assert!(matches!(session.next_event().await, Some(Event::Audio(_))));
+}
+
+#[tokio::test]
+async fn unread_events_over_the_host_memory_budget_fail_the_job() {
+    let Some(rooms) = rooms() else { return };
+    let client = Client::isolated(rooms.client.lib);
+    let id = u64::MAX - 50;
+    let memory = HostMemory::new(1 << 20);
+    let mut session = fake_session(client, id, memory.clone());
+    // 64 KiB metadata changes: the 1 MiB budget takes 15, far below the
+    // queue's count cap.
+    let metadata = "m".repeat(64 << 10);
+    for _ in 0..32 {
+        client.on_bytes(&room_event(
+            id,
+            room_event::Message::RoomMetadataChanged(proto::RoomMetadataChanged {
+                metadata: metadata.clone(),
+            }),
+        ));
+    }
+    let failure = session.failure().expect("the session failed");
+    assert_eq!(failure, "host memory limit 1 MiB exceeded (room events)");
+    assert_eq!(memory.exceeded().map(|e| e.to_string()), Some(failure));
+    assert!(memory.used() <= 1 << 20);
+    let mut delivered = 0;
+    while session.next_event().await.is_some() {
+        delivered += 1;
+    }
+    assert_eq!(delivered, 15);
+    assert_eq!(memory.used(), 0, "read events give their bytes back");
 }

@@ -222,16 +222,23 @@ fn precompiled_plugins_are_refused_unless_opted_in_and_compatible() {
     let bytes = std::fs::read(&good).unwrap();
     let other_memory = dir.path().join("other-memory.cwasm");
     compile(guests::FAULTY, &other_memory, &["--memory-limit", "32MiB"]);
+    // The layout: wasmtime's artifact, the JSON header, its length, a magic.
+    let trailer = bytes.len() - 12;
+    let header_len = u32::from_le_bytes(bytes[trailer..trailer + 4].try_into().unwrap()) as usize;
+    let artifact = &bytes[..trailer - header_len];
+    let header = std::str::from_utf8(&bytes[trailer - header_len..trailer]).unwrap();
+    let cwasm = |artifact: &[u8], header: &[u8]| {
+        let mut out = artifact.to_vec();
+        out.extend_from_slice(header);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes[trailer + 4..]);
+        out
+    };
+    assert_eq!(cwasm(artifact, header.as_bytes()), bytes);
     // The header as another agent-host release would write it.
-    let header_len = u32::from_le_bytes(bytes[8..12].try_into().unwrap()) as usize;
-    let header = std::str::from_utf8(&bytes[12..12 + header_len]).unwrap();
     let this_version = format!("\"agent_host\":\"{}\"", env!("CARGO_PKG_VERSION"));
     assert!(header.contains(&this_version), "{header}");
     let other = header.replace(&this_version, "\"agent_host\":\"0.0.0\"");
-    let mut other_release = bytes[..8].to_vec();
-    other_release.extend_from_slice(&(other.len() as u32).to_le_bytes());
-    other_release.extend_from_slice(other.as_bytes());
-    other_release.extend_from_slice(&bytes[12 + header_len..]);
 
     let cases: [(&str, Vec<u8>, &[&str], &str); 6] = [
         (
@@ -248,26 +255,26 @@ fn precompiled_plugins_are_refused_unless_opted_in_and_compatible() {
         ),
         (
             "other-release.cwasm",
-            other_release,
+            cwasm(artifact, other.as_bytes()),
             &["--allow-precompiled"],
             "compiled by agent-host 0.0.0",
         ),
         (
             "truncated.cwasm",
-            bytes[..bytes.len() / 2].to_vec(),
+            cwasm(&artifact[..artifact.len() / 2], header.as_bytes()),
             &["--allow-precompiled"],
             "wasmtime refused its code",
         ),
         (
-            "header-only.cwasm",
-            bytes[..10].to_vec(),
+            "bad-header.cwasm",
+            cwasm(artifact, &vec![b'{'; header.len()]),
             &["--allow-precompiled"],
             "not a valid .cwasm",
         ),
         (
             // wasmtime's own artifact, as `wasmtime compile` writes it.
             "bare.cwasm",
-            bytes[12 + header_len..].to_vec(),
+            artifact.to_vec(),
             &["--allow-precompiled"],
             "wasmtime's precompiled code without agent-host's header",
         ),

@@ -51,8 +51,7 @@ impl ArtifactCache {
         // SAFETY: the entry was written by `store` below with this engine's
         // compatibility key in its name, into a directory only this user can
         // write (see the module docs); wasmtime still checks the header.
-        // Mapping the file (rather than `deserialize`) skips a copy.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        match unsafe { deserialize_file(engine, &path) } {
             Ok(component) => Some(component),
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = %err, "ignoring unreadable cache entry");
@@ -100,6 +99,19 @@ pub(crate) fn serialize(component: &Component) -> anyhow::Result<Vec<u8>> {
 pub(crate) unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component> {
     // SAFETY: the caller vouches for the bytes (see above).
     Ok(unsafe { Component::deserialize(engine, bytes) }?)
+}
+
+/// Loads a compiled component by mapping the file at `path` (no copy; pages
+/// are read when used). The file may carry bytes after [`serialize`]'s
+/// output (a `.cwasm`'s header): wasmtime reads the artifact by its own
+/// offsets.
+///
+/// # Safety
+///
+/// As [`deserialize`]: the file runs as machine code.
+pub(crate) unsafe fn deserialize_file(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
+    // SAFETY: the caller vouches for the file (see above).
+    Ok(unsafe { Component::deserialize_file(engine, path) }?)
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it there,

@@ -141,6 +141,20 @@ impl Runtime {
         Ok(Arc::new(plugin))
     }
 
+    /// Loads the plugin in the file at `path` as [`load_plugin`](Self::load_plugin)
+    /// does; a `.cwasm` is mapped rather than read (no copy of its code and
+    /// data, pages read as used), which is what makes it start fast.
+    pub fn load_plugin_file(&self, path: &std::path::Path) -> Result<Arc<Plugin>> {
+        let plugin = Plugin::load_file(
+            &self.inner.engine,
+            &self.inner.linker,
+            self.inner.cache.as_ref(),
+            path,
+            self.inner.config.allow_precompiled,
+        )?;
+        Ok(Arc::new(plugin))
+    }
+
     /// Compiles and type-checks a component as [`load_plugin`](Self::load_plugin)
     /// does and returns it as a `.cwasm` for this agent-host and this
     /// runtime's engine configuration (`agent-host compile`).

@@ -20,6 +20,7 @@
 //! jobs keep the version they started on.
 
 use std::fmt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
@@ -134,14 +135,59 @@ impl Plugin {
     ) -> Result<Self, PluginError> {
         let started = Instant::now();
         let (component, version, from_cache) = if precompiled::is_precompiled(bytes) {
-            if !allow_precompiled {
-                return Err(PluginError::PrecompiledNotAllowed);
-            }
-            let (component, version) = load_precompiled(engine, bytes)?;
-            (component, version, false)
+            let (header, artifact) = precompiled::decode(bytes).map_err(damaged)?;
+            check_precompiled(engine, &header, allow_precompiled)?;
+            // SAFETY: see `check_precompiled`, whose checks passed.
+            let component = unsafe { cache::deserialize(engine, artifact) }.map_err(refused)?;
+            (component, header.into(), false)
         } else {
             compile_or_cached(engine, cache, bytes)?
         };
+        Self::type_check(linker, component, version, from_cache, started)
+    }
+
+    /// Loads the plugin in the file at `path`. A `.cwasm` is mapped, not
+    /// read (its code and data are paged in as used); anything else is read
+    /// and loaded as [`Plugin::load`] does.
+    pub(crate) fn load_file(
+        engine: &Engine,
+        linker: &Linker<JobState>,
+        cache: Option<&ArtifactCache>,
+        path: &Path,
+        allow_precompiled: bool,
+    ) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let Some(header) = precompiled::read_file_header(path)? else {
+            let bytes = std::fs::read(path)?;
+            return Ok(Self::load(
+                engine,
+                linker,
+                cache,
+                &bytes,
+                allow_precompiled,
+            )?);
+        };
+        let header = header.map_err(damaged)?;
+        check_precompiled(engine, &header, allow_precompiled)?;
+        // SAFETY: see `check_precompiled`, whose checks passed.
+        let component = unsafe { cache::deserialize_file(engine, path) }.map_err(refused)?;
+        Ok(Self::type_check(
+            linker,
+            component,
+            header.into(),
+            false,
+            started,
+        )?)
+    }
+
+    /// Step 5: the component against the host's imports and the `agent` world.
+    fn type_check(
+        linker: &Linker<JobState>,
+        component: Component,
+        version: PluginVersion,
+        from_cache: bool,
+        started: Instant,
+    ) -> Result<Self, PluginError> {
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
@@ -264,14 +310,28 @@ fn compile_or_cached(
     Ok((component, PluginVersion { digest, sdk, guest }, from_cache))
 }
 
-/// Loads a `.cwasm` after checking that its header names this agent-host
-/// and this engine's configuration.
-fn load_precompiled(
+/// Whether a `.cwasm` with this header may be deserialized here: the
+/// operator opted in, and it was compiled by this agent-host with this
+/// engine's configuration for a WIT this host serves.
+///
+/// This is the safety argument of every `deserialize` of a `.cwasm`:
+/// deserializing runs the file's machine code unverified. The runtime loads
+/// one only when its operator opted in (`allow_precompiled`,
+/// `--allow-precompiled`): that flag is the operator's statement that their
+/// precompiled plugins come from their own `agent-host compile`
+/// (SECURITY.md, "Ahead-of-time plugins"), so their provenance is the
+/// operator's responsibility, as that of the agent-host binary is. The
+/// header checks only catch honest mistakes (another release or
+/// configuration), not forgeries; wasmtime checks its own version and
+/// configuration header again.
+fn check_precompiled(
     engine: &Engine,
-    bytes: &[u8],
-) -> Result<(Component, PluginVersion), PluginError> {
-    let (header, artifact) = precompiled::decode(bytes)
-        .map_err(|e| PluginError::Precompiled(format!("not a valid .cwasm: {e}")))?;
+    header: &Header,
+    allow_precompiled: bool,
+) -> Result<(), PluginError> {
+    if !allow_precompiled {
+        return Err(PluginError::PrecompiledNotAllowed);
+    }
     let host = env!("CARGO_PKG_VERSION");
     if header.agent_host != host {
         return Err(PluginError::Precompiled(format!(
@@ -283,28 +343,32 @@ fn load_precompiled(
     if header.engine != key {
         return Err(PluginError::Precompiled(format!(
             "it was compiled by a different wasmtime or engine configuration (engine {}, this host's is {key}; \
-             settings such as --memory-limit must match)",
+             the CPU's features and settings such as --memory-limit must match)",
             header.engine
         )));
     }
     if let Some(sdk) = &header.sdk {
         check_sdk_version(sdk)?;
     }
-    // SAFETY: deserializing runs the file's machine code unverified. The
-    // runtime loads a `.cwasm` only when its operator opted in
-    // (`allow_precompiled`, `--allow-precompiled`): that flag is the
-    // operator's statement that their precompiled plugins come from their own
-    // `agent-host compile` (SECURITY.md, "Ahead-of-time plugins"). The header
-    // check above only catches honest mistakes (another version or
-    // configuration), not forgeries; wasmtime checks its own header again.
-    let component = unsafe { cache::deserialize(engine, artifact) }
-        .map_err(|e| PluginError::Precompiled(format!("wasmtime refused its code: {e:#}")))?;
-    let version = PluginVersion {
-        digest: header.digest,
-        sdk: header.sdk,
-        guest: header.guest,
-    };
-    Ok((component, version))
+    Ok(())
+}
+
+fn damaged(err: String) -> PluginError {
+    PluginError::Precompiled(format!("not a valid .cwasm: {err}"))
+}
+
+fn refused(err: anyhow::Error) -> PluginError {
+    PluginError::Precompiled(format!("wasmtime refused its code: {err:#}"))
+}
+
+impl From<Header> for PluginVersion {
+    fn from(header: Header) -> Self {
+        Self {
+            digest: header.digest,
+            sdk: header.sdk,
+            guest: header.guest,
+        }
+    }
 }
 
 /// Checks the magic and the component/module distinction, then returns the

@@ -1,9 +1,12 @@
 //! The `.cwasm` file format: a plugin compiled ahead of time by
 //! `agent-host compile`.
 //!
-//! Layout: the 8-byte magic [`MAGIC`], a little-endian `u32` length, a JSON
-//! [`Header`] of that length, then wasmtime's serialized component
-//! (`Component::serialize`, as the compile cache stores it).
+//! Layout: wasmtime's serialized component (`Component::serialize`, as the
+//! compile cache stores it), then a JSON [`Header`], its length as a
+//! little-endian `u32`, and the 8-byte magic [`MAGIC`]. The header comes
+//! last so that the file itself is a wasmtime artifact that can be mapped
+//! as it is (`Component::deserialize_file`, as the cache does): no copy of
+//! its code or data, and pages are read only when used.
 //!
 //! Policy and invariants:
 //! - the header binds the file to the agent-host version and the engine's
@@ -19,12 +22,18 @@
 //! - the header is not authenticated: a `.cwasm` is native code and must
 //!   come from a trusted build (see SECURITY.md, "Ahead-of-time plugins").
 
+use std::fs::File;
+use std::io::{Read as _, Seek as _, SeekFrom};
+use std::path::Path;
+
 use serde::{Deserialize, Serialize};
 
-/// First bytes of every `.cwasm` written by `agent-host compile`. Not
-/// `\0asm` (WebAssembly) nor `\x7fELF` (a bare wasmtime artifact), so the
-/// three are told apart by their first bytes.
+/// Last bytes of every `.cwasm` written by `agent-host compile`; a bare
+/// wasmtime artifact (`wasmtime compile`) lacks them.
 pub(crate) const MAGIC: &[u8; 8] = b"AHCWASM\0";
+
+/// Bytes after the header: its length and the magic.
+pub(crate) const TRAILER: usize = 4 + MAGIC.len();
 
 /// Longest header accepted (it holds a few short strings; this only bounds
 /// what a damaged file can make the host allocate).
@@ -45,39 +54,78 @@ pub(crate) struct Header {
     pub guest: Option<String>,
 }
 
-/// Whether `bytes` start like a `.cwasm` written by `agent-host compile`.
+/// Whether `bytes` end like a `.cwasm` written by `agent-host compile`.
 pub(crate) fn is_precompiled(bytes: &[u8]) -> bool {
-    bytes.starts_with(MAGIC)
+    bytes.ends_with(MAGIC)
 }
 
-/// Writes a `.cwasm`: magic, header, then the serialized component.
+/// Writes a `.cwasm`: the serialized component, then the header.
 pub(crate) fn encode(header: &Header, artifact: &[u8]) -> Vec<u8> {
     let json = serde_json::to_vec(header).expect("a header of strings serializes");
     let len = u32::try_from(json.len()).expect("the header is a few short strings");
-    let mut out = Vec::with_capacity(MAGIC.len() + 4 + json.len() + artifact.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(&json);
+    let mut out = Vec::with_capacity(artifact.len() + json.len() + TRAILER);
     out.extend_from_slice(artifact);
+    out.extend_from_slice(&json);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(MAGIC);
     out
+}
+
+/// The header's length, from the trailer (the last [`TRAILER`] bytes).
+pub(crate) fn header_len(trailer: &[u8; TRAILER]) -> Result<usize, String> {
+    let (len, magic) = trailer.split_at(4);
+    if magic != MAGIC {
+        return Err("missing the agent-host header".into());
+    }
+    let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+    if len > MAX_HEADER {
+        return Err("header too long".into());
+    }
+    Ok(len)
+}
+
+/// Parses the header's JSON.
+pub(crate) fn parse_header(json: &[u8]) -> Result<Header, String> {
+    serde_json::from_slice(json).map_err(|e| format!("unreadable header: {e}"))
+}
+
+/// The header of the `.cwasm` at `path`, reading only its end; `None` if
+/// the file does not end like one.
+pub(crate) fn read_file_header(path: &Path) -> std::io::Result<Option<Result<Header, String>>> {
+    let mut file = File::open(path)?;
+    let size = file.metadata()?.len();
+    if size < TRAILER as u64 {
+        return Ok(None);
+    }
+    let mut trailer = [0; TRAILER];
+    file.seek(SeekFrom::End(-(TRAILER as i64)))?;
+    file.read_exact(&mut trailer)?;
+    if !trailer.ends_with(MAGIC) {
+        return Ok(None);
+    }
+    let len = match header_len(&trailer) {
+        Ok(len) if (len + TRAILER) as u64 <= size => len,
+        Ok(_) => return Ok(Some(Err("truncated in its header".into()))),
+        Err(err) => return Ok(Some(Err(err))),
+    };
+    let mut json = vec![0; len];
+    file.seek(SeekFrom::End(-((len + TRAILER) as i64)))?;
+    file.read_exact(&mut json)?;
+    Ok(Some(parse_header(&json)))
 }
 
 /// Splits a `.cwasm` into its header and the serialized component. The
 /// error says what is damaged, for "not a valid .cwasm: ...".
 pub(crate) fn decode(bytes: &[u8]) -> Result<(Header, &[u8]), String> {
-    let rest = bytes
-        .strip_prefix(MAGIC.as_slice())
-        .ok_or("missing the agent-host header")?;
-    let (len, rest) = rest
-        .split_first_chunk::<4>()
+    let (rest, trailer) = bytes
+        .split_last_chunk::<TRAILER>()
         .ok_or("truncated in its header")?;
-    let len = u32::from_le_bytes(*len) as usize;
-    if len > MAX_HEADER || len > rest.len() {
+    let len = header_len(trailer)?;
+    if len > rest.len() {
         return Err("truncated in its header".into());
     }
-    let (json, artifact) = rest.split_at(len);
-    let header = serde_json::from_slice(json).map_err(|e| format!("unreadable header: {e}"))?;
-    Ok((header, artifact))
+    let (artifact, json) = rest.split_at(rest.len() - len);
+    Ok((parse_header(json)?, artifact))
 }
 
 #[cfg(test)]
@@ -106,15 +154,18 @@ mod tests {
     #[test]
     fn damaged_files_are_errors() {
         let bytes = encode(&header(), b"code");
-        for cut in [0, 4, MAGIC.len() + 2, MAGIC.len() + 10] {
-            assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        for cut in [1, 5, TRAILER + 3, bytes.len()] {
+            assert!(
+                decode(&bytes[..bytes.len() - cut]).is_err(),
+                "last {cut} bytes cut"
+            );
         }
-        let mut huge = MAGIC.to_vec();
-        huge.extend_from_slice(&u32::MAX.to_le_bytes());
+        let mut huge = u32::MAX.to_le_bytes().to_vec();
+        huge.extend_from_slice(MAGIC);
         assert!(decode(&huge).is_err());
-        let mut garbage = MAGIC.to_vec();
+        let mut garbage = b"{{{".to_vec();
         garbage.extend_from_slice(&3u32.to_le_bytes());
-        garbage.extend_from_slice(b"{{{");
+        garbage.extend_from_slice(MAGIC);
         assert!(decode(&garbage).unwrap_err().contains("unreadable header"));
     }
 }

@@ -7,6 +7,23 @@
 #
 # Plugins are mounted (or baked in with a derived image: COPY agent.wasm
 # /plugins/), so a new agent version needs no new host image.
+#
+# A derived image can precompile its baked-in plugins, so pods start without
+# compiling (README, "Ahead-of-time plugins"). The .cwasm is bound to this
+# image's agent-host, to --memory-limit and to the CPU features of the
+# machine that compiles it, so compile in the image itself, with the limit
+# the pods run with, on the kind of node they run on (elsewhere it is
+# refused at start with a line saying to recompile):
+#
+#   FROM agent-host
+#   USER root
+#   COPY agent.wasm /plugins/
+#   RUN agent-host compile /plugins/agent.wasm -o /plugins/agent.cwasm
+#   USER 10001
+#   ENV AGENT_HOST_ALLOW_PRECOMPILED=1
+#   CMD ["--plugin", "/plugins/agent.cwasm"]
+#
+# Only your own build's .cwasm belongs here: it is native code (SECURITY.md).
 
 # --- build ------------------------------------------------------------------
 FROM rust:1.95-bookworm AS build

@@ -13,13 +13,19 @@ use anyhow::{Context as _, Result, bail};
 /// Reads a plugin: the file itself, or the component built from a crate
 /// directory. Returns the bytes and the path they came from.
 pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, PathBuf)> {
-    let wasm = if path.is_dir() {
-        build_crate(path)?
-    } else {
-        path.to_path_buf()
-    };
+    let wasm = plugin_file(path)?;
     let bytes = std::fs::read(&wasm).with_context(|| format!("reading {}", wasm.display()))?;
     Ok((bytes, wasm))
+}
+
+/// The plugin's file: `path` itself, or the component built from a crate
+/// directory.
+pub fn plugin_file(path: &Path) -> Result<PathBuf> {
+    if path.is_dir() {
+        build_crate(path)
+    } else {
+        Ok(path.to_path_buf())
+    }
 }
 
 /// Builds the guest crate in `dir` for `wasm32-wasip2` in release mode and

@@ -162,3 +162,141 @@ fn console_exit_code_follows_the_job() {
         text(&out.stderr)
     );
 }
+
+/// `agent-host compile PLUGIN -o OUT` with `extra` flags; panics unless it
+/// succeeded.
+fn compile(plugin: &str, out: &std::path::Path, extra: &[&str]) {
+    let mut args = vec!["compile", plugin, "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let result = agent_host(&args, "");
+    assert!(result.status.success(), "{}", text(&result.stderr));
+}
+
+#[test]
+fn a_precompiled_plugin_runs_a_job_and_keeps_its_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let cwasm = dir.path().join("echo.cwasm");
+    compile(guests::ECHO, &cwasm, &[]);
+    let cwasm = cwasm.to_str().unwrap();
+    let out = agent_host(
+        &["console", "--allow-precompiled", "--plugin", cwasm],
+        "ahead of time\n",
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.lines().any(|l| l.ends_with(": ahead of time")),
+        "{stdout}"
+    );
+
+    // `check` prints the digest and markers of the component it came from.
+    let identity = |plugin: &str, extra: &[&str]| {
+        let mut args = vec!["check"];
+        args.extend_from_slice(extra);
+        args.push(plugin);
+        let out = agent_host(&args, "");
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| {
+                ["digest:", "guest version:", "WIT version:"]
+                    .iter()
+                    .any(|field| l.starts_with(field))
+            })
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let of_wasm = identity(guests::ECHO, &[]);
+    assert_eq!(of_wasm.len(), 3, "{of_wasm:?}");
+    assert_eq!(identity(cwasm, &["--allow-precompiled"]), of_wasm);
+}
+
+/// A `.cwasm` is refused, in one line and with exit code 2, unless the
+/// operator opted in and it was compiled by this host with these settings.
+#[test]
+fn precompiled_plugins_are_refused_unless_opted_in_and_compatible() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.cwasm");
+    compile(guests::FAULTY, &good, &[]);
+    let bytes = std::fs::read(&good).unwrap();
+    let other_memory = dir.path().join("other-memory.cwasm");
+    compile(guests::FAULTY, &other_memory, &["--memory-limit", "32MiB"]);
+    // The layout: wasmtime's artifact, the JSON header, its length, a magic.
+    let trailer = bytes.len() - 12;
+    let header_len = u32::from_le_bytes(bytes[trailer..trailer + 4].try_into().unwrap()) as usize;
+    let artifact = &bytes[..trailer - header_len];
+    let header = std::str::from_utf8(&bytes[trailer - header_len..trailer]).unwrap();
+    let cwasm = |artifact: &[u8], header: &[u8]| {
+        let mut out = artifact.to_vec();
+        out.extend_from_slice(header);
+        out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+        out.extend_from_slice(&bytes[trailer + 4..]);
+        out
+    };
+    assert_eq!(cwasm(artifact, header.as_bytes()), bytes);
+    // The header as another agent-host release would write it.
+    let this_version = format!("\"agent_host\":\"{}\"", env!("CARGO_PKG_VERSION"));
+    assert!(header.contains(&this_version), "{header}");
+    let other = header.replace(&this_version, "\"agent_host\":\"0.0.0\"");
+
+    let cases: [(&str, Vec<u8>, &[&str], &str); 6] = [
+        (
+            "no-opt-in.cwasm",
+            bytes.clone(),
+            &[],
+            "load it with --allow-precompiled",
+        ),
+        (
+            "other-memory.cwasm",
+            std::fs::read(&other_memory).unwrap(),
+            &["--allow-precompiled"],
+            "compiled by a different wasmtime or engine configuration",
+        ),
+        (
+            "other-release.cwasm",
+            cwasm(artifact, other.as_bytes()),
+            &["--allow-precompiled"],
+            "compiled by agent-host 0.0.0",
+        ),
+        (
+            "truncated.cwasm",
+            cwasm(&artifact[..artifact.len() / 2], header.as_bytes()),
+            &["--allow-precompiled"],
+            "wasmtime refused its code",
+        ),
+        (
+            "bad-header.cwasm",
+            cwasm(artifact, &vec![b'{'; header.len()]),
+            &["--allow-precompiled"],
+            "not a valid .cwasm",
+        ),
+        (
+            // wasmtime's own artifact, as `wasmtime compile` writes it.
+            "bare.cwasm",
+            artifact.to_vec(),
+            &["--allow-precompiled"],
+            "wasmtime's precompiled code without agent-host's header",
+        ),
+    ];
+    for (name, contents, flags, expected) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, contents).unwrap();
+        let mut args = vec!["console"];
+        args.extend_from_slice(flags);
+        args.extend(["--plugin", path.to_str().unwrap()]);
+        let out = agent_host(&args, "");
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{name}: {stderr}");
+        let lines: Vec<_> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(lines.len(), 1, "{name}: {stderr}");
+        assert!(lines[0].contains(name), "{name}: {stderr}");
+        assert!(lines[0].contains(expected), "{name}: {stderr}");
+        if name != "no-opt-in.cwasm" {
+            assert!(
+                lines[0].ends_with("recompile it with `agent-host compile`"),
+                "{name}: {stderr}"
+            );
+        }
+    }
+}

@@ -211,3 +211,66 @@ async fn several_plugins_from_flags_and_from_a_config_file() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// `agent-host compile PLUGIN -o OUT`.
+fn compile(plugin: &str, out: &Path) {
+    let status = agent_host_tests::agent_host_command()
+        .args(["compile", plugin, "-o", out.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_swap_to_and_between_precompiled_plugins() {
+    let server = worker::server().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.cwasm"), dir.path().join("b.cwasm"));
+    compile(guests::FAULTY, &a);
+    compile(guests::FAULTY_B, &b);
+    let plugin = dir.path().join("agent.cwasm");
+    std::fs::copy(&a, &plugin).unwrap();
+    let host = start(
+        &server,
+        &plugin,
+        &["--watch", "--allow-precompiled", "--admin-token", "s3cret"],
+    );
+    host.wait_log("watching for changes");
+    let addr = host.wait_log("health server listening")["addr"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    assert_eq!(flavor_of_next_job(&server, "swap-agent").await, "a");
+
+    // --watch: a .cwasm replaces a .cwasm.
+    replace_file(&plugin, b.to_str().unwrap());
+    host.wait_log("plugin swapped: new jobs run the new version, running jobs keep theirs");
+    assert_eq!(flavor_of_next_job(&server, "swap-agent").await, "b");
+
+    // The admin API: a .cwasm has the digest of its .wasm, so posting the
+    // .wasm of the current version finds it in memory.
+    let b_wasm = std::fs::read(guests::FAULTY_B).unwrap();
+    let (status, body) = post(&addr, "/plugins/swap-agent", Some("s3cret"), &b_wasm);
+    assert_eq!(status, 200, "{body}");
+    let swap: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(swap["new"], swap["old"], "{body}");
+    assert_eq!(swap["reused"], true, "{body}");
+    let (status, body) = post(
+        &addr,
+        "/plugins/swap-agent",
+        Some("s3cret"),
+        &std::fs::read(&a).unwrap(),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(flavor_of_next_job(&server, "swap-agent").await, "a");
+    // Both posts logged a swap; consume them before waiting for the next.
+    for _ in 0..2 {
+        host.wait_log("plugin swapped: new jobs run the new version, running jobs keep theirs");
+    }
+
+    // SIGHUP re-reads the file (b.cwasm): its digest is not the current one.
+    host.signal("HUP");
+    host.wait_log("plugin swapped: new jobs run the new version, running jobs keep theirs");
+    assert_eq!(flavor_of_next_job(&server, "swap-agent").await, "b");
+}

@@ -70,6 +70,9 @@ pub struct LimitArgs {
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
 
+    #[command(flatten)]
+    pub precompiled: PrecompiledArgs,
+
     /// Let guests send HTTP requests to this destination: a host name
     /// (`api.example.com`), `*.example.com`, an IP address or a CIDR block,
     /// each with an optional `:PORT`. Repeatable. None given (the default):
@@ -135,9 +138,20 @@ impl LimitArgs {
                     .or(file_cache)
                     .or(defaults.cache_dir.clone())
             },
+            allow_precompiled: self.precompiled.allow_precompiled,
             ..defaults
         }
     }
+}
+
+/// The opt-in to ahead-of-time plugins, for every command that loads one.
+#[derive(Debug, Clone, Args)]
+pub struct PrecompiledArgs {
+    /// Also accept plugins precompiled by `agent-host compile` (`.cwasm`):
+    /// native code, loaded unverified, so only from your own builds (see
+    /// SECURITY.md).
+    #[arg(long, env = "AGENT_HOST_ALLOW_PRECOMPILED")]
+    pub allow_precompiled: bool,
 }
 
 /// Parses an `--allow-http` rule.

@@ -6,8 +6,10 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use agent_host::guest_build::read_plugin;
-use agent_host::{Runtime, RuntimeConfig};
+use agent_host::guest_build::plugin_file;
+use agent_host::{PluginError, Runtime, RuntimeConfig};
+
+use super::args::PrecompiledArgs;
 
 /// Arguments of `check`.
 #[derive(Debug, Args)]
@@ -15,23 +17,30 @@ pub struct CheckArgs {
     /// A `.wasm` component, or a guest crate directory to build first.
     #[arg(value_name = "PLUGIN")]
     plugin: PathBuf,
+
+    #[command(flatten)]
+    precompiled: PrecompiledArgs,
 }
 
 /// Loads the plugin exactly as `run` would (compile, type-check against the
 /// world) and prints its identity, exports and imports.
 pub fn run(args: CheckArgs) -> Result<ExitCode> {
-    let (bytes, path) = read_plugin(&args.plugin)?;
+    let path = plugin_file(&args.plugin)?;
     let runtime = Runtime::new(RuntimeConfig {
         max_jobs: 1,
         cache_dir: None,
+        allow_precompiled: args.precompiled.allow_precompiled,
         ..RuntimeConfig::default()
     })?;
-    let plugin = match runtime.load_plugin(&bytes) {
+    // A plugin that is refused fails the check (exit 1); a file that
+    // cannot be read is an error of the command (exit 2).
+    let plugin = match runtime.load_plugin_file(&path) {
         Ok(plugin) => plugin,
-        Err(err) => {
-            eprintln!("error: {}: {err}", path.display());
+        Err(err) if err.downcast_ref::<PluginError>().is_some() => {
+            eprintln!("error: {}: {err:#}", path.display());
             return Ok(ExitCode::FAILURE);
         }
+        Err(err) => return Err(err.context(format!("reading {}", path.display()))),
     };
     let version = plugin.version();
     println!("{}: ok, an agent-host agent", path.display());

@@ -2,6 +2,7 @@
 
 mod args;
 mod check;
+mod compile;
 mod connect;
 mod console;
 mod dev;
@@ -36,6 +37,8 @@ enum LogFormat {
 enum Command {
     /// Validate a plugin against the agent world and show what it imports and exports.
     Check(check::CheckArgs),
+    /// Compile a plugin ahead of time into a `.cwasm` for this host and engine.
+    Compile(compile::CompileArgs),
     /// Run one job locally in a simulated room; you are a participant in it.
     Console(console::ConsoleArgs),
     /// Register with a LiveKit server as an agent worker and run its jobs.
@@ -55,13 +58,14 @@ pub fn main() -> ExitCode {
     let default_filter = match cli.command {
         // Keep the conversation readable: the host's own chatter only when it matters.
         Command::Console(_) => "warn,agent_host::guest=info",
-        Command::Check(_) => "warn",
+        Command::Check(_) | Command::Compile(_) => "warn",
         Command::Run(_) | Command::Dev(_) | Command::Connect(_) => "info",
         Command::Setup(_) => "warn",
     };
     init_logging(cli.log_format, default_filter);
     let result = match cli.command {
         Command::Check(args) => check::run(args),
+        Command::Compile(args) => compile::run(args),
         Command::Console(args) => console::run(args),
         Command::Run(args) => run::run(*args),
         Command::Dev(args) => dev::run(*args),

@@ -18,7 +18,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::args::LimitArgs;
 use super::settings::{FileSettings, WorkerSettings, check_names, parse_plugin_flag};
-use agent_host::guest_build::read_plugin;
+use agent_host::guest_build::{plugin_file, read_plugin};
 use agent_host::net::Network;
 use agent_host::ops::{self, OpsState};
 use agent_host::room::RoomTransport;
@@ -405,9 +405,9 @@ pub(super) async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
     let mut handles = Vec::new();
     let mut runs = tokio::task::JoinSet::new();
     for planned in plan.workers {
-        let (bytes, wasm) = read_plugin(&planned.path)?;
+        let wasm = plugin_file(&planned.path)?;
         let plugin = runtime
-            .load_plugin(&bytes)
+            .load_plugin_file(&wasm)
             .with_context(|| format!("loading {}", wasm.display()))?;
         tracing::info!(
             plugin = %wasm.display(),

@@ -11,6 +11,10 @@
 //! Trust: loading an entry runs machine code from it. The directory must be
 //! writable only by the user running agent-host (the default, under the
 //! user's own cache directory, is).
+//!
+//! The key and the (de)serialization here are also those of ahead-of-time
+//! plugins (`agent-host compile`, see `precompiled.rs`): one code path for
+//! compiled code on disk.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -28,12 +32,9 @@ pub(crate) struct ArtifactCache {
 
 impl ArtifactCache {
     pub(crate) fn new(engine: &Engine, dir: PathBuf) -> Self {
-        let mut hasher = Sha256Hasher(Sha256::new());
-        engine.precompile_compatibility_hash().hash(&mut hasher);
-        let key = hasher.0.finalize();
         Self {
             dir,
-            engine_key: hex::encode(&key[..8]),
+            engine_key: engine_key(engine),
         }
     }
 
@@ -50,7 +51,7 @@ impl ArtifactCache {
         // SAFETY: the entry was written by `store` below with this engine's
         // compatibility key in its name, into a directory only this user can
         // write (see the module docs); wasmtime still checks the header.
-        match unsafe { Component::deserialize_file(engine, &path) } {
+        match unsafe { deserialize_file(engine, &path) } {
             Ok(component) => Some(component),
             Err(err) => {
                 tracing::warn!(path = %path.display(), error = %err, "ignoring unreadable cache entry");
@@ -67,14 +68,59 @@ impl ArtifactCache {
     }
 
     fn try_store(&self, digest: &str, component: &Component) -> anyhow::Result<()> {
-        let bytes = component.serialize()?;
+        let bytes = serialize(component)?;
         std::fs::create_dir_all(&self.dir)?;
-        let path = self.entry(digest);
-        let tmp = tmp_path(&path);
-        std::fs::write(&tmp, &bytes)?;
-        std::fs::rename(&tmp, &path)?;
-        Ok(())
+        write_atomically(&self.entry(digest), &bytes)
     }
+}
+
+/// The engine's compatibility key: 16 hex digits of a hash of everything
+/// that affects compiled code (wasmtime version, target, settings). Two
+/// engines with the same key accept each other's compiled code.
+pub(crate) fn engine_key(engine: &Engine) -> String {
+    let mut hasher = Sha256Hasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    let key = hasher.0.finalize();
+    hex::encode(&key[..8])
+}
+
+/// A compiled component's bytes, as the cache and `.cwasm` files hold them.
+pub(crate) fn serialize(component: &Component) -> anyhow::Result<Vec<u8>> {
+    Ok(component.serialize()?)
+}
+
+/// Loads a compiled component from bytes [`serialize`] produced.
+///
+/// # Safety
+///
+/// `bytes` run as machine code: they must come from [`serialize`] of a
+/// trusted build (see `Component::deserialize`). wasmtime checks that they
+/// were compiled by its own version and this engine's configuration.
+pub(crate) unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component> {
+    // SAFETY: the caller vouches for the bytes (see above).
+    Ok(unsafe { Component::deserialize(engine, bytes) }?)
+}
+
+/// Loads a compiled component by mapping the file at `path` (no copy; pages
+/// are read when used). The file may carry bytes after [`serialize`]'s
+/// output (a `.cwasm`'s header): wasmtime reads the artifact by its own
+/// offsets.
+///
+/// # Safety
+///
+/// As [`deserialize`]: the file runs as machine code.
+pub(crate) unsafe fn deserialize_file(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
+    // SAFETY: the caller vouches for the file (see above).
+    Ok(unsafe { Component::deserialize_file(engine, path) }?)
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it there,
+/// so a reader never sees half a file.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
 }
 
 /// Feeds a [`Hash`] into SHA-256, so the key is stable across builds (std's

@@ -32,6 +32,10 @@ pub struct RuntimeConfig {
     /// compatibility. `None` compiles every time. Default: the user's cache
     /// directory (`$XDG_CACHE_HOME/agent-host/components`).
     pub cache_dir: Option<PathBuf>,
+    /// Whether plugins precompiled by `agent-host compile` (`.cwasm`, native
+    /// code) may be loaded. Default off: a `.wasm` from anyone is sandboxed,
+    /// a `.cwasm` is trusted code, so the operator opts in (SECURITY.md).
+    pub allow_precompiled: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -41,6 +45,7 @@ impl Default for RuntimeConfig {
             max_memory_bytes: DEFAULT_MEMORY_BYTES,
             epoch_tick: Duration::from_millis(10),
             cache_dir: default_cache_dir(),
+            allow_precompiled: false,
         }
     }
 }

@@ -33,6 +33,7 @@ pub(crate) mod http;
 mod http_meter;
 mod job;
 mod plugin;
+mod precompiled;
 mod slot;
 pub(crate) mod state;
 mod stdio;
@@ -47,6 +48,7 @@ use wasmtime::{Engine, Store};
 
 pub use self::accept::{MAX_ATTRIBUTES, MAX_IDENTITY, MAX_METADATA, MAX_NAME};
 use self::cache::ArtifactCache;
+pub use self::cache::write_atomically;
 pub use self::engine::{RuntimeConfig, default_cache_dir};
 use self::guard::Metered;
 pub use self::job::{
@@ -134,8 +136,30 @@ impl Runtime {
             &self.inner.linker,
             self.inner.cache.as_ref(),
             bytes,
+            self.inner.config.allow_precompiled,
         )?;
         Ok(Arc::new(plugin))
+    }
+
+    /// Loads the plugin in the file at `path` as [`load_plugin`](Self::load_plugin)
+    /// does; a `.cwasm` is mapped rather than read (no copy of its code and
+    /// data, pages read as used), which is what makes it start fast.
+    pub fn load_plugin_file(&self, path: &std::path::Path) -> Result<Arc<Plugin>> {
+        let plugin = Plugin::load_file(
+            &self.inner.engine,
+            &self.inner.linker,
+            self.inner.cache.as_ref(),
+            path,
+            self.inner.config.allow_precompiled,
+        )?;
+        Ok(Arc::new(plugin))
+    }
+
+    /// Compiles and type-checks a component as [`load_plugin`](Self::load_plugin)
+    /// does and returns it as a `.cwasm` for this agent-host and this
+    /// runtime's engine configuration (`agent-host compile`).
+    pub fn precompile(&self, bytes: &[u8]) -> Result<Vec<u8>, PluginError> {
+        self.load_plugin(bytes)?.precompiled()
     }
 
     /// Offers a job that no dispatch created (console, connect, tests) to

@@ -2,17 +2,25 @@
 //!
 //! Loading checks, in this order, and stops at the first problem with an
 //! error that says what is wrong in one line:
-//! 1. the bytes are WebAssembly at all;
+//! 1. the bytes are WebAssembly at all (or an `agent-host compile` `.cwasm`,
+//!    only if the runtime allows precompiled plugins, and only one compiled
+//!    by this agent-host with this engine configuration; see
+//!    `precompiled.rs`);
 //! 2. they are a component, not a core module;
 //! 3. the SDK marker (if present) names a WIT version this host supports;
-//! 4. the component compiles (or its compiled form is in the cache);
+//! 4. the component compiles (or its compiled form is in the cache, or it
+//!    was precompiled);
 //! 5. its imports are all provided by the host and its exports match the
 //!    `agent` world.
+//!
+//! A plugin's identity is the SHA-256 of its component's bytes; a `.cwasm`
+//! has the identity of the component it was compiled from.
 //!
 //! A `Plugin` is immutable and shared (`Arc`) by every job started on it;
 //! jobs keep the version they started on.
 
 use std::fmt;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest as _, Sha256};
@@ -20,7 +28,8 @@ use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 
-use super::cache::ArtifactCache;
+use super::cache::{self, ArtifactCache};
+use super::precompiled::{self, Header};
 use super::state::JobState;
 use crate::bindings::AgentPre;
 
@@ -59,6 +68,14 @@ pub enum PluginError {
     /// The component is valid but is not an `agent` world component.
     #[error("not an agent-host `agent` component: {0}")]
     WrongWorld(String),
+    /// A `.cwasm`, but this runtime does not load precompiled code.
+    #[error(
+        "this is a precompiled plugin (native code, see SECURITY.md); load it with --allow-precompiled, or give the .wasm"
+    )]
+    PrecompiledNotAllowed,
+    /// A `.cwasm` this host cannot or will not load.
+    #[error("{0}; recompile it with `agent-host compile`")]
+    Precompiled(String),
 }
 
 /// Versions and digest that identify a plugin.
@@ -108,31 +125,69 @@ impl fmt::Debug for Plugin {
 }
 
 impl Plugin {
+    /// Loads a component, or a `.cwasm` when `allow_precompiled`.
     pub(crate) fn load(
         engine: &Engine,
         linker: &Linker<JobState>,
         cache: Option<&ArtifactCache>,
         bytes: &[u8],
+        allow_precompiled: bool,
     ) -> Result<Self, PluginError> {
         let started = Instant::now();
-        let (sdk, guest) = read_markers(bytes)?;
-        if let Some(sdk) = &sdk {
-            check_sdk_version(sdk)?;
-        }
-        let digest = digest(bytes);
-        let cached = cache.and_then(|c| c.load(engine, &digest));
-        let from_cache = cached.is_some();
-        let component = match cached {
-            Some(component) => component,
-            None => {
-                let component = Component::new(engine, bytes)
-                    .map_err(|e| PluginError::Invalid(format!("{e:#}")))?;
-                if let Some(cache) = cache {
-                    cache.store(&digest, &component);
-                }
-                component
-            }
+        let (component, version, from_cache) = if precompiled::is_precompiled(bytes) {
+            let (header, artifact) = precompiled::decode(bytes).map_err(damaged)?;
+            check_precompiled(engine, &header, allow_precompiled)?;
+            // SAFETY: see `check_precompiled`, whose checks passed.
+            let component = unsafe { cache::deserialize(engine, artifact) }.map_err(refused)?;
+            (component, header.into(), false)
+        } else {
+            compile_or_cached(engine, cache, bytes)?
         };
+        Self::type_check(linker, component, version, from_cache, started)
+    }
+
+    /// Loads the plugin in the file at `path`. A `.cwasm` is mapped, not
+    /// read (its code and data are paged in as used); anything else is read
+    /// and loaded as [`Plugin::load`] does.
+    pub(crate) fn load_file(
+        engine: &Engine,
+        linker: &Linker<JobState>,
+        cache: Option<&ArtifactCache>,
+        path: &Path,
+        allow_precompiled: bool,
+    ) -> anyhow::Result<Self> {
+        let started = Instant::now();
+        let Some(header) = precompiled::read_file_header(path)? else {
+            let bytes = std::fs::read(path)?;
+            return Ok(Self::load(
+                engine,
+                linker,
+                cache,
+                &bytes,
+                allow_precompiled,
+            )?);
+        };
+        let header = header.map_err(damaged)?;
+        check_precompiled(engine, &header, allow_precompiled)?;
+        // SAFETY: see `check_precompiled`, whose checks passed.
+        let component = unsafe { cache::deserialize_file(engine, path) }.map_err(refused)?;
+        Ok(Self::type_check(
+            linker,
+            component,
+            header.into(),
+            false,
+            started,
+        )?)
+    }
+
+    /// Step 5: the component against the host's imports and the `agent` world.
+    fn type_check(
+        linker: &Linker<JobState>,
+        component: Component,
+        version: PluginVersion,
+        from_cache: bool,
+        started: Instant,
+    ) -> Result<Self, PluginError> {
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
@@ -141,10 +196,26 @@ impl Plugin {
         Ok(Self {
             pre,
             component,
-            version: PluginVersion { digest, sdk, guest },
+            version,
             compile_time: started.elapsed(),
             from_cache,
         })
+    }
+
+    /// This plugin as an `agent-host compile` `.cwasm`: the compiled code
+    /// (serialized as the compile cache stores it) behind a header binding
+    /// it to this agent-host and engine, with the component's identity.
+    pub(crate) fn precompiled(&self) -> Result<Vec<u8>, PluginError> {
+        let artifact = cache::serialize(&self.component)
+            .map_err(|e| PluginError::Invalid(format!("{e:#}")))?;
+        let header = Header {
+            agent_host: env!("CARGO_PKG_VERSION").to_string(),
+            engine: cache::engine_key(self.pre.engine()),
+            digest: self.version.digest.clone(),
+            sdk: self.version.sdk.clone(),
+            guest: self.version.guest.clone(),
+        };
+        Ok(precompiled::encode(&header, &artifact))
     }
 
     /// Digest and versions of this plugin.
@@ -192,9 +263,112 @@ impl Plugin {
     }
 }
 
-/// SHA-256 of a component's bytes, hex: the identity of a plugin version.
+/// The identity of a plugin version, hex: SHA-256 of a component's bytes;
+/// for a `.cwasm`, that of the component it was compiled from (read from its
+/// header, or of the file's bytes if the header is unreadable, which loading
+/// then refuses).
 pub fn digest(bytes: &[u8]) -> String {
+    if precompiled::is_precompiled(bytes)
+        && let Ok((header, _)) = precompiled::decode(bytes)
+    {
+        return header.digest;
+    }
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Compiles a component, or loads its compiled form from the cache.
+/// Returns whether it came from the cache.
+fn compile_or_cached(
+    engine: &Engine,
+    cache: Option<&ArtifactCache>,
+    bytes: &[u8],
+) -> Result<(Component, PluginVersion, bool), PluginError> {
+    if Engine::detect_precompiled(bytes).is_some() {
+        return Err(PluginError::Precompiled(
+            "this is wasmtime's precompiled code without agent-host's header (from `wasmtime compile`?)"
+                .into(),
+        ));
+    }
+    let (sdk, guest) = read_markers(bytes)?;
+    if let Some(sdk) = &sdk {
+        check_sdk_version(sdk)?;
+    }
+    let digest = digest(bytes);
+    let cached = cache.and_then(|c| c.load(engine, &digest));
+    let from_cache = cached.is_some();
+    let component = match cached {
+        Some(component) => component,
+        None => {
+            let component = Component::new(engine, bytes)
+                .map_err(|e| PluginError::Invalid(format!("{e:#}")))?;
+            if let Some(cache) = cache {
+                cache.store(&digest, &component);
+            }
+            component
+        }
+    };
+    Ok((component, PluginVersion { digest, sdk, guest }, from_cache))
+}
+
+/// Whether a `.cwasm` with this header may be deserialized here: the
+/// operator opted in, and it was compiled by this agent-host with this
+/// engine's configuration for a WIT this host serves.
+///
+/// This is the safety argument of every `deserialize` of a `.cwasm`:
+/// deserializing runs the file's machine code unverified. The runtime loads
+/// one only when its operator opted in (`allow_precompiled`,
+/// `--allow-precompiled`): that flag is the operator's statement that their
+/// precompiled plugins come from their own `agent-host compile`
+/// (SECURITY.md, "Ahead-of-time plugins"), so their provenance is the
+/// operator's responsibility, as that of the agent-host binary is. The
+/// header checks only catch honest mistakes (another release or
+/// configuration), not forgeries; wasmtime checks its own version and
+/// configuration header again.
+fn check_precompiled(
+    engine: &Engine,
+    header: &Header,
+    allow_precompiled: bool,
+) -> Result<(), PluginError> {
+    if !allow_precompiled {
+        return Err(PluginError::PrecompiledNotAllowed);
+    }
+    let host = env!("CARGO_PKG_VERSION");
+    if header.agent_host != host {
+        return Err(PluginError::Precompiled(format!(
+            "it was compiled by agent-host {}, this is {host}",
+            header.agent_host
+        )));
+    }
+    let key = cache::engine_key(engine);
+    if header.engine != key {
+        return Err(PluginError::Precompiled(format!(
+            "it was compiled by a different wasmtime or engine configuration (engine {}, this host's is {key}; \
+             the CPU's features and settings such as --memory-limit must match)",
+            header.engine
+        )));
+    }
+    if let Some(sdk) = &header.sdk {
+        check_sdk_version(sdk)?;
+    }
+    Ok(())
+}
+
+fn damaged(err: String) -> PluginError {
+    PluginError::Precompiled(format!("not a valid .cwasm: {err}"))
+}
+
+fn refused(err: anyhow::Error) -> PluginError {
+    PluginError::Precompiled(format!("wasmtime refused its code: {err:#}"))
+}
+
+impl From<Header> for PluginVersion {
+    fn from(header: Header) -> Self {
+        Self {
+            digest: header.digest,
+            sdk: header.sdk,
+            guest: header.guest,
+        }
+    }
 }
 
 /// Checks the magic and the component/module distinction, then returns the

@@ -36,7 +36,7 @@ use super::load::{CpuSampler, LoadInputs};
 use super::protocol::{self, ConnectError, Incoming, Socket};
 use super::status::{ConnectionState, JobEntry, Metrics, Shared};
 use super::{Command, Exit, SDK_VERSION, Worker, WorkerError};
-use crate::runtime::{JobUsage, OfferError};
+use crate::runtime::OfferError;
 use crate::wit::{self, Decision};
 use crate::{Offer, Outcome, PreparedJob, RoomExit, Terminator};
 
@@ -66,7 +66,6 @@ struct Running {
     plugin: String,
     /// Set when the drain timeout already reported the job as failed.
     reported: bool,
-    usage: JobUsage,
 }
 
 pub(super) struct Session {
@@ -461,7 +460,6 @@ impl Session {
         }
         let handle = prepared.start(self.w.transport.clone(), url, assignment.token);
         let terminator = handle.terminator();
-        let usage = handle.usage();
         self.shared()
             .jobs
             .lock()
@@ -471,7 +469,7 @@ impl Session {
                 JobEntry {
                     room: handle.info().room.name.clone(),
                     plugin: plugin.clone(),
-                    usage: usage.clone(),
+                    usage: handle.usage(),
                 },
             );
         *self.by_version.entry(plugin.clone()).or_insert(0) += 1;
@@ -486,7 +484,6 @@ impl Session {
                 terminator,
                 plugin,
                 reported: false,
-                usage,
             },
         );
         Metrics::inc(&self.shared().metrics.jobs_started);
@@ -520,15 +517,18 @@ impl Session {
         let Some(running) = self.running.remove(&job_id) else {
             return;
         };
-        self.shared()
+        let entry = self
+            .shared()
             .jobs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&job_id);
-        self.shared()
-            .metrics
-            .job_cpu
-            .observe(running.usage.cpu_time());
+        if let Some(entry) = entry {
+            self.shared()
+                .metrics
+                .job_cpu
+                .observe(entry.usage.cpu_time());
+        }
         if let Some(n) = self.by_version.get_mut(&running.plugin) {
             *n -= 1;
             if *n == 0 {

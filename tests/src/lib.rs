@@ -7,6 +7,7 @@ use std::sync::Arc;
 use agent_host::room::sim::SimRooms;
 use agent_host::wit::{JobRequest, JobType, RoomInfo};
 use agent_host::{JobHandle, JobLimits, Outcome, Plugin, PreparedJob, Runtime, RuntimeConfig};
+use agent_host_capability::{Capability, require};
 
 pub mod netns;
 pub mod process;
@@ -77,26 +78,16 @@ pub fn start_sim(job: PreparedJob, rooms: &SimRooms) -> JobHandle {
     job.start(Arc::new(rooms.clone()), String::new(), String::new())
 }
 
-/// Set to `1` to turn a missing LiveKit client library into a test failure.
-pub const REQUIRE_LIVEKIT_LIB_ENV: &str = "AGENT_HOST_REQUIRE_LIVEKIT_LIB";
-
 /// LiveKit's client library (`liblivekit_ffi.so`) for room tests, found as
 /// agent-host finds it (`LIVEKIT_LIB_PATH`, else the cache `agent-host setup`
-/// fills). When it is missing, prints a `SKIP` line and returns `None`…
+/// fills). Tests that call it carry
+/// `#[cfg_attr(not(has_livekit_lib), ignore = "needs LiveKit's client library: run `agent-host setup`")]`.
 ///
 /// # Panics
-/// …unless `AGENT_HOST_REQUIRE_LIVEKIT_LIB=1`: then it panics.
-pub fn livekit_lib() -> Option<PathBuf> {
-    match agent_host::room::ffi::find_library(None) {
-        Ok(path) => Some(path),
-        Err(e) if std::env::var_os(REQUIRE_LIVEKIT_LIB_ENV).is_some_and(|v| v == "1") => {
-            panic!("{REQUIRE_LIVEKIT_LIB_ENV}=1 but LiveKit's client library is missing: {e}")
-        }
-        Err(e) => {
-            eprintln!("SKIP tests that need LiveKit's client library: {e}");
-            None
-        }
-    }
+/// When the library is missing (on CI, or when it went away after the
+/// build): see [`agent_host_capability::require`].
+pub fn livekit_lib() -> PathBuf {
+    require(Capability::LivekitLib)
 }
 
 /// Offers `faulty`'s `stall-offer` job, which never answers, and checks that

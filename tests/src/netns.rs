@@ -7,7 +7,7 @@
 //! binary as `unshare -n sh -c '<setup>; exec "$0" --exact <inner>
 //! --ignored --nocapture'`, where the setup brings `lo` up and creates a veth
 //! pair with [`DOUBLE_IP`] and [`CLIENT_IP`] (a /24 that exists only in that
-//! namespace). The inner test is `#[ignore = "runs inside the private
+//! namespace: [`NETNS_SETUP`]). The inner test is `#[ignore = "runs inside the private
 //! network namespace made by <outer>"]` and starts with [`assert_inside`].
 //! Its output is relayed and its success asserted.
 //!
@@ -15,8 +15,11 @@
 //! * Everything binds only to the namespace's addresses or loopback; no
 //!   traffic ever leaves the namespace (it has no route out).
 //! * Without the right to create namespaces (root or CAP_NET_ADMIN, probed
-//!   by running the setup once), the outer test prints a `SKIP` line and
-//!   passes, unless `AGENT_HOST_REQUIRE_NETNS=1`, when it fails.
+//!   by `tests/build.rs` running the setup once), the outer test is ignored:
+//!   it carries `#[cfg_attr(not(has_netns), ignore = "needs a private
+//!   network namespace: run as root")]`. On CI, or when the right went away
+//!   after the build, [`run_inside`] fails (see
+//!   [`agent_host_capability::require`]).
 //! * The inner run is killed after [`INNER_TIMEOUT`].
 
 use std::io::Read;
@@ -24,22 +27,16 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use agent_host_capability::{Capability, NETNS_SETUP, require};
+
 /// Set to `1` in the environment of the inner run.
 pub const INSIDE_ENV: &str = "AGENT_HOST_NETNS_INSIDE";
-/// Set to `1` to turn a missing namespace capability into a failure.
-pub const REQUIRE_ENV: &str = "AGENT_HOST_REQUIRE_NETNS";
 /// Address of `veth0` in the namespace: where servers (the double) listen.
 pub const DOUBLE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1));
 /// Address of `veth1` in the namespace (the client side's second address).
 pub const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 77, 0, 2));
 /// Longest inner run.
 pub const INNER_TIMEOUT: Duration = Duration::from_secs(300);
-
-/// Shell commands that set the namespace up.
-const SETUP: &str = "set -e; ip link set lo up; \
-    ip link add veth0 type veth peer name veth1; \
-    ip addr add 10.77.0.1/24 dev veth0; ip addr add 10.77.0.2/24 dev veth1; \
-    ip link set veth0 up; ip link set veth1 up";
 
 /// Whether this process is an inner run.
 pub fn inside() -> bool {
@@ -55,37 +52,17 @@ pub fn assert_inside() {
     );
 }
 
-/// Whether namespaces with a veth pair can be created here (runs the setup
-/// once in a throwaway namespace).
-pub fn available() -> bool {
-    Command::new("unshare")
-        .args(["-n", "sh", "-c", SETUP])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// Runs the ignored test `inner` of the current test binary inside a fresh
-/// private network namespace and asserts it passed. Returns `false` when it
-/// was skipped (no capability and `AGENT_HOST_REQUIRE_NETNS` unset).
+/// private network namespace and asserts it passed.
 ///
 /// # Panics
-/// If the inner test fails or times out, or if namespaces are unavailable
-/// and `AGENT_HOST_REQUIRE_NETNS=1`.
-pub fn run_inside(inner: &str) -> bool {
-    if !available() {
-        let why = "cannot create a network namespace with a veth pair \
-                   (needs root or CAP_NET_ADMIN, `unshare` and `ip`)";
-        if std::env::var_os(REQUIRE_ENV).is_some_and(|v| v == "1") {
-            panic!("{REQUIRE_ENV}=1 but {why}");
-        }
-        eprintln!("SKIP {inner}: {why}");
-        return false;
-    }
+/// If the inner test fails or times out, or if namespaces cannot be
+/// created here.
+pub fn run_inside(inner: &str) {
+    require(Capability::Netns);
     let exe = std::env::current_exe().expect("test executable path");
     let script =
-        format!("{SETUP}; exec \"$0\" --exact \"$1\" --ignored --nocapture --test-threads=1");
+        format!("{NETNS_SETUP}; exec \"$0\" --exact \"$1\" --ignored --nocapture --test-threads=1");
     let mut child = Command::new("unshare")
         .args(["-n", "sh", "-c", &script])
         .arg(&exe)
@@ -126,5 +103,4 @@ pub fn run_inside(inner: &str) -> bool {
         Some(s) => assert!(s.success(), "{inner} failed inside the namespace: {s}"),
         None => panic!("{inner} timed out after {INNER_TIMEOUT:?} inside the namespace"),
     }
-    true
 }

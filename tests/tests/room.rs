@@ -2,16 +2,18 @@
 //! double (`webrtc-double`), inside a private network namespace (libwebrtc
 //! ignores loopback; see `agent_host_tests::netns`).
 //!
-//! `room_scenarios` re-runs this binary inside the namespace, where
-//! `inner_room_scenarios` starts one double on the namespace's address and
-//! runs every scenario concurrently (to keep the wall time near that of the
-//! slowest one), each in rooms of its own, then reports each scenario's
-//! result (`AGENT_HOST_ROOM_SCENARIOS=echo,parrot` picks some):
-//! * `python_client`: LiveKit's Python SDK (the conformance venv, skipped
-//!   without it) joins, echoes data and chat to the sender only, publishes
-//!   and receives audio, and is disconnected with ROOM_CLOSED when the last
-//!   remote leaves: the double itself against a second real client;
-//! * with LiveKit's client library (skipped without it; see
+//! Each outer test re-runs this binary inside a namespace of its own, where
+//! its inner test starts a double on the namespace's address and runs its
+//! scenarios concurrently (to keep the wall time near that of the slowest
+//! one), each in rooms of its own, then reports each scenario's result
+//! (`AGENT_HOST_ROOM_SCENARIOS=echo,parrot` picks some). An outer test is
+//! ignored, with the reason, when the machine lacks what it needs, and fails
+//! on CI instead (see `agent_host_capability`):
+//! * `python_client_scenario` (needs the conformance venv): `python_client`,
+//!   LiveKit's Python SDK joins, echoes data and chat to the sender only,
+//!   publishes and receives audio, and is disconnected with ROOM_CLOSED when
+//!   the last remote leaves: the double itself against a second real client;
+//! * `room_scenarios` (needs LiveKit's client library; see
 //!   [`agent_host_tests::livekit_lib`]), jobs on `FfiRooms`:
 //!   `echo` answers text and data to the sender only; `greeter` greets a
 //!   joiner; `parrot` hears a remote speak, says so (`lk.agent.state` =
@@ -54,13 +56,77 @@ const PHRASES: u32 = 3;
 const MANY: usize = 20;
 
 #[test]
+#[cfg_attr(
+    not(all(has_netns, has_livekit_lib)),
+    ignore = "needs a private network namespace (run as root) and LiveKit's client library (run `agent-host setup`)"
+)]
 fn room_scenarios() {
+    livekit_lib();
     netns::run_inside("inner_room_scenarios");
+}
+
+#[test]
+#[cfg_attr(
+    not(all(has_netns, has_python_worker)),
+    ignore = "needs a private network namespace (run as root) and the official Python worker (run tests/conformance/setup.sh, set AGENT_HOST_PYTHON)"
+)]
+fn python_client_scenario() {
+    fake_livekit::python::python();
+    netns::run_inside("inner_python_client");
 }
 
 #[test]
 #[ignore = "runs inside the private network namespace made by room_scenarios"]
 fn inner_room_scenarios() {
+    in_namespace(|double| {
+        Box::pin(async move {
+            let rooms = FfiRooms::load(&livekit_lib()).expect("loading LiveKit's client library");
+            let config = DoubleConfig::new(KEY, SECRET);
+            let lingering = Double::start_with(
+                SocketAddr::new(netns::DOUBLE_IP, 0),
+                DoubleConfig {
+                    close_delay: LINGER,
+                    ..config
+                },
+            )
+            .await
+            .expect("starting the lingering double");
+            let ctx = Arc::new(Ctx {
+                double,
+                lingering,
+                runtime: runtime(MANY as u32 + 8),
+                rooms,
+            });
+            let scenarios: Vec<(&str, BoxFuture<'static, ()>)> = vec![
+                ("echo", Box::pin(echo(ctx.clone()))),
+                ("greeter", Box::pin(greeter(ctx.clone()))),
+                ("parrot", Box::pin(parrot(ctx.clone()))),
+                ("many_rooms", Box::pin(many_rooms(ctx.clone()))),
+                ("worker_chain", Box::pin(worker_chain(ctx))),
+            ];
+            scenarios
+        })
+    });
+}
+
+#[test]
+#[ignore = "runs inside the private network namespace made by python_client_scenario"]
+fn inner_python_client() {
+    in_namespace(|double| {
+        Box::pin(async move {
+            let python = fake_livekit::python::python();
+            let scenarios: Vec<(&str, BoxFuture<'static, ()>)> =
+                vec![("python_client", Box::pin(python_client(double, python)))];
+            scenarios
+        })
+    });
+}
+
+/// The scenarios `make` returns for a double on the namespace's address,
+/// run concurrently; asserts that each passed.
+fn in_namespace(
+    make: impl FnOnce(Double) -> BoxFuture<'static, Vec<(&'static str, BoxFuture<'static, ()>)>>,
+) {
     netns::assert_inside();
     if std::env::var_os("RUST_LOG").is_some() {
         let _ = tracing_subscriber::fmt()
@@ -76,37 +142,7 @@ fn inner_room_scenarios() {
         let double = Double::start(SocketAddr::new(netns::DOUBLE_IP, 0), KEY, SECRET)
             .await
             .expect("starting the double");
-        let mut scenarios: Vec<(&str, BoxFuture<'static, ()>)> = Vec::new();
-        if let Some(python) = fake_livekit::python::python("room python_client") {
-            scenarios.push((
-                "python_client",
-                Box::pin(python_client(double.clone(), python)),
-            ));
-        }
-        if let Some(lib) = livekit_lib() {
-            let rooms = FfiRooms::load(&lib).expect("loading LiveKit's client library");
-            let config = DoubleConfig::new(KEY, SECRET);
-            let lingering = Double::start_with(
-                SocketAddr::new(netns::DOUBLE_IP, 0),
-                DoubleConfig {
-                    close_delay: LINGER,
-                    ..config
-                },
-            )
-            .await
-            .expect("starting the lingering double");
-            let ctx = Arc::new(Ctx {
-                double: double.clone(),
-                lingering,
-                runtime: runtime(MANY as u32 + 8),
-                rooms,
-            });
-            scenarios.push(("echo", Box::pin(echo(ctx.clone()))));
-            scenarios.push(("greeter", Box::pin(greeter(ctx.clone()))));
-            scenarios.push(("parrot", Box::pin(parrot(ctx.clone()))));
-            scenarios.push(("many_rooms", Box::pin(many_rooms(ctx.clone()))));
-            scenarios.push(("worker_chain", Box::pin(worker_chain(ctx))));
-        }
+        let scenarios = make(double).await;
         // `AGENT_HOST_ROOM_SCENARIOS=echo,parrot` runs only those.
         let only = std::env::var("AGENT_HOST_ROOM_SCENARIOS").ok();
         let scenarios: Vec<(&str, JoinHandle<Duration>)> = scenarios

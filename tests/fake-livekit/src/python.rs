@@ -2,13 +2,12 @@
 //! `tests/conformance/setup.sh`) against a [`FakeLiveKit`], for conformance
 //! tests.
 //!
-//! The interpreter comes from the environment:
-//! * `AGENT_HOST_PYTHON`: the venv's `python` (`bash tests/conformance/setup.sh`
-//!   creates `target/conformance-venv`). When it is not set or does not exist,
-//!   [`python`] prints a `SKIP <test>: …` line and returns `None`, so the
-//!   test can pass without the venv…
-//! * …unless `AGENT_HOST_REQUIRE_PYTHON=1`: then [`python`] panics instead,
-//!   so a CI run cannot skip the conformance tests silently.
+//! The interpreter comes from the environment: `AGENT_HOST_PYTHON`, the
+//! venv's `python` (`bash tests/conformance/setup.sh` creates
+//! `target/conformance-venv`). Tests that need it carry
+//! `#[cfg_attr(not(has_python_worker), ignore = "needs the official Python worker: run tests/conformance/setup.sh, set AGENT_HOST_PYTHON")]`
+//! and call [`python`], which fails when it is missing on CI (see
+//! `agent_host_capability`).
 //!
 //! [`PyWorker`] runs `tests/conformance/agent.py start` in its own process
 //! group, with output to a log file whose tail is printed when a test
@@ -21,48 +20,15 @@ use std::time::Duration;
 
 use crate::FakeLiveKit;
 
-/// Environment variable naming the Python interpreter of the venv.
-pub const PYTHON_ENV: &str = "AGENT_HOST_PYTHON";
-
-/// Environment variable that, set to `1`, turns a missing interpreter from a
-/// skip into a test failure.
-pub const REQUIRE_ENV: &str = "AGENT_HOST_REQUIRE_PYTHON";
-
-/// Whether `AGENT_HOST_REQUIRE_PYTHON=1` is set.
-pub fn required() -> bool {
-    std::env::var_os(REQUIRE_ENV).is_some_and(|v| v == "1")
-}
+pub use agent_host_capability::PYTHON_ENV;
 
 /// The Python interpreter to run the official worker with, from
-/// `AGENT_HOST_PYTHON`.
-///
-/// When it is unset or does not exist, prints `SKIP {test}: …` to stderr and
-/// returns `None` (the caller returns early and passes).
+/// [`PYTHON_ENV`].
 ///
 /// # Panics
-/// In that same case when `AGENT_HOST_REQUIRE_PYTHON=1` is set.
-pub fn python(test: &str) -> Option<PathBuf> {
-    let missing = match std::env::var_os(PYTHON_ENV) {
-        None => format!("{PYTHON_ENV} is not set (run tests/conformance/setup.sh)"),
-        Some(p) => {
-            let p = PathBuf::from(p);
-            if p.exists() {
-                return Some(p);
-            }
-            format!(
-                "{PYTHON_ENV}={} does not exist (run tests/conformance/setup.sh)",
-                p.display()
-            )
-        }
-    };
-    if required() {
-        panic!("{REQUIRE_ENV}=1 but the Python worker cannot run: {missing}");
-    }
-    // Straight to stderr so it shows even though libtest captures the
-    // `println!` of passing tests.
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "SKIP {test}: {missing}");
-    None
+/// When it is unset or does not exist: see [`agent_host_capability::require`].
+pub fn python() -> PathBuf {
+    agent_host_capability::require(agent_host_capability::Capability::PythonWorker)
 }
 
 /// The `livekit-agents` version importable with `python`.

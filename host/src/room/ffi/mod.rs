@@ -93,30 +93,21 @@ impl RoomTransport for FfiRooms {
     }
 }
 
-/// The skip rule of tests that need the library or the wheel's schema.
+/// The library for tests that need it. Such tests carry
+/// `#[cfg_attr(not(has_livekit_lib), ignore = "needs LiveKit's client library: run `agent-host setup`")]`
+/// (`build.rs` sets the cfg when the library is installed, and always on CI).
 #[cfg(test)]
 pub(crate) mod testing {
-    /// Skips (returns normally after saying why) unless
-    /// `AGENT_HOST_REQUIRE_LIVEKIT_LIB=1`, then fails.
-    pub(crate) fn require_library(why: &str) {
-        if std::env::var("AGENT_HOST_REQUIRE_LIVEKIT_LIB").is_ok_and(|v| v == "1") {
-            panic!("{why} (AGENT_HOST_REQUIRE_LIVEKIT_LIB=1; run `agent-host setup`)");
-        }
-        eprintln!(
-            "skipped: {why}; run `agent-host setup` (or set LIVEKIT_LIB_PATH) to run this test"
-        );
-    }
+    use agent_host_capability::{Capability, require};
 
-    /// The real library, loaded; `None` (after [`require_library`]) when
-    /// it is not installed.
-    pub(crate) fn rooms() -> Option<super::FfiRooms> {
-        match super::find_library(None) {
-            Ok(path) => Some(super::FfiRooms::load(&path).expect("the installed library loads")),
-            Err(err) => {
-                require_library(&err.to_string());
-                None
-            }
-        }
+    /// The real library, loaded.
+    ///
+    /// # Panics
+    /// When it is not installed (on CI, or when it went away after the
+    /// build) or does not load.
+    pub(crate) fn rooms() -> super::FfiRooms {
+        super::FfiRooms::load(&require(Capability::LivekitLib))
+            .expect("the installed library loads")
     }
 }
 

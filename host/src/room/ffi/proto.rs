@@ -23,8 +23,9 @@ mod schema {
     use prost::Message as _;
     use prost_types::{DescriptorProto, EnumDescriptorProto, FileDescriptorSet};
 
+    use agent_host_capability::{Capability, require};
+
     use super::super::library::{DESCRIPTORS_FILE, cache_dir};
-    use super::super::testing::require_library;
 
     const SUBSET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/livekit_ffi_subset.bin"));
 
@@ -130,22 +131,23 @@ mod schema {
     }
 
     #[test]
+    #[cfg_attr(
+        not(has_livekit_lib),
+        ignore = "needs LiveKit's client library: run `agent-host setup`"
+    )]
     fn subset_matches_the_pinned_wheel() {
-        let Some(dir) = cache_dir() else {
-            require_library("no cache directory (HOME unset)");
-            return;
-        };
-        let path = dir.join(DESCRIPTORS_FILE);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(err) => {
-                require_library(&format!(
-                    "cannot read the wheel's descriptors {}: {err}",
-                    path.display()
-                ));
-                return;
-            }
-        };
+        require(Capability::LivekitLib);
+        // `agent-host setup` writes the wheel's descriptors into its cache
+        // beside the library.
+        let path = cache_dir()
+            .expect("no cache directory (HOME unset): run `agent-host setup` with a HOME")
+            .join(DESCRIPTORS_FILE);
+        let bytes = std::fs::read(&path).unwrap_or_else(|err| {
+            panic!(
+                "cannot read the wheel's descriptors {}: {err} (run `agent-host setup`)",
+                path.display()
+            )
+        });
         let wheel = FileDescriptorSet::decode(bytes.as_slice())
             .expect("setup writes a valid descriptor set");
         let subset = subset();

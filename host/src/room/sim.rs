@@ -220,11 +220,6 @@ impl SimRoom {
         rx
     }
 
-    /// Number of agent sessions connected now.
-    pub fn agent_sessions(&self) -> usize {
-        lock(&self.state).sessions.len()
-    }
-
     /// A (non-agent) participant joins. Replaces one with the same identity.
     pub fn join(&self, participant: Participant) {
         let mut state = lock(&self.state);

@@ -11,7 +11,7 @@
 //! Invariants:
 //! - one [`Client`] per process: `livekit_ffi_initialize` is called once,
 //!   the client is never dropped;
-//! - all routing state is behind one mutex ([`Shared`]); it is never held
+//! - all routing state is behind one mutex ([`PumpState`]); it is never held
 //!   across an `.await`, and nothing it guards waits on a guest;
 //! - an async callback that arrives before its caller registered for it is
 //!   kept in `early` until the caller looks; a callback nobody will read
@@ -31,11 +31,12 @@ use std::time::Duration;
 use prost::Message as _;
 use tokio::sync::oneshot;
 
+use super::connected::ConnectedRoom;
 use super::handle::OwnedHandle;
 use super::library::FfiError;
 use super::proto::{self, ffi_event, ffi_request, ffi_response};
-use super::session::RoomState;
-use super::sys::Library;
+use super::routes::{Pending, Routes};
+use super::sys::{Library, request_sync};
 use crate::bindings::types::RoomError;
 
 /// Most async callbacks kept for callers that have not looked yet; past
@@ -49,49 +50,18 @@ static CLIENT: Mutex<Option<&'static Client>> = Mutex::new(None);
 pub(super) struct Client {
     pub(super) lib: &'static Library,
     path: PathBuf,
-    state: Mutex<Shared>,
+    state: Mutex<PumpState>,
 }
 
 /// Everything the pump and the sessions share.
 #[derive(Default)]
-pub(super) struct Shared {
+pub(super) struct PumpState {
     /// Connected rooms by room handle.
-    pub(super) rooms: HashMap<u64, RoomState>,
+    pub(super) rooms: HashMap<u64, ConnectedRoom>,
     /// Where events go that are not room events.
     pub(super) routes: Routes,
     /// The library's panic message, once it panicked.
     pub(super) panicked: Option<String>,
-}
-
-/// Routes for audio streams and async callbacks.
-#[derive(Default)]
-pub(super) struct Routes {
-    /// Audio stream handle → (room handle, participant identity).
-    pub(super) streams: HashMap<u64, (u64, String)>,
-    /// Async id → who waits for its callback.
-    pub(super) pending: HashMap<u64, Pending>,
-    /// Callbacks that arrived before anyone registered for them.
-    early: HashMap<u64, ffi_event::Message>,
-}
-
-/// Who waits for an async callback.
-pub(super) enum Pending {
-    /// A call awaiting the callback.
-    Waiter(oneshot::Sender<ffi_event::Message>),
-    /// A text stream being read for a room: the callback becomes a
-    /// `text-received` event. The reader is released with the entry.
-    TextRead {
-        /// The room handle.
-        room: u64,
-        /// Who sent the text.
-        sender: String,
-        /// The stream's topic.
-        topic: String,
-        /// The stream reader.
-        reader: OwnedHandle,
-    },
-    /// Nobody: release what the callback carries.
-    Discard,
 }
 
 impl Client {
@@ -119,7 +89,7 @@ impl Client {
         let client: &'static Client = Box::leak(Box::new(Client {
             lib,
             path: requested,
-            state: Mutex::new(Shared::default()),
+            state: Mutex::new(PumpState::default()),
         }));
         let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
         std::thread::Builder::new()
@@ -146,7 +116,7 @@ impl Client {
         Box::leak(Box::new(Client {
             lib,
             path: PathBuf::from("isolated"),
-            state: Mutex::new(Shared::default()),
+            state: Mutex::new(PumpState::default()),
         }))
     }
 
@@ -156,7 +126,7 @@ impl Client {
     }
 
     /// The shared state.
-    pub(super) fn lock(&self) -> MutexGuard<'_, Shared> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, PumpState> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -268,7 +238,7 @@ impl Client {
 
     fn route(
         &self,
-        shared: &mut Shared,
+        shared: &mut PumpState,
         event: ffi_event::Message,
         garbage: &mut Vec<ffi_event::Message>,
     ) {
@@ -286,7 +256,7 @@ impl Client {
                 shared.routes.streams.clear();
             }
             ffi_event::Message::RoomEvent(event) => {
-                let Shared { rooms, routes, .. } = shared;
+                let PumpState { rooms, routes, .. } = shared;
                 match rooms.get_mut(&event.room_handle) {
                     Some(room) => room.on_room_event(self.lib, event, routes),
                     None => garbage.push(ffi_event::Message::RoomEvent(event)),
@@ -358,27 +328,6 @@ fn panicked_error(message: &str) -> RoomError {
     RoomError::Transport(format!(
         "LiveKit's client library panicked ({message}); restart agent-host to use rooms again"
     ))
-}
-
-/// Sends one request and decodes its response.
-pub(super) fn request_sync(
-    lib: &Library,
-    request: ffi_request::Message,
-) -> Result<ffi_response::Message, String> {
-    let bytes = proto::FfiRequest {
-        message: Some(request),
-    }
-    .encode_to_vec();
-    let response = lib
-        .request(&bytes)
-        .ok_or("the LiveKit client library rejected the request")?;
-    match proto::FfiResponse::decode(response.as_slice()) {
-        Ok(proto::FfiResponse { message: Some(m) }) => Ok(m),
-        Ok(_) => Err("the LiveKit client library sent an unexpected response".into()),
-        Err(err) => Err(format!(
-            "undecodable response from the LiveKit client library: {err}"
-        )),
-    }
 }
 
 fn response_async_id(response: &ffi_response::Message) -> Option<u64> {

@@ -14,7 +14,11 @@
 //! - `client`: the one client per process: the callback only copies bytes
 //!   into a channel, one pump thread decodes and routes them by room handle,
 //!   stream handle and async id;
-//! - `session`: one job's room (a [`RoomSession`]);
+//! - `routes`: where the pump sends audio-stream events and async
+//!   callbacks;
+//! - `connected`: one connected room as the pump keeps it (participants,
+//!   tracks, the job's event queue);
+//! - `session`: joining a room, and one job's [`RoomSession`] on it;
 //! - `handle`: owned handles, each dropped exactly once;
 //! - `proto`: the protocol subset (a `.proto` compiled by `build.rs`,
 //!   checked against the wheel's schema by a test);
@@ -25,9 +29,11 @@
 //! every later connect: the library cannot be restarted in-process.
 
 mod client;
+mod connected;
 mod handle;
 mod library;
 mod proto;
+mod routes;
 mod session;
 mod sys;
 mod wheel;
@@ -37,11 +43,11 @@ use std::path::Path;
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
+pub use self::connected::{AUDIO_QUEUE, EVENT_QUEUE};
 pub use self::library::{
     DESCRIPTORS_FILE, FfiError, INSTALL_HINT, LIBRARY_ENV, LIBRARY_FILE, LICENSE_FILE, WHEEL_FILE,
     WHEEL_SHA256, WHEEL_VERSION, cache_dir, find_library,
 };
-pub use self::session::{AUDIO_QUEUE, EVENT_QUEUE};
 pub use self::wheel::{descriptor_from_pb2, descriptor_set};
 use super::{ConnectRequest, RoomSession, RoomTransport};
 use crate::bindings::types::RoomError;

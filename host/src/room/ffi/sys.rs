@@ -19,15 +19,17 @@
 //! - every response handle is dropped once its bytes are copied;
 //! - pointers read here come from the library, which keeps them valid until
 //!   the handle owning them is dropped: [`take_buffer`] and [`take_frame`]
-//!   copy first, then drop.
+//!   take that owner (an `OwnedHandle`, which releases the handle through
+//!   [`Library::drop_handle`] when dropped), copy first, then drop it.
 
 use std::ffi::{CString, c_char};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::sync::mpsc;
 
-use super::handle::OwnedHandle;
-use super::proto;
+use prost::Message as _;
+
+use super::proto::{self, ffi_request, ffi_response};
 
 type Callback = extern "C" fn(*const u8, usize);
 type InitializeFn = unsafe extern "C" fn(Callback, bool, *const c_char, *const c_char);
@@ -118,8 +120,9 @@ impl Library {
 }
 
 /// Copies the bytes of a buffer the library handed over (an `OwnedBuffer`),
-/// then releases it. Without a handle nothing is owned, so nothing is read.
-pub(super) fn take_buffer(handle: Option<OwnedHandle>, info: &proto::BufferInfo) -> Vec<u8> {
+/// then releases it by dropping `handle`, its owner. Without an owner
+/// nothing is owned, so nothing is read.
+pub(super) fn take_buffer<Owner>(handle: Option<Owner>, info: &proto::BufferInfo) -> Vec<u8> {
     let (Some(handle), Ok(len)) = (handle, usize::try_from(info.data_len)) else {
         return Vec::new();
     };
@@ -131,10 +134,10 @@ pub(super) fn take_buffer(handle: Option<OwnedHandle>, info: &proto::BufferInfo)
 }
 
 /// Copies the samples of an audio frame the library handed over (an
-/// `OwnedAudioFrameBuffer`), then releases it. Without a handle nothing is
-/// owned, so nothing is read.
-pub(super) fn take_frame(
-    handle: Option<OwnedHandle>,
+/// `OwnedAudioFrameBuffer`), then releases it by dropping `handle`, its
+/// owner. Without an owner nothing is owned, so nothing is read.
+pub(super) fn take_frame<Owner>(
+    handle: Option<Owner>,
     info: &proto::AudioFrameBufferInfo,
 ) -> Vec<i16> {
     let Some(handle) = handle else {
@@ -186,4 +189,25 @@ extern "C" fn on_event(data: *const u8, len: usize) {
             let _ = events.send(bytes);
         }
     });
+}
+
+/// Sends one request and decodes its response.
+pub(super) fn request_sync(
+    lib: &Library,
+    request: ffi_request::Message,
+) -> Result<ffi_response::Message, String> {
+    let bytes = proto::FfiRequest {
+        message: Some(request),
+    }
+    .encode_to_vec();
+    let response = lib
+        .request(&bytes)
+        .ok_or("the LiveKit client library rejected the request")?;
+    match proto::FfiResponse::decode(response.as_slice()) {
+        Ok(proto::FfiResponse { message: Some(m) }) => Ok(m),
+        Ok(_) => Err("the LiveKit client library sent an unexpected response".into()),
+        Err(err) => Err(format!(
+            "undecodable response from the LiveKit client library: {err}"
+        )),
+    }
 }

@@ -7,9 +7,10 @@ use std::time::Duration;
 use prost::Message as _;
 
 use super::client::Client;
+use super::connected::{AUDIO_QUEUE, EVENT_QUEUE};
 use super::handle::OwnedHandle;
 use super::proto::{self, ffi_event, ffi_request, ffi_response, room_event};
-use super::session::{AUDIO_QUEUE, EVENT_QUEUE, connect, fake_session};
+use super::session::{connect, fake_session};
 use super::testing::rooms;
 use super::{FfiError, FfiRooms};
 use crate::bindings::audio::AudioFormat;

@@ -8,10 +8,12 @@ use agent_host::room::sim::SimRooms;
 use agent_host::wit::{JobRequest, JobType, RoomInfo};
 use agent_host::{JobHandle, JobLimits, Outcome, Plugin, PreparedJob, Runtime, RuntimeConfig};
 use agent_host_capability::{Capability, require};
+use faulty_mode::Mode;
 
 pub mod netns;
 pub mod process;
 pub mod proxy;
+pub mod sim;
 pub mod tls;
 pub mod worker;
 
@@ -56,6 +58,12 @@ pub fn request(id: &str, metadata: &str) -> JobRequest {
     }
 }
 
+/// A room job request for the `faulty` guest doing `mode` (its metadata),
+/// with the given id, in a room named after the id.
+pub fn faulty_job(id: &str, mode: Mode) -> JobRequest {
+    request(id, &mode.to_string())
+}
+
 /// Offers a job to `plugin`, starts it in a sim room and waits for its end.
 pub async fn run_job(
     runtime: &Runtime,
@@ -93,7 +101,11 @@ pub fn livekit_lib() -> PathBuf {
 /// Offers `faulty`'s `stall-offer` job, which never answers, and checks that
 /// the caller's 2 s timeout is what ends the wait.
 pub async fn assert_offer_unanswered(runtime: &Runtime, plugin: &Arc<Plugin>, id: &str) {
-    let offer = runtime.offer(plugin, request(id, "stall-offer"), JobLimits::default());
+    let offer = runtime.offer(
+        plugin,
+        faulty_job(id, Mode::StallOffer),
+        JobLimits::default(),
+    );
     let answer = tokio::time::timeout(std::time::Duration::from_secs(2), offer).await;
     assert!(answer.is_err(), "a stalled offer got an answer");
 }

@@ -1,63 +1,21 @@
 //! Room audio in the sim room, and WIT compatibility: `parrot` repeats a
 //! phrase sample for sample after a pause and stops when someone barges in;
-//! every misuse of the audio import gets a reason; a guest built against
-//! WIT 0.1.0 still runs on this host.
+//! every misuse of the audio import gets a reason; `audio.unsubscribe` stops
+//! a participant's frames; a guest built against WIT 0.1.0 still runs on
+//! this host.
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use agent_host::room::sim::{SimOutput, SimRoom, SimRooms, tone};
+use agent_host::Outcome;
+use agent_host::room::sim::{SimOutput, tone};
 use agent_host::wit::audio::AudioFormat;
-use agent_host::{JobLimits, Outcome};
-use agent_host_tests::{guests, load, request, runtime};
+use agent_host_tests::guests;
+use agent_host_tests::sim::{WAIT, next, start, text};
+use faulty_mode::Mode;
 use tokio::sync::mpsc::UnboundedReceiver;
-use tokio::task::JoinHandle;
 
 const MONO_48K: AudioFormat = AudioFormat {
     sample_rate: 48_000,
     channels: 1,
 };
-const WAIT: Duration = Duration::from_secs(30);
-
-/// Starts `guest` in a room where `alice` already is; returns the room, what
-/// agents do in it, and the job's outcome.
-async fn start(
-    guest: &str,
-    id: &str,
-    metadata: &str,
-) -> (SimRoom, UnboundedReceiver<SimOutput>, JoinHandle<Outcome>) {
-    let runtime = runtime(4);
-    let plugin = load(&runtime, guest);
-    let rooms = SimRooms::default();
-    let req = request(id, metadata);
-    let room = rooms.room(&req.room.name);
-    let outputs = room.subscribe();
-    room.join_identity("alice");
-    let offer = runtime
-        .offer(&plugin, req, JobLimits::default())
-        .await
-        .expect("the guest answers the offer");
-    let job = offer.job.expect("the guest accepts");
-    let handle = job.start(Arc::new(rooms), String::new(), String::new());
-    (room, outputs, tokio::spawn(handle.outcome()))
-}
-
-/// The next output that `keep` maps to something, skipping the others.
-async fn next<T>(
-    outputs: &mut UnboundedReceiver<SimOutput>,
-    mut keep: impl FnMut(SimOutput) -> Option<T>,
-) -> T {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let output = outputs.recv().await.expect("the room is open");
-            if let Some(found) = keep(output) {
-                return found;
-            }
-        }
-    })
-    .await
-    .expect("the agent did what the test waits for")
-}
 
 fn state(output: SimOutput) -> Option<String> {
     match output {
@@ -157,7 +115,8 @@ async fn parrot_stops_and_listens_when_someone_barges_in() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audio_misuse_gets_reasons() {
-    let (_room, mut outputs, outcome) = start(guests::FAULTY, "AJ_misuse", "audio-misuse").await;
+    let (_room, mut outputs, outcome) =
+        start(guests::FAULTY, "AJ_misuse", &Mode::AudioMisuse.to_string()).await;
     let mut lines = Vec::new();
     while lines.len() < 8 {
         lines.push(
@@ -205,6 +164,25 @@ async fn a_guest_built_against_wit_0_1_0_still_runs() {
     assert_eq!(text, "legacy: still there?");
     assert_eq!(destinations, ["alice"]);
     room.close();
+    let outcome = tokio::time::timeout(WAIT, outcome).await.unwrap().unwrap();
+    assert_eq!(outcome, Outcome::Success);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribing_stops_a_participants_audio() {
+    let mode = Mode::AudioUnsubscribe("alice".to_owned());
+    let (room, mut outputs, outcome) =
+        start(guests::FAULTY, "AJ_unsubscribe", &mode.to_string()).await;
+    assert_eq!(next(&mut outputs, text).await, "subscribed");
+    // One 10 ms frame: what the guest waits for before it unsubscribes.
+    room.speak("alice", MONO_48K, &[100; 480]);
+    assert_eq!(next(&mut outputs, text).await, "unsubscribed");
+    // A second of audio after the unsubscribe reaches nobody.
+    room.speak("alice", MONO_48K, &vec![100; 48_000]);
+    assert_eq!(
+        next(&mut outputs, text).await,
+        "frames after unsubscribe: 0"
+    );
     let outcome = tokio::time::timeout(WAIT, outcome).await.unwrap().unwrap();
     assert_eq!(outcome, Outcome::Success);
 }

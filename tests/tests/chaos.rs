@@ -9,7 +9,10 @@ use std::time::{Duration, Instant};
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome, Runtime};
-use agent_host_tests::{assert_offer_unanswered, guests, load, request, rss_kib, run_job, runtime};
+use agent_host_tests::{
+    assert_offer_unanswered, faulty_job, guests, load, request, rss_kib, run_job, runtime,
+};
+use faulty_mode::Mode;
 
 const HEALTHY: usize = 100;
 
@@ -42,7 +45,7 @@ async fn round(runtime: &Runtime, plugin: &Arc<agent_host::Plugin>, tag: &str) {
     let mut tasks = Vec::new();
     for i in 0..HEALTHY {
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
-        let req = request(&format!("AJ_{tag}_ok{i}"), "sleep:200");
+        let req = faulty_job(&format!("AJ_{tag}_ok{i}"), Mode::Sleep(200));
         tasks.push(tokio::spawn(async move {
             let outcome = run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await;
             (

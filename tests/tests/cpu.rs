@@ -10,8 +10,9 @@ use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome};
 use agent_host_tests::process::get;
 use agent_host_tests::worker::{WAIT, dispatch, options, server, start_worker, wait_worker_status};
-use agent_host_tests::{guests, load, request, run_job, runtime};
+use agent_host_tests::{faulty_job, guests, load, run_job, runtime};
 use fake_livekit::livekit_protocol::JobStatus;
+use faulty_mode::Mode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cpu_quota_stops_a_busy_loop_with_tiny_waits() {
@@ -32,19 +33,19 @@ async fn the_cpu_quota_stops_a_busy_loop_with_tiny_waits() {
     let beside = tokio::spawn({
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
         async move {
-            let req = request("AJ_cpu_beside", "sleep:2000");
+            let req = faulty_job("AJ_cpu_beside", Mode::Sleep(2000));
             run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await
         }
     });
     let free = tokio::spawn({
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
         async move {
-            let req = request("AJ_cpu_free", "cpu-burst");
+            let req = faulty_job("AJ_cpu_free", Mode::CpuBurst);
             run_job(&runtime, &plugin, &rooms, req, unlimited).await
         }
     });
     let started = Instant::now();
-    let req = request("AJ_cpu_burst", "cpu-burst");
+    let req = faulty_job("AJ_cpu_burst", Mode::CpuBurst);
     let outcome = tokio::time::timeout(
         Duration::from_secs(60),
         run_job(&runtime, &plugin, &rooms, req, limited),

@@ -15,7 +15,8 @@ use std::time::Duration;
 
 use agent_host::room::sim::{SimOutput, SimRooms};
 use agent_host::{HttpAllowList, JobLimits, Outcome};
-use agent_host_tests::{guests, load, request, rss_kib, run_job, runtime};
+use agent_host_tests::{faulty_job, guests, load, request, rss_kib, run_job, runtime};
+use faulty_mode::Mode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
@@ -83,7 +84,7 @@ async fn hoard(modes: &[String], limits: JobLimits) -> (Vec<Outcome>, u64) {
     for i in 0..10 {
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
         sleepers.push(tokio::spawn(async move {
-            let req = request(&format!("AJ_hm_sleep{i}"), "sleep:1000");
+            let req = faulty_job(&format!("AJ_hm_sleep{i}"), Mode::Sleep(1000));
             run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await
         }));
     }
@@ -191,7 +192,7 @@ async fn a_flood_of_unread_room_events_fails_the_job() {
     let runtime = runtime(4);
     let plugin = load(&runtime, guests::FAULTY);
     let rooms = SimRooms::default();
-    let job = request("AJ_hm_events", "sleep:60000");
+    let job = faulty_job("AJ_hm_events", Mode::Sleep(60_000));
     let room = rooms.room(&job.room.name);
     let mut outputs = room.subscribe();
     let rss = PeakRss::start().await;
@@ -202,7 +203,7 @@ async fn a_flood_of_unread_room_events_fails_the_job() {
     let beside = tokio::spawn({
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
         async move {
-            let req = request("AJ_hm_events_beside", "ok");
+            let req = faulty_job("AJ_hm_events_beside", Mode::Ok);
             run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await
         }
     });
@@ -235,7 +236,7 @@ async fn unread_audio_beyond_the_budget_is_dropped_not_fatal() {
     let runtime = runtime(2);
     let plugin = load(&runtime, guests::FAULTY);
     let rooms = SimRooms::default();
-    let job = request("AJ_hm_audio", "hoard-audio:alice");
+    let job = faulty_job("AJ_hm_audio", Mode::HoardAudio("alice".to_owned()));
     let room = rooms.room(&job.room.name);
     room.join_identity("alice");
     let mut outputs = room.subscribe();

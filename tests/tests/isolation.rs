@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome};
-use agent_host_tests::{guests, load, request, run_job, runtime, start_sim};
+use agent_host_tests::{faulty_job, guests, load, request, run_job, runtime, start_sim};
+use faulty_mode::Mode;
 
 /// (metadata, expected failure reason, how long the job may take at most:
 /// its limit plus a generous margin for a loaded 2-core machine).
@@ -52,7 +53,7 @@ async fn each_fault_fails_its_own_job_while_sleepers_succeed() {
     for i in 0..20 {
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
         sleepers.push(tokio::spawn(async move {
-            let req = request(&format!("AJ_sleep{i}"), "sleep:500");
+            let req = faulty_job(&format!("AJ_sleep{i}"), Mode::Sleep(500));
             run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await
         }));
     }
@@ -119,7 +120,7 @@ async fn terminated_job_is_stopped_after_its_grace_period() {
         ..JobLimits::default()
     };
     let offer = runtime
-        .offer(&plugin, request("AJ_term", "sleep:60000"), limits)
+        .offer(&plugin, faulty_job("AJ_term", Mode::Sleep(60_000)), limits)
         .await
         .unwrap();
     let handle = start_sim(offer.job.unwrap(), &rooms);
@@ -173,7 +174,11 @@ async fn the_guest_decides_on_offers() {
     let runtime = runtime(4);
     let plugin = load(&runtime, guests::FAULTY);
     let offer = runtime
-        .offer(&plugin, request("AJ_r", "reject"), JobLimits::default())
+        .offer(
+            &plugin,
+            faulty_job("AJ_r", Mode::Reject),
+            JobLimits::default(),
+        )
         .await
         .unwrap();
     assert!(matches!(offer.decision, Decision::Reject));
@@ -181,14 +186,14 @@ async fn the_guest_decides_on_offers() {
     let offer = runtime
         .offer(
             &plugin,
-            request("AJ_rt", "reject-terminate"),
+            faulty_job("AJ_rt", Mode::RejectTerminate),
             JobLimits::default(),
         )
         .await
         .unwrap();
     assert!(matches!(offer.decision, Decision::RejectAndTerminate));
     let offer = runtime
-        .offer(&plugin, request("AJ_a", "ok"), JobLimits::default())
+        .offer(&plugin, faulty_job("AJ_a", Mode::Ok), JobLimits::default())
         .await
         .unwrap();
     assert!(matches!(offer.decision, Decision::Accept(_)));

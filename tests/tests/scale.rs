@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome};
-use agent_host_tests::{guests, load, request, rss_kib, runtime, thread_count};
+use agent_host_tests::{faulty_job, guests, load, rss_kib, runtime, thread_count};
+use faulty_mode::Mode;
 
 const JOBS: usize = 1000;
 
@@ -19,7 +20,7 @@ async fn a_thousand_sleeping_jobs_share_a_few_threads() {
         let offer = runtime
             .offer(
                 &plugin,
-                request(&format!("AJ_warm{i}"), "sleep:1"),
+                faulty_job(&format!("AJ_warm{i}"), Mode::Sleep(1)),
                 JobLimits::default(),
             )
             .await
@@ -41,7 +42,7 @@ async fn a_thousand_sleeping_jobs_share_a_few_threads() {
         let offer = runtime
             .offer(
                 &plugin,
-                request(&format!("AJ_{i}"), "sleep:1000"),
+                faulty_job(&format!("AJ_{i}"), Mode::Sleep(1000)),
                 JobLimits::default(),
             )
             .await

@@ -15,6 +15,7 @@ use agent_host_tests::{guests, load, runtime};
 use fake_livekit::livekit_protocol::JobStatus;
 use fake_livekit::twirp::Request;
 use fake_livekit::{Config, DispatchRequest, FakeLiveKit};
+use faulty_mode::Mode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 /// A secret no guest output could contain by accident.
@@ -143,7 +144,7 @@ async fn jobs_without_server_credentials_are_denied() {
         &runtime,
         &plugin,
         &rooms,
-        agent_host_tests::request("AJ_noserver", "server:bob"),
+        agent_host_tests::faulty_job("AJ_noserver", Mode::Server("bob".to_owned())),
         agent_host::JobLimits::default(),
     )
     .await;

@@ -1,11 +1,13 @@
 //! Faulty: misbehaves on request, to test how the host contains a guest.
 //!
-//! The job metadata picks the behaviour; see `README.md` for the modes.
+//! The job metadata picks the behaviour: a [`Mode`] (crate `faulty-mode`,
+//! shared with the tests); see `README.md` for the modes.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use agent_host_sdk::{AcceptOptions, Agent, Decision, DispatchInfo, JobContext, JobRequest};
+use faulty_mode::{HugeFailure, Mode, Oversize};
 
 mod hoard;
 
@@ -19,19 +21,17 @@ struct Faulty;
 
 impl Agent for Faulty {
     fn on_request(request: JobRequest) -> Decision {
-        match request.metadata.as_str() {
-            "reject" => Decision::Reject,
-            "reject-terminate" => Decision::RejectAndTerminate,
+        match request.metadata.parse() {
+            Ok(Mode::Reject) => Decision::Reject,
+            Ok(Mode::RejectTerminate) => Decision::RejectAndTerminate,
             // Never answers: waits in the host until the offer times out.
-            "stall-offer" => {
+            Ok(Mode::StallOffer) => {
                 std::thread::sleep(Duration::from_secs(3600));
                 Decision::Reject
             }
-            oversize if oversize.starts_with("accept-oversize:") => {
-                oversize_accept(&oversize["accept-oversize:".len()..])
-            }
+            Ok(Mode::AcceptOversize(field)) => oversize_accept(field),
             // What the offer says of its dispatch, where the server records it.
-            "dispatch" => Decision::Accept(AcceptOptions {
+            Ok(Mode::Dispatch) => Decision::Accept(AcceptOptions {
                 attributes: vec![
                     ("faulty.flavor".to_owned(), FLAVOR.to_owned()),
                     ("faulty.dispatch".to_owned(), describe(&request.dispatch())),
@@ -49,74 +49,67 @@ impl Agent for Faulty {
 
     fn run(ctx: JobContext) -> Result<(), String> {
         let metadata = ctx.info().metadata;
-        let (mode, arg) = match metadata.split_once(':') {
-            Some((mode, arg)) => (mode, Some(arg)),
-            None => (metadata.as_str(), None),
-        };
         agent_host_sdk::info!("faulty: mode '{metadata}'");
-        match (mode, arg) {
-            ("dispatch", None) => {
+        let mode: Mode = metadata.parse().map_err(|e| format!("faulty: {e}"))?;
+        match mode {
+            Mode::Dispatch => {
                 let text = format!("dispatch: {}", describe(&ctx.dispatch()));
                 ctx.room().send_text(&text)?;
                 Ok(())
             }
-            ("ok", None) => {
+            Mode::Ok => {
                 ctx.room().send_text(&format!("ok from faulty {FLAVOR}"))?;
                 Ok(())
             }
-            ("sleep", Some(ms)) => {
-                let ms: u64 = ms
-                    .parse()
-                    .map_err(|e| format!("faulty: bad sleep time '{ms}': {e}"))?;
+            Mode::Sleep(ms) => {
                 // On wasip2 this is a `wasi:clocks` poll the host serves.
                 std::thread::sleep(Duration::from_millis(ms));
                 Ok(())
             }
-            ("fail", Some(text)) => Err(text.to_owned()),
-            ("trap", None) => trap(),
-            ("panic", None) => panic!("faulty: asked to panic"),
-            ("loop", None) => spin(),
+            Mode::Fail(text) => Err(text),
+            Mode::Trap => trap(),
+            Mode::Panic => panic!("faulty: asked to panic"),
+            Mode::Loop => spin(),
             // Host-call floods: calls that return at once, forever.
-            ("flood-log", None) => loop {
+            Mode::FloodLog => loop {
                 agent_host_sdk::log::trace("faulty: flooding the log");
             },
-            ("flood-data", None) => {
+            Mode::FloodData => {
                 let room = ctx.room();
                 loop {
                     // Errors are part of the flood; keep going.
                     let _ = room.publish_data(b"flood", Default::default());
                 }
             }
-            ("ignore-closed", None) => ignore_closed(&ctx),
-            ("oom", None) => exhaust_memory(),
-            ("stack", None) => {
+            Mode::IgnoreClosed => ignore_closed(&ctx),
+            Mode::Oom => exhaust_memory(),
+            Mode::Stack => {
                 recurse(0);
                 Err("faulty: recursion ended".to_owned())
             }
-            ("audio-misuse", None) => audio_misuse(&ctx),
-            ("resources", None) => hoard_resources(),
-            ("hoard-fields", None) => hoard::fields(),
-            ("hoard-requests", None) => hoard::requests(),
-            ("hoard-responses", Some(authority)) => hoard::responses(authority),
-            ("hoard-stdout", None) => hoard::stdout(),
-            ("hoard-audio", Some(identity)) => hoard::audio(&ctx, identity),
-            ("cpu-burst", None) => hoard::cpu_burst(),
-            ("server", Some(identity)) => server_calls(&ctx, identity),
-            ("huge-name", Some(how)) => fail_through_huge_name(how),
+            Mode::AudioMisuse => audio_misuse(&ctx),
+            Mode::Resources => hoard_resources(),
+            Mode::HoardFields => hoard::fields(),
+            Mode::HoardRequests => hoard::requests(),
+            Mode::HoardResponses(authority) => hoard::responses(&authority),
+            Mode::HoardStdout => hoard::stdout(),
+            Mode::HoardAudio(identity) => hoard::audio(&ctx, &identity),
+            Mode::CpuBurst => hoard::cpu_burst(),
+            Mode::Server(identity) => server_calls(&ctx, &identity),
+            Mode::HugeName(how) => fail_through_huge_name(how),
             // Under the 1 MiB the host lifts from one call: a longer text
             // fails the job on that limit before the host reads it.
-            ("huge-err", None) => Err(format!("faulty: {}", "e".repeat(768 << 10))),
-            ("huge-panic", None) => panic!("faulty: {}", "p".repeat(HUGE)),
-            ("huge-output", None) => huge_output(),
-            ("huge-fields", None) => huge_fields(&ctx),
-            ("sandbox", None) => sandbox(80),
-            ("sandbox", Some(port)) => {
-                let port = port
-                    .parse()
-                    .map_err(|e| format!("faulty: bad port '{port}': {e}"))?;
-                sandbox(port)
+            Mode::HugeErr => Err(format!("faulty: {}", "e".repeat(768 << 10))),
+            Mode::HugePanic => panic!("faulty: {}", "p".repeat(HUGE)),
+            Mode::HugeOutput => huge_output(),
+            Mode::HugeFields => huge_fields(&ctx),
+            Mode::Sandbox(port) => sandbox(port.unwrap_or(80)),
+            Mode::Shutdown(reason) => shutdown(&ctx, &reason),
+            Mode::SetMetadata(metadata) => Ok(ctx.room().set_metadata(&metadata)?),
+            Mode::AudioUnsubscribe(identity) => audio_unsubscribe(&ctx, &identity),
+            Mode::Reject | Mode::RejectTerminate | Mode::StallOffer | Mode::AcceptOversize(_) => {
+                Err(format!("faulty: mode '{metadata}' acts on the offer only"))
             }
-            _ => Err(format!("faulty: unknown mode '{metadata}'")),
         }
     }
 }
@@ -140,6 +133,60 @@ fn ignore_closed(ctx: &JobContext) -> ! {
     loop {
         std::thread::sleep(Duration::from_secs(1));
     }
+}
+
+/// Asks the host to end the job with `reason`, reads room events until
+/// they end, then tries one room action (the text `after shutdown`, which
+/// a closed session refuses). `Ok` when the events ended with
+/// `closed(shutdown-requested)`.
+fn shutdown(ctx: &JobContext, reason: &str) -> Result<(), String> {
+    use agent_host_sdk::{CloseReason, RoomEvent};
+    ctx.shutdown(reason);
+    let last = ctx.room().events().last();
+    if !matches!(
+        last,
+        Some(RoomEvent::Closed(CloseReason::ShutdownRequested))
+    ) {
+        return Err(format!(
+            "faulty: after shutdown the events ended with {last:?}"
+        ));
+    }
+    // Refused once the session is closed; its answer does not change the
+    // outcome.
+    let _ = ctx.room().send_text("after shutdown");
+    Ok(())
+}
+
+/// Subscribes to `identity`'s audio and waits (30 s at most) for a frame,
+/// unsubscribes, sends `unsubscribed`, then counts the frames that arrive
+/// in the next second and sends `frames after unsubscribe: <n>`.
+fn audio_unsubscribe(ctx: &JobContext, identity: &str) -> Result<(), String> {
+    use agent_host_sdk::{AudioFormat, Event};
+    let (room, audio) = (ctx.room(), ctx.audio());
+    audio.subscribe(identity, AudioFormat::MONO_48K)?;
+    room.send_text("subscribed")?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match room.next(Some(left)) {
+            Some(Event::Audio(_)) => break,
+            Some(_) => continue,
+            None => return Err(format!("faulty: no audio from {identity} in 30 s")),
+        }
+    }
+    audio.unsubscribe(identity);
+    room.send_text("unsubscribed")?;
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    let mut frames = 0;
+    while let Some(event) = room.next(Some(
+        until.saturating_duration_since(std::time::Instant::now()),
+    )) {
+        if let Event::Audio(_) = event {
+            frames += 1;
+        }
+    }
+    room.send_text(&format!("frames after unsubscribe: {frames}"))?;
+    Ok(())
 }
 
 /// Executes the `unreachable` instruction.
@@ -352,37 +399,35 @@ const HUGE: usize = 3 << 20;
 /// Fails, in the way `how` names, inside the function with the 256 KiB
 /// name (see `build.rs`), so wasmtime's backtrace carries that name, twelve
 /// times.
-fn fail_through_huge_name(how: &str) -> Result<(), String> {
+fn fail_through_huge_name(how: HugeFailure) -> Result<(), String> {
     let fail = || -> u64 {
         match how {
-            "exit" => std::process::exit(1),
+            HugeFailure::Exit => std::process::exit(1),
             // A host call the host refuses: more bytes than one call may
             // carry (1 MiB) fails the call, and with it the job.
-            "host-call" => {
+            HugeFailure::HostCall => {
                 agent_host_sdk::log::info(&"h".repeat(2 << 20));
                 0
             }
-            "trap" => trap(),
-            "panic" => panic!("faulty: panicking under a huge name"),
-            _ => 0,
+            HugeFailure::Trap => trap(),
+            HugeFailure::Panic => panic!("faulty: panicking under a huge name"),
         }
     };
     // Twelve frames of the name: over 3 MiB of backtrace, more than the
     // server takes in one frame.
     through_huge_name(11, &fail);
-    Err(format!("faulty: unknown way to fail '{how}'"))
+    Err(format!("faulty: {how:?} under a huge name did not fail"))
 }
 
 /// An accept whose `field` (identity, name, metadata or attributes) is
 /// one byte over what LiveKit lets an agent join with.
-fn oversize_accept(field: &str) -> Decision {
+fn oversize_accept(field: Oversize) -> Decision {
     let mut options = AcceptOptions::default();
     match field {
-        "identity" => options.identity = "i".repeat(257),
-        "name" => options.name = "n".repeat(257),
-        "metadata" => options.metadata = "m".repeat((512 << 10) + 1),
-        "attributes" => options.attributes = vec![("a".to_owned(), "v".repeat(64 << 10))],
-        _ => return Decision::Reject,
+        Oversize::Identity => options.identity = "i".repeat(257),
+        Oversize::Name => options.name = "n".repeat(257),
+        Oversize::Metadata => options.metadata = "m".repeat((512 << 10) + 1),
+        Oversize::Attributes => options.attributes = vec![("a".to_owned(), "v".repeat(64 << 10))],
     }
     Decision::Accept(options)
 }

@@ -19,6 +19,7 @@ use hmac::{Hmac, Mac};
 use livekit_api::access_token::{Claims, TokenVerifier};
 use livekit_protocol::ParticipantPermission;
 use sha2::Sha256;
+use test_server_support::TokenError;
 
 /// Validity of the agent participant token (`BuildAgentToken` uses 1 h).
 pub const AGENT_TOKEN_TTL: Duration = Duration::from_secs(3600);
@@ -29,33 +30,16 @@ pub const AGENT_NAME_ATTRIBUTE: &str = "lk.agent_name";
 /// Why a worker upgrade was refused with 401.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// No `Authorization` header and no `access_token` query parameter.
-    #[error("missing token")]
-    Missing,
-    /// The `Authorization` header does not start with `Bearer `.
-    #[error("authorization header is not a bearer token")]
-    NotBearer,
+    /// No token, or an `Authorization` header that does not start with
+    /// `Bearer `.
+    #[error(transparent)]
+    Token(#[from] TokenError),
     /// Signature, issuer, expiry or format rejected.
     #[error("invalid token: {0}")]
     Invalid(String),
     /// The token is valid but has no `video.agent` grant.
     #[error("token has no agent grant")]
     NoAgentGrant,
-}
-
-/// Picks the worker token from the request, like `auth.go`: the
-/// `Authorization: Bearer` header first, else the `access_token` query
-/// parameter.
-pub fn token_from_request<'a>(
-    authorization: Option<&'a str>,
-    access_token_param: Option<&'a str>,
-) -> Result<&'a str, AuthError> {
-    match authorization {
-        Some(h) if !h.is_empty() => h.strip_prefix("Bearer ").ok_or(AuthError::NotBearer),
-        _ => access_token_param
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing),
-    }
 }
 
 /// Verifies a worker JWT and requires `video.agent`.
@@ -205,12 +189,6 @@ mod tests {
             verify_worker_token("k", "s", &no_grant).unwrap_err(),
             AuthError::NoAgentGrant
         );
-        assert_eq!(
-            token_from_request(Some("Basic x"), None),
-            Err(AuthError::NotBearer)
-        );
-        assert_eq!(token_from_request(None, Some("t")), Ok("t"));
-        assert_eq!(token_from_request(None, None), Err(AuthError::Missing));
     }
 
     #[test]

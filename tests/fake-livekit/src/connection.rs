@@ -1,9 +1,10 @@
 //! One TCP connection: the HTTP request, the `/agent` upgrade and the worker
 //! session (register phase, message loop, keepalive pings, close).
 //!
-//! The HTTP request is parsed here rather than by tungstenite's server
-//! handshake so the fake can answer 404 for a plain (non-upgrade) request the
-//! way the OSS server does; tungstenite would just drop the socket.
+//! The HTTP request is parsed here (with `test_server_support`, shared with
+//! the WebRTC double) rather than by tungstenite's server handshake so the
+//! fake can answer 404 for a plain (non-upgrade) request the way the OSS
+//! server does; tungstenite would just drop the socket.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,7 +15,8 @@ use livekit_protocol::{
     WorkerStatus, server_message, worker_message,
 };
 use prost::Message as _;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use test_server_support::{Plus, TokenError, read_head, respond, token_from_request};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -28,123 +30,17 @@ use crate::registry::{ConnEntry, Outgoing, WorkerEntry, WorkerKey, WorkerSnapsho
 
 /// Largest HTTP request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
+/// Time a client has to send its request head.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
 /// Write deadline for control pings (`pingTimeout` in `wsprotocol.go`).
 const PING_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
-
-struct ParsedRequest {
-    path: String,
-    query: Vec<(String, String)>,
-    headers: Vec<(String, String)>,
-}
-
-impl ParsedRequest {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn is_upgrade(&self) -> bool {
-        let has_token = |h: &str, t: &str| {
-            self.header(h)
-                .is_some_and(|v| v.split(',').any(|p| p.trim().eq_ignore_ascii_case(t)))
-        };
-        has_token("connection", "upgrade")
-            && has_token("upgrade", "websocket")
-            && self.header("sec-websocket-key").is_some()
-    }
-}
-
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Reads the request head; returns it and any bytes read past it.
-async fn read_head(stream: &mut TcpStream) -> std::io::Result<Option<(ParsedRequest, Vec<u8>)>> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    loop {
-        let n = stream.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        let mut headers = [httparse::EMPTY_HEADER; 64];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(len)) => {
-                let target = req.path.unwrap_or("/");
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let query = query
-                    .split('&')
-                    .filter(|p| !p.is_empty())
-                    .map(|p| {
-                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                        (percent_decode(k), percent_decode(v))
-                    })
-                    .collect();
-                let headers = req
-                    .headers
-                    .iter()
-                    .map(|h| {
-                        (
-                            h.name.to_string(),
-                            String::from_utf8_lossy(h.value).into_owned(),
-                        )
-                    })
-                    .collect();
-                let parsed = ParsedRequest {
-                    path: path.to_string(),
-                    query,
-                    headers,
-                };
-                return Ok(Some((parsed, buf[len..].to_vec())));
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => continue,
-            _ => return Ok(None),
-        }
-    }
-}
-
-async fn respond(stream: &mut TcpStream, status: u16, reason: &str, body: &str) {
-    let resp = format!(
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    let _ = stream.write_all(resp.as_bytes()).await;
-    let _ = stream.shutdown().await;
-}
 
 /// Serves one accepted TCP connection to the end.
 pub(crate) async fn serve(inner: Arc<Inner>, mut stream: TcpStream, conn: u64) {
     let _ = stream.set_nodelay(true);
-    let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut stream)).await;
+    // `+` in a query is a space, as Go's `url.ParseQuery` reads it.
+    let head =
+        tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut stream, MAX_HEAD, Plus::Space)).await;
     let Ok(Ok(Some((req, tail)))) = head else {
         return;
     };
@@ -179,12 +75,13 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut stream: TcpStream, conn: u64) {
     }
     // The auth middleware runs first: a token that is present but bad is a
     // 401 whatever the request; a missing token only matters for an upgrade.
-    let token = auth::token_from_request(req.header("authorization"), req.param("access_token"));
+    let token = token_from_request(req.header("authorization"), req.param("access_token"))
+        .map_err(AuthError::from);
     let claims = match token {
         Ok(jwt) => auth::verify_worker_token(&inner.config.api_key, &inner.config.api_secret, jwt),
         Err(e) => Err(e),
     };
-    if let Err(e @ (AuthError::Invalid(_) | AuthError::NotBearer)) = &claims {
+    if let Err(e @ (AuthError::Invalid(_) | AuthError::Token(TokenError::NotBearer))) = &claims {
         reject(&inner, 401, e.to_string());
         respond(&mut stream, 401, "Unauthorized", &format!("{e}\n")).await;
         return;
@@ -582,11 +479,5 @@ mod tests {
         assert!(!super::validate_deployment("a_b"));
         assert!(!super::validate_deployment("a b"));
         assert!(!super::validate_deployment(&"x".repeat(65)));
-    }
-
-    #[test]
-    fn percent_decoding() {
-        assert_eq!(super::percent_decode("a%20b+c"), "a b c");
-        assert_eq!(super::percent_decode("100%"), "100%");
     }
 }

@@ -10,16 +10,14 @@
 use std::collections::HashMap;
 
 use livekit_api::access_token::TokenVerifier;
+use test_server_support::TokenError;
 
 /// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    /// Neither an `Authorization` header nor an `access_token` parameter.
-    #[error("missing token")]
-    Missing,
-    /// The `Authorization` header is not `Bearer <token>`.
-    #[error("authorization header is not a bearer token")]
-    NotBearer,
+    /// No token, or an `Authorization` header that is not `Bearer <token>`.
+    #[error(transparent)]
+    Token(#[from] TokenError),
     /// Signature, issuer, expiry or format rejected.
     #[error("invalid token: {0}")]
     Invalid(String),
@@ -46,23 +44,6 @@ pub struct Grant {
     pub attributes: HashMap<String, String>,
     /// `kind` (`agent` for agent participants).
     pub kind: String,
-}
-
-/// Picks the token from the request: the bearer header first, else the
-/// `access_token` query parameter.
-pub fn token_from_request<'a>(
-    authorization: Option<&'a str>,
-    access_token_param: Option<&'a str>,
-) -> Result<&'a str, AuthError> {
-    match authorization {
-        Some(h) if !h.is_empty() => h
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .ok_or(AuthError::NotBearer),
-        _ => access_token_param
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Missing),
-    }
 }
 
 /// Verifies a participant token and returns its grant.
@@ -173,19 +154,5 @@ mod tests {
                 "video": {"roomJoin": true, "room": "r1"}}),
         );
         assert_eq!(verify("key", "secret", &no_sub), Err(AuthError::NoIdentity));
-    }
-
-    #[test]
-    fn token_sources() {
-        assert_eq!(token_from_request(Some("Bearer abc"), None), Ok("abc"));
-        assert_eq!(token_from_request(Some("Bearer abc"), Some("q")), Ok("abc"));
-        assert_eq!(token_from_request(None, Some("q")), Ok("q"));
-        assert_eq!(token_from_request(Some(""), Some("q")), Ok("q"));
-        assert_eq!(
-            token_from_request(Some("Basic x"), None),
-            Err(AuthError::NotBearer)
-        );
-        assert_eq!(token_from_request(None, Some("")), Err(AuthError::Missing));
-        assert_eq!(token_from_request(None, None), Err(AuthError::Missing));
     }
 }

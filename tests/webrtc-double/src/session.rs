@@ -83,8 +83,12 @@ pub(crate) async fn serve(inner: Arc<Inner>, mut stream: TcpStream) {
         http::respond(&mut stream, 404, "Not Found", "404 page not found\n").await;
         return;
     }
-    let grant = auth::token_from_request(req.header("authorization"), req.param("access_token"))
-        .and_then(|jwt| auth::verify(&inner.config.api_key, &inner.config.api_secret, jwt));
+    let grant = test_server_support::token_from_request(
+        req.header("authorization"),
+        req.param("access_token"),
+    )
+    .map_err(auth::AuthError::from)
+    .and_then(|jwt| auth::verify(&inner.config.api_key, &inner.config.api_secret, jwt));
     let grant = match grant {
         Ok(g) => g,
         Err(e) => {

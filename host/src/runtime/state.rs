@@ -16,7 +16,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::guard::{CpuSlice, MemoryGuard};
 use super::http::HttpPolicy;
 use super::http_meter::HttpMeter;
-use super::stdio::{GuestOutput, Stream};
+use super::stdio::{GuestOutput, Stdio};
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::types::{CloseReason, DispatchInfo, JobInfo};
 use crate::host_memory::HostMemory;
@@ -70,8 +70,8 @@ impl JobState {
         end: EndSignal,
     ) -> Self {
         let host_memory = HostMemory::new(limits.host_memory_bytes);
-        let stdout = GuestOutput::new(Stream::Stdout, &host_memory);
-        let stderr = GuestOutput::new(Stream::Stderr, &host_memory);
+        let stdout = GuestOutput::new(Stdio::Stdout, &host_memory);
+        let stderr = GuestOutput::new(Stdio::Stderr, &host_memory);
         // No ambient authority: no preopened directory, no environment, no
         // arguments, no sockets (wasmtime-wasi 48 denies sockets and name
         // lookups unless allowed); stdin is empty. Clocks and randomness are

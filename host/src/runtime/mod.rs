@@ -77,14 +77,13 @@ struct Inner {
     linker: Linker<JobState>,
     cache: Option<ArtifactCache>,
     config: RuntimeConfig,
-    pooling: bool,
 }
 
 impl Runtime {
     /// Creates the engine (see [`RuntimeConfig`] for its settings) and starts
     /// its epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Self> {
-        let (engine, pooling) = engine::build_engine(&config)?;
+        let engine = engine::build_engine(&config)?;
         engine::start_ticker(&engine, config.epoch_tick)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -104,7 +103,6 @@ impl Runtime {
                 linker,
                 cache,
                 config,
-                pooling,
             }),
         })
     }
@@ -112,12 +110,6 @@ impl Runtime {
     /// The configuration this runtime was built with.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
-    }
-
-    /// Whether the pooling allocator is in use (it falls back to on-demand
-    /// allocation where the address space is too small).
-    pub fn pooling(&self) -> bool {
-        self.inner.pooling
     }
 
     /// Component instances alive in the pooling allocator now (one per

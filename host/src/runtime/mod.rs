@@ -35,7 +35,7 @@ mod job;
 mod plugin;
 mod precompiled;
 mod slot;
-pub(crate) mod state;
+mod state;
 mod stdio;
 
 use std::sync::Arc;
@@ -43,7 +43,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use tokio::sync::watch;
 use tracing::Instrument as _;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
 pub use self::accept::{MAX_ATTRIBUTES, MAX_IDENTITY, MAX_METADATA, MAX_NAME};
@@ -60,9 +60,9 @@ pub use self::plugin::{
 };
 pub use self::slot::{LoadedVersion, PluginSlot, Swap};
 use self::state::JobState;
-use crate::bindings::Agent;
 use crate::bindings::types::{Decision, DispatchInfo, JobInfo, JobRequest};
 pub use crate::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
+use crate::imports::{self, EndSignal};
 use crate::limits::JobLimits;
 
 /// The engine, the linker with every host import, and the compile cache.
@@ -91,7 +91,8 @@ impl Runtime {
         // Outbound HTTP, behind the allow-list of `http::HttpPolicy`.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow::Error::from(e).context("linking WASI HTTP"))?;
-        Agent::add_to_linker::<JobState, HasSelf<JobState>>(&mut linker, |state| state)
+        // Every agent import on its own narrow view (see `imports`).
+        imports::add_to_linker(&mut linker)
             .map_err(|e| anyhow::Error::from(e).context("linking the agent imports"))?;
         let cache = config
             .cache_dir
@@ -254,7 +255,7 @@ impl Runtime {
         info: JobInfo,
         dispatch: DispatchInfo,
         limits: JobLimits,
-        end: state::EndSignal,
+        end: EndSignal,
     ) -> Store<JobState> {
         let hostcall_bytes = limits.hostcall_bytes;
         let state = JobState::new(info, dispatch, limits, end);

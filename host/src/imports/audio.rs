@@ -139,8 +139,21 @@ impl Host for AudioView<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::imports::testing::joined;
+    use crate::imports::testing::{Joined, joined};
     use crate::room::sim::SimOutput;
+
+    /// The audio view of `joined`'s link, with `track` as its published track.
+    fn view<'a>(
+        joined: &'a mut Joined,
+        track: &'a mut Option<AudioFormat>,
+        max_payload: usize,
+    ) -> AudioView<'a> {
+        AudioView {
+            link: &mut joined.link,
+            track,
+            max_payload,
+        }
+    }
 
     const MONO_16K: AudioFormat = AudioFormat {
         sample_rate: 16000,
@@ -155,11 +168,7 @@ mod tests {
     async fn formats_are_checked_before_the_room_sees_them() -> wasmtime::Result<()> {
         let mut joined = joined("formats").await;
         let mut track = None;
-        let mut audio = AudioView {
-            link: &mut joined.link,
-            track: &mut track,
-            max_payload: 1024,
-        };
+        let mut audio = view(&mut joined, &mut track, 1024);
         for format in [
             AudioFormat {
                 sample_rate: 44100,
@@ -188,11 +197,7 @@ mod tests {
     async fn one_track_written_in_whole_frames_of_at_most_a_second() -> wasmtime::Result<()> {
         let mut joined = joined("track").await;
         let mut track = None;
-        let mut audio = AudioView {
-            link: &mut joined.link,
-            track: &mut track,
-            max_payload: 1024,
-        };
+        let mut audio = view(&mut joined, &mut track, 1024);
         assert!(matches!(
             audio.write(vec![0; 2]).await?,
             Err(RoomError::Denied(_))
@@ -230,11 +235,7 @@ mod tests {
     async fn names_count_against_the_payload_cap() -> wasmtime::Result<()> {
         let mut joined = joined("names").await;
         let mut track = None;
-        let mut audio = AudioView {
-            link: &mut joined.link,
-            track: &mut track,
-            max_payload: 4,
-        };
+        let mut audio = view(&mut joined, &mut track, 4);
         let long = "voice".to_string();
         assert_eq!(
             audio.subscribe(long.clone(), MONO_16K).await?,

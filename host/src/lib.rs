@@ -25,6 +25,7 @@
 #[allow(missing_docs)] // generated; the WIT carries the docs
 mod bindings;
 mod bounded;
+mod dirs;
 pub mod guest_build;
 pub mod host_memory;
 mod imports;

@@ -6,13 +6,41 @@
 //! its length must be a whole number of frames (a multiple of the channel
 //! count). Identities and track names count against the payload cap like
 //! every guest string of a room action.
+//!
+//! [`AudioView`] is what the import reaches: the job's room link, the
+//! format of its published track, and the payload cap.
+
+use wasmtime::component::HasData;
 
 use super::guest_bytes;
+use super::room::RoomLink;
 use crate::bindings::agent_host::agent::audio::Host;
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::types::RoomError;
-use crate::room::pcm;
-use crate::runtime::state::JobState;
+use crate::room::{RoomSession, pcm};
+
+/// What the `audio` import reaches.
+pub(crate) struct AudioView<'a> {
+    /// The job's own session, through which audio flows.
+    pub(crate) link: &'a mut RoomLink,
+    /// The format of the agent's published track, once published.
+    pub(crate) track: &'a mut Option<AudioFormat>,
+    /// [`JobLimits::max_payload_bytes`](crate::JobLimits::max_payload_bytes).
+    pub(crate) max_payload: usize,
+}
+
+/// [`HasData`] for the `audio` import, whose data is an [`AudioView`].
+pub(crate) struct AudioData;
+
+impl HasData for AudioData {
+    type Data<'a> = AudioView<'a>;
+}
+
+impl AudioView<'_> {
+    fn session_for(&mut self, bytes: usize) -> Result<&mut dyn RoomSession, RoomError> {
+        self.link.session_for(bytes, self.max_payload)
+    }
+}
 
 fn check(format: AudioFormat) -> Result<(), RoomError> {
     if pcm::supported(format) {
@@ -25,7 +53,7 @@ fn check(format: AudioFormat) -> Result<(), RoomError> {
     }
 }
 
-impl Host for JobState {
+impl Host for AudioView<'_> {
     async fn subscribe(
         &mut self,
         identity: String,
@@ -56,7 +84,7 @@ impl Host for JobState {
         if let Err(err) = check(format) {
             return Ok(Err(err));
         }
-        if self.audio_out.is_some() {
+        if self.track.is_some() {
             return Ok(Err(RoomError::Denied(
                 "the job has already published its audio track".into(),
             )));
@@ -66,13 +94,13 @@ impl Host for JobState {
             Err(err) => Err(err),
         };
         if result.is_ok() {
-            self.audio_out = Some(format);
+            *self.track = Some(format);
         }
         Ok(result)
     }
 
     async fn write(&mut self, samples: Vec<i16>) -> wasmtime::Result<Result<(), RoomError>> {
-        let Some(format) = self.audio_out else {
+        let Some(format) = *self.track else {
             return Ok(Err(RoomError::Denied(
                 "publish the audio track before writing to it".into(),
             )));
@@ -91,19 +119,136 @@ impl Host for JobState {
                 samples.len()
             ))));
         }
-        Ok(match self.joined_session() {
+        Ok(match self.link.joined_session() {
             Ok(session) => session.write_audio(samples).await,
             Err(err) => Err(err),
         })
     }
 
     async fn clear(&mut self) -> wasmtime::Result<Result<(), RoomError>> {
-        if self.audio_out.is_none() {
+        if self.track.is_none() {
             return Ok(Ok(()));
         }
-        Ok(match self.joined_session() {
+        Ok(match self.link.joined_session() {
             Ok(session) => session.clear_audio().await,
             Err(err) => Err(err),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imports::testing::{Joined, joined};
+    use crate::room::sim::SimOutput;
+
+    /// The audio view of `joined`'s link, with `track` as its published track.
+    fn view<'a>(
+        joined: &'a mut Joined,
+        track: &'a mut Option<AudioFormat>,
+        max_payload: usize,
+    ) -> AudioView<'a> {
+        AudioView {
+            link: &mut joined.link,
+            track,
+            max_payload,
+        }
+    }
+
+    const MONO_16K: AudioFormat = AudioFormat {
+        sample_rate: 16000,
+        channels: 1,
+    };
+    const STEREO_48K: AudioFormat = AudioFormat {
+        sample_rate: 48000,
+        channels: 2,
+    };
+
+    #[tokio::test]
+    async fn formats_are_checked_before_the_room_sees_them() -> wasmtime::Result<()> {
+        let mut joined = joined("formats").await;
+        let mut track = None;
+        let mut audio = view(&mut joined, &mut track, 1024);
+        for format in [
+            AudioFormat {
+                sample_rate: 44100,
+                channels: 1,
+            },
+            AudioFormat {
+                sample_rate: 16000,
+                channels: 3,
+            },
+        ] {
+            assert!(matches!(
+                audio.subscribe("bob".into(), format).await?,
+                Err(RoomError::Denied(_))
+            ));
+            assert!(matches!(
+                audio.publish("voice".into(), format).await?,
+                Err(RoomError::Denied(_))
+            ));
+        }
+        assert_eq!(track, None);
+        assert_eq!(joined.next_output(), None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn one_track_written_in_whole_frames_of_at_most_a_second() -> wasmtime::Result<()> {
+        let mut joined = joined("track").await;
+        let mut track = None;
+        let mut audio = view(&mut joined, &mut track, 1024);
+        assert!(matches!(
+            audio.write(vec![0; 2]).await?,
+            Err(RoomError::Denied(_))
+        ));
+        assert_eq!(audio.clear().await?, Ok(()), "nothing to clear yet");
+        assert_eq!(audio.publish("voice".into(), STEREO_48K).await?, Ok(()));
+        assert!(matches!(
+            audio.publish("again".into(), MONO_16K).await?,
+            Err(RoomError::Denied(_))
+        ));
+        // One second of 48 kHz stereo is 96,000 samples, 192,000 bytes.
+        assert_eq!(
+            audio.write(vec![0; 96_002]).await?,
+            Err(RoomError::TooLarge(192_000))
+        );
+        assert!(matches!(
+            audio.write(vec![0; 3]).await?,
+            Err(RoomError::Denied(_))
+        ));
+        assert_eq!(audio.write(vec![7; 4]).await?, Ok(()));
+        assert_eq!(track, Some(STEREO_48K));
+        assert!(matches!(
+            joined.next_output(),
+            Some(SimOutput::AudioPublished { name, format, .. }) if name == "voice" && format == STEREO_48K
+        ));
+        assert!(matches!(
+            joined.next_output(),
+            Some(SimOutput::Audio { samples, .. }) if samples == [7; 4]
+        ));
+        assert_eq!(joined.next_output(), None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn names_count_against_the_payload_cap() -> wasmtime::Result<()> {
+        let mut joined = joined("names").await;
+        let mut track = None;
+        let mut audio = view(&mut joined, &mut track, 4);
+        let long = "voice".to_string();
+        assert_eq!(
+            audio.subscribe(long.clone(), MONO_16K).await?,
+            Err(RoomError::TooLarge(4))
+        );
+        assert_eq!(
+            audio.publish(long.clone(), MONO_16K).await?,
+            Err(RoomError::TooLarge(4))
+        );
+        // An identity over the cap was never subscribed: nothing to undo.
+        audio.unsubscribe(long).await?;
+        assert_eq!(track, None);
+        assert_eq!(joined.next_output(), None);
+        Ok(())
     }
 }

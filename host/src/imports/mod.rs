@@ -11,6 +11,15 @@
 //!   and the job goes on ([`guest_bytes`] is the one way it is counted);
 //! - nothing the host knows beyond the job's own info (API key and secret,
 //!   environment, files) is reachable through these functions.
+//!
+//! The types enforce it: each interface is implemented on its own view
+//! (wasmtime-wasi's `HasData` pattern), which borrows exactly what that
+//! interface may touch from the job's store, and [`add_to_linker`] links
+//! each interface with its own view. `server` holds the job's server API
+//! scope and the cap, never the room session or the HTTP policy; `job`
+//! reads the job's facts and may close its room session, nothing of the
+//! session itself; `log` and `types` hold nothing at all. Each view can be
+//! built, and each import tested, without a `Store`.
 
 mod audio;
 mod events;
@@ -18,11 +27,56 @@ mod job;
 mod log;
 mod room;
 mod server;
+#[cfg(test)]
+mod testing;
 
-use crate::bindings::types;
-use crate::runtime::state::JobState;
+use wasmtime::component::{HasData, Linker};
 
-impl types::Host for JobState {}
+pub(crate) use self::audio::{AudioData, AudioView};
+pub(crate) use self::events::{EventsData, EventsView};
+pub(crate) use self::job::{JobData, JobView};
+pub(crate) use self::log::{LogData, LogView};
+pub(crate) use self::room::{EndSignal, RoomData, RoomLink, RoomView, SessionCloser};
+pub(crate) use self::server::{ServerData, ServerView};
+use crate::bindings::agent_host::agent as wit;
+
+/// A store's data that can lend each import its view, as wasmtime-wasi's
+/// `WasiView` lends `wasi:*` theirs.
+pub(crate) trait AgentView: Send {
+    /// The `job` import's view.
+    fn job(&mut self) -> JobView<'_>;
+    /// The `room` import's view.
+    fn room(&mut self) -> RoomView<'_>;
+    /// The `audio` import's view.
+    fn audio(&mut self) -> AudioView<'_>;
+    /// The `events` import's view.
+    fn events(&mut self) -> EventsView<'_>;
+    /// The `server` import's view.
+    fn server(&mut self) -> ServerView<'_>;
+}
+
+/// Links every interface the `agent` world imports, each on its own view.
+pub(crate) fn add_to_linker<T: AgentView + 'static>(
+    linker: &mut Linker<T>,
+) -> wasmtime::Result<()> {
+    wit::types::add_to_linker::<T, Types>(linker, |_| Types)?;
+    wit::job::add_to_linker::<T, JobData>(linker, T::job)?;
+    wit::room::add_to_linker::<T, RoomData>(linker, T::room)?;
+    wit::audio::add_to_linker::<T, AudioData>(linker, T::audio)?;
+    wit::events::add_to_linker::<T, EventsData>(linker, T::events)?;
+    wit::server::add_to_linker::<T, ServerData>(linker, T::server)?;
+    wit::log::add_to_linker::<T, LogData>(linker, |_| LogView)?;
+    Ok(())
+}
+
+/// The `types` interface has no functions: its view holds nothing.
+struct Types;
+
+impl HasData for Types {
+    type Data<'a> = Types;
+}
+
+impl wit::types::Host for Types {}
 
 /// What the guest's strings of one call count against the cap: each one's
 /// bytes plus one, so a list of empty identities is not free either (on

@@ -4,38 +4,94 @@
 //! `on-request`) every action is denied and `next-event` returns none.
 //! Once `next-event` has returned `closed(reason)` it keeps returning it;
 //! `closed(room-closed)` also starts the job's grace period, after which a
-//! guest that has not returned is stopped.
+//! guest that has not returned is stopped. Once the guest has called
+//! `job.shutdown` the session is closed to it: every action fails with
+//! `closed` (the agent stays in the room until the job ends, so that its
+//! final status reaches the server first) and `next-event` returns
+//! `closed(shutdown-requested)`.
 //! `next-event` reads the same queue as `events.next` and skips the events
 //! only `events` can express (audio frames, track events).
 //! An action's guest input, every field of it (payload, topic, each
 //! destination identity, attribute keys and values), counts against the
 //! payload cap; over it the action fails with `too-large`.
+//!
+//! [`RoomLink`] is the job's link to its session; [`RoomView`] is what the
+//! `room` import reaches: that link and the payload cap, nothing else.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::Instant;
+use wasmtime::component::HasData;
 
 use super::guest_bytes;
 use crate::bindings::agent_host::agent::room::Host;
 use crate::bindings::events::Event;
 use crate::bindings::types::{CloseReason, Participant, RoomError, RoomEvent};
 use crate::room::{OutgoingData, OutgoingText, RoomSession};
-use crate::runtime::state::JobState;
 
-impl JobState {
+/// Signals to the job that it must end: `Some(reason)` once it was
+/// terminated by the worker, shutdown was requested by the guest, or the
+/// guest was told its room session ended.
+pub(crate) type EndSignal = Arc<watch::Sender<Option<CloseReason>>>;
+
+/// A job's link to its room session, as its guest sees it.
+///
+/// Invariants: the session is `None` until the job has joined its room;
+/// `closed`, once set, never changes; `shutdown_requested`, once set, is
+/// never unset.
+pub(crate) struct RoomLink {
+    session: Option<Box<dyn RoomSession>>,
+    /// Set once `next-event` has returned `closed`; later calls repeat it.
+    closed: Option<CloseReason>,
+    /// Set by `job.shutdown`: from then on every action fails with `closed`.
+    shutdown_requested: bool,
+    end: EndSignal,
+}
+
+impl RoomLink {
+    /// A link that has not joined its room yet, ending with `end`.
+    pub(crate) fn new(end: EndSignal) -> Self {
+        Self {
+            session: None,
+            closed: None,
+            shutdown_requested: false,
+            end,
+        }
+    }
+
+    /// The job has joined its room: from now on the guest acts through `session`.
+    pub(crate) fn join(&mut self, session: Box<dyn RoomSession>) {
+        self.session = Some(session);
+    }
+
+    /// Takes the session away from the guest (the job has ended), for the
+    /// host to close it.
+    pub(crate) fn take(&mut self) -> Option<Box<dyn RoomSession>> {
+        self.session.take()
+    }
+
     /// The session, if the job may act in the room now and the call's
-    /// guest input (`bytes`, every field of it) is within the cap.
-    pub(crate) fn session_for(&mut self, bytes: usize) -> Result<&mut dyn RoomSession, RoomError> {
-        let max = self.limits.max_payload_bytes;
+    /// guest input (`bytes`, every field of it) is within `max` bytes.
+    pub(super) fn session_for(
+        &mut self,
+        bytes: usize,
+        max: usize,
+    ) -> Result<&mut dyn RoomSession, RoomError> {
         if bytes > max {
             return Err(RoomError::TooLarge(u32::try_from(max).unwrap_or(u32::MAX)));
         }
         self.joined_session()
     }
 
-    /// The session, if the job has joined its room and it is still open.
-    pub(crate) fn joined_session(&mut self) -> Result<&mut dyn RoomSession, RoomError> {
-        if self.closed.is_some() && self.closed != Some(CloseReason::Terminated) {
+    /// The session, if the job has joined its room and it is still open to
+    /// the guest.
+    pub(super) fn joined_session(&mut self) -> Result<&mut dyn RoomSession, RoomError> {
+        // A terminated job may still act in its grace period (say goodbye);
+        // any other end closes the session to the guest.
+        let ended = self.closed.is_some_and(|r| r != CloseReason::Terminated);
+        if self.shutdown_requested || ended {
             return Err(RoomError::Closed);
         }
         match self.session.as_deref_mut() {
@@ -46,9 +102,23 @@ impl JobState {
         }
     }
 
+    /// `job.shutdown`: closes the session to the guest and tells the job it
+    /// should end (a waiting `next-event` returns
+    /// `closed(shutdown-requested)`), unless something ended it first.
+    fn shut_down(&mut self) {
+        self.shutdown_requested = true;
+        self.end.send_if_modified(|end| {
+            let first = end.is_none();
+            if first {
+                *end = Some(CloseReason::ShutdownRequested);
+            }
+            first
+        });
+    }
+
     /// The next event of any kind, waiting until `deadline` at most; none on
     /// timeout or before the job has joined its room.
-    pub(crate) async fn next_any(&mut self, deadline: Option<Instant>) -> Option<Event> {
+    pub(super) async fn next_any(&mut self, deadline: Option<Instant>) -> Option<Event> {
         if let Some(reason) = self.closed {
             return Some(Event::Room(RoomEvent::Closed(reason)));
         }
@@ -87,14 +157,52 @@ impl JobState {
     }
 }
 
+/// What `job.shutdown` may do to the room link: close it, nothing else
+/// (no session, no events).
+pub(crate) struct SessionCloser<'a>(&'a mut RoomLink);
+
+impl<'a> SessionCloser<'a> {
+    /// The closer of `link`.
+    pub(crate) fn new(link: &'a mut RoomLink) -> Self {
+        Self(link)
+    }
+
+    /// Closes the session to the guest; see [`RoomLink`].
+    pub(super) fn shut_down(&mut self) {
+        self.0.shut_down();
+    }
+}
+
 /// The deadline `timeout-ms` from now, if given.
-pub(crate) fn deadline(timeout_ms: Option<u32>) -> Option<Instant> {
+pub(super) fn deadline(timeout_ms: Option<u32>) -> Option<Instant> {
     timeout_ms.map(|ms| Instant::now() + Duration::from_millis(ms.into()))
 }
 
-impl Host for JobState {
+/// What the `room` import reaches: the job's room link and its payload cap.
+pub(crate) struct RoomView<'a> {
+    /// The job's own session; there is no other room to name.
+    pub(crate) link: &'a mut RoomLink,
+    /// [`JobLimits::max_payload_bytes`](crate::JobLimits::max_payload_bytes).
+    pub(crate) max_payload: usize,
+}
+
+/// [`HasData`] for the `room` import, whose data is a [`RoomView`].
+pub(crate) struct RoomData;
+
+impl HasData for RoomData {
+    type Data<'a> = RoomView<'a>;
+}
+
+impl RoomView<'_> {
+    fn session_for(&mut self, bytes: usize) -> Result<&mut dyn RoomSession, RoomError> {
+        self.link.session_for(bytes, self.max_payload)
+    }
+}
+
+impl Host for RoomView<'_> {
     async fn participants(&mut self) -> wasmtime::Result<Vec<Participant>> {
         Ok(self
+            .link
             .session
             .as_ref()
             .map(|s| s.participants())
@@ -173,12 +281,123 @@ impl Host for JobState {
     async fn next_event(&mut self, timeout_ms: Option<u32>) -> wasmtime::Result<Option<RoomEvent>> {
         let deadline = deadline(timeout_ms);
         loop {
-            match self.next_any(deadline).await {
+            match self.link.next_any(deadline).await {
                 Some(Event::Room(event)) => return Ok(Some(event)),
                 // Audio and track events exist only for `events.next`.
                 Some(_) => continue,
                 None => return Ok(None),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imports::testing::{end_signal, joined};
+    use crate::room::sim::SimOutput;
+
+    #[tokio::test]
+    async fn every_field_counts_against_the_payload_cap() -> wasmtime::Result<()> {
+        let mut joined = joined("caps").await;
+        let mut room = RoomView {
+            link: &mut joined.link,
+            max_payload: 10,
+        };
+        // 4 payload bytes + "topic" and its framing (6): exactly the cap.
+        let at_cap = room
+            .publish_data(b"ping".to_vec(), Some("topic".into()), true, vec![])
+            .await?;
+        assert_eq!(at_cap, Ok(()));
+        // One destination more is over it, in every action that takes one.
+        let over = room
+            .publish_data(
+                b"ping".to_vec(),
+                Some("topic".into()),
+                true,
+                vec!["".into()],
+            )
+            .await?;
+        assert_eq!(over, Err(RoomError::TooLarge(10)));
+        let over = room
+            .send_text("hi".into(), "lk.chat".into(), vec!["bob".into()])
+            .await?;
+        assert_eq!(over, Err(RoomError::TooLarge(10)));
+        assert_eq!(
+            room.set_metadata("01234567890".into()).await?,
+            Err(RoomError::TooLarge(10))
+        );
+        // Keys count as much as values.
+        let attributes = vec![("key".into(), "value12".into())];
+        assert_eq!(
+            room.set_attributes(attributes).await?,
+            Err(RoomError::TooLarge(10))
+        );
+        // Only the call within the cap reached the room.
+        assert!(matches!(
+            joined.next_output(),
+            Some(SimOutput::Data { data, .. }) if data.payload == b"ping"
+        ));
+        assert_eq!(joined.next_output(), None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn nothing_is_possible_before_the_job_has_joined() -> wasmtime::Result<()> {
+        let mut link = RoomLink::new(end_signal());
+        let mut room = RoomView {
+            link: &mut link,
+            max_payload: 1024,
+        };
+        assert!(room.participants().await?.is_empty());
+        assert!(matches!(
+            room.send_text("hi".into(), "lk.chat".into(), vec![])
+                .await?,
+            Err(RoomError::Denied(_))
+        ));
+        assert_eq!(room.next_event(Some(0)).await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_terminated_job_may_still_act_in_its_grace_period() -> wasmtime::Result<()> {
+        let mut joined = joined("grace").await;
+        joined.end.send_replace(Some(CloseReason::Terminated));
+        let mut room = RoomView {
+            link: &mut joined.link,
+            max_payload: 1024,
+        };
+        let closed = Some(RoomEvent::Closed(CloseReason::Terminated));
+        assert_eq!(room.next_event(None).await?, closed);
+        assert_eq!(room.next_event(Some(0)).await?, closed, "it repeats");
+        let goodbye = room
+            .send_text("bye".into(), "lk.chat".into(), vec![])
+            .await?;
+        assert_eq!(goodbye, Ok(()));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_closed_room_closes_the_session_and_starts_the_grace_period() -> wasmtime::Result<()>
+    {
+        let mut joined = joined("closing").await;
+        joined.room.close();
+        let mut room = RoomView {
+            link: &mut joined.link,
+            max_payload: 1024,
+        };
+        let closed = Some(RoomEvent::Closed(CloseReason::RoomClosed));
+        assert_eq!(room.next_event(None).await?, closed);
+        assert_eq!(*joined.end.borrow(), Some(CloseReason::RoomClosed));
+        let mut room = RoomView {
+            link: &mut joined.link,
+            max_payload: 1024,
+        };
+        assert_eq!(
+            room.set_metadata("late".into()).await?,
+            Err(RoomError::Closed)
+        );
+        assert_eq!(room.next_event(Some(0)).await?, closed, "it repeats");
+        Ok(())
     }
 }

@@ -8,24 +8,42 @@
 //! [`JobLimits::max_payload_bytes`](crate::JobLimits::max_payload_bytes) and
 //! is refused with `too-large` above it, before any call is made.
 
+use wasmtime::component::HasData;
+
 use super::guest_bytes;
 use crate::bindings::agent_host::agent::server::Host;
 use crate::bindings::types::RoomError;
 use crate::bounded;
 use crate::limits::MAX_LOG_LINE;
 use crate::room_service::{RoomScope, RoomServiceError};
-use crate::runtime::state::JobState;
 
 type Answer = wasmtime::Result<Result<(), RoomError>>;
 
-impl JobState {
+/// What the `server` import reaches: the job's server API scope, if it was
+/// granted one, and the payload cap. No room session, no HTTP policy.
+pub(crate) struct ServerView<'a> {
+    /// LiveKit's server API for the job's own room; `None` where the host
+    /// has no server credentials (console, simulated rooms).
+    pub(crate) scope: Option<&'a RoomScope>,
+    /// [`JobLimits::max_payload_bytes`](crate::JobLimits::max_payload_bytes).
+    pub(crate) max_payload: usize,
+}
+
+/// [`HasData`] for the `server` import, whose data is a [`ServerView`].
+pub(crate) struct ServerData;
+
+impl HasData for ServerData {
+    type Data<'a> = ServerView<'a>;
+}
+
+impl<'a> ServerView<'a> {
     /// The job's server API, once the guest's input is within the cap.
-    fn room_service(&self, bytes: usize) -> Result<RoomScope, RoomError> {
-        let max = self.limits.max_payload_bytes;
+    fn room_service(&self, bytes: usize) -> Result<&'a RoomScope, RoomError> {
+        let max = self.max_payload;
         if bytes > max {
             return Err(RoomError::TooLarge(u32::try_from(max).unwrap_or(u32::MAX)));
         }
-        self.room_service.clone().ok_or_else(|| {
+        self.scope.ok_or_else(|| {
             RoomError::Denied("the LiveKit server API is not available to this job".into())
         })
     }
@@ -41,7 +59,7 @@ fn answer(result: Result<(), RoomServiceError>) -> Answer {
     }))
 }
 
-impl Host for JobState {
+impl Host for ServerView<'_> {
     async fn send_data(
         &mut self,
         payload: Vec<u8>,
@@ -103,5 +121,65 @@ impl Host for JobState {
             Err(err) => return Ok(Err(err)),
         };
         answer(scope.mute_track(identity, track_sid, muted).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job without a scope (console, simulated rooms): every call is
+    /// denied, and the cap is checked first, as with a scope.
+    #[tokio::test]
+    async fn without_a_scope_every_call_is_denied() -> wasmtime::Result<()> {
+        let mut server = ServerView {
+            scope: None,
+            max_payload: 64,
+        };
+        let denied = |result: Result<(), RoomError>| matches!(result, Err(RoomError::Denied(text)) if text.contains("not available"));
+        assert!(denied(
+            server.send_data(b"hi".to_vec(), None, true, vec![]).await?
+        ));
+        assert!(denied(
+            server
+                .update_participant("bob".into(), None, vec![])
+                .await?
+        ));
+        assert!(denied(server.remove_participant("bob".into()).await?));
+        assert!(denied(
+            server.mute_track("bob".into(), "TR_1".into(), true).await?
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn every_field_counts_against_the_payload_cap() -> wasmtime::Result<()> {
+        let mut server = ServerView {
+            scope: None,
+            max_payload: 8,
+        };
+        let too_large = Err(RoomError::TooLarge(8));
+        // 4 bytes + "topic" and its framing: 10.
+        let data = server
+            .send_data(b"ping".to_vec(), Some("topic".into()), true, vec![])
+            .await?;
+        assert_eq!(data, too_large);
+        // "bob" (4) + metadata "meta" (5) = 9: the metadata counts.
+        let update = server
+            .update_participant("bob".into(), Some("meta".into()), vec![])
+            .await?;
+        assert_eq!(update, too_large);
+        let attributes = vec![("k".into(), "value".into())];
+        let update = server
+            .update_participant("bob".into(), None, attributes)
+            .await?;
+        assert_eq!(update, too_large);
+        let remove = server.remove_participant("a-long-name".into()).await?;
+        assert_eq!(remove, too_large);
+        let mute = server
+            .mute_track("bob".into(), "TR_12".into(), true)
+            .await?;
+        assert_eq!(mute, too_large);
+        Ok(())
     }
 }

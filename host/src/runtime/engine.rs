@@ -50,32 +50,30 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// `$XDG_CACHE_HOME/agent-host/components`, else `~/.cache/agent-host/components`.
+/// `$XDG_CACHE_HOME/agent-host/components`, else `~/.cache/agent-host/components`;
+/// `None` when neither names an absolute directory (an empty or relative
+/// value counts as unset, so the cache never lands in the working directory).
 pub fn default_cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(base.join("agent-host").join("components"))
+    crate::dirs::cache_dir("components")
 }
 
 /// Builds the engine. Falls back from the pooling allocator to on-demand
 /// allocation (with a warning) when the machine cannot reserve the pool's
 /// address space, as `wasmtime serve` and Spin do.
-pub(crate) fn build_engine(cfg: &RuntimeConfig) -> Result<(Engine, bool)> {
+pub(crate) fn build_engine(cfg: &RuntimeConfig) -> Result<Engine> {
     anyhow::ensure!(cfg.max_jobs > 0, "max jobs must be at least 1");
     let mut config = base_config(cfg);
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool_config(cfg)));
     match Engine::new(&config) {
-        Ok(engine) => Ok((engine, true)),
+        Ok(engine) => Ok(engine),
         Err(pool_err) => {
             tracing::warn!(
                 error = %pool_err,
                 "pooling allocator unavailable, falling back to on-demand allocation"
             );
             let config = base_config(cfg);
-            let engine = Engine::new(&config)
-                .map_err(|e| anyhow::Error::from(e).context("creating the wasmtime engine"))?;
-            Ok((engine, false))
+            Engine::new(&config)
+                .map_err(|e| anyhow::Error::from(e).context("creating the wasmtime engine"))
         }
     }
 }

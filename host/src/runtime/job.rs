@@ -46,11 +46,12 @@ use wasmtime::{Store, Trap, WasmBacktrace};
 
 use super::guard::{CpuQuotaExceeded, Metered, Runaway, SliceClock};
 use super::plugin::Plugin;
-use super::state::{EndSignal, JobState};
+use super::state::JobState;
 use crate::bindings::Agent;
 use crate::bindings::types::{CloseReason, Decision, JobInfo};
 use crate::bounded::{self, MAX_FAILURE_REASON, MAX_FRAME_NAME};
 use crate::host_memory::HostMemory;
+use crate::imports::EndSignal;
 use crate::limits::human_duration;
 use crate::room::{ConnectRequest, RoomTransport};
 use crate::room_service::RoomService;
@@ -123,7 +124,8 @@ impl PreparedJob {
     /// is denied.
     pub fn grant_room_service(&mut self, service: &Arc<RoomService>) {
         let state = self.store.data_mut();
-        state.room_service = Some(service.scope(&state.info.room.name));
+        let scope = service.scope(&state.info.room.name);
+        state.grant_room_service(scope);
     }
 
     /// Starts the job: joins the room through `transport` (with the server's
@@ -173,7 +175,7 @@ impl PreparedJob {
             }
         };
         let session_ended = session.ended();
-        self.store.data_mut().session = Some(session);
+        self.store.data_mut().join(session);
         let limits = self.store.data().limits.clone();
         let ended = {
             let clock = self.store.data().cpu.clock();
@@ -199,7 +201,7 @@ impl PreparedJob {
             }
         };
         let mut outcome = self.outcome(ended);
-        let session = self.store.data_mut().session.take();
+        let session = self.store.data_mut().take_session();
         if let (Outcome::Success, Some(reason)) =
             (&outcome, session.as_ref().and_then(|s| s.failure()))
         {

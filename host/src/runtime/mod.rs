@@ -35,7 +35,7 @@ mod job;
 mod plugin;
 mod precompiled;
 mod slot;
-pub(crate) mod state;
+mod state;
 mod stdio;
 
 use std::sync::Arc;
@@ -43,7 +43,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use tokio::sync::watch;
 use tracing::Instrument as _;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, Store};
 
 pub use self::accept::{MAX_ATTRIBUTES, MAX_IDENTITY, MAX_METADATA, MAX_NAME};
@@ -60,9 +60,9 @@ pub use self::plugin::{
 };
 pub use self::slot::{LoadedVersion, PluginSlot, Swap};
 use self::state::JobState;
-use crate::bindings::Agent;
 use crate::bindings::types::{Decision, DispatchInfo, JobInfo, JobRequest};
 pub use crate::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
+use crate::imports::{self, EndSignal};
 use crate::limits::JobLimits;
 
 /// The engine, the linker with every host import, and the compile cache.
@@ -77,14 +77,13 @@ struct Inner {
     linker: Linker<JobState>,
     cache: Option<ArtifactCache>,
     config: RuntimeConfig,
-    pooling: bool,
 }
 
 impl Runtime {
     /// Creates the engine (see [`RuntimeConfig`] for its settings) and starts
     /// its epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Self> {
-        let (engine, pooling) = engine::build_engine(&config)?;
+        let engine = engine::build_engine(&config)?;
         engine::start_ticker(&engine, config.epoch_tick)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -92,7 +91,8 @@ impl Runtime {
         // Outbound HTTP, behind the allow-list of `http::HttpPolicy`.
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow::Error::from(e).context("linking WASI HTTP"))?;
-        Agent::add_to_linker::<JobState, HasSelf<JobState>>(&mut linker, |state| state)
+        // Every agent import on its own narrow view (see `imports`).
+        imports::add_to_linker(&mut linker)
             .map_err(|e| anyhow::Error::from(e).context("linking the agent imports"))?;
         let cache = config
             .cache_dir
@@ -104,7 +104,6 @@ impl Runtime {
                 linker,
                 cache,
                 config,
-                pooling,
             }),
         })
     }
@@ -112,12 +111,6 @@ impl Runtime {
     /// The configuration this runtime was built with.
     pub fn config(&self) -> &RuntimeConfig {
         &self.inner.config
-    }
-
-    /// Whether the pooling allocator is in use (it falls back to on-demand
-    /// allocation where the address space is too small).
-    pub fn pooling(&self) -> bool {
-        self.inner.pooling
     }
 
     /// Component instances alive in the pooling allocator now (one per
@@ -262,7 +255,7 @@ impl Runtime {
         info: JobInfo,
         dispatch: DispatchInfo,
         limits: JobLimits,
-        end: state::EndSignal,
+        end: EndSignal,
     ) -> Store<JobState> {
         let hostcall_bytes = limits.hostcall_bytes;
         let state = JobState::new(info, dispatch, limits, end);

@@ -4,11 +4,11 @@
 //! Invariants: one `JobState` per store, one store per job; nothing in here
 //! is shared with another job except read-only configuration. The room
 //! session is `None` while the guest answers `on-request`, and set once the
-//! job has joined its room.
+//! job has joined its room. The agent imports reach this state only through
+//! their views ([`AgentView`]), each lending exactly what its interface may
+//! touch (see `imports`); the rest of the runtime reaches the guards, the
+//! limits and the job's info, never the imports' state.
 
-use std::sync::Arc;
-
-use tokio::sync::watch;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -16,18 +16,17 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use super::guard::{CpuSlice, MemoryGuard};
 use super::http::HttpPolicy;
 use super::http_meter::HttpMeter;
-use super::stdio::{GuestOutput, Stream};
+use super::stdio::{GuestOutput, Stdio};
 use crate::bindings::audio::AudioFormat;
-use crate::bindings::types::{CloseReason, DispatchInfo, JobInfo};
+use crate::bindings::types::{DispatchInfo, JobInfo};
 use crate::host_memory::HostMemory;
+use crate::imports::{
+    AgentView, AudioView, EndSignal, EventsView, JobView, RoomLink, RoomView, ServerView,
+    SessionCloser,
+};
 use crate::limits::JobLimits;
 use crate::room::RoomSession;
 use crate::room_service::RoomScope;
-
-/// Signals to the job that it must end: `Some(reason)` once it was
-/// terminated by the worker, shutdown was requested by the guest, or the
-/// guest was told its room session ended.
-pub(crate) type EndSignal = Arc<watch::Sender<Option<CloseReason>>>;
 
 /// The data of one job's store.
 pub(crate) struct JobState {
@@ -39,39 +38,37 @@ pub(crate) struct JobState {
     /// Sizes the `wasi:http` resources of `table` before each HTTP call.
     http_meter: HttpMeter,
     /// Host memory held on the guest's behalf (HTTP, room queues, stdio).
-    pub(crate) host_memory: HostMemory,
+    pub(super) host_memory: HostMemory,
     /// An empty table that holds nothing: what `wasi:http` calls see once
     /// the budget is exceeded, so each of them fails (and the job with it)
     /// instead of adding more.
     refused: ResourceTable,
     /// LiveKit's server API for this job's room; `None` where the host has
     /// no server credentials (console, simulated rooms).
-    pub(crate) room_service: Option<RoomScope>,
-    pub(crate) memory: MemoryGuard,
-    pub(crate) cpu: CpuSlice,
-    pub(crate) limits: JobLimits,
-    pub(crate) info: JobInfo,
+    room_service: Option<RoomScope>,
+    pub(super) memory: MemoryGuard,
+    pub(super) cpu: CpuSlice,
+    pub(super) limits: JobLimits,
+    pub(super) info: JobInfo,
     /// How the job was dispatched (`job.dispatch`).
-    pub(crate) dispatch: DispatchInfo,
-    pub(crate) session: Option<Box<dyn RoomSession>>,
+    dispatch: DispatchInfo,
+    /// The guest's link to its room session.
+    room: RoomLink,
     /// The format of the agent's published audio track, once published.
-    pub(crate) audio_out: Option<AudioFormat>,
-    /// Set once `next-event` has returned `closed`; later calls repeat it.
-    pub(crate) closed: Option<CloseReason>,
-    pub(crate) end: EndSignal,
-    pub(crate) stderr: GuestOutput,
+    audio_out: Option<AudioFormat>,
+    pub(super) stderr: GuestOutput,
 }
 
 impl JobState {
-    pub(crate) fn new(
+    pub(super) fn new(
         info: JobInfo,
         dispatch: DispatchInfo,
         limits: JobLimits,
         end: EndSignal,
     ) -> Self {
         let host_memory = HostMemory::new(limits.host_memory_bytes);
-        let stdout = GuestOutput::new(Stream::Stdout, &host_memory);
-        let stderr = GuestOutput::new(Stream::Stderr, &host_memory);
+        let stdout = GuestOutput::new(Stdio::Stdout, &host_memory);
+        let stderr = GuestOutput::new(Stdio::Stderr, &host_memory);
         // No ambient authority: no preopened directory, no environment, no
         // arguments, no sockets (wasmtime-wasi 48 denies sockets and name
         // lookups unless allowed); stdin is empty. Clocks and randomness are
@@ -103,11 +100,62 @@ impl JobState {
             limits,
             info,
             dispatch,
-            session: None,
+            room: RoomLink::new(end),
             audio_out: None,
-            closed: None,
-            end,
             stderr,
+        }
+    }
+
+    /// Gives the job LiveKit's server API, scoped to its room.
+    pub(super) fn grant_room_service(&mut self, scope: RoomScope) {
+        self.room_service = Some(scope);
+    }
+
+    /// The job has joined its room: the guest acts through `session` now.
+    pub(super) fn join(&mut self, session: Box<dyn RoomSession>) {
+        self.room.join(session);
+    }
+
+    /// Takes the session from the guest once the job has ended.
+    pub(super) fn take_session(&mut self) -> Option<Box<dyn RoomSession>> {
+        self.room.take()
+    }
+}
+
+impl AgentView for JobState {
+    fn job(&mut self) -> JobView<'_> {
+        JobView {
+            info: &self.info,
+            dispatch: &self.dispatch,
+            room: SessionCloser::new(&mut self.room),
+        }
+    }
+
+    fn room(&mut self) -> RoomView<'_> {
+        RoomView {
+            link: &mut self.room,
+            max_payload: self.limits.max_payload_bytes,
+        }
+    }
+
+    fn audio(&mut self) -> AudioView<'_> {
+        AudioView {
+            link: &mut self.room,
+            track: &mut self.audio_out,
+            max_payload: self.limits.max_payload_bytes,
+        }
+    }
+
+    fn events(&mut self) -> EventsView<'_> {
+        EventsView {
+            link: &mut self.room,
+        }
+    }
+
+    fn server(&mut self) -> ServerView<'_> {
+        ServerView {
+            scope: self.room_service.as_ref(),
+            max_payload: self.limits.max_payload_bytes,
         }
     }
 }

@@ -29,9 +29,9 @@ use crate::limits::MAX_LOG_LINE;
 /// How many stderr lines are kept for failure reasons.
 const TAIL_LINES: usize = 16;
 
-/// Which stream a [`GuestOutput`] is.
+/// Which of the guest's two output streams a [`GuestOutput`] carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Stream {
+pub(crate) enum Stdio {
     Stdout,
     Stderr,
 }
@@ -39,7 +39,7 @@ pub(crate) enum Stream {
 /// One of a job's output streams. Clones share the line buffer.
 #[derive(Clone)]
 pub(crate) struct GuestOutput {
-    stream: Stream,
+    stream: Stdio,
     inner: Arc<Mutex<LineBuffer>>,
 }
 
@@ -73,7 +73,7 @@ impl LineBuffer {
 }
 
 impl GuestOutput {
-    pub(crate) fn new(stream: Stream, memory: &HostMemory) -> Self {
+    pub(crate) fn new(stream: Stdio, memory: &HostMemory) -> Self {
         Self {
             stream,
             inner: Arc::new(Mutex::new(LineBuffer {
@@ -103,10 +103,10 @@ impl GuestOutput {
 
     fn emit(&self, buf: &mut LineBuffer, line: String) {
         match self.stream {
-            Stream::Stdout => {
+            Stdio::Stdout => {
                 tracing::info!(target: "agent_host::guest", stream = "stdout", "{line}")
             }
-            Stream::Stderr => {
+            Stdio::Stderr => {
                 tracing::warn!(target: "agent_host::guest", stream = "stderr", "{line}");
                 if buf.tail.len() == TAIL_LINES {
                     buf.tail.pop_front();
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn splits_lines_and_keeps_stderr_tail() {
-        let out = GuestOutput::new(Stream::Stderr, &HostMemory::new(1 << 20));
+        let out = GuestOutput::new(Stdio::Stderr, &HostMemory::new(1 << 20));
         out.write_bytes(b"thread 'main' panicked at a.rs:1:1:\nbo");
         out.write_bytes(b"om\n");
         assert_eq!(out.panic_message().as_deref(), Some("boom"));
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn long_lines_are_cut_with_a_marker() {
-        let out = GuestOutput::new(Stream::Stderr, &HostMemory::new(1 << 20));
+        let out = GuestOutput::new(Stdio::Stderr, &HostMemory::new(1 << 20));
         // One line of 1 MiB in many writes, the way a guest floods it.
         let chunk = "é".repeat(1000);
         for _ in 0..(1 << 20) / chunk.len() {

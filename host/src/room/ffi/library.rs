@@ -75,17 +75,10 @@ pub enum FfiError {
 }
 
 /// `$XDG_CACHE_HOME/agent-host/livekit-ffi/<WHEEL_VERSION>`, else
-/// `~/.cache/agent-host/livekit-ffi/<WHEEL_VERSION>`; `None` without a home.
+/// `~/.cache/agent-host/livekit-ffi/<WHEEL_VERSION>`; `None` without a home
+/// (an empty or relative value counts as unset).
 pub fn cache_dir() -> Option<PathBuf> {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-    Some(
-        base.join("agent-host")
-            .join("livekit-ffi")
-            .join(WHEEL_VERSION),
-    )
+    Some(crate::dirs::cache_dir("livekit-ffi")?.join(WHEEL_VERSION))
 }
 
 /// The library to load: `explicit`, else `LIVEKIT_LIB_PATH`, else the

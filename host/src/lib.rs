@@ -9,9 +9,11 @@
 //!   versions) in a hot-swappable [`PluginSlot`], and one store per job,
 //!   with [`JobLimits`];
 //! - [`room`]: how a job reaches its room ([`room::RoomTransport`]), with an
-//!   in-memory [`room::sim`] room for the console and tests;
-//! - [`net`]: outbound connections (proxies, TLS roots) of the worker,
-//!   the server API and guest HTTP;
+//!   in-memory [`room::sim`] room for the console and tests, and LiveKit's
+//!   server API for one job's room ([`room::service`]);
+//! - [`net`]: where outbound connections may go ([`net::policy`], no I/O)
+//!   and how they are opened (resolve, check, connect, proxies, TLS roots)
+//!   for the worker, the server API and guest HTTP;
 //! - [`ops`]: the health, worker-info, metrics and admin HTTP server;
 //! - [`guest_build`] and [`watch`]: building guest crates, and watching
 //!   plugins for changes;
@@ -33,13 +35,15 @@ pub mod limits;
 pub mod net;
 pub mod ops;
 pub mod room;
-pub mod room_service;
+/// The server API at the path it had before it moved to [`room::service`].
+pub use room::service as room_service;
 pub mod runtime;
 mod units;
 pub mod watch;
 pub mod worker;
 
-pub use limits::{HttpAllowList, HttpRule, JobLimits};
+pub use limits::JobLimits;
+pub use net::policy::{HttpAllowList, HttpRule};
 pub use runtime::{
     JobHandle, LoadedVersion, Offer, Outcome, Plugin, PluginError, PluginSlot, PluginVersion,
     PreparedJob, RoomExit, Runtime, RuntimeConfig, Swap, Terminator,

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 pub use crate::bounded::{MAX_FAILURE_REASON, MAX_LOG_LINE};
 use crate::net::Network;
-pub use crate::runtime::http::{HttpAllowList, HttpRule};
+use crate::net::policy::HttpAllowList;
 pub(crate) use crate::units::{human_bytes, human_duration};
 
 /// Limits applied to each job's store. See the [module docs](self) for the

@@ -8,16 +8,28 @@
 //!   variables ([`proxy`]) and `SSL_CERT_FILE`/`SSL_CERT_DIR` plus any
 //!   `--ca-file` ([`tls`]). Bad settings are errors when the `Network` is
 //!   built, never later.
-//! - Direct connections try the given (or resolved) addresses in order and
-//!   keep the first that answers; a proxied one leaves name resolution to
-//!   the proxy.
+//! - Guest HTTP and the server API open connections one way
+//!   ([`Network::route`] then [`Network::connect`], or [`Network::dial`]):
+//!   resolve once, check every address against an [`Egress`] rule
+//!   ([`policy`]: the guest's allow-list, or [`Unrestricted`] for the
+//!   server the operator configured), connect only to checked addresses,
+//!   then TLS, all within one [`Deadline`].
+//! - Direct connections try the resolved addresses in order and keep the
+//!   first that answers; a proxied one leaves name resolution to the
+//!   proxy.
 //! - Errors name the destination or the proxy, and never a credential.
 //!
-//! Guest HTTP adds its allow-list on top (`runtime::http`): which
-//! destinations may be reached, and, for direct connections, which
-//! addresses.
+//! Layout: [`policy`] decides where a connection may go and does no I/O;
+//! `dial.rs` is the way out, over `tcp.rs` (resolving and connecting);
+//! [`proxy`] and [`tls`] are its proxy and TLS roots; `body.rs` caps the
+//! bodies of the HTTP exchanges made for guests.
+//! Nothing here knows the runtime or rooms.
 
+mod body;
+mod dial;
+pub mod policy;
 pub mod proxy;
+mod tcp;
 pub mod tls;
 
 use std::net::{IpAddr, SocketAddr};
@@ -29,6 +41,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
+pub(crate) use self::body::Capped;
+pub use self::dial::{Deadline, Destination, Route};
+pub use self::policy::{Egress, Unrestricted};
 pub use self::proxy::{NoProxy, ProxyConfig, ProxyUrl};
 
 /// What a [`Network`] is built from.
@@ -94,47 +109,17 @@ impl Network {
         self.config.proxy.for_destination(tls, host)
     }
 
-    /// A TCP stream to `host:port`: through the proxy when one applies,
-    /// else to the first of `addrs` that answers (resolving `host` when
-    /// `addrs` is `None`). `tls` only picks the proxy; the caller bounds
-    /// the time.
-    pub async fn tcp(
-        &self,
-        tls: bool,
-        host: &str,
-        port: u16,
-        addrs: Option<&[SocketAddr]>,
-    ) -> Result<TcpStream, NetError> {
-        let tcp = match (self.proxy_for(tls, host), addrs) {
-            (Some(proxy), _) => proxy::tunnel(proxy, host, port).await?,
-            (None, Some(addrs)) => connect_addrs(addrs, host).await?,
-            (None, None) => connect_name(host, port).await?,
+    /// A TCP stream to `host:port`, for the worker connection: through the
+    /// proxy when one applies, else to the first address of `host` that
+    /// answers. Checks no address (the operator chose the server); `tls`
+    /// only picks the proxy; the caller bounds the time.
+    pub async fn tcp(&self, tls: bool, host: &str, port: u16) -> Result<TcpStream, NetError> {
+        let tcp = match self.proxy_for(tls, host) {
+            Some(proxy) => proxy::tunnel(proxy, host, port).await?,
+            None => tcp::connect_name(host, port).await?,
         };
         let _ = tcp.set_nodelay(true);
         Ok(tcp)
-    }
-
-    /// [`Self::tcp`], then TLS for `host` if `tls`: a byte stream to the
-    /// destination, within `wait` in all.
-    pub async fn open(
-        &self,
-        tls: bool,
-        host: &str,
-        port: u16,
-        addrs: Option<&[SocketAddr]>,
-        wait: Duration,
-    ) -> Result<Box<dyn Stream>, NetError> {
-        let open = async {
-            let tcp = self.tcp(tls, host, port, addrs).await?;
-            if tls {
-                Ok(Box::new(self.tls(tcp, host).await?) as Box<dyn Stream>)
-            } else {
-                Ok(Box::new(tcp) as Box<dyn Stream>)
-            }
-        };
-        tokio::time::timeout(wait, open)
-            .await
-            .unwrap_or(Err(NetError::Timeout(wait)))
     }
 
     /// Speaks TLS for `name` (a host name or an IP address) over `tcp`,
@@ -178,9 +163,20 @@ impl std::fmt::Debug for Network {
     }
 }
 
-/// A byte stream to a server, plain or TLS, direct or tunnelled.
-pub trait Stream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
+/// `host:port`, with brackets around an IPv6 address (`host` without
+/// them).
+pub(crate) fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// An open connection to a server: a byte stream, plain or TLS, direct or
+/// tunnelled through a proxy.
+pub trait Connection: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Connection for T {}
 
 /// Why a connection (or a network setting) failed.
 #[derive(Debug, thiserror::Error)]
@@ -191,6 +187,18 @@ pub enum NetError {
         /// The name.
         name: String,
         /// What the resolver said.
+        why: String,
+    },
+    /// The name resolved, to no address at all.
+    #[error("cannot resolve {0}: no address")]
+    NoAddress(String),
+    /// The caller's [`Egress`] rule refused an address the destination
+    /// resolved to.
+    #[error("{addr} is not allowed: {why}")]
+    Denied {
+        /// The refused address.
+        addr: SocketAddr,
+        /// The rule's reason.
         why: String,
     },
     /// No address answered.
@@ -238,38 +246,4 @@ pub enum NetError {
         /// Why.
         why: String,
     },
-}
-
-/// Resolves `host` and connects to the first address that answers.
-pub(crate) async fn connect_name(host: &str, port: u16) -> Result<TcpStream, NetError> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((bare, port))
-        .await
-        .map_err(|e| NetError::Resolve {
-            name: bare.to_owned(),
-            why: e.to_string(),
-        })?
-        .collect();
-    connect_addrs(&addrs, bare).await
-}
-
-/// Connects to the first of `addrs` that answers, in order; never resolves.
-pub(crate) async fn connect_addrs(addrs: &[SocketAddr], host: &str) -> Result<TcpStream, NetError> {
-    let mut last = None;
-    for addr in addrs {
-        match TcpStream::connect(addr).await {
-            Ok(stream) => return Ok(stream),
-            Err(err) => last = Some(err),
-        }
-    }
-    Err(match last {
-        Some(err) => NetError::Connect {
-            host: host.to_owned(),
-            err,
-        },
-        None => NetError::Resolve {
-            name: host.to_owned(),
-            why: "no address".into(),
-        },
-    })
 }

@@ -28,8 +28,8 @@ use base64::Engine as _;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use super::NetError;
-use crate::runtime::http::in_net;
+use super::policy::in_net;
+use super::{NetError, authority};
 
 /// Largest answer head accepted from a proxy: a status line and a few
 /// headers; anything longer is not a proxy speaking HTTP.
@@ -152,15 +152,6 @@ impl FromStr for ProxyUrl {
     }
 }
 
-/// `host:port`, with brackets around an IPv6 address.
-pub(super) fn authority(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -264,7 +255,7 @@ pub(super) async fn tunnel(proxy: &ProxyUrl, host: &str, port: u16) -> Result<Tc
         proxy: proxy.to_string(),
         why,
     };
-    let mut tcp = super::connect_name(&proxy.host, proxy.port)
+    let mut tcp = super::tcp::connect_name(&proxy.host, proxy.port)
         .await
         .map_err(|e| failed(e.to_string()))?;
     let target = authority(host.trim_start_matches('[').trim_end_matches(']'), port);

@@ -11,6 +11,9 @@
 //! - [`ffi`]: real LiveKit rooms through LiveKit's client library;
 //! - [`offline`]: no rooms (when that library is not installed).
 //!
+//! Beside the transports, [`service`] is LiveKit's server API
+//! (`RoomService`), scoped to one job's room.
+//!
 //! Contract for implementors:
 //! - `next_event` is cancel-safe (the host races it against timeouts and
 //!   termination) and returns `None` once the room session has ended for
@@ -33,6 +36,7 @@ pub mod ffi;
 pub mod offline;
 pub(crate) mod pcm;
 pub mod queue;
+pub mod service;
 pub mod sim;
 
 use futures::future::BoxFuture;

@@ -241,7 +241,7 @@ async fn open_stream(
     host: &str,
     port: u16,
 ) -> Result<MaybeTlsStream<TcpStream>, crate::net::NetError> {
-    let tcp = network.tcp(tls, host, port, None).await?;
+    let tcp = network.tcp(tls, host, port).await?;
     Ok(if tls {
         MaybeTlsStream::Rustls(network.tls(tcp, host).await?)
     } else {

@@ -6,12 +6,13 @@
 //!   own assignment; the `server` import passes identities, track ids and
 //!   payloads through it, never a room name: there is no parameter for one.
 //! - Every call carries a fresh token signed for that room only
-//!   (`roomAdmin` + `room`), valid for [`TOKEN_TTL`]. The key, the secret
+//!   (`roomAdmin` + `room`), valid for [`SERVER_API_TOKEN_TTL`]. The key, the secret
 //!   and the tokens stay in the host: nothing hands them to the guest, and
 //!   error texts never contain them.
 //! - Calls connect through the worker's [`Network`]: its proxy (CONNECT)
-//!   and TLS roots, as the worker connection does.
-//! - A call takes at most [`CALL_TIMEOUT`], connect to last byte; the
+//!   and TLS roots, as the worker connection does; the server is the one
+//!   the operator configured, so its addresses are [`Unrestricted`].
+//! - A call takes at most [`SERVER_API_CALL_TIMEOUT`], connect to last byte; the
 //!   server's answer is read up to [`MAX_ANSWER_BYTES`].
 //! - The server refusing (HTTP 401 or 403) is `denied`; anything else that
 //!   fails is `transport`. Payload caps are applied by the import before a
@@ -25,18 +26,21 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_util::rt::TokioIo;
 use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_protocol as proto;
 use prost::Message;
-use wasmtime_wasi_http::io::TokioIo;
 
-use crate::net::Network;
+use crate::net::{Deadline, Destination, Network, Unrestricted, authority};
 
-/// Lifetime of the token of one call.
-pub const TOKEN_TTL: Duration = Duration::from_secs(60);
+/// Lifetime of the token of one server API call: a minute, far more than
+/// a call may take ([`SERVER_API_CALL_TIMEOUT`]) even with clocks a little
+/// apart, and short enough that a token seen on the way is soon useless.
+pub const SERVER_API_TOKEN_TTL: Duration = Duration::from_secs(60);
 
-/// Longest one call may take, connect to last byte.
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest one server API call may take, connect to last byte: 10 s, as
+/// long as the worker connection gets to open.
+pub const SERVER_API_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most bytes of a server answer that are read.
 pub const MAX_ANSWER_BYTES: usize = 64 << 10;
@@ -136,11 +140,6 @@ pub struct RoomScope {
 }
 
 impl RoomScope {
-    /// The room every call of this scope is for.
-    pub fn room(&self) -> &str {
-        &self.room
-    }
-
     /// `RoomService.SendData` to this room.
     pub async fn send_data(
         &self,
@@ -209,14 +208,17 @@ impl RoomScope {
     }
 
     async fn call(&self, method: &str, body: &impl Message) -> Result<(), RoomServiceError> {
-        tokio::time::timeout(CALL_TIMEOUT, self.call_once(method, body.encode_to_vec()))
-            .await
-            .unwrap_or_else(|_| {
-                Err(RoomServiceError::Transport(format!(
-                    "LiveKit RoomService.{method}: no answer within {} s",
-                    CALL_TIMEOUT.as_secs()
-                )))
-            })
+        tokio::time::timeout(
+            SERVER_API_CALL_TIMEOUT,
+            self.call_once(method, body.encode_to_vec()),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(RoomServiceError::Transport(format!(
+                "LiveKit RoomService.{method}: no answer within {} s",
+                SERVER_API_CALL_TIMEOUT.as_secs()
+            )))
+        })
     }
 
     async fn call_once(&self, method: &str, body: Vec<u8>) -> Result<(), RoomServiceError> {
@@ -225,7 +227,7 @@ impl RoomScope {
             RoomServiceError::Transport(format!("LiveKit RoomService.{method}: {what}"))
         };
         let token = AccessToken::with_api_key(&s.api_key, &s.api_secret)
-            .with_ttl(TOKEN_TTL)
+            .with_ttl(SERVER_API_TOKEN_TTL)
             .with_grants(VideoGrants {
                 room_admin: true,
                 room: self.room.clone(),
@@ -233,27 +235,31 @@ impl RoomScope {
             })
             .to_jwt()
             .map_err(|_| transport("could not sign the token"))?;
+        let server = Destination {
+            tls: s.tls,
+            host: &s.host,
+            port: s.port,
+        };
         let stream = s
             .network
-            .open(s.tls, &s.host, s.port, None, CALL_TIMEOUT)
+            .dial(
+                server,
+                &Unrestricted,
+                Deadline::after(SERVER_API_CALL_TIMEOUT),
+            )
             .await
             .map_err(|e| transport(&e.to_string()))?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| transport(&e.to_string()))?;
         // Ends with the exchange: this task does not outlive the call
-        // (plus `CALL_TIMEOUT` at worst, when the caller gave up).
+        // (plus `SERVER_API_CALL_TIMEOUT` at worst, when the caller gave up).
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(CALL_TIMEOUT, conn).await;
+            let _ = tokio::time::timeout(SERVER_API_CALL_TIMEOUT, conn).await;
         });
-        let authority = if s.host.contains(':') {
-            format!("[{}]:{}", s.host, s.port)
-        } else {
-            format!("{}:{}", s.host, s.port)
-        };
         let request =
             http::Request::post(format!("{}/twirp/livekit.RoomService/{method}", s.prefix))
-                .header(http::header::HOST, authority)
+                .header(http::header::HOST, authority(&s.host, s.port))
                 .header(http::header::CONTENT_TYPE, "application/protobuf")
                 .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
                 .body(Full::new(Bytes::from(body)))

@@ -3,8 +3,11 @@
 //! process.
 //!
 //! The parts, in the order data flows through them:
-//! - [`worker`]: the LiveKit agent worker (protocol, offers, job statuses,
-//!   reconnect, drain), driven by a [`worker::WorkerHandle`];
+//! - [`protocol`]: the wire to LiveKit's agent service (connection, worker
+//!   token, registration, codec, keepalive, reconnect backoff), and the
+//!   guest's view of what the server sends;
+//! - [`worker`]: the LiveKit agent worker (offers, job statuses, drain),
+//!   driven by a [`worker::WorkerHandle`];
 //! - [`runtime`]: one wasmtime engine, [`Plugin`]s (compiled guest
 //!   versions) in a hot-swappable [`PluginSlot`], and one store per job,
 //!   with [`JobLimits`];
@@ -32,8 +35,10 @@ pub mod guest_build;
 pub mod host_memory;
 mod imports;
 pub mod limits;
+mod livekit_url;
 pub mod net;
 pub mod ops;
+pub mod protocol;
 pub mod room;
 /// The server API at the path it had before it moved to [`room::service`].
 pub use room::service as room_service;

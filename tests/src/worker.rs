@@ -62,6 +62,14 @@ pub fn start_worker(options: WorkerOptions) -> TestWorker {
     }
 }
 
+/// Waits (up to [`WAIT`]) for a worker's run to end; returns how it ended.
+pub async fn run_end(task: JoinHandle<Result<Exit, WorkerError>>) -> Result<Exit, WorkerError> {
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("the worker ends in time")
+        .expect("the worker task does not panic")
+}
+
 /// Every worker message the server received, in order.
 pub fn inbound(messages: &[LoggedMessage]) -> Vec<worker_message::Message> {
     messages

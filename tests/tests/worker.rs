@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use agent_host::worker::{ConnectionState, Exit, WorkerError};
 use agent_host_tests::worker::{
-    WAIT, assert_drained_cleanly, dispatch, first_answer, options, server, start_worker,
+    WAIT, assert_drained_cleanly, dispatch, first_answer, options, run_end, server, start_worker,
     wait_worker_status, worker_statuses,
 };
 use fake_livekit::livekit_protocol::{JobStatus, WorkerStatus, worker_message::Message};
@@ -402,11 +402,163 @@ async fn drain_finishes_running_jobs_and_closes_cleanly() {
     for id in &ids {
         wait_worker_status(&server, id, JobStatus::JsSuccess).await;
     }
-    let exit = tokio::time::timeout(WAIT, worker.task)
+    assert_eq!(run_end(worker.task).await.unwrap(), Exit::Drained);
+    assert_drained_cleanly(&server, before).await;
+}
+
+/// Polls the worker's status until `pred` holds (bounded by [`WAIT`]).
+async fn wait_status(
+    handle: &agent_host::worker::WorkerHandle,
+    what: &str,
+    pred: impl Fn(&agent_host::worker::WorkerStatus) -> bool,
+) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while !pred(&handle.status()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: {:?}",
+            handle.status()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A worker for `agent` (its options changed by `tweak`) deciding a
+/// `stall-offer` job, whose guest never answers: the decision lasts the
+/// worker's offer timeout. The server waits for an answer longer than any
+/// offer timeout here, so the worker's own decline is what ends the offer.
+async fn deciding_a_stalled_offer(
+    agent: &str,
+    tweak: impl FnOnce(&mut agent_host::worker::WorkerOptions),
+) -> (FakeLiveKit, agent_host_tests::worker::TestWorker, JobId) {
+    let server = FakeLiveKit::start(Config {
+        offer_timeout: Duration::from_secs(30),
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let mut opts = options(&server, agent, 10);
+    opts.status_interval = Duration::from_millis(200);
+    tweak(&mut opts);
+    let worker = start_worker(opts);
+    server.wait_for_workers(1, WAIT).await.unwrap();
+    let id = dispatch(&server, agent, "stall-offer");
+    server
+        .wait_for_job(&id, WAIT, "offered", |j| !j.offers.is_empty())
+        .await
+        .unwrap();
+    wait_status(&worker.handle, "deciding", |s| s.reserved_jobs == 1).await;
+    (server, worker, id)
+}
+
+/// The same offer again while the guest still decides the first gets no
+/// second instance and no second answer: the server keeps one pending
+/// answer per job, and the first decision's answer is it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_offer_under_decision_gets_no_second_instance() {
+    use agent_host::worker::Metrics;
+    // The default offer timeout (2 s) is the decision's length.
+    let (server, worker, id) = deciding_a_stalled_offer("dup", |_| {}).await;
+    assert!(server.repeat_offer(&id));
+    let job = server
+        .wait_for_job(&id, WAIT, "answered", |j| first_answer(j).is_some())
+        .await
+        .unwrap();
+    assert!(!first_answer(&job).unwrap().available);
+    wait_status(&worker.handle, "decided", |s| s.reserved_jobs == 0).await;
+    // Two status updates later, anything the worker sent before them is in
+    // the log (one socket keeps order).
+    let after = server.messages().len();
+    let is_status = |m: &fake_livekit::LoggedMessage| matches!(&m.dir, Direction::Inbound(msg) if matches!(msg.message, Some(Message::UpdateWorker(_))));
+    let (first, _) = server
+        .wait_for_message(after, WAIT, "a status", is_status)
+        .await
+        .unwrap();
+    server
+        .wait_for_message(first + 1, WAIT, "another status", is_status)
+        .await
+        .unwrap();
+    let answers = agent_host_tests::worker::inbound(&server.messages())
+        .into_iter()
+        .filter(|m| matches!(m, Message::Availability(a) if a.job_id == id.as_str()))
+        .count();
+    assert_eq!(answers, 1, "one offer, one answer");
+    let m = worker.handle.metrics();
+    assert_eq!(Metrics::get(&m.offers_declined), 1);
+    assert_eq!(Metrics::get(&m.offers_accepted), 0);
+    worker.handle.stop();
+}
+
+/// A job the drain timeout fails is counted once, as failed, also when it
+/// ends while the worker still drains (here: an offer still being decided
+/// keeps the drain open).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_failed_by_the_drain_timeout_is_counted_once() {
+    use agent_host::worker::Metrics;
+    // The stalled offer is decided 15 s in, long after the drain timeout.
+    let (server, worker, _stalled) = deciding_a_stalled_offer("late", |o| {
+        o.drain_timeout = Duration::from_secs(1);
+        o.offer_timeout = Duration::from_secs(15);
+        o.limits.termination_grace = Duration::from_secs(1);
+    })
+    .await;
+    let long = dispatch(&server, "late", "sleep:60000");
+    wait_worker_status(&server, &long, JobStatus::JsRunning).await;
+    worker.handle.drain();
+    let job = wait_worker_status(&server, &long, JobStatus::JsFailed).await;
+    assert_eq!(job.error, "drain timeout");
+    // The job has ended and left the worker's table; the undecided offer
+    // keeps the worker draining.
+    wait_status(&worker.handle, "the failed job ended", |s| {
+        s.active_jobs == 0
+    })
+    .await;
+    assert!(!worker.task.is_finished());
+    let m = worker.handle.metrics();
+    assert_eq!(
+        (
+            Metrics::get(&m.jobs_failed),
+            Metrics::get(&m.jobs_terminated),
+            Metrics::get(&m.jobs_succeeded)
+        ),
+        (1, 0, 0)
+    );
+    assert_eq!(run_end(worker.task).await.unwrap(), Exit::Drained);
+    assert_eq!(
+        server.job(&long).unwrap().worker_statuses(),
+        [JobStatus::JsRunning, JobStatus::JsFailed]
+    );
+    assert_eq!(Metrics::get(&worker.handle.metrics().jobs_failed), 1);
+}
+
+/// A worker that would take more jobs than its runtime's pool has room
+/// for is refused before it connects, with a clear error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_larger_than_its_runtimes_pool_is_refused() {
+    use std::sync::Arc;
+
+    use agent_host::room::offline::Offline;
+    use agent_host::worker::Worker;
+    let server = server().await;
+    let runtime = agent_host_tests::runtime(2);
+    let plugin = agent_host_tests::load(&runtime, agent_host_tests::guests::FAULTY);
+    let worker = Worker::new(
+        options(&server, "big", 4),
+        runtime,
+        plugin,
+        Arc::new(Offline),
+    );
+    let handle = worker.handle();
+    let err = tokio::time::timeout(WAIT, worker.run())
         .await
         .unwrap()
-        .unwrap()
-        .unwrap();
-    assert_eq!(exit, Exit::Drained);
-    assert_drained_cleanly(&server, before).await;
+        .unwrap_err();
+    assert!(matches!(err, WorkerError::BadSetting(_)), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("up to 4 jobs (max_jobs)") && text.contains("room for 2"),
+        "{text}"
+    );
+    assert!(!handle.healthy());
+    assert!(server.workers().is_empty());
 }

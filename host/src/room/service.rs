@@ -31,6 +31,7 @@ use livekit_api::access_token::{AccessToken, VideoGrants};
 use livekit_protocol as proto;
 use prost::Message;
 
+use crate::livekit_url::LiveKitUrl;
 use crate::net::{Deadline, Destination, Network, Unrestricted, authority};
 
 /// Lifetime of the token of one server API call: a minute, far more than
@@ -73,31 +74,12 @@ impl RoomService {
     /// The `RoomService` of the server at `url` (`ws(s)://` or `http(s)://`,
     /// a path prefix is kept), signing with `api_key` and `api_secret`.
     pub fn new(url: &str, api_key: &str, api_secret: &str) -> Result<Self, String> {
-        let bad = |why: &str| format!("server URL `{url}`: {why}");
-        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("no scheme"))?;
-        let tls = match scheme.to_ascii_lowercase().as_str() {
-            "http" | "ws" => false,
-            "https" | "wss" => true,
-            other => return Err(bad(&format!("unsupported scheme `{other}`"))),
-        };
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
-        let (authority, prefix) = match rest.find('/') {
-            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
-            None => (rest, ""),
-        };
-        let authority: http::uri::Authority = authority.parse().map_err(|_| bad("bad host"))?;
-        if authority.host().is_empty() {
-            return Err(bad("no host"));
-        }
+        let parsed = LiveKitUrl::parse(url).map_err(|why| format!("server URL `{url}`: {why}"))?;
         Ok(Self {
-            tls,
-            host: authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned(),
-            port: authority.port_u16().unwrap_or(if tls { 443 } else { 80 }),
-            prefix: prefix.to_owned(),
+            tls: parsed.tls,
+            host: parsed.host,
+            port: parsed.port,
+            prefix: parsed.prefix,
             api_key: api_key.to_owned(),
             api_secret: api_secret.to_owned(),
             network: Network::default(),

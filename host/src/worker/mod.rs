@@ -1,5 +1,7 @@
-//! The LiveKit agent worker: registers with the server, takes offers, runs
-//! each job as its own component instance, reports, reconnects, drains.
+//! The LiveKit agent worker: takes offers, runs each job as its own
+//! component instance, reports statuses, drains. The connection to the
+//! server (registering, keepalive, reconnecting) is [`crate::protocol`]'s;
+//! the worker decides what the server's messages mean.
 //!
 //! It speaks the same protocol as LiveKit's official Python and Node
 //! workers (`/agent`, protobuf `WorkerMessage`/`ServerMessage`). Where the
@@ -42,7 +44,6 @@
 
 mod load;
 mod options;
-mod protocol;
 mod run;
 mod status;
 
@@ -52,12 +53,12 @@ use tokio::sync::mpsc;
 
 pub use self::load::{LoadFn, LoadInputs, default_load};
 pub use self::options::{Permissions, WorkerOptions};
-pub use self::protocol::{
-    ConnectError, agent_url, decode_server_frame, validate_deployment, worker_token,
-};
-pub use self::protocol::{MAX_FRAME, MAX_SEND_FRAME};
-use self::status::Shared;
+use self::status::WorkerShared;
 pub use self::status::{ConnectionState, CpuHistogram, JobSnapshot, Metrics, WorkerStatus};
+pub use crate::protocol::{
+    ConnectError, MAX_FRAME, MAX_SEND_FRAME, agent_url, decode_server_frame, validate_deployment,
+    worker_token,
+};
 use crate::room::RoomTransport;
 use crate::room_service::RoomService;
 use crate::{LoadedVersion, Plugin, PluginError, PluginSlot, PluginVersion, Runtime, Swap};
@@ -72,7 +73,7 @@ pub struct Worker {
     transport: Arc<dyn RoomTransport>,
     /// The server API that each job gets, scoped to its room.
     room_service: Option<Arc<RoomService>>,
-    shared: Arc<Shared>,
+    shared: Arc<WorkerShared>,
     commands: mpsc::UnboundedReceiver<Command>,
     handle: WorkerHandle,
 }
@@ -93,9 +94,12 @@ pub enum WorkerError {
     /// The server refused the credentials.
     #[error(transparent)]
     Unauthorized(ConnectError),
-    /// The URL, or another setting, cannot be used.
+    /// The URL, or another setting the server would refuse, cannot be used.
     #[error(transparent)]
     BadUrl(ConnectError),
+    /// A setting cannot be used with this worker's runtime.
+    #[error("{0}")]
+    BadSetting(String),
     /// The connection could not be (re-)established within the retries.
     #[error("failed to connect to LiveKit after {attempts} attempts; last error: {last_error}")]
     ConnectionFailed {
@@ -109,7 +113,7 @@ pub enum WorkerError {
 /// Controls a running worker and reads its state; cheap to clone.
 #[derive(Clone)]
 pub struct WorkerHandle {
-    shared: Arc<Shared>,
+    shared: Arc<WorkerShared>,
     commands: mpsc::UnboundedSender<Command>,
     agent_name: Arc<str>,
     job_type: livekit_protocol::JobType,
@@ -130,7 +134,7 @@ impl Worker {
         plugin: Arc<Plugin>,
         transport: Arc<dyn RoomTransport>,
     ) -> Self {
-        let shared = Arc::new(Shared::new(PluginSlot::new(runtime.clone(), plugin)));
+        let shared = Arc::new(WorkerShared::new(PluginSlot::new(runtime.clone(), plugin)));
         let (tx, commands) = mpsc::unbounded_channel();
         let handle = WorkerHandle {
             shared: shared.clone(),
@@ -163,9 +167,22 @@ impl Worker {
     }
 
     /// Connects, registers and serves until drained or stopped, or until the
-    /// connection cannot be re-established.
+    /// connection cannot be re-established. A worker whose `max_jobs` the
+    /// runtime's pool has no room for is refused before it connects:
+    /// otherwise it would report room it does not have, and the offers past
+    /// the pool would fail to instantiate.
     pub async fn run(self) -> Result<Exit, WorkerError> {
-        run::Session::new(self).run().await
+        let pool = self.runtime.config().max_jobs;
+        if self.options.max_jobs > pool as usize {
+            self.shared
+                .update(|s| s.connection = ConnectionState::Failed);
+            return Err(WorkerError::BadSetting(format!(
+                "the worker takes up to {} jobs (max_jobs) but its runtime's pool has room for {pool}; \
+                 give the runtime a RuntimeConfig::max_jobs of at least {}, or the worker fewer jobs",
+                self.options.max_jobs, self.options.max_jobs
+            )));
+        }
+        run::Dispatcher::new(self).run().await
     }
 }
 

@@ -8,6 +8,7 @@ use livekit_protocol as proto;
 use super::load::{LoadFn, default_load};
 use crate::limits::JobLimits;
 use crate::net::Network;
+use crate::protocol::Dial;
 
 /// How a worker registers and behaves. `Default` gives the official Python
 /// worker's behaviour wherever there is one to copy.
@@ -36,7 +37,10 @@ pub struct WorkerOptions {
     /// How the worker and the server API connect: proxy and TLS roots.
     /// Default: direct, built-in roots only.
     pub network: Network,
-    /// Most jobs at once (also sizes the runtime's pool). Default 1,000.
+    /// Most jobs at once. Default 1,000. The runtime's pool must have room
+    /// for them ([`RuntimeConfig::max_jobs`](crate::RuntimeConfig::max_jobs)
+    /// at least this; workers sharing a runtime need the sum):
+    /// [`Worker::run`](super::Worker::run) refuses a worker with more.
     pub max_jobs: usize,
     /// Load at or above which the worker reports full and declines offers.
     /// Default 0.7, as the official workers.
@@ -114,14 +118,14 @@ impl Permissions {
 
 impl WorkerOptions {
     /// What the wire needs of these options to connect.
-    pub(crate) fn dial(&self) -> super::protocol::Dial<'_> {
-        super::protocol::Dial {
-            url: &self.url,
-            api_key: &self.api_key,
-            api_secret: &self.api_secret,
-            deployment: &self.deployment,
-            worker_token: self.worker_token.as_deref(),
-            network: &self.network,
+    pub(crate) fn dial(&self) -> Dial {
+        Dial {
+            url: self.url.clone(),
+            api_key: self.api_key.clone(),
+            api_secret: self.api_secret.clone(),
+            deployment: self.deployment.clone(),
+            worker_token: self.worker_token.clone(),
+            network: self.network.clone(),
         }
     }
 }

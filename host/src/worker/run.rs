@@ -1,6 +1,12 @@
-//! The worker loop: one task owns all worker state; the socket, job events,
-//! timers and commands all feed into it, so there are no locks around the
+//! The worker loop: one task owns all worker state; the server's messages
+//! (through the protocol's [`Link`]), offer decisions, job ends, timers and
+//! commands all feed into it, so there are no locks around the
 //! job table and every decision sees a consistent picture.
+//!
+//! Offers: one job id, one answer. The same offer again while its decision
+//! is under way starts nothing and gets no answer of its own (the answer
+//! under way is the one the server waits for); again once accepted or
+//! running, it is declined.
 //!
 //! Job statuses, as the open-source server reads them (`pkg/agent/worker.go`):
 //! - a job's final status is written to the socket *before* its session
@@ -17,8 +23,8 @@
 //!   connection, where the open-source server, which forgot this worker's
 //!   jobs when the connection dropped, ignores them.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::{Duration, Instant};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::time::Instant;
 
 use futures::StreamExt as _;
 use futures::future::BoxFuture;
@@ -27,29 +33,26 @@ use livekit_protocol as proto;
 use livekit_protocol::server_message::Message as ServerMsg;
 use livekit_protocol::worker_message::Message as WorkerMsg;
 use tokio::sync::mpsc;
-use tokio::time::{MissedTickBehavior, interval, sleep_until, timeout};
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio::time::{MissedTickBehavior, interval, timeout};
 
 use super::load::{CpuSampler, LoadInputs};
-use super::protocol::{self, ConnectError, Incoming, Socket};
-use super::status::{ConnectionState, JobEntry, Metrics, Shared};
+use super::status::{ConnectionState, JobEntry, Metrics, WorkerShared};
 use super::{Command, Exit, SDK_VERSION, Worker, WorkerError};
+use crate::protocol::convert::{dispatch_info, job_request};
+use crate::protocol::{Attempt, ConnectError, GiveUp, Link, LinkSettings, Wire};
 use crate::runtime::OfferError;
-use crate::wit::{self, Decision};
+use crate::wit::Decision;
 use crate::{Offer, Outcome, PreparedJob, RoomExit, Terminator};
 
 /// Attribute the official workers add to the agent participant.
 const AGENT_NAME_ATTRIBUTE: &str = "lk.agent.name";
 
-/// Events from the tasks the loop spawned.
-enum Event {
-    OfferDecided {
-        job: Box<proto::Job>,
-        generation: u64,
-        result: Result<Result<Offer, OfferError>, tokio::time::error::Elapsed>,
-    },
+/// An offer's decision, from the task that asked the guest.
+struct Decided {
+    job: proto::Job,
+    /// The connection the offer came on (see [`Link::generation`]).
+    generation: u64,
+    result: Result<Result<Offer, OfferError>, tokio::time::error::Elapsed>,
 }
 
 /// A running job's end: its id, outcome, and its way out of the room.
@@ -64,18 +67,22 @@ struct Running {
     terminator: Terminator,
     /// Digest of the plugin version the job runs on.
     plugin: String,
-    /// Set when the drain timeout already reported the job as failed.
+    /// Set when the drain timeout already reported the job as failed (and
+    /// counted it in `jobs_failed`).
     reported: bool,
 }
 
-pub(super) struct Session {
-    w: Worker,
-    events_tx: mpsc::UnboundedSender<Event>,
-    events: mpsc::UnboundedReceiver<Event>,
-    socket: Option<Socket>,
-    /// Bumped on every new connection; offers decided for an older one are void.
-    generation: u64,
-    deciding: usize,
+/// The worker loop's state: the worker, its link to the server, and every
+/// offer and job in flight.
+pub(super) struct Dispatcher {
+    worker: Worker,
+    link: Link,
+    decided_tx: mpsc::UnboundedSender<Decided>,
+    decided: mpsc::UnboundedReceiver<Decided>,
+    /// Offers whose decision is under way: job id and the connection the
+    /// offer came on. A duplicate of one of them starts nothing (see
+    /// `on_offer`).
+    deciding: HashSet<(String, u64)>,
     accepted: HashMap<String, Accepted>,
     running: HashMap<String, Running>,
     /// The ends of the running jobs, polled by the loop itself: a waiter
@@ -93,19 +100,33 @@ pub(super) struct Session {
     draining: Option<Instant>,
     cpu: CpuSampler,
     load: f32,
-    last_heard: Instant,
 }
 
-impl Session {
-    pub(super) fn new(w: Worker) -> Self {
-        let (events_tx, events) = mpsc::unbounded_channel();
+impl Dispatcher {
+    pub(super) fn new(worker: Worker) -> Self {
+        let (decided_tx, decided) = mpsc::unbounded_channel();
+        let o = &worker.options;
+        let link = Link::new(LinkSettings {
+            dial: o.dial(),
+            register: proto::RegisterWorkerRequest {
+                r#type: o.job_type as i32,
+                agent_name: o.agent_name.clone(),
+                version: SDK_VERSION.to_string(),
+                allowed_permissions: Some(o.permissions.to_proto()),
+                deployment: o.deployment.clone(),
+                ..Default::default()
+            },
+            register_timeout: o.register_timeout,
+            max_retries: o.max_retries,
+            ping_interval: o.ping_interval,
+            ping_timeout: o.ping_timeout,
+        });
         Self {
-            w,
-            events_tx,
-            events,
-            socket: None,
-            generation: 0,
-            deciding: 0,
+            worker,
+            link,
+            decided_tx,
+            decided,
+            deciding: HashSet::new(),
             accepted: HashMap::new(),
             running: HashMap::new(),
             endings: FuturesUnordered::new(),
@@ -114,22 +135,16 @@ impl Session {
             draining: None,
             cpu: CpuSampler::new(),
             load: 0.0,
-            last_heard: Instant::now(),
         }
     }
 
-    fn shared(&self) -> &Shared {
-        &self.w.shared
+    fn shared(&self) -> &WorkerShared {
+        &self.worker.shared
     }
 
     pub(super) async fn run(mut self) -> Result<Exit, WorkerError> {
-        let mut status_tick = interval(self.w.options.status_interval);
+        let mut status_tick = interval(self.worker.options.status_interval);
         status_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        let mut ping_tick = interval(self.w.options.ping_interval);
-        ping_tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        // Consecutive failed attempts; back to 0 once connected, as Python.
-        let mut failures: u32 = 0;
-        let mut next_attempt = Instant::now();
 
         loop {
             // Checked after every event, so a drain closes as soon as its
@@ -137,62 +152,59 @@ impl Session {
             if self.draining_done() {
                 return Ok(self.close(Exit::Drained).await);
             }
-            if self.socket.is_none() && Instant::now() >= next_attempt {
-                match self.connect().await {
-                    Ok(()) => {
-                        if failures > 0 || self.generation > 1 {
-                            Metrics::inc(&self.shared().metrics.reconnects);
-                        }
-                        failures = 0;
-                        ping_tick.reset();
+            if self.link.attempt_due() {
+                match self.link.connect().await {
+                    Attempt::Registered {
+                        worker_id,
+                        reconnected,
+                    } => self.on_registered(worker_id, reconnected).await,
+                    Attempt::Retrying {
+                        attempt,
+                        error,
+                        delay,
+                    } => {
+                        tracing::warn!(%error, attempt, retry_in = ?delay, "could not connect to LiveKit");
+                        self.shared()
+                            .update(|s| s.connection = ConnectionState::Reconnecting { attempt });
                     }
-                    Err(err @ ConnectError::Unauthorized { .. }) => {
+                    Attempt::GaveUp(give_up) => {
                         self.shared()
                             .update(|s| s.connection = ConnectionState::Failed);
-                        return Err(WorkerError::Unauthorized(err));
-                    }
-                    Err(err @ (ConnectError::BadUrl(..) | ConnectError::BadSetting(_))) => {
-                        self.shared()
-                            .update(|s| s.connection = ConnectionState::Failed);
-                        return Err(WorkerError::BadUrl(err));
-                    }
-                    Err(ConnectError::Other(last_error)) => {
-                        failures += 1;
-                        if failures > self.w.options.max_retries {
-                            self.shared()
-                                .update(|s| s.connection = ConnectionState::Failed);
-                            return Err(WorkerError::ConnectionFailed {
-                                attempts: failures,
+                        return Err(match give_up {
+                            GiveUp::Refused(err @ ConnectError::Unauthorized { .. }) => {
+                                WorkerError::Unauthorized(err)
+                            }
+                            GiveUp::Refused(err) => WorkerError::BadUrl(err),
+                            GiveUp::Exhausted {
+                                attempts,
                                 last_error,
-                            });
-                        }
-                        // 0, 2, 4 ... 10 s, as the Python worker.
-                        let delay = Duration::from_secs(u64::from((failures - 1) * 2).min(10));
-                        tracing::warn!(error = %last_error, attempt = failures, retry_in = ?delay, "could not connect to LiveKit");
-                        self.shared().update(|s| {
-                            s.connection = ConnectionState::Reconnecting { attempt: failures }
+                            } => WorkerError::ConnectionFailed {
+                                attempts,
+                                last_error,
+                            },
                         });
-                        next_attempt = Instant::now() + delay;
                     }
                 }
                 continue;
             }
 
-            let connected = self.socket.is_some();
             tokio::select! {
-                incoming = async { protocol::receive(self.socket.as_mut().unwrap()).await }, if connected => {
-                    self.last_heard = Instant::now();
-                    match incoming {
-                        Incoming::Message(message) => self.on_server_message(*message).await,
-                        Incoming::Skipped | Incoming::Alive => {}
-                        Incoming::Closed(reason) => self.connection_lost(&reason),
+                wire = self.link.next() => match wire {
+                    Wire::Message(message) => self.on_server_message(message).await,
+                    Wire::Lost(reason) => self.connection_lost(&reason),
+                    Wire::PingDue => {
+                        if let Err(reason) = self.link.keepalive().await {
+                            self.connection_lost(&reason);
+                        }
                     }
-                }
-                Some(event) = self.events.recv() => self.on_event(event).await,
+                    // The loop's top connects.
+                    Wire::AttemptDue => {}
+                },
+                Some(decided) = self.decided.recv() => self.on_offer_decided(decided).await,
                 Some((job_id, outcome, exit)) = self.endings.next(), if !self.endings.is_empty() => {
                     self.on_job_ended(job_id, outcome, exit).await
                 }
-                command = self.w.commands.recv() => match command {
+                command = self.worker.commands.recv() => match command {
                     Some(Command::Drain) => self.start_drain().await,
                     Some(Command::Stop) | None => return Ok(self.close(Exit::Stopped).await),
                 },
@@ -204,30 +216,15 @@ impl Session {
                     self.cpu.sample();
                     self.send_status().await;
                 }
-                _ = ping_tick.tick(), if connected => self.keepalive().await,
-                () = sleep_until(next_attempt.into()), if !connected => {}
             }
         }
     }
 
-    /// Connects, registers, reports status, migrates running jobs and
+    /// Registered (again): reports status, migrates running jobs and
     /// flushes queued statuses.
-    async fn connect(&mut self) -> Result<(), ConnectError> {
-        let o = &self.w.options;
-        let mut socket = protocol::connect(&o.dial()).await?;
-        let register = proto::RegisterWorkerRequest {
-            r#type: o.job_type as i32,
-            agent_name: o.agent_name.clone(),
-            version: SDK_VERSION.to_string(),
-            allowed_permissions: Some(o.permissions.to_proto()),
-            deployment: o.deployment.clone(),
-            ..Default::default()
-        };
-        let worker_id = protocol::register(&mut socket, register, o.register_timeout).await?;
+    async fn on_registered(&mut self, worker_id: String, reconnected: bool) {
+        let o = &self.worker.options;
         tracing::info!(%worker_id, url = %o.url, agent_name = %o.agent_name, "registered with LiveKit");
-        self.generation += 1;
-        self.socket = Some(socket);
-        self.last_heard = Instant::now();
         self.shared()
             .update(|s| s.connection = ConnectionState::Registered { worker_id });
         self.send_status().await;
@@ -245,47 +242,30 @@ impl Session {
                 exit.release();
             }
         }
-        Ok(())
+        if reconnected {
+            Metrics::inc(&self.shared().metrics.reconnects);
+        }
     }
 
     /// Sends a message; on failure the connection counts as lost.
     async fn send(&mut self, message: WorkerMsg) -> bool {
-        let Some(socket) = self.socket.as_mut() else {
-            return false;
-        };
-        match protocol::send(socket, message).await {
-            Ok(()) => true,
-            Err(err) => {
-                self.connection_lost(&format!("send failed: {err}"));
+        match self.link.send(message).await {
+            Ok(sent) => sent,
+            Err(reason) => {
+                self.connection_lost(&reason);
                 false
             }
         }
     }
 
+    /// The link lost its connection: what was offered on it is void.
     fn connection_lost(&mut self, reason: &str) {
-        if self.socket.take().is_none() {
-            return;
-        }
         tracing::warn!(%reason, running = self.running.len(), "lost the connection to LiveKit; reconnecting, jobs keep running");
         // Offers of the old connection are void: the server forgot them.
         self.accepted.clear();
         self.shared()
             .update(|s| s.connection = ConnectionState::Reconnecting { attempt: 0 });
         self.publish_counts();
-    }
-
-    async fn keepalive(&mut self) {
-        let o = &self.w.options;
-        if self.last_heard.elapsed() > o.ping_interval + o.ping_timeout {
-            self.connection_lost("no answer to keepalive pings");
-            return;
-        }
-        if let Some(socket) = self.socket.as_mut() {
-            use futures::SinkExt as _;
-            if let Err(err) = socket.send(Message::Ping(Default::default())).await {
-                self.connection_lost(&format!("ping failed: {err}"));
-            }
-        }
     }
 
     async fn on_server_message(&mut self, message: ServerMsg) {
@@ -300,7 +280,9 @@ impl Session {
             ServerMsg::GoAway(go_away) => {
                 // Not sent by the open-source server; neither official
                 // worker handles it. Reconnecting is the safe reading.
-                self.connection_lost(&format!("server asked to go away: {}", go_away.reason));
+                if self.link.abandon() {
+                    self.connection_lost(&format!("server asked to go away: {}", go_away.reason));
+                }
             }
         }
     }
@@ -311,13 +293,25 @@ impl Session {
             return;
         };
         let id = job.id.clone();
+        let generation = self.link.generation();
+        // The same offer again while the guest is still deciding the first
+        // gets no instance and no answer of its own. The server keeps one
+        // pending answer per job and worker, matched by job id (it refuses
+        // to send a duplicate offer itself, `Worker.AssignJob`, and a job
+        // whose offer timed out is not offered again): the answer under way
+        // answers the duplicate too, and a decline now would be taken for
+        // the answer and void the accept that may follow.
+        if self.deciding.contains(&(id.clone(), generation)) {
+            tracing::warn!(job_id = %id, "ignoring a duplicate offer for a job whose decision is under way; its answer answers both");
+            return;
+        }
         let busy = self.accepted.contains_key(&id) || self.running.contains_key(&id);
         let reason = if self.draining.is_some() {
             Some("draining")
         } else if busy {
             Some("duplicate offer for a job this worker already has")
-        } else if self.reserved() + self.running.len() >= self.w.options.max_jobs
-            || self.current_load() >= self.w.options.load_threshold
+        } else if self.reserved() + self.running.len() >= self.worker.options.max_jobs
+            || self.current_load() >= self.worker.options.load_threshold
         {
             Some("full")
         } else {
@@ -328,36 +322,35 @@ impl Session {
             self.decline(&id, false).await;
             return;
         }
-        self.deciding += 1;
+        self.deciding.insert((id, generation));
         self.publish_counts();
-        let runtime = self.w.runtime.clone();
+        let runtime = self.worker.runtime.clone();
         // Read once: the job runs on the version current at its offer.
         let plugin = self.shared().plugins.current();
-        let limits = self.w.options.limits.clone();
-        let events = self.events_tx.clone();
-        let generation = self.generation;
-        let offer_timeout = self.w.options.offer_timeout;
+        let limits = self.worker.options.limits.clone();
+        let decided = self.decided_tx.clone();
+        let offer_timeout = self.worker.options.offer_timeout;
         let (request, dispatch) = (job_request(&job), dispatch_info(&job));
         tokio::spawn(async move {
             let offer = runtime.offer_dispatched(&plugin, request, dispatch, limits);
             let result = timeout(offer_timeout, offer).await;
-            let _ = events.send(Event::OfferDecided {
-                job: Box::new(job),
+            let _ = decided.send(Decided {
+                job,
                 generation,
                 result,
             });
         });
     }
 
-    async fn on_offer_decided(
-        &mut self,
-        job: proto::Job,
-        generation: u64,
-        result: Result<Result<Offer, OfferError>, tokio::time::error::Elapsed>,
-    ) {
-        self.deciding -= 1;
+    async fn on_offer_decided(&mut self, decided: Decided) {
+        let Decided {
+            job,
+            generation,
+            result,
+        } = decided;
         let id = job.id;
-        if generation != self.generation || self.socket.is_none() {
+        self.deciding.remove(&(id.clone(), generation));
+        if generation != self.link.generation() || !self.link.is_connected() {
             tracing::info!(job_id = %id, "dropping an offer decided after the connection it came on was lost");
             self.publish_counts();
             return;
@@ -372,7 +365,7 @@ impl Session {
                     options.attributes.into_iter().collect();
                 attributes.insert(
                     AGENT_NAME_ATTRIBUTE.into(),
-                    self.w.options.agent_name.clone(),
+                    self.worker.options.agent_name.clone(),
                 );
                 let accept = proto::AvailabilityResponse {
                     job_id: id.clone(),
@@ -388,7 +381,7 @@ impl Session {
                     id,
                     Accepted {
                         job: prepared,
-                        deadline: Instant::now() + self.w.options.assignment_timeout,
+                        deadline: Instant::now() + self.worker.options.assignment_timeout,
                     },
                 );
                 self.publish_counts();
@@ -410,7 +403,7 @@ impl Session {
                 self.decline(&id, false).await;
             }
             Err(_) => {
-                tracing::warn!(job_id = %id, timeout = ?self.w.options.offer_timeout, "declining offer: the agent did not answer in time");
+                tracing::warn!(job_id = %id, timeout = ?self.worker.options.offer_timeout, "declining offer: the agent did not answer in time");
                 self.decline(&id, false).await;
             }
         }
@@ -452,13 +445,13 @@ impl Session {
         let url = assignment
             .url
             .filter(|u| !u.is_empty())
-            .unwrap_or_else(|| self.w.options.url.clone());
+            .unwrap_or_else(|| self.worker.options.url.clone());
         let plugin = accepted.job.plugin().version().digest.clone();
         let mut prepared = accepted.job;
-        if let Some(service) = &self.w.room_service {
+        if let Some(service) = &self.worker.room_service {
             prepared.grant_room_service(service);
         }
-        let handle = prepared.start(self.w.transport.clone(), url, assignment.token);
+        let handle = prepared.start(self.worker.transport.clone(), url, assignment.token);
         let terminator = handle.terminator();
         self.shared()
             .jobs
@@ -503,16 +496,6 @@ impl Session {
         }
     }
 
-    async fn on_event(&mut self, event: Event) {
-        match event {
-            Event::OfferDecided {
-                job,
-                generation,
-                result,
-            } => self.on_offer_decided(*job, generation, result).await,
-        }
-    }
-
     async fn on_job_ended(&mut self, job_id: String, outcome: Outcome, exit: RoomExit) {
         let Some(running) = self.running.remove(&job_id) else {
             return;
@@ -535,7 +518,6 @@ impl Session {
                 self.by_version.remove(&running.plugin);
             }
         }
-        let m = &self.shared().metrics;
         let (status, error) = match outcome {
             Outcome::Success => (proto::JobStatus::JsSuccess, String::new()),
             // The Python worker also reports a terminated job that
@@ -543,11 +525,16 @@ impl Session {
             Outcome::Terminated => (proto::JobStatus::JsSuccess, String::new()),
             Outcome::Failed(reason) => (proto::JobStatus::JsFailed, reason),
         };
-        Metrics::inc(match (&status, running.terminator.is_terminated()) {
-            (proto::JobStatus::JsFailed, _) => &m.jobs_failed,
-            (_, true) => &m.jobs_terminated,
-            _ => &m.jobs_succeeded,
-        });
+        // A job the drain timeout reported was counted as failed then: one
+        // job, one final status, one count.
+        if !running.reported {
+            let m = &self.shared().metrics;
+            Metrics::inc(match (&status, running.terminator.is_terminated()) {
+                (proto::JobStatus::JsFailed, _) => &m.jobs_failed,
+                (_, true) => &m.jobs_terminated,
+                _ => &m.jobs_succeeded,
+            });
+        }
         self.publish_counts();
         if running.reported {
             exit.release();
@@ -578,23 +565,23 @@ impl Session {
     }
 
     fn reserved(&self) -> usize {
-        self.deciding + self.accepted.len()
+        self.deciding.len() + self.accepted.len()
     }
 
     fn current_load(&self) -> f32 {
         let inputs = LoadInputs {
             active_jobs: self.running.len(),
             reserved_jobs: self.reserved(),
-            max_jobs: self.w.options.max_jobs,
+            max_jobs: self.worker.options.max_jobs,
             cpu_share: self.cpu.share(),
         };
-        (self.w.options.load_fn)(&inputs)
+        (self.worker.options.load_fn)(&inputs)
     }
 
     fn publish_counts(&mut self) {
         let (active, reserved) = (self.running.len(), self.reserved());
         self.load = self.current_load();
-        let full = self.draining.is_some() || self.load >= self.w.options.load_threshold;
+        let full = self.draining.is_some() || self.load >= self.worker.options.load_threshold;
         let load = self.load;
         // One entry per plugin version: a handful at most.
         let by_version = self.by_version.clone();
@@ -609,7 +596,7 @@ impl Session {
 
     async fn send_status(&mut self) {
         self.publish_counts();
-        let full = self.draining.is_some() || self.load >= self.w.options.load_threshold;
+        let full = self.draining.is_some() || self.load >= self.worker.options.load_threshold;
         let status = if full {
             proto::WorkerStatus::WsFull
         } else {
@@ -643,7 +630,7 @@ impl Session {
         if self.draining.is_some() {
             return;
         }
-        tracing::info!(running = self.running.len(), timeout = ?self.w.options.drain_timeout, "draining: declining new offers, waiting for running jobs");
+        tracing::info!(running = self.running.len(), timeout = ?self.worker.options.drain_timeout, "draining: declining new offers, waiting for running jobs");
         self.draining = Some(Instant::now());
         self.shared().update(|s| s.draining = true);
         self.send_status().await;
@@ -651,7 +638,7 @@ impl Session {
 
     fn draining_done(&self) -> bool {
         self.draining.is_some()
-            && self.deciding == 0
+            && self.deciding.is_empty()
             && self.accepted.is_empty()
             && self.running.values().all(|r| r.reported)
             && self.outbox.is_empty()
@@ -659,7 +646,7 @@ impl Session {
 
     fn drain_timed_out(&self) -> bool {
         self.draining
-            .is_some_and(|since| since.elapsed() >= self.w.options.drain_timeout)
+            .is_some_and(|since| since.elapsed() >= self.worker.options.drain_timeout)
     }
 
     /// At the drain timeout: what is still running fails with "drain timeout".
@@ -689,75 +676,10 @@ impl Session {
     }
 
     async fn close(&mut self, exit: Exit) -> Exit {
-        if let Some(mut socket) = self.socket.take() {
-            // A normal close frame (1000), as the Python worker sends, so
-            // the server knows this was on purpose.
-            let frame = CloseFrame {
-                code: CloseCode::Normal,
-                reason: "worker shutting down".into(),
-            };
-            let _ = socket.close(Some(frame)).await;
-        }
+        self.link.close().await;
         self.shared()
             .update(|s| s.connection = ConnectionState::Closed);
         tracing::info!(?exit, "worker stopped");
         exit
     }
-}
-
-/// The guest's view of an offered job.
-fn job_request(job: &proto::Job) -> wit::JobRequest {
-    let room = job.room.clone().unwrap_or_default();
-    wit::JobRequest {
-        id: job.id.clone(),
-        job_type: match job.r#type() {
-            proto::JobType::JtRoom => wit::JobType::Room,
-            proto::JobType::JtPublisher => wit::JobType::Publisher,
-            proto::JobType::JtParticipant => wit::JobType::Participant,
-        },
-        room: wit::RoomInfo {
-            sid: room.sid,
-            name: room.name,
-            metadata: room.metadata,
-        },
-        participant: job.participant.as_ref().map(participant),
-        agent_name: job.agent_name.clone(),
-        metadata: job.metadata.clone(),
-        attributes: sorted(&job.attributes),
-    }
-}
-
-/// The guest's view of how the job was dispatched (`job.dispatch`).
-fn dispatch_info(job: &proto::Job) -> wit::DispatchInfo {
-    wit::DispatchInfo {
-        dispatch_id: job.dispatch_id.clone(),
-        deployment: job.deployment.clone(),
-        enable_recording: job.enable_recording,
-        enable_redaction: job.enable_redaction,
-    }
-}
-
-pub(crate) fn participant(p: &proto::ParticipantInfo) -> wit::Participant {
-    use proto::participant_info::Kind;
-    wit::Participant {
-        sid: p.sid.clone(),
-        identity: p.identity.clone(),
-        name: p.name.clone(),
-        metadata: p.metadata.clone(),
-        attributes: sorted(&p.attributes),
-        kind: match p.kind() {
-            Kind::Standard => wit::ParticipantKind::Standard,
-            Kind::Ingress => wit::ParticipantKind::Ingress,
-            Kind::Egress => wit::ParticipantKind::Egress,
-            Kind::Sip => wit::ParticipantKind::Sip,
-            Kind::Agent => wit::ParticipantKind::Agent,
-            _ => wit::ParticipantKind::Connector,
-        },
-    }
-}
-
-fn sorted(map: &HashMap<String, String>) -> Vec<(String, String)> {
-    let mut pairs: Vec<_> = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    pairs.sort();
-    pairs
 }

@@ -133,7 +133,7 @@ pub struct JobSnapshot {
     pub host_memory_bytes: u64,
 }
 
-/// A running job's entry in [`Shared::jobs`].
+/// A running job's entry in [`WorkerShared::jobs`].
 pub(crate) struct JobEntry {
     pub(crate) room: String,
     pub(crate) plugin: String,
@@ -152,7 +152,7 @@ impl Metrics {
 }
 
 /// The shared, observable part of a worker.
-pub(crate) struct Shared {
+pub(crate) struct WorkerShared {
     pub(crate) status: Mutex<WorkerStatus>,
     pub(crate) metrics: Metrics,
     pub(crate) plugins: PluginSlot,
@@ -160,7 +160,7 @@ pub(crate) struct Shared {
     pub(crate) jobs: Mutex<BTreeMap<String, JobEntry>>,
 }
 
-impl Shared {
+impl WorkerShared {
     pub(crate) fn new(plugins: PluginSlot) -> Self {
         Self {
             status: Mutex::new(WorkerStatus {

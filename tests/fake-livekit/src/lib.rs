@@ -405,6 +405,43 @@ impl FakeLiveKit {
         self.inner.update(|s| s.send_to_worker(worker_id, message))
     }
 
+    /// Sends the job's offer (`AvailabilityRequest`) again to the worker it
+    /// was last offered to, as a raw duplicate: no new pending answer is
+    /// made, so the one answer the worker owes is still the first offer's.
+    /// The server never does this itself (`Worker.AssignJob` refuses a
+    /// duplicate offer); it stands for a retried or replayed frame. Returns
+    /// whether it was queued.
+    pub fn repeat_offer(&self, id: &JobId) -> bool {
+        self.inner.update(|s| {
+            let Some(j) = s.jobs.get(id.as_str()) else {
+                return false;
+            };
+            let Some(worker_id) = j.offers.last().map(|o| o.worker_id.clone()) else {
+                return false;
+            };
+            let job = livekit_protocol::Job {
+                id: j.id.0.clone(),
+                dispatch_id: j.dispatch_id.clone(),
+                r#type: j.job_type as i32,
+                room: Some(j.room.clone()),
+                participant: j.participant.clone(),
+                agent_name: j.agent_name.clone(),
+                metadata: j.metadata.clone(),
+                attributes: j.attributes.clone(),
+                ..Default::default()
+            };
+            let offer = livekit_protocol::ServerMessage {
+                message: Some(livekit_protocol::server_message::Message::Availability(
+                    livekit_protocol::AvailabilityRequest {
+                        job: Some(job),
+                        resuming: false,
+                    },
+                )),
+            };
+            s.send_to_worker(&worker_id, offer)
+        })
+    }
+
     /// A snapshot of one job.
     pub fn job(&self, id: &JobId) -> Option<JobRecord> {
         self.inner.read(|s| s.jobs.get(id.as_str()).cloned())

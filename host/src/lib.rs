@@ -5,6 +5,7 @@
 //! The parts, in the order data flows through them:
 //! - [`worker`]: the LiveKit agent worker (protocol, offers, job statuses,
 //!   reconnect, drain), driven by a [`worker::WorkerHandle`];
+//! - [`config`]: every default and bound, with its reason;
 //! - [`runtime`]: one wasmtime engine, [`Plugin`]s (compiled guest
 //!   versions) in a hot-swappable [`PluginSlot`], and one store per job,
 //!   with [`JobLimits`];
@@ -25,20 +26,30 @@
 #[allow(missing_docs)] // generated; the WIT carries the docs
 mod bindings;
 mod bounded;
+pub mod config;
 pub mod guest_build;
 pub mod host_memory;
 mod imports;
-pub mod limits;
 pub mod net;
 pub mod ops;
 pub mod room;
 pub mod room_service;
 pub mod runtime;
-mod units;
 pub mod watch;
 pub mod worker;
 
 pub use limits::{HttpAllowList, HttpRule, JobLimits};
+
+/// Per-job limits in one path: the settings ([`JobLimits`], held by the
+/// runtime) and their defaults and fixed bounds (from [`config::job`]).
+pub mod limits {
+    pub use crate::config::job::{
+        CpuQuota, DEFAULT_CPU_WINDOW, DEFAULT_HOST_MEMORY_BYTES, DEFAULT_MEMORY_BYTES,
+        MAX_FAILURE_REASON, MAX_LOG_LINE,
+    };
+    pub(crate) use crate::config::units::human_duration;
+    pub use crate::runtime::limits::{HttpAllowList, HttpRule, JobLimits};
+}
 pub use runtime::{
     JobHandle, LoadedVersion, Offer, Outcome, Plugin, PluginError, PluginSlot, PluginVersion,
     PreparedJob, RoomExit, Runtime, RuntimeConfig, Swap, Terminator,

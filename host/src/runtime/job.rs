@@ -270,11 +270,7 @@ enum Ended {
     Failed(String),
 }
 
-/// How long a finished job stays in its room waiting for its [`RoomExit`]:
-/// a status write on a live connection takes well under a second, so this
-/// only bounds a dead or stalled connection, which must not keep the room
-/// (and the agent participant in it) open.
-pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::config::rooms::LEAVE_TIMEOUT;
 
 /// What the job task hands its owner once the outcome is known.
 #[derive(Debug)]

@@ -32,6 +32,7 @@ mod guard;
 pub(crate) mod http;
 mod http_meter;
 mod job;
+pub(crate) mod limits;
 mod plugin;
 mod precompiled;
 mod slot;
@@ -54,6 +55,7 @@ use self::guard::Metered;
 pub use self::job::{
     JobHandle, JobUsage, LEAVE_TIMEOUT, Offer, Outcome, PreparedJob, RoomExit, Terminator,
 };
+pub use self::limits::JobLimits;
 pub use self::plugin::digest;
 pub use self::plugin::{
     GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, SDK_VERSION_SECTION, WIT_VERSION,
@@ -63,7 +65,6 @@ use self::state::JobState;
 use crate::bindings::Agent;
 use crate::bindings::types::{Decision, DispatchInfo, JobInfo, JobRequest};
 pub use crate::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
-use crate::limits::JobLimits;
 
 /// The engine, the linker with every host import, and the compile cache.
 /// Cheap to clone; clones share everything.

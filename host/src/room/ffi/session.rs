@@ -25,7 +25,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
@@ -45,26 +44,11 @@ use crate::host_memory::HostMemory;
 use crate::room::queue::Queued;
 use crate::room::{ConnectRequest, OutgoingData, OutgoingText, RoomSession};
 
-/// Unread events (besides audio frames) a session's queue has room for;
-/// a job that lets its queue fill fails.
-pub const EVENT_QUEUE: usize = 4096;
-
-/// Most unread audio frames per session (one second of 10 ms frames);
-/// newer ones are dropped.
-pub const AUDIO_QUEUE: usize = 100;
-
-/// How long a connect may take, the library's own retries included.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long other calls wait for the library's callback.
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long leaving waits for the library to confirm.
-const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Audio the published track queues before `write` waits (the library's
-/// `CaptureAudioFrame` completes once the frame fits in this queue).
-const PUBLISH_QUEUE_MS: u32 = 1000;
+pub use crate::config::rooms::{AUDIO_QUEUE, EVENT_QUEUE};
+use crate::config::rooms::{
+    PUBLISH_QUEUE_MS, ROOM_CALL_TIMEOUT as CALL_TIMEOUT, ROOM_CONNECT_TIMEOUT as CONNECT_TIMEOUT,
+    ROOM_DISCONNECT_TIMEOUT as DISCONNECT_TIMEOUT,
+};
 
 /// A remote participant and its handle.
 struct Remote {

@@ -247,9 +247,9 @@ fn human_duration_words(d: Duration) -> String {
         format!("{} ms", d.as_millis())
     } else if d.subsec_millis() != 0 {
         format!("{} s", d.as_secs_f64())
-    } else if secs % 3600 == 0 {
+    } else if secs.is_multiple_of(3600) {
         format!("{} h", secs / 3600)
-    } else if secs % 60 == 0 && secs >= 600 {
+    } else if secs.is_multiple_of(60) && secs >= 600 {
         format!("{} min", secs / 60)
     } else {
         format!("{secs} s")
@@ -261,7 +261,7 @@ fn grouped(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

@@ -15,7 +15,7 @@ mod setup;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use agent_host::wit::{Decision, JobRequest, JobType};
+use agent_host::wit::{Decision, JobRequest, JobType, RoomInfo};
 use agent_host::{JobLimits, Plugin, PreparedJob, Runtime};
 use anyhow::Result;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
@@ -104,7 +104,7 @@ fn init_logging(format: LogFormat, default_filter: &str) {
 
 /// The one job of a one-job command (`console`, `connect`): a room job
 /// with the given id, room and metadata, as a dispatch would offer it.
-fn one_job_request(id: String, room: agent_host::wit::RoomInfo, metadata: &str) -> JobRequest {
+fn one_job_request(id: String, room: RoomInfo, metadata: &str) -> JobRequest {
     JobRequest {
         id,
         job_type: JobType::Room,

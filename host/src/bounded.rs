@@ -21,24 +21,7 @@
 use std::borrow::Cow;
 use std::fmt::{self, Display, Write as _};
 
-/// Longest failure reason a job reports (the `error` of LiveKit's
-/// `UpdateJobStatus`, the `job ended` log line, the console's last line).
-/// 4 KiB holds any message a person reads; with it a status frame stays
-/// below 5 KiB, far from the server's 2 MiB frame limit, whatever the guest.
-pub const MAX_FAILURE_REASON: usize = 4 << 10;
-
-/// Longest line the host keeps from a guest's log or stdout/stderr: a
-/// line a person reads, and a flood of lines still costs the log at most
-/// 4 KiB per guest call.
-pub const MAX_LOG_LINE: usize = 4096;
-
-/// Longest guest-supplied value inside a host log line (identities,
-/// topics, host names): LiveKit's own limit on an identity, 256 bytes.
-pub const MAX_LOG_FIELD: usize = 256;
-
-/// Longest function name from a guest's name section in a logged
-/// backtrace: long enough for any demangled Rust path a person reads.
-pub const MAX_FRAME_NAME: usize = 128;
+pub use crate::config::job::{MAX_FAILURE_REASON, MAX_FRAME_NAME, MAX_LOG_FIELD, MAX_LOG_LINE};
 
 /// Smallest `max` the invariants hold for: room for the longest marker.
 pub const MIN_MAX: usize = 64;

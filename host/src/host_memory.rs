@@ -36,7 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::watch;
 
-use crate::units::human_bytes;
+use crate::config::units::human_bytes;
 
 /// What a [`Charge`] holds memory for; named in the failure reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -12,12 +12,12 @@
 //!   versions) in a hot-swappable [`PluginSlot`], and one store per job,
 //!   with [`JobLimits`];
 //! - [`room`]: how a job reaches its room ([`room::RoomTransport`]), with an
-//!   in-memory [`room::sim`] room for the console and tests, and LiveKit's
-//!   server API for one job's room ([`room::service`]);
-//! - [`net`]: where outbound connections may go ([`net::policy`], no I/O)
-//!   and how they are opened (resolve, check, connect, proxies, TLS roots)
-//!   for the worker, the server API and guest HTTP;
+//!   in-memory [`room::sim`] room for the console and tests;
+//! - [`net`]: outbound connections of the worker, the server API and guest
+//!   HTTP: an I/O-free [`net::policy`] (allow-list, egress address rules),
+//!   then resolve, check, connect, proxies and TLS roots;
 //! - [`ops`]: the health, worker-info, metrics and admin HTTP server;
+//! - [`config`]: every default and bound, with its reason, in one table;
 //! - [`guest_build`] and [`watch`]: building guest crates, and watching
 //!   plugins for changes;
 //! - [`wit`]: the types of the WIT contract (`wit/agent.wit`), as the host
@@ -30,25 +30,22 @@
 #[allow(missing_docs)] // generated; the WIT carries the docs
 mod bindings;
 mod bounded;
+pub mod config;
 mod dirs;
 pub mod guest_build;
 pub mod host_memory;
 mod imports;
-pub mod limits;
 mod livekit_url;
 pub mod net;
 pub mod ops;
 pub mod protocol;
 pub mod room;
-/// The server API at the path it had before it moved to [`room::service`].
-pub use room::service as room_service;
 pub mod runtime;
-mod units;
 pub mod watch;
 pub mod worker;
 
-pub use limits::JobLimits;
 pub use net::policy::{HttpAllowList, HttpRule};
+pub use runtime::limits::JobLimits;
 pub use runtime::{
     JobHandle, LoadedVersion, Offer, Outcome, Plugin, PluginError, PluginSlot, PluginVersion,
     PreparedJob, RoomExit, Runtime, RuntimeConfig, Swap, Terminator,

@@ -32,6 +32,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
+use crate::config::ops::{ACCEPT_RETRY, MAX_UPLOAD};
 use crate::worker::{ConnectionState, Metrics, SDK_VERSION, WorkerHandle};
 
 /// What the server serves.
@@ -43,9 +44,6 @@ pub struct OpsState {
     pub admin_token: Option<String>,
 }
 
-/// Largest component the admin API accepts.
-const MAX_UPLOAD: usize = 64 << 20;
-
 /// Serves on `listener` until the task is dropped.
 pub async fn serve(listener: TcpListener, state: OpsState) {
     loop {
@@ -53,7 +51,7 @@ pub async fn serve(listener: TcpListener, state: OpsState) {
             Ok(conn) => conn,
             Err(err) => {
                 tracing::warn!(error = %err, "health server: accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                tokio::time::sleep(ACCEPT_RETRY).await;
                 continue;
             }
         };

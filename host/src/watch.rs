@@ -13,9 +13,6 @@ use anyhow::{Context as _, Result};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tokio::sync::mpsc;
 
-/// Default quiet period before a burst of changes is reported.
-pub const DEBOUNCE: Duration = Duration::from_millis(300);
-
 /// A running watch; changes stop being reported when it is dropped.
 pub struct Watch {
     _watcher: RecommendedWatcher,

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use agent_host::limits::CpuQuota;
+use agent_host::config::job::CpuQuota;
 use agent_host::ops::{OpsState, serve};
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome};

@@ -12,7 +12,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use agent_host::limits::{MAX_FAILURE_REASON, MAX_LOG_LINE};
+use agent_host::config::job::{MAX_FAILURE_REASON, MAX_LOG_LINE};
 use agent_host::worker::MAX_SEND_FRAME;
 use agent_host_tests::worker::{
     WAIT, dispatch, first_answer, inbound, options, server, start_worker, wait_worker_status,

@@ -1,13 +1,14 @@
-//! Arguments shared by several commands, and their value parsers.
+//! Arguments shared by several commands.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use agent_host::limits::CpuQuota;
+use agent_host::config::job::CpuQuota;
 use agent_host::{HttpAllowList, HttpRule, JobLimits, RuntimeConfig};
 
+use super::parse::{parse_bytes, parse_cpu_quota, parse_http_rule};
 use super::settings::WorkerSettings;
 
 /// Where the LiveKit server is, for the commands a developer points at a
@@ -37,28 +38,28 @@ pub struct DevServerArgs {
 /// file (for `run`) or the defaults of [`JobLimits`].
 #[derive(Debug, Clone, Args)]
 pub struct LimitArgs {
-    /// Cap on each job's linear memory and tables (e.g. `64MiB`, `1GiB`) [default: 64MiB].
+    /// Cap on each job's linear memory and tables (e.g. `64MiB`, `1GiB`).
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes, env = "AGENT_HOST_MEMORY_LIMIT")]
     pub memory_limit: Option<u64>,
 
     /// Cap on the host memory each job may hold through the host (HTTP
     /// fields, requests and responses, unread room events and audio,
-    /// buffered output), on top of --memory-limit [default: 16MiB].
+    /// buffered output), on top of --memory-limit.
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes, env = "AGENT_HOST_HOST_MEMORY_LIMIT")]
     pub host_memory_limit: Option<u64>,
 
     /// Most CPU each job may use: a share of one core, over a window
-    /// (`SHARE[/WINDOW]`, e.g. `0.5` for half a core over 10s, `0.25/30s`).
-    /// A job over it fails. For third-party plugins [default: off].
+    /// (`SHARE[/WINDOW]`, e.g. `0.5` for half a core, `0.25/30s`).
+    /// A job over it fails. For third-party plugins.
     #[arg(long, value_name = "SHARE[/WINDOW]", value_parser = parse_cpu_quota, env = "AGENT_HOST_JOB_CPU_LIMIT")]
     pub job_cpu_limit: Option<CpuQuota>,
 
     /// Longest a guest may compute without waiting on the host before it
-    /// is stopped as a runaway (e.g. `1s`, `500ms`) [default: 1s].
+    /// is stopped as a runaway (e.g. `1s`, `500ms`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "AGENT_HOST_CPU_SLICE")]
     pub cpu_slice: Option<Duration>,
 
-    /// Longest a job may run in total (e.g. `1h`) [default: unlimited].
+    /// Longest a job may run in total (e.g. `1h`).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, env = "AGENT_HOST_WALL_CLOCK_LIMIT")]
     pub wall_clock_limit: Option<Duration>,
 
@@ -152,53 +153,4 @@ pub struct PrecompiledArgs {
     /// SECURITY.md).
     #[arg(long, env = "AGENT_HOST_ALLOW_PRECOMPILED")]
     pub allow_precompiled: bool,
-}
-
-/// Parses an `--allow-http` rule.
-pub fn parse_http_rule(text: &str) -> Result<HttpRule, String> {
-    text.parse()
-}
-
-/// Parses a `--job-cpu-limit` quota.
-pub fn parse_cpu_quota(text: &str) -> Result<CpuQuota, String> {
-    text.parse()
-}
-
-/// Parses a byte size: a number with an optional unit (`B`, `KiB`, `MiB`,
-/// `GiB`, or `K`, `M`, `G`, all powers of two).
-pub fn parse_bytes(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size like 64MiB"))?;
-    let shift = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 0,
-        "k" | "kb" | "kib" => 10,
-        "m" | "mb" | "mib" => 20,
-        "g" | "gb" | "gib" => 30,
-        other => return Err(format!("unknown size unit `{other}` (use KiB, MiB or GiB)")),
-    };
-    number
-        .checked_mul(1 << shift)
-        .filter(|b| *b > 0)
-        .ok_or_else(|| format!("`{text}` is out of range"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_bytes("64MiB"), Ok(64 << 20));
-        assert_eq!(parse_bytes("1g"), Ok(1 << 30));
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert!(parse_bytes("lots").is_err());
-        assert!(parse_bytes("5 parsecs").is_err());
-        assert!(parse_bytes("0").is_err());
-    }
 }

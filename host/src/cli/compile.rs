@@ -13,11 +13,11 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::Args;
 
+use agent_host::config::job::DEFAULT_MEMORY_BYTES;
 use agent_host::guest_build::read_plugin;
-use agent_host::limits::DEFAULT_MEMORY_BYTES;
 use agent_host::{Runtime, RuntimeConfig};
 
-use super::args::parse_bytes;
+use super::parse::parse_bytes;
 
 /// Arguments of `compile`.
 #[derive(Debug, Args)]
@@ -31,8 +31,8 @@ pub struct CompileArgs {
     output: PathBuf,
 
     /// The job memory limit the plugin will run with (it sets the engine's
-    /// memory reservation, which compiled code depends on) [default: 64MiB,
-    /// as `run`].
+    /// memory reservation, which compiled code depends on); the default is
+    /// `run`'s.
     #[arg(long, value_name = "SIZE", value_parser = parse_bytes, env = "AGENT_HOST_MEMORY_LIMIT")]
     memory_limit: Option<u64>,
 }

@@ -14,7 +14,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, Result};
 use clap::Args;
@@ -22,14 +22,12 @@ use livekit_api::access_token::{AccessToken, VideoGrants};
 
 use super::args::{DevServerArgs, LimitArgs};
 use super::settings::WorkerSettings;
+use agent_host::config::rooms::PARTICIPANT_TOKEN_TTL;
 use agent_host::guest_build::read_plugin;
 use agent_host::room::ffi::{FfiRooms, find_library};
-use agent_host::room_service::RoomService;
-use agent_host::wit::{Decision, JobRequest, JobType, RoomInfo};
+use agent_host::room::service::RoomService;
+use agent_host::wit::RoomInfo;
 use agent_host::{Outcome, Runtime};
-
-/// How long the minted participant token is valid.
-const TOKEN_TTL: Duration = Duration::from_secs(6 * 3600);
 
 /// Arguments of `connect`.
 #[derive(Debug, Args)]
@@ -70,7 +68,7 @@ pub(super) fn participant_token(
     identity: &str,
 ) -> Result<String> {
     AccessToken::with_api_key(api_key, api_secret)
-        .with_ttl(TOKEN_TTL)
+        .with_ttl(PARTICIPANT_TOKEN_TTL)
         .with_identity(identity)
         .with_name(identity)
         .with_kind("agent")
@@ -113,26 +111,16 @@ async fn session(
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
-    let request = JobRequest {
-        id: format!("AJ_connect{}_{nanos:x}", std::process::id()),
-        job_type: JobType::Room,
-        room: RoomInfo {
+    let request = super::one_job_request(
+        format!("AJ_connect{}_{nanos:x}", std::process::id()),
+        RoomInfo {
             sid: String::new(),
             name: args.room.clone(),
             metadata: String::new(),
         },
-        participant: None,
-        agent_name: String::new(),
-        metadata: args.metadata.clone(),
-        attributes: Vec::new(),
-    };
-    let offer = runtime.offer(&plugin, request, limits).await?;
-    let Some(mut job) = offer.job else {
-        let answer = match offer.decision {
-            Decision::RejectAndTerminate => "rejected the job and asked to terminate it",
-            _ => "rejected the job",
-        };
-        eprintln!("the agent {answer}");
+        &args.metadata,
+    );
+    let Some(mut job) = super::offer_one_job(&runtime, &plugin, request, limits).await? else {
         return Ok(ExitCode::FAILURE);
     };
     let identity = args

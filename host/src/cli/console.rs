@@ -19,11 +19,12 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use super::args::LimitArgs;
 use super::settings::WorkerSettings;
+use agent_host::config::ops::WATCH_DEBOUNCE;
 use agent_host::guest_build::read_plugin;
 use agent_host::room::sim::{SimOutput, SimRoom, SimRooms, tone};
-use agent_host::watch::{DEBOUNCE, Watch};
+use agent_host::watch::Watch;
+use agent_host::wit::RoomInfo;
 use agent_host::wit::audio::AudioFormat;
-use agent_host::wit::{Decision, JobRequest, JobType, RoomInfo};
 use agent_host::{JobLimits, Outcome, Plugin, Runtime, Terminator};
 
 /// The format of what `/tone` plays: 48 kHz mono, LiveKit's native rate.
@@ -163,26 +164,16 @@ async fn start_job(
 ) -> Result<Option<ConsoleJob>> {
     *jobs += 1;
     let room = rooms.room(&args.room);
-    let request = JobRequest {
-        id: format!("AJ_console{}_{jobs}", std::process::id()),
-        job_type: JobType::Room,
-        room: RoomInfo {
+    let request = super::one_job_request(
+        format!("AJ_console{}_{jobs}", std::process::id()),
+        RoomInfo {
             sid: room.sid(),
             name: room.name(),
             metadata: String::new(),
         },
-        participant: None,
-        agent_name: String::new(),
-        metadata: args.metadata.clone(),
-        attributes: Vec::new(),
-    };
-    let offer = runtime.offer(plugin, request, limits.clone()).await?;
-    let Some(job) = offer.job else {
-        let answer = match offer.decision {
-            Decision::RejectAndTerminate => "rejected the job and asked to terminate it",
-            _ => "rejected the job",
-        };
-        eprintln!("the agent {answer}");
+        &args.metadata,
+    );
+    let Some(job) = super::offer_one_job(runtime, plugin, request, limits.clone()).await? else {
         return Ok(None);
     };
     let agent = job.info().identity.clone();
@@ -203,7 +194,7 @@ async fn start_job(
 /// The next burst of changes, or never without a watch.
 async fn changed(rebuild: &mut Option<Rebuild>) -> Option<()> {
     match rebuild {
-        Some((watch, _)) => watch.changed(DEBOUNCE).await,
+        Some((watch, _)) => watch.changed(WATCH_DEBOUNCE).await,
         None => std::future::pending().await,
     }
 }

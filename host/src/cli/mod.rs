@@ -5,14 +5,20 @@ mod check;
 mod compile;
 mod connect;
 mod console;
+mod defaults;
 mod dev;
+mod parse;
 mod run;
 mod settings;
 mod setup;
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use agent_host::wit::{Decision, JobRequest, JobType, RoomInfo};
+use agent_host::{JobLimits, Plugin, PreparedJob, Runtime};
+use anyhow::Result;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand, ValueEnum};
 use tracing_subscriber::EnvFilter;
 
 /// Run LiveKit agents as sandboxed WebAssembly components.
@@ -54,7 +60,10 @@ enum Command {
 
 /// Parses the command line, sets up logging and runs the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `Cli::parse()`, with the defaults from the table in `--help`.
+    let mut command = defaults::show_defaults(Cli::command());
+    let cli = Cli::from_arg_matches(&command.clone().get_matches())
+        .unwrap_or_else(|err| err.format(&mut command).exit());
     let default_filter = match cli.command {
         // Keep the conversation readable: the host's own chatter only when it matters.
         Command::Console(_) => "warn,agent_host::guest=info",
@@ -91,6 +100,39 @@ fn init_logging(format: LogFormat, default_filter: &str) {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+}
+
+/// The one job of a one-job command (`console`, `connect`): a room job
+/// with the given id, room and metadata, as a dispatch would offer it.
+fn one_job_request(id: String, room: RoomInfo, metadata: &str) -> JobRequest {
+    JobRequest {
+        id,
+        job_type: JobType::Room,
+        room,
+        participant: None,
+        agent_name: String::new(),
+        metadata: metadata.to_string(),
+        attributes: Vec::new(),
+    }
+}
+
+/// Offers a one-job command's job to the plugin: the prepared job, or
+/// `None` after saying on stderr how the agent rejected it.
+async fn offer_one_job(
+    runtime: &Runtime,
+    plugin: &Arc<Plugin>,
+    request: JobRequest,
+    limits: JobLimits,
+) -> Result<Option<PreparedJob>> {
+    let offer = runtime.offer(plugin, request, limits).await?;
+    if offer.job.is_none() {
+        let answer = match offer.decision {
+            Decision::RejectAndTerminate => "rejected the job and asked to terminate it",
+            _ => "rejected the job",
+        };
+        eprintln!("the agent {answer}");
+    }
+    Ok(offer.job)
 }
 
 /// Ctrl-C during a one-job command (`console`, `connect`): the first

@@ -6,7 +6,7 @@
 //! cleanly, exit 0); a second one stops at once (exit 1). SIGHUP reloads
 //! every plugin from its path (a hot swap).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -18,13 +18,15 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use super::args::LimitArgs;
 use super::settings::{FileSettings, WorkerSettings, check_names, parse_plugin_flag};
+use agent_host::config::ops::{DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, WATCH_DEBOUNCE};
+use agent_host::config::worker::SERVER_TARGET_LOAD;
 use agent_host::guest_build::{plugin_file, read_plugin};
 use agent_host::net::Network;
 use agent_host::ops::{self, OpsState};
 use agent_host::room::RoomTransport;
 use agent_host::room::ffi::{FfiRooms, find_library};
 use agent_host::room::offline::Offline;
-use agent_host::watch::{DEBOUNCE, Watch};
+use agent_host::watch::Watch;
 use agent_host::worker::{
     Exit, Permissions, Worker, WorkerHandle, WorkerOptions, validate_deployment,
 };
@@ -71,7 +73,7 @@ pub struct RunArgs {
     )]
     ca_file: Vec<PathBuf>,
 
-    /// Agent name for explicit dispatch [default: empty, automatic dispatch].
+    /// Agent name for explicit dispatch [default: empty (automatic dispatch)].
     #[arg(long, env = "LIVEKIT_AGENT_NAME")]
     agent_name: Option<String>,
 
@@ -83,33 +85,33 @@ pub struct RunArgs {
     #[arg(long, env = "LIVEKIT_AGENT_DEPLOYMENT")]
     deployment: Option<String>,
 
-    /// Most jobs at once per plugin; sizes the instance pool [default: 1000].
+    /// Most jobs at once per plugin; sizes the instance pool.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     max_jobs: Option<u32>,
 
-    /// Load at or above which a worker reports full and declines offers [default: 0.7].
+    /// Load at or above which a worker reports full and declines offers.
     #[arg(long)]
     load_threshold: Option<f32>,
 
-    /// How long a drain waits for running jobs before failing them [default: 1h].
+    /// How long a drain waits for running jobs before failing them.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     drain_timeout: Option<Duration>,
 
     /// Reconnect attempts before giving up; then `/` turns 503 and the
-    /// process exits 1 [default: 16].
+    /// process exits 1.
     #[arg(long)]
     max_retries: Option<u32>,
 
     /// Grace period of a terminated job, or of one whose room session ended,
-    /// before it is stopped [default: 10s].
+    /// before it is stopped.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     termination_grace: Option<Duration>,
 
-    /// Interval of WebSocket keepalive pings [default: 30s].
+    /// Interval of WebSocket keepalive pings.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     ping_interval: Option<Duration>,
 
-    /// Silence after a ping after which the connection counts as dead [default: 15s].
+    /// Silence after a ping after which the connection counts as dead.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     ping_timeout: Option<Duration>,
 
@@ -133,11 +135,11 @@ pub struct RunArgs {
     #[arg(long)]
     no_update_metadata: bool,
 
-    /// Address of the health server [default: 0.0.0.0].
+    /// Address of the health server.
     #[arg(long)]
     http_host: Option<IpAddr>,
 
-    /// Port of the health server (`/`, `/worker`, `/metrics`); 0 picks one [default: 8081].
+    /// Port of the health server (`/`, `/worker`, `/metrics`); 0 picks one.
     #[arg(long)]
     http_port: Option<u16>,
 
@@ -297,8 +299,10 @@ impl RunArgs {
             http: SocketAddr::new(
                 self.http_host
                     .or(file.http_host)
-                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-                self.http_port.or(file.http_port).unwrap_or(8081),
+                    .unwrap_or(DEFAULT_HTTP_HOST),
+                self.http_port
+                    .or(file.http_port)
+                    .unwrap_or(DEFAULT_HTTP_PORT),
             ),
             admin_token: self.admin_token.clone().or(file.admin_token.clone()),
             watch: self.watch || file.watch.unwrap_or(false),
@@ -309,20 +313,15 @@ impl RunArgs {
     }
 }
 
-/// The open-source server's `target_load` (`agent/config.go`
-/// `DefaultTargetLoad`): it picks a node only if some worker there reports
-/// a load below it.
-const SERVER_TARGET_LOAD: f32 = 0.7;
-
 /// A load threshold above the server's target load has no effect: the
-/// server stops offering jobs at 0.7 whatever the worker reports.
+/// server stops offering jobs at its target load whatever the worker reports.
 fn warn_on_ineffective_load_threshold(options: &WorkerOptions) {
     if options.load_threshold > SERVER_TARGET_LOAD {
         tracing::warn!(
             agent_name = %options.agent_name,
             load_threshold = options.load_threshold,
             server_target_load = SERVER_TARGET_LOAD,
-            "--load-threshold is above the LiveKit server's target load: the server offers no job to a node whose workers all report a load at or above 0.7, so this worker gets no more jobs than at 0.7"
+            "--load-threshold is above the LiveKit server's target load: the server offers no job to a node whose workers all report a load at or above {SERVER_TARGET_LOAD}, so this worker gets no more jobs than at {SERVER_TARGET_LOAD}"
         );
     }
 }
@@ -555,23 +554,21 @@ fn watch_plugin(
     path: PathBuf,
 ) -> Result<impl std::future::Future<Output = ()>> {
     let mut watch = if path.is_dir() {
-        let roots = vec![path.join("src"), path.join("Cargo.toml")];
-        Watch::new(&roots, |p| {
-            !p.components().any(|c| c.as_os_str() == "target")
-        })?
+        watch_crate(&path)?
     } else {
         Watch::file(&path)?
     };
     tracing::info!(plugin = %path.display(), "watching for changes");
     Ok(async move {
-        while watch.changed(DEBOUNCE).await.is_some() {
+        while watch.changed(WATCH_DEBOUNCE).await.is_some() {
             tracing::info!(plugin = %path.display(), "change detected; reloading");
             reload(&handle, &path).await;
         }
     })
 }
 
-/// Watches a guest crate's sources (`src/` and `Cargo.toml`).
+/// Watches a guest crate's sources (`src/` and `Cargo.toml`, not the
+/// build's own `target/`), for `run --watch` and `dev`.
 pub(super) fn watch_crate(dir: &Path) -> Result<Watch> {
     let roots = vec![dir.join("src"), dir.join("Cargo.toml")];
     Watch::new(&roots, |p| {

@@ -32,11 +32,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use agent_host::HttpRule;
-use agent_host::limits::CpuQuota;
+use agent_host::config::job::CpuQuota;
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
-use super::args::parse_bytes;
+use super::parse::parse_bytes;
 
 /// Settings that one worker uses; each may be set globally or per plugin.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -233,7 +233,7 @@ mod opt_rules {
 }
 
 mod opt_cpu_quota {
-    use agent_host::limits::CpuQuota;
+    use agent_host::config::job::CpuQuota;
     use serde::{Deserialize as _, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<CpuQuota>, D::Error> {

@@ -41,7 +41,7 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
-    use crate::limits::MAX_LOG_LINE;
+    use crate::config::job::MAX_LOG_LINE;
 
     /// Where the test's subscriber writes: one buffer, shared.
     #[derive(Clone, Default)]

@@ -1,6 +1,6 @@
 //! `agent-host:agent/server`: LiveKit's server API, scoped to the job's room.
 //!
-//! Policy: a call goes through the job's [`RoomScope`](crate::room_service::RoomScope),
+//! Policy: a call goes through the job's [`RoomScope`](crate::room::service::RoomScope),
 //! which names the job's own room and signs a token for it alone; a job
 //! without one (console, simulated rooms) gets `denied` and nothing reaches
 //! the network. What the guest passes (payload, topic, identities,
@@ -14,8 +14,8 @@ use super::guest_bytes;
 use crate::bindings::agent_host::agent::server::Host;
 use crate::bindings::types::RoomError;
 use crate::bounded;
-use crate::limits::MAX_LOG_LINE;
-use crate::room_service::{RoomScope, RoomServiceError};
+use crate::config::job::MAX_LOG_LINE;
+use crate::room::service::{RoomScope, RoomServiceError};
 
 type Answer = wasmtime::Result<Result<(), RoomError>>;
 

@@ -39,8 +39,7 @@ use crate::bindings::types::{
 };
 use crate::host_memory::HostMemory;
 
-/// Capacity of each agent session's event queue in a sim room.
-const SESSION_QUEUE: usize = 1024;
+use crate::config::rooms::SIM_SESSION_QUEUE as SESSION_QUEUE;
 
 /// A [`RoomTransport`] that creates sim rooms by name on first use.
 #[derive(Default, Clone)]

@@ -11,14 +11,7 @@
 
 use crate::bindings::types::AcceptOptions;
 
-/// Longest participant identity LiveKit lets join (`MaxParticipantIdentityLength`).
-pub const MAX_IDENTITY: usize = 256;
-/// Longest participant name LiveKit lets join (`MaxParticipantNameLength`).
-pub const MAX_NAME: usize = 256;
-/// Largest participant metadata LiveKit lets join (`MaxMetadataSize`).
-pub const MAX_METADATA: usize = 512 << 10;
-/// Largest total of attribute keys and values LiveKit lets join (`MaxAttributesSize`).
-pub const MAX_ATTRIBUTES: usize = 64 << 10;
+pub use crate::config::rooms::{MAX_ATTRIBUTES, MAX_IDENTITY, MAX_METADATA, MAX_NAME};
 
 /// `Err` naming the first field of `options` over LiveKit's join limits.
 pub(crate) fn check(options: &AcceptOptions) -> Result<(), String> {

@@ -1,6 +1,7 @@
 //! The one wasmtime [`Engine`] of a process, and the thread that ticks its epoch.
 //!
-//! Every default is set here and says why. Invariants:
+//! The defaults and the pool's shape are set in
+//! [`config::engine`](crate::config::engine), each with its reason. Invariants:
 //! - one engine per [`Runtime`](crate::Runtime): every plugin version is
 //!   compiled by it and every job's store lives in it;
 //! - the pooling allocator has room for exactly `max_jobs` live jobs; the
@@ -15,7 +16,12 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
-use crate::limits::DEFAULT_MEMORY_BYTES;
+use crate::config::engine::{
+    ASYNC_STACK_SIZE, CORE_INSTANCES_PER_JOB, DEFAULT_ALLOW_PRECOMPILED, DEFAULT_EPOCH_TICK,
+    DEFAULT_MAX_JOBS, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_TABLES_PER_COMPONENT,
+    MAX_UNUSED_WARM_SLOTS, MAX_WASM_STACK, MEMORIES_PER_JOB, TABLES_PER_JOB,
+};
+use crate::config::job::{DEFAULT_MEMORY_BYTES, MAX_TABLE_ELEMENTS};
 
 /// Settings of the engine shared by all jobs of a process.
 #[derive(Debug, Clone)]
@@ -41,11 +47,13 @@ pub struct RuntimeConfig {
 impl Default for RuntimeConfig {
     fn default() -> Self {
         Self {
-            max_jobs: 1000,
+            max_jobs: DEFAULT_MAX_JOBS,
+            // As large as the default job limit: every default job fits.
             max_memory_bytes: DEFAULT_MEMORY_BYTES,
-            epoch_tick: Duration::from_millis(10),
+            epoch_tick: DEFAULT_EPOCH_TICK,
+            // On disk, so a restart loads instead of compiling.
             cache_dir: default_cache_dir(),
-            allow_precompiled: false,
+            allow_precompiled: DEFAULT_ALLOW_PRECOMPILED,
         }
     }
 }
@@ -91,12 +99,8 @@ fn base_config(cfg: &RuntimeConfig) -> Config {
     // (4 GiB + guards per job would not leave room for that).
     config.memory_reservation(cfg.max_memory_bytes);
     config.memory_reservation_for_growth(0);
-    // Wasm stack per call: wasmtime's default of 512 KiB; deep recursion
-    // traps as "stack overflow" on the guest, never on the host.
-    config.max_wasm_stack(512 << 10);
-    // Each running job suspends on its own fiber stack; 1 MiB holds the wasm
-    // stack above plus the host functions it calls.
-    config.async_stack_size(1 << 20);
+    config.max_wasm_stack(MAX_WASM_STACK);
+    config.async_stack_size(ASYNC_STACK_SIZE);
     config
 }
 
@@ -105,24 +109,19 @@ fn pool_config(cfg: &RuntimeConfig) -> PoolingAllocationConfig {
     let mut pool = PoolingAllocationConfig::default();
     // One component instance per job.
     pool.total_component_instances(n);
-    // Components built by wasm-component-ld hold a few core instances (the
-    // program, shims for indirect calls); 8 per job leaves headroom.
-    pool.total_core_instances(n.saturating_mul(8));
-    pool.max_core_instances_per_component(16);
-    // One memory per Rust guest; two allows a WASI adapter's own memory.
-    pool.total_memories(n.saturating_mul(2));
-    pool.max_memories_per_component(2);
+    pool.total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_JOB));
+    pool.max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT);
+    pool.total_memories(n.saturating_mul(MEMORIES_PER_JOB));
+    pool.max_memories_per_component(MEMORIES_PER_JOB);
     pool.max_memory_size(cfg.max_memory_bytes as usize);
-    pool.total_tables(n.saturating_mul(4));
-    pool.max_tables_per_component(8);
+    pool.total_tables(n.saturating_mul(TABLES_PER_JOB));
+    pool.max_tables_per_component(MAX_TABLES_PER_COMPONENT);
     // wasmtime's default slot (20,000 elements) would cap tables below the
     // limit the store's limiter states and the failure reason names.
-    pool.table_elements(super::guard::MAX_TABLE_ELEMENTS);
+    pool.table_elements(MAX_TABLE_ELEMENTS);
     // One fiber stack per running job.
     pool.total_stacks(n);
-    // Keep a few freed slots warm (their pages stay mapped) so a burst of new
-    // jobs reuses them without page faults; the rest are returned to the OS.
-    pool.max_unused_warm_slots(n.min(100));
+    pool.max_unused_warm_slots(n.min(MAX_UNUSED_WARM_SLOTS));
     pool
 }
 

@@ -23,13 +23,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use wasmtime::{ResourceLimiter, UpdateDeadline};
 
-use crate::limits::{CpuQuota, human_bytes, human_duration};
-
-/// Most elements a job's table may hold (Spin uses the same default, also
-/// for its pooling allocator): room for the tables of large guests such
-/// as interpreters compiled to wasm. The pooling allocator's slots are
-/// sized to it too, so both allocators enforce the same number.
-pub(crate) const MAX_TABLE_ELEMENTS: usize = 100_000;
+use crate::config::job::CpuQuota;
+use crate::config::job::MAX_TABLE_ELEMENTS;
+use crate::config::units::{human_bytes, human_duration};
 
 /// Denies memory growth past the job's cap and remembers that it did.
 #[derive(Debug)]

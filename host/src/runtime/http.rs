@@ -45,7 +45,7 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::bounded;
 use crate::host_memory::{Charge, HostMemory, MemoryKind};
-use crate::limits::JobLimits;
+use crate::runtime::limits::JobLimits;
 use crate::net::policy::HttpAllowList;
 use crate::net::{Capped, Deadline, Destination, NetError, Network};
 

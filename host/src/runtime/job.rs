@@ -52,9 +52,9 @@ use crate::bindings::types::{CloseReason, Decision, JobInfo};
 use crate::bounded::{self, MAX_FAILURE_REASON, MAX_FRAME_NAME};
 use crate::host_memory::HostMemory;
 use crate::imports::EndSignal;
-use crate::limits::human_duration;
+use crate::config::units::human_duration;
 use crate::room::{ConnectRequest, RoomTransport};
-use crate::room_service::RoomService;
+use crate::room::service::RoomService;
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ pub enum Outcome {
     Success,
     /// The job failed; the reason is meant for people (and for the
     /// `error` field of LiveKit's job status). The host keeps it within
-    /// [`MAX_FAILURE_REASON`](crate::limits::MAX_FAILURE_REASON), whatever
+    /// [`MAX_FAILURE_REASON`](crate::config::job::MAX_FAILURE_REASON), whatever
     /// the guest did.
     Failed(String),
     /// The job was terminated (by the server, the worker or its owner) and
@@ -272,11 +272,7 @@ enum Ended {
     Failed(String),
 }
 
-/// How long a finished job stays in its room waiting for its [`RoomExit`]:
-/// a status write on a live connection takes well under a second, so this
-/// only bounds a dead or stalled connection, which must not keep the room
-/// (and the agent participant in it) open.
-pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::config::rooms::LEAVE_TIMEOUT;
 
 /// What the job task hands its owner once the outcome is known.
 #[derive(Debug)]

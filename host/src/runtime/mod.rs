@@ -32,6 +32,7 @@ mod guard;
 pub(crate) mod http;
 mod http_meter;
 mod job;
+pub(crate) mod limits;
 mod plugin;
 mod precompiled;
 mod slot;
@@ -54,6 +55,7 @@ use self::guard::Metered;
 pub use self::job::{
     JobHandle, JobUsage, LEAVE_TIMEOUT, Offer, Outcome, PreparedJob, RoomExit, Terminator,
 };
+pub use self::limits::JobLimits;
 pub use self::plugin::digest;
 pub use self::plugin::{
     GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, SDK_VERSION_SECTION, WIT_VERSION,
@@ -61,9 +63,8 @@ pub use self::plugin::{
 pub use self::slot::{LoadedVersion, PluginSlot, Swap};
 use self::state::JobState;
 use crate::bindings::types::{Decision, DispatchInfo, JobInfo, JobRequest};
-pub use crate::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
 use crate::imports::{self, EndSignal};
-use crate::limits::JobLimits;
+pub use crate::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
 
 /// The engine, the linker with every host import, and the compile cache.
 /// Cheap to clone; clones share everything.
@@ -179,7 +180,7 @@ impl Runtime {
     /// could not be instantiated) or accepted with fields LiveKit would
     /// refuse when the agent joins (see [`MAX_IDENTITY`] and the other join
     /// limits); treat it as a decline. Its text is within
-    /// [`MAX_FAILURE_REASON`](crate::limits::MAX_FAILURE_REASON) plus a short
+    /// [`MAX_FAILURE_REASON`](crate::config::job::MAX_FAILURE_REASON) plus a short
     /// prefix.
     pub async fn offer_dispatched(
         &self,

@@ -28,16 +28,14 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::engine::MAX_PRECOMPILED_HEADER;
+
 /// Last bytes of every `.cwasm` written by `agent-host compile`; a bare
 /// wasmtime artifact (`wasmtime compile`) lacks them.
 pub(crate) const MAGIC: &[u8; 8] = b"AHCWASM\0";
 
 /// Bytes after the header: its length and the magic.
 pub(crate) const TRAILER: usize = 4 + MAGIC.len();
-
-/// Longest header accepted (it holds a few short strings; this only bounds
-/// what a damaged file can make the host allocate).
-const MAX_HEADER: usize = 64 << 10;
 
 /// What a `.cwasm` says about itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,7 +76,7 @@ pub(crate) fn header_len(trailer: &[u8; TRAILER]) -> Result<usize, String> {
         return Err("missing the agent-host header".into());
     }
     let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
-    if len > MAX_HEADER {
+    if len > MAX_PRECOMPILED_HEADER {
         return Err("header too long".into());
     }
     Ok(len)

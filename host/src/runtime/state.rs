@@ -24,9 +24,9 @@ use crate::imports::{
     AgentView, AudioView, EndSignal, EventsView, JobView, RoomLink, RoomView, ServerView,
     SessionCloser,
 };
-use crate::limits::JobLimits;
+use crate::runtime::limits::JobLimits;
 use crate::room::RoomSession;
-use crate::room_service::RoomScope;
+use crate::room::service::RoomScope;
 
 /// The data of one job's store.
 pub(crate) struct JobState {

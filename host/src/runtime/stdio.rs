@@ -23,11 +23,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::bounded;
+use crate::config::job::{MAX_LOG_LINE, STDERR_TAIL_LINES};
 use crate::host_memory::{Charge, HostMemory, MemoryKind};
-use crate::limits::MAX_LOG_LINE;
-
-/// How many stderr lines are kept for failure reasons.
-const TAIL_LINES: usize = 16;
 
 /// Which of the guest's two output streams a [`GuestOutput`] carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -108,7 +105,7 @@ impl GuestOutput {
             }
             Stdio::Stderr => {
                 tracing::warn!(target: "agent_host::guest", stream = "stderr", "{line}");
-                if buf.tail.len() == TAIL_LINES {
+                if buf.tail.len() == STDERR_TAIL_LINES {
                     buf.tail.pop_front();
                 }
                 buf.tail.push_back(line);

@@ -60,7 +60,7 @@ pub use crate::protocol::{
     worker_token,
 };
 use crate::room::RoomTransport;
-use crate::room_service::RoomService;
+use crate::room::service::RoomService;
 use crate::{LoadedVersion, Plugin, PluginError, PluginSlot, PluginVersion, Runtime, Swap};
 
 /// The version this worker reports to the server at registration.

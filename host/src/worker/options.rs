@@ -1,4 +1,5 @@
-//! Every setting of a worker, with its default and why.
+//! Every setting of a worker. The defaults, and why, are in
+//! [`config::worker`](crate::config::worker).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -6,9 +7,14 @@ use std::time::Duration;
 use livekit_protocol as proto;
 
 use super::load::{LoadFn, default_load};
-use crate::limits::JobLimits;
+use crate::config::worker::{
+    DEFAULT_ASSIGNMENT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LOAD_THRESHOLD, DEFAULT_MAX_JOBS,
+    DEFAULT_MAX_RETRIES, DEFAULT_OFFER_TIMEOUT, DEFAULT_PING_INTERVAL, DEFAULT_PING_TIMEOUT,
+    DEFAULT_REGISTER_TIMEOUT, DEFAULT_STATUS_INTERVAL,
+};
 use crate::net::Network;
 use crate::protocol::Dial;
+use crate::runtime::JobLimits;
 
 /// How a worker registers and behaves. `Default` gives the official Python
 /// worker's behaviour wherever there is one to copy.
@@ -37,35 +43,35 @@ pub struct WorkerOptions {
     /// How the worker and the server API connect: proxy and TLS roots.
     /// Default: direct, built-in roots only.
     pub network: Network,
-    /// Most jobs at once. Default 1,000. The runtime's pool must have room
+    /// Most jobs at once. Default 1,000 ([`DEFAULT_MAX_JOBS`]). The runtime's pool must have room
     /// for them ([`RuntimeConfig::max_jobs`](crate::RuntimeConfig::max_jobs)
     /// at least this; workers sharing a runtime need the sum):
     /// [`Worker::run`](super::Worker::run) refuses a worker with more.
     pub max_jobs: usize,
     /// Load at or above which the worker reports full and declines offers.
-    /// Default 0.7, as the official workers.
+    /// Default 0.7 ([`DEFAULT_LOAD_THRESHOLD`]).
     pub load_threshold: f32,
     /// Computes the load; see [`default_load`].
     pub load_fn: LoadFn,
-    /// How long a drain waits for running jobs. Default 1 h, as the Python worker.
+    /// How long a drain waits for running jobs. Default 1 h ([`DEFAULT_DRAIN_TIMEOUT`]).
     pub drain_timeout: Duration,
-    /// Reconnect attempts before giving up. Default 16, as the Python worker.
+    /// Reconnect attempts before giving up. Default 16 ([`DEFAULT_MAX_RETRIES`]).
     pub max_retries: u32,
     /// How long the guest's `on-request` may take; no answer is a decline.
-    /// Default 2 s: the open-source server gives a worker about 3 s.
+    /// Default 2 s ([`DEFAULT_OFFER_TIMEOUT`]).
     pub offer_timeout: Duration,
-    /// How long an accepted offer waits for its assignment. Default 7.5 s,
-    /// as the Python worker.
+    /// How long an accepted offer waits for its assignment. Default 7.5 s
+    /// ([`DEFAULT_ASSIGNMENT_TIMEOUT`]).
     pub assignment_timeout: Duration,
-    /// How long the server may take to answer `register`. Default 10 s,
-    /// the server's own deadline.
+    /// How long the server may take to answer `register`. Default 10 s
+    /// ([`DEFAULT_REGISTER_TIMEOUT`]).
     pub register_timeout: Duration,
-    /// Period of `UpdateWorkerStatus`. Default 2.5 s, as the official workers.
+    /// Period of `UpdateWorkerStatus`. Default 2.5 s ([`DEFAULT_STATUS_INTERVAL`]).
     pub status_interval: Duration,
-    /// Period of WebSocket pings. Default 30 s, as the Python worker.
+    /// Period of WebSocket pings. Default 30 s ([`DEFAULT_PING_INTERVAL`]).
     pub ping_interval: Duration,
     /// Silence after a ping after which the connection counts as dead.
-    /// Default 15 s, as the Python worker.
+    /// Default 15 s ([`DEFAULT_PING_TIMEOUT`]).
     pub ping_timeout: Duration,
     /// Limits for every job.
     pub limits: JobLimits,
@@ -142,17 +148,17 @@ impl Default for WorkerOptions {
             deployment: String::new(),
             worker_token: None,
             network: Network::default(),
-            max_jobs: 1000,
-            load_threshold: 0.7,
+            max_jobs: DEFAULT_MAX_JOBS as usize,
+            load_threshold: DEFAULT_LOAD_THRESHOLD,
             load_fn: Arc::new(default_load),
-            drain_timeout: Duration::from_secs(3600),
-            max_retries: 16,
-            offer_timeout: Duration::from_secs(2),
-            assignment_timeout: Duration::from_millis(7500),
-            register_timeout: Duration::from_secs(10),
-            status_interval: Duration::from_millis(2500),
-            ping_interval: Duration::from_secs(30),
-            ping_timeout: Duration::from_secs(15),
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            max_retries: DEFAULT_MAX_RETRIES,
+            offer_timeout: DEFAULT_OFFER_TIMEOUT,
+            assignment_timeout: DEFAULT_ASSIGNMENT_TIMEOUT,
+            register_timeout: DEFAULT_REGISTER_TIMEOUT,
+            status_interval: DEFAULT_STATUS_INTERVAL,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
             limits: JobLimits::default(),
         }
     }

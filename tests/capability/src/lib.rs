@@ -32,6 +32,10 @@ use std::process::{Command, Stdio};
 #[path = "../../../host/src/room/ffi/library.rs"]
 mod library;
 
+/// The host's cache directory rule, which `library` looks under.
+#[path = "../../../host/src/dirs.rs"]
+mod dirs;
+
 /// The environment variable naming the Python interpreter of the official
 /// worker's venv (`target/conformance-venv/bin/python`).
 pub const PYTHON_ENV: &str = "AGENT_HOST_PYTHON";

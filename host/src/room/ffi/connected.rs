@@ -36,13 +36,7 @@ use crate::bounded;
 use crate::host_memory::HostMemory;
 use crate::room::queue::Queued;
 
-/// Unread events (besides audio frames) a session's queue has room for;
-/// a job that lets its queue fill fails.
-pub const EVENT_QUEUE: usize = 4096;
-
-/// Most unread audio frames per session (one second of 10 ms frames);
-/// newer ones are dropped.
-pub const AUDIO_QUEUE: usize = 100;
+pub use crate::config::rooms::{AUDIO_QUEUE, EVENT_QUEUE};
 
 /// A remote participant and its handle.
 pub(super) struct Remote {

@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
@@ -35,18 +34,9 @@ use crate::host_memory::HostMemory;
 use crate::room::queue::Queued;
 use crate::room::{ConnectRequest, OutgoingData, OutgoingText, RoomSession};
 
-/// How long a connect may take, the library's own retries included.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How long other calls wait for the library's callback.
-const LIBRARY_CALL_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// How long leaving waits for the library to confirm.
-const DISCONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Audio the published track queues before `write` waits (the library's
-/// `CaptureAudioFrame` completes once the frame fits in this queue).
-const PUBLISH_QUEUE_MS: u32 = 1000;
+use crate::config::rooms::{
+    PUBLISH_QUEUE_MS, ROOM_CALL_TIMEOUT, ROOM_CONNECT_TIMEOUT, ROOM_DISCONNECT_TIMEOUT,
+};
 
 /// Joins a room for one job.
 pub(super) async fn connect(
@@ -69,7 +59,7 @@ pub(super) async fn connect(
             connect_timeout_ms: None,
         },
     });
-    let event = client.call(connect, CONNECT_TIMEOUT).await?;
+    let event = client.call(connect, ROOM_CONNECT_TIMEOUT).await?;
     let ffi_event::Message::Connect(callback) = event else {
         return Err(RoomError::Transport(
             "unexpected answer to connecting".into(),
@@ -172,7 +162,7 @@ impl FfiSession {
         what: &str,
     ) -> Result<ffi_event::Message, RoomError> {
         self.client
-            .call(request, LIBRARY_CALL_TIMEOUT)
+            .call(request, ROOM_CALL_TIMEOUT)
             .await
             .map_err(|e| match e {
                 RoomError::Transport(reason) => RoomError::Transport(format!("{what}: {reason}")),
@@ -496,7 +486,7 @@ impl RoomSession for FfiSession {
                 let disconnect = ffi_request::Message::Disconnect(proto::DisconnectRequest {
                     room_handle: self.room,
                 });
-                if let Err(err) = self.client.call(disconnect, DISCONNECT_TIMEOUT).await {
+                if let Err(err) = self.client.call(disconnect, ROOM_DISCONNECT_TIMEOUT).await {
                     tracing::debug!(error = ?err, "leaving the room");
                 }
             }

@@ -43,7 +43,7 @@ fn request(url: &str) -> ConnectRequest {
 
 /// A job's default host-memory budget.
 fn budget() -> HostMemory {
-    HostMemory::new(crate::limits::DEFAULT_HOST_MEMORY_BYTES)
+    HostMemory::new(crate::config::job::DEFAULT_HOST_MEMORY_BYTES)
 }
 
 #[test]

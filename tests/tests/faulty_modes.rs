@@ -56,8 +56,9 @@ async fn a_job_that_asks_to_shut_down_sees_its_room_close_and_succeeds() {
     let mode = Mode::Shutdown("nothing left to do".to_owned());
     let (_room, mut outputs, outcome) =
         start(guests::FAULTY, "AJ_shutdown", &mode.to_string()).await;
-    // The guest returns Ok only if its events ended with
-    // closed(shutdown-requested); anything else is its failure reason.
+    // The guest returns Ok only if a room action right after the call was
+    // refused as closed and its events ended with closed(shutdown-requested);
+    // anything else is its failure reason.
     let outcome = tokio::time::timeout(WAIT, outcome)
         .await
         .expect("the job ends after asking to")
@@ -69,11 +70,10 @@ async fn a_job_that_asks_to_shut_down_sees_its_room_close_and_succeeds() {
             after.push(text.text);
         }
     }
-    // TODO(lead): enable once `job.shutdown` closes the room session (issue
-    // 13 point 7, helper `views`); until then room actions keep working and
-    // the guest's `after shutdown` text reaches the room.
-    // assert!(after.is_empty(), "a room action worked after job.shutdown: {after:?}");
-    let _ = after;
+    assert!(
+        after.is_empty(),
+        "a room action worked after job.shutdown: {after:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -135,13 +135,22 @@ fn ignore_closed(ctx: &JobContext) -> ! {
     }
 }
 
-/// Asks the host to end the job with `reason`, reads room events until
-/// they end, then tries one room action (the text `after shutdown`, which
-/// a closed session refuses). `Ok` when the events ended with
-/// `closed(shutdown-requested)`.
+/// Asks the host to end the job with `reason`, then tries one room action
+/// at once (the text `after shutdown`: the WIT promises the session closes
+/// with the call, before any event is read), then reads room events until
+/// they end. `Ok` when the action was refused as `closed` and the events
+/// ended with `closed(shutdown-requested)`.
 fn shutdown(ctx: &JobContext, reason: &str) -> Result<(), String> {
-    use agent_host_sdk::{CloseReason, RoomEvent};
+    use agent_host_sdk::{CloseReason, RoomError, RoomEvent};
     ctx.shutdown(reason);
+    match ctx.room().send_text("after shutdown") {
+        Err(RoomError::Closed) => {}
+        other => {
+            return Err(format!(
+                "faulty: a room action after shutdown gave {other:?}"
+            ));
+        }
+    }
     let last = ctx.room().events().last();
     if !matches!(
         last,
@@ -151,9 +160,6 @@ fn shutdown(ctx: &JobContext, reason: &str) -> Result<(), String> {
             "faulty: after shutdown the events ended with {last:?}"
         ));
     }
-    // Refused once the session is closed; its answer does not change the
-    // outcome.
-    let _ = ctx.room().send_text("after shutdown");
     Ok(())
 }
 

@@ -45,9 +45,9 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::bounded;
 use crate::host_memory::{Charge, HostMemory, MemoryKind};
-use crate::runtime::limits::JobLimits;
 use crate::net::policy::HttpAllowList;
 use crate::net::{Capped, Deadline, Destination, NetError, Network};
+use crate::runtime::limits::JobLimits;
 
 /// Largest chunk a guest writes into an outgoing body at once (the
 /// `p2_outgoing_body_chunk_size` hook); with wasmtime-wasi-http's one

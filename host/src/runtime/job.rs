@@ -50,11 +50,11 @@ use super::state::JobState;
 use crate::bindings::Agent;
 use crate::bindings::types::{CloseReason, Decision, JobInfo};
 use crate::bounded::{self, MAX_FAILURE_REASON, MAX_FRAME_NAME};
+use crate::config::units::human_duration;
 use crate::host_memory::HostMemory;
 use crate::imports::EndSignal;
-use crate::config::units::human_duration;
-use crate::room::{ConnectRequest, RoomTransport};
 use crate::room::service::RoomService;
+use crate::room::{ConnectRequest, RoomTransport};
 
 /// How a job ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -63,8 +63,8 @@ pub use self::plugin::{
 pub use self::slot::{LoadedVersion, PluginSlot, Swap};
 use self::state::JobState;
 use crate::bindings::types::{Decision, DispatchInfo, JobInfo, JobRequest};
-use crate::imports::{self, EndSignal};
 pub use crate::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
+use crate::imports::{self, EndSignal};
 
 /// The engine, the linker with every host import, and the compile cache.
 /// Cheap to clone; clones share everything.

@@ -24,9 +24,9 @@ use crate::imports::{
     AgentView, AudioView, EndSignal, EventsView, JobView, RoomLink, RoomView, ServerView,
     SessionCloser,
 };
-use crate::runtime::limits::JobLimits;
 use crate::room::RoomSession;
 use crate::room::service::RoomScope;
+use crate::runtime::limits::JobLimits;
 
 /// The data of one job's store.
 pub(crate) struct JobState {

@@ -6,8 +6,8 @@
 //!   `http` are plain, `wss` and `https` are TLS;
 //! - a query or fragment is dropped; a path is kept as a prefix, without
 //!   its trailing slashes;
-//! - the authority must be a valid host with an optional port; the port
-//!   defaults to 443 with TLS and 80 without.
+//! - the authority must be a valid host with an optional numeric port; the
+//!   port defaults to 443 with TLS and 80 without.
 //!
 //! The error is the reason only; each caller names the URL in its own terms.
 
@@ -46,6 +46,16 @@ impl LiveKitUrl {
         let parsed: http::uri::Authority = authority.parse().map_err(|_| "bad host")?;
         if parsed.host().is_empty() {
             return Err("no host".into());
+        }
+        // `http` takes `host:port` with any text after the colon; a port that
+        // is no number would otherwise fall back to the default in silence.
+        let after_host = authority
+            .rsplit_once(']')
+            .map_or(authority, |(_, rest)| rest);
+        if let Some((_, port)) = after_host.rsplit_once(':')
+            && port.parse::<u16>().is_err()
+        {
+            return Err("bad port".into());
         }
         Ok(Self {
             tls,
@@ -95,7 +105,7 @@ mod tests {
             ("ws://", "no host"),
             ("ws:///x", "no host"),
             ("ws://a b", "bad host"),
-            ("ws://h:notaport", "bad host"),
+            ("ws://h:notaport", "bad port"),
         ] {
             assert_eq!(LiveKitUrl::parse(url).unwrap_err(), why, "{url}");
         }

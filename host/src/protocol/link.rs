@@ -54,7 +54,7 @@ pub(crate) struct LinkSettings {
 /// What [`Link::next`] saw.
 pub(crate) enum Wire {
     /// A server message of a kind this worker knows.
-    Message(ServerMsg),
+    Message(Box<ServerMsg>),
     /// The connection ended, with the reason; the socket is gone.
     Lost(String),
     /// Time for a keepalive ping: call [`Link::keepalive`].
@@ -205,7 +205,7 @@ impl Link {
                 incoming = codec::receive(socket) => {
                     self.last_heard = Instant::now();
                     match incoming {
-                        Incoming::Message(message) => return Wire::Message(*message),
+                        Incoming::Message(message) => return Wire::Message(message),
                         Incoming::Skipped | Incoming::Alive => {}
                         Incoming::Closed(reason) => {
                             self.socket = None;

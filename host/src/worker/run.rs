@@ -190,7 +190,7 @@ impl Dispatcher {
 
             tokio::select! {
                 wire = self.link.next() => match wire {
-                    Wire::Message(message) => self.on_server_message(message).await,
+                    Wire::Message(message) => self.on_server_message(*message).await,
                     Wire::Lost(reason) => self.connection_lost(&reason),
                     Wire::PingDue => {
                         if let Err(reason) = self.link.keepalive().await {

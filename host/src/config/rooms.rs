@@ -60,11 +60,14 @@ pub const MAX_METADATA: usize = 512 << 10;
 /// Largest total of attribute keys and values LiveKit lets join (`MaxAttributesSize`).
 pub const MAX_ATTRIBUTES: usize = 64 << 10;
 
-/// Lifetime of the token of one server API call: 60 s, ample for one call
-/// ([`SERVER_API_CALL_TIMEOUT`]); every call signs its own.
+/// Lifetime of the token of one server API call: a minute, far more than
+/// a call may take ([`SERVER_API_CALL_TIMEOUT`]) even with clocks a little
+/// apart, and short enough that a token seen on the way is soon useless;
+/// every call signs its own.
 pub const SERVER_API_TOKEN_TTL: Duration = Duration::from_secs(60);
 
-/// Longest one server API call may take, connect to last byte.
+/// Longest one server API call may take, connect to last byte: 10 s, as
+/// long as the worker connection gets to open.
 pub const SERVER_API_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most bytes of a server API answer that are read.

@@ -30,7 +30,7 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(3600);
 pub const DEFAULT_MAX_RETRIES: u32 = 16;
 
 /// Step of the reconnect backoff: attempt `n` waits `(n - 1) × 2 s`, as the
-/// Python worker (`worker/run.rs`).
+/// Python worker (`protocol/backoff.rs`).
 pub const RECONNECT_STEP: Duration = Duration::from_secs(2);
 
 /// Longest wait between reconnect attempts: 10 s, as the Python worker.

@@ -20,9 +20,15 @@
 //! reads the job's facts and may close its room session, nothing of the
 //! session itself; `log` and `types` hold nothing at all. Each view can be
 //! built, and each import tested, without a `Store`.
+//!
+//! `wasi:http` is wasmtime-wasi-http's, linked with its own view
+//! (`WasiHttpView` on the job's store); what this host adds to it, the
+//! send hook (allow-list, caps, one way out through [`crate::net`]) and
+//! the host-memory meter, lives in [`http`].
 
 mod audio;
 mod events;
+pub(crate) mod http;
 mod job;
 mod log;
 mod room;

@@ -31,9 +31,7 @@ use tokio::net::TcpStream;
 use super::policy::in_net;
 use super::{NetError, authority};
 
-/// Largest answer head accepted from a proxy: a status line and a few
-/// headers; anything longer is not a proxy speaking HTTP.
-const MAX_ANSWER_HEAD: usize = 8 << 10;
+use crate::config::net::MAX_PROXY_ANSWER_HEAD;
 
 /// Which proxy, if any, each destination goes through.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -273,7 +271,7 @@ pub(super) async fn tunnel(proxy: &ProxyUrl, host: &str, port: u16) -> Result<Tc
     let mut head = Vec::with_capacity(128);
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
-        if head.len() >= MAX_ANSWER_HEAD {
+        if head.len() >= MAX_PROXY_ANSWER_HEAD {
             return Err(failed("the answer to CONNECT is too long".into()));
         }
         match tcp.read(&mut byte).await {

@@ -11,11 +11,7 @@ use livekit_api::access_token::{AccessToken, VideoGrants};
 
 use super::ConnectError;
 
-/// Lifetime of a worker token: 10 min. The server checks it at the
-/// upgrade only, so it needs to outlive one connection attempt (at most
-/// [`CONNECT_TIMEOUT`](super::CONNECT_TIMEOUT)), not the connection; and
-/// one that leaks is soon useless.
-pub(crate) const WORKER_TOKEN_TTL: Duration = Duration::from_secs(600);
+pub(crate) use crate::config::worker::WORKER_TOKEN_TTL;
 
 /// A worker token: the `video.agent` grant, signed with the secret, valid
 /// for `ttl`. No identity, as the official workers send it.

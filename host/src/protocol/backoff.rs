@@ -7,11 +7,9 @@
 
 use std::time::Duration;
 
-/// Longest wait between two attempts: 10 s, as the Python worker.
-const MAX_DELAY: Duration = Duration::from_secs(10);
+use crate::config::worker::RECONNECT_MAX_DELAY;
 
-/// Added to the wait by every further failure: 2 s, as the Python worker.
-const STEP: Duration = Duration::from_secs(2);
+use crate::config::worker::RECONNECT_STEP;
 
 /// Consecutive failed connection attempts, and what follows from them.
 #[derive(Debug)]
@@ -59,7 +57,7 @@ impl Backoff {
         }
         Next::Retry {
             attempt: self.failures,
-            delay: (STEP * (self.failures - 1)).min(MAX_DELAY),
+            delay: (RECONNECT_STEP * (self.failures - 1)).min(RECONNECT_MAX_DELAY),
         }
     }
 }

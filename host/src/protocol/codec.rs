@@ -16,14 +16,9 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// Largest frame either side may send (the server's default limit).
-pub const MAX_FRAME: usize = 2 << 20;
+pub use crate::config::worker::MAX_FRAME;
 
-/// Largest frame this worker sends: half the server's limit, so a server
-/// configured tighter than its default still takes every frame, and three
-/// orders of magnitude above the largest legitimate message (an accept at
-/// LiveKit's join limits is under 600 KiB; statuses are a few KiB).
-pub const MAX_SEND_FRAME: usize = 1 << 20;
+pub use crate::config::worker::MAX_SEND_FRAME;
 
 /// What replaces the error text of a job status that would not fit in a
 /// frame (it cannot happen with the host's own bounds; this is the last

@@ -15,7 +15,7 @@
 //! - a 401 at the upgrade is [`ConnectError::Unauthorized`]; a deployment
 //!   the server would refuse is refused before any connection is made.
 
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use tokio::net::TcpStream;
 use tokio_tungstenite::MaybeTlsStream;
@@ -31,16 +31,9 @@ use super::register::validate_deployment;
 use crate::livekit_url::LiveKitUrl;
 use crate::net::Network;
 
-/// Longest the opening of a connection (TCP, proxy, TLS, upgrade) may take:
-/// a black-holed address or proxy must not hold an attempt forever. 10 s,
-/// the server's own deadline for `register`.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::config::worker::CONNECT_TIMEOUT;
 
-/// tungstenite's read buffer. Its default (128 KiB) is zero-filled before
-/// every socket read, which a profile of a burst of 1,000 assignments
-/// showed as up to half of the host's instructions; server messages are a
-/// few hundred bytes, and larger frames still arrive over several reads.
-const READ_BUFFER: usize = 8 << 10;
+use crate::config::worker::READ_BUFFER;
 
 /// `<url>/agent` with a WebSocket scheme, keeping any path prefix.
 pub fn agent_url(url: &str) -> Result<String, ConnectError> {

@@ -13,8 +13,7 @@ use livekit_protocol as proto;
 use super::ConnectError;
 use super::codec::{self, Incoming, Socket};
 
-/// Longest deployment name the server accepts (`MaxDeploymentLength`).
-pub const MAX_DEPLOYMENT_BYTES: usize = 64;
+pub use crate::config::worker::MAX_DEPLOYMENT_BYTES;
 
 /// The open-source server's `ValidateDeployment` (livekit/protocol
 /// `agent/environment.go`): empty, or at most 64 bytes with no `_` (kept

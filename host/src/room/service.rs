@@ -13,7 +13,7 @@
 //!   and TLS roots, as the worker connection does; the server is the one
 //!   the operator configured, so its addresses are [`Unrestricted`].
 //! - A call takes at most [`SERVER_API_CALL_TIMEOUT`], connect to last byte; the
-//!   server's answer is read up to [`MAX_ANSWER_BYTES`].
+//!   server's answer is read up to [`SERVER_API_MAX_ANSWER_BYTES`].
 //! - The server refusing (HTTP 401 or 403) is `denied`; anything else that
 //!   fails is `transport`. Payload caps are applied by the import before a
 //!   call is made.
@@ -22,7 +22,6 @@
 //! credentials) get `denied` from every `server` function.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -34,17 +33,11 @@ use prost::Message;
 use crate::livekit_url::LiveKitUrl;
 use crate::net::{Deadline, Destination, Network, Unrestricted, authority};
 
-/// Lifetime of the token of one server API call: a minute, far more than
-/// a call may take ([`SERVER_API_CALL_TIMEOUT`]) even with clocks a little
-/// apart, and short enough that a token seen on the way is soon useless.
-pub const SERVER_API_TOKEN_TTL: Duration = Duration::from_secs(60);
+pub use crate::config::rooms::SERVER_API_TOKEN_TTL;
 
-/// Longest one server API call may take, connect to last byte: 10 s, as
-/// long as the worker connection gets to open.
-pub const SERVER_API_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub use crate::config::rooms::SERVER_API_CALL_TIMEOUT;
 
-/// Most bytes of a server answer that are read.
-pub const MAX_ANSWER_BYTES: usize = 64 << 10;
+pub use crate::config::rooms::SERVER_API_MAX_ANSWER_BYTES;
 
 /// The server API credentials of a worker. Never reaches a guest.
 pub struct RoomService {
@@ -251,7 +244,7 @@ impl RoomScope {
             .await
             .map_err(|e| transport(&e.to_string()))?;
         let status = response.status();
-        let answer = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+        let answer = Limited::new(response.into_body(), SERVER_API_MAX_ANSWER_BYTES)
             .collect()
             .await
             .map(|b| b.to_bytes())

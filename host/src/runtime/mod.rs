@@ -29,8 +29,6 @@ mod accept;
 mod cache;
 mod engine;
 mod guard;
-pub(crate) mod http;
-mod http_meter;
 mod job;
 pub(crate) mod limits;
 mod plugin;

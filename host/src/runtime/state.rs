@@ -14,12 +14,11 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guard::{CpuSlice, MemoryGuard};
-use super::http::HttpPolicy;
-use super::http_meter::HttpMeter;
 use super::stdio::{GuestOutput, Stdio};
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::types::{DispatchInfo, JobInfo};
 use crate::host_memory::HostMemory;
+use crate::imports::http::{HttpMeter, HttpPolicy};
 use crate::imports::{
     AgentView, AudioView, EndSignal, EventsView, JobView, RoomLink, RoomView, ServerView,
     SessionCloser,

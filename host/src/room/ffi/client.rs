@@ -39,9 +39,7 @@ use super::routes::{Pending, Routes};
 use super::sys::{Library, request_sync};
 use crate::bindings::types::RoomError;
 
-/// Most async callbacks kept for callers that have not looked yet; past
-/// it the oldest are dropped (it only grows if callers vanish mid-request).
-const EARLY_LIMIT: usize = 4096;
+use crate::config::rooms::EARLY_CALLBACKS;
 
 /// The process-wide client, set by the first successful load.
 static CLIENT: Mutex<Option<&'static Client>> = Mutex::new(None);
@@ -296,7 +294,7 @@ impl Client {
                     }
                     Some(Pending::Discard) => garbage.push(event),
                     None => {
-                        if shared.routes.early.len() >= EARLY_LIMIT {
+                        if shared.routes.early.len() >= EARLY_CALLBACKS {
                             tracing::warn!("too many unclaimed LiveKit callbacks; dropping them");
                             garbage.extend(shared.routes.early.drain().map(|(_, e)| e));
                         }

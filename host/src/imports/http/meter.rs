@@ -33,7 +33,8 @@ use wasmtime_wasi_http::p2::types::{
     HostFutureIncomingResponse, HostIncomingResponse, HostOutgoingRequest,
 };
 
-use super::http::{BODY_CHUNK_BYTES, ENTRY_OVERHEAD, header_bytes};
+use super::header_bytes;
+use crate::config::net::{BODY_CHUNK_BYTES, ENTRY_OVERHEAD};
 use crate::host_memory::{Charge, HostMemory, MemoryKind};
 
 /// The charges for a job's `wasi:http` resources, one per kind.
@@ -132,7 +133,7 @@ mod tests {
         let budget = HostMemory::new(1 << 20);
         let mut meter = HttpMeter::new(&budget);
         let mut table = ResourceTable::new();
-        let mut hooks = super::super::http::HttpPolicy::new(&Default::default(), budget.clone());
+        let mut hooks = super::super::HttpPolicy::new(&Default::default(), budget.clone());
         let mut fields = FieldMap::new_mutable(128 << 10);
         fields
             .append(&mut hooks, "x-big".into(), vec![b'a'; 10_000])

@@ -18,7 +18,7 @@
 //!   gap between response bytes wait at most [`JobLimits::http_timeout`]; a
 //!   guest may ask for less, never for more.
 //! - What the host holds for a request in flight and a response body is
-//!   charged to the job's host-memory budget (see `http_meter.rs`); a
+//!   charged to the job's host-memory budget (see `meter.rs`); a
 //!   request the budget cannot take fails with `internal-error` and the
 //!   job fails with the budget's reason.
 //! - A denied request fails with `HTTP-request-denied` (no rule names the
@@ -44,32 +44,17 @@ use wasmtime_wasi_http::p2::bindings::http::types::ErrorCode;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::bounded;
+use crate::config::net::{
+    BODY_CHUNK_BYTES, CONNECTION_BUFFER_BYTES, ENTRY_OVERHEAD, IN_FLIGHT_BYTES,
+    RESPONSE_BUFFER_BYTES,
+};
 use crate::host_memory::{Charge, HostMemory, MemoryKind};
 use crate::net::policy::HttpAllowList;
 use crate::net::{Capped, Deadline, Destination, NetError, Network};
 use crate::runtime::limits::JobLimits;
 
-/// Largest chunk a guest writes into an outgoing body at once (the
-/// `p2_outgoing_body_chunk_size` hook); with wasmtime-wasi-http's one
-/// buffered chunk, what an unsent body holds on the host.
-pub(crate) const BODY_CHUNK_BYTES: usize = 64 << 10;
-
-/// hyper's read and write buffer cap per connection (`max_buf_size`; its
-/// minimum is 8 KiB, its default ~400 KiB).
-pub(crate) const CONNECTION_BUFFER_BYTES: usize = 64 << 10;
-
-/// What a response body holds on the host besides its headers: the
-/// connection's read buffer and one frame handed on to the guest.
-pub(crate) const RESPONSE_BUFFER_BYTES: u64 = 2 * CONNECTION_BUFFER_BYTES as u64;
-
-/// What a request in flight holds besides its headers and URI: the
-/// connection's buffers and one body chunk.
-pub(crate) const IN_FLIGHT_BYTES: u64 =
-    2 * CONNECTION_BUFFER_BYTES as u64 + BODY_CHUNK_BYTES as u64;
-
-/// Bookkeeping of one header or entry (`http::HeaderMap` stores a name, a
-/// value and links per entry), on top of its bytes.
-pub(crate) const ENTRY_OVERHEAD: u64 = 64;
+mod meter;
+pub(crate) use self::meter::HttpMeter;
 
 /// Bytes a header map holds.
 pub(crate) fn header_bytes(map: &http::HeaderMap) -> u64 {
@@ -146,7 +131,7 @@ impl WasiHttpHooks for HttpPolicy {
     }
 
     // Small chunks keep what an unsent body holds on the host small; see
-    // `http_meter.rs`.
+    // `meter.rs`.
     fn p2_outgoing_body_chunk_size(&mut self) -> usize {
         BODY_CHUNK_BYTES
     }

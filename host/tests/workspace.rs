@@ -12,6 +12,9 @@ const MEMBERS: &[(&str, &str)] = &[
     ("tests", "tests"),
     ("fake-livekit", "tests/fake-livekit"),
     ("webrtc-double", "tests/webrtc-double"),
+    ("capability", "tests/capability"),
+    ("server-support", "tests/server-support"),
+    ("legacy", "tests/guests/legacy"),
 ];
 
 /// Whether the manifest takes `dep` from the workspace.
@@ -22,6 +25,46 @@ fn takes(manifest: &str, dep: &str) -> bool {
             rest.starts_with(".workspace") || rest.trim_start().starts_with("= { workspace")
         })
     })
+}
+
+/// The workspace's `members` list, as written in the root manifest.
+fn workspace_members(workspace: &str) -> Vec<String> {
+    let list = workspace
+        .split_once("members = [")
+        .and_then(|(_, rest)| rest.split_once(']'))
+        .expect("the root manifest lists its members")
+        .0;
+    list.split(',')
+        .map(|m| m.trim().trim_matches('"').to_string())
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+#[test]
+fn every_member_that_takes_a_workspace_dependency_is_checked() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let known: BTreeSet<&str> = MEMBERS.iter().map(|(_, dir)| *dir).collect();
+    for member in workspace_members(&workspace) {
+        let manifest = std::fs::read_to_string(root.join(&member).join("Cargo.toml")).unwrap();
+        // Only lines of a `[...dependencies]` table count (not
+        // `version.workspace = true` and the like in `[package]`).
+        let mut in_dependencies = false;
+        let takes_any = manifest.lines().any(|line| {
+            let line = line.trim();
+            if line.starts_with('[') {
+                in_dependencies = line.trim_end_matches(']').ends_with("dependencies");
+                return false;
+            }
+            in_dependencies
+                && (line.contains(".workspace = true") || line.contains("{ workspace = true"))
+        });
+        assert!(
+            !takes_any || known.contains(member.as_str()),
+            "workspace member `{member}` takes workspace dependencies but is not in MEMBERS, \
+             so the `Used by:` comments are not checked against it"
+        );
+    }
 }
 
 #[test]

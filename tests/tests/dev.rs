@@ -10,7 +10,7 @@ use agent_host_tests::worker::{self, WAIT, flavor_of_next_job};
 use agent_host_tests::{agent_host_for_fake_server, workspace_root};
 
 /// A standalone copy of the `faulty` example in `dir` (its own workspace,
-/// the SDK by absolute path), so the test can edit it. It gets its own
+/// the SDK and the modes crate by absolute path), so the test can edit it. It gets its own
 /// package name: builds share a target directory with the fixtures, and
 /// its component must not overwrite theirs.
 fn copy_faulty(dir: &Path) {
@@ -32,6 +32,13 @@ fn copy_faulty(dir: &Path) {
         .replace(
             "path = \"../../guest-sdk\"",
             &format!("path = {:?}", root.join("guest-sdk").display().to_string()),
+        )
+        .replace(
+            "path = \"mode\"",
+            &format!(
+                "path = {:?}",
+                root.join("examples/faulty/mode").display().to_string()
+            ),
         );
     std::fs::write(
         dir.join("Cargo.toml"),

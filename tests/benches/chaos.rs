@@ -17,39 +17,42 @@ use std::time::Instant;
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome, Plugin, Runtime};
-use agent_host_tests::{assert_offer_unanswered, guests, load, request, rss_kib, run_job, runtime};
+use agent_host_tests::{
+    assert_offer_unanswered, faulty_job, guests, load, rss_kib, run_job, runtime,
+};
+use faulty_mode::Mode;
 
 /// Every mode of `faulty` that must end as a failure.
-const FAULTS: &[&str] = &[
-    "trap",
-    "panic",
-    "loop",
-    "oom",
-    "stack",
-    "flood-log",
-    "flood-data",
-    "resources",
-    "fail:chaos",
-];
+fn faults() -> [Mode; 9] {
+    [
+        Mode::Trap,
+        Mode::Panic,
+        Mode::Loop,
+        Mode::Oom,
+        Mode::Stack,
+        Mode::FloodLog,
+        Mode::FloodData,
+        Mode::Resources,
+        Mode::Fail("chaos".to_owned()),
+    ]
+}
 
-/// Runs one round; returns (metadata, outcome) of every job.
+/// Runs one round; returns (mode, outcome) of every job.
 async fn round(
     runtime: &Runtime,
     plugin: &Arc<Plugin>,
     healthy: usize,
     tag: &str,
-) -> Vec<(String, Outcome)> {
+) -> Vec<(Mode, Outcome)> {
     let rooms = SimRooms::default();
     let mut tasks = Vec::new();
-    let modes = (0..healthy)
-        .map(|_| "sleep:200")
-        .chain(FAULTS.iter().copied());
+    let modes = (0..healthy).map(|_| Mode::Sleep(200)).chain(faults());
     for (i, mode) in modes.enumerate() {
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
-        let req = request(&format!("AJ_{tag}_{i}"), mode);
+        let req = faulty_job(&format!("AJ_{tag}_{i}"), mode.clone());
         tasks.push(tokio::spawn(async move {
             let outcome = run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await;
-            (mode.to_owned(), outcome)
+            (mode, outcome)
         }));
     }
     // An offer that is never answered: the caller's timeout declines it.
@@ -75,7 +78,7 @@ async fn main() {
     let mut wrong = Vec::new();
     for r in 0..rounds {
         for (mode, outcome) in round(&runtime, &plugin, healthy, &format!("r{r}")).await {
-            let healthy_job = mode.starts_with("sleep");
+            let healthy_job = matches!(mode, Mode::Sleep(_));
             let key = match &outcome {
                 Outcome::Success => "success".to_owned(),
                 Outcome::Terminated => "terminated".to_owned(),
@@ -98,7 +101,7 @@ async fn main() {
     println!("| figure | value |\n|---|---|");
     println!(
         "| rounds | {rounds} ({healthy} healthy + {} faulty jobs + 1 unanswered offer each) |",
-        FAULTS.len()
+        faults().len()
     );
     println!("| jobs | {jobs} in {took:.1?} |");
     println!("| RSS after the warm-up | {before} KiB |");

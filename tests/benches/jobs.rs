@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome, Runtime, RuntimeConfig};
-use agent_host_tests::{guests, request, rss_kib};
+use agent_host_tests::{faulty_job, guests, rss_kib};
+use faulty_mode::Mode;
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
@@ -64,7 +65,7 @@ async fn main() {
         let offer = runtime
             .offer(
                 &plugin,
-                request(&format!("AJ_seq{i}"), "sleep:0"),
+                faulty_job(&format!("AJ_seq{i}"), Mode::Sleep(0)),
                 JobLimits::default(),
             )
             .await
@@ -100,7 +101,7 @@ async fn main() {
             let offer = runtime
                 .offer(
                     &plugin,
-                    request(&format!("AJ_idle{n}_{i}"), "sleep:600000"),
+                    faulty_job(&format!("AJ_idle{n}_{i}"), Mode::Sleep(600_000)),
                     idle_limits.clone(),
                 )
                 .await

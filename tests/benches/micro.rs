@@ -21,8 +21,9 @@ use std::sync::{Arc, LazyLock};
 
 use agent_host::room::sim::{SimOutput, SimRooms};
 use agent_host::{JobLimits, Outcome, Plugin, Runtime, RuntimeConfig};
-use agent_host_tests::{guests, request};
+use agent_host_tests::{faulty_job, guests, request};
 use fake_livekit::livekit_protocol as proto;
+use faulty_mode::Mode;
 use prost::Message as _;
 
 fn main() {
@@ -100,7 +101,7 @@ fn job_sleep0(bencher: divan::Bencher) {
                 .runtime
                 .offer(
                     &loaded.faulty,
-                    request("AJ_micro", "sleep:0"),
+                    faulty_job("AJ_micro", Mode::Sleep(0)),
                     JobLimits::default(),
                 )
                 .await
@@ -166,7 +167,7 @@ fn job() -> proto::Job {
             ..Default::default()
         }),
         agent_name: "bench".into(),
-        metadata: "sleep:600000".into(),
+        metadata: Mode::Sleep(600_000).to_string(),
         ..Default::default()
     }
 }

@@ -11,6 +11,7 @@ use fake_livekit::{
     Closer, Config, Direction, DispatchRequest, FakeLiveKit, JobId, JobRecord, LoggedMessage,
     OfferAnswer,
 };
+use faulty_mode::Mode;
 use tokio::task::JoinHandle;
 
 use crate::{guests, load, runtime};
@@ -94,13 +95,14 @@ pub fn worker_statuses(messages: &[LoggedMessage]) -> Vec<proto::WorkerStatus> {
         .collect()
 }
 
-/// Dispatches a job for `agent` with `metadata`, in a room of its own.
-pub fn dispatch(server: &FakeLiveKit, agent: &str, metadata: &str) -> JobId {
+/// Dispatches a `faulty` job doing `mode` (its metadata) for `agent`, in a
+/// room of its own.
+pub fn dispatch(server: &FakeLiveKit, agent: &str, mode: &Mode) -> JobId {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let mut req = DispatchRequest::new(format!("room-{agent}-{n}"), agent);
-    req.metadata = metadata.to_string();
+    req.metadata = mode.to_string();
     server.dispatch(req)
 }
 
@@ -135,7 +137,7 @@ pub fn flavor(job: &JobRecord) -> Option<String> {
 
 /// Runs a short job on `agent` and returns the flavor it ran on.
 pub async fn flavor_of_next_job(server: &FakeLiveKit, agent: &str) -> String {
-    let id = dispatch(server, agent, "sleep:10");
+    let id = dispatch(server, agent, &Mode::Sleep(10));
     let job = wait_worker_status(server, &id, JobStatus::JsSuccess).await;
     flavor(&job).expect("accepted with a flavor")
 }

@@ -10,35 +10,41 @@ use std::time::{Duration, Instant};
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome, Runtime};
 use agent_host_tests::{
-    assert_offer_unanswered, faulty_job, guests, load, request, rss_kib, run_job, runtime,
+    assert_offer_unanswered, faulty_job, guests, load, rss_kib, run_job, runtime,
 };
 use faulty_mode::Mode;
 
 const HEALTHY: usize = 100;
 
-/// (metadata, reason, the most it may take on a loaded 2-core machine)
-const FAULTS: &[(&str, &str, u64)] = &[
-    (
-        "trap",
-        "trap: unreachable code reached (the guest aborted)",
-        15,
-    ),
-    ("panic", "guest panicked: faulty: asked to panic", 15),
-    ("loop", "runaway: 1 s without yielding to the host", 20),
-    ("oom", "memory limit 64 MiB exceeded", 20),
-    (
-        "stack",
-        "stack overflow (unbounded recursion in the guest?)",
-        15,
-    ),
-    ("flood-log", "runaway: 1 s without yielding to the host", 20),
-    (
-        "flood-data",
-        "runaway: 1 s without yielding to the host",
-        20,
-    ),
-    ("fail:chaos", "chaos", 15),
-];
+/// (mode, reason, the most it may take on a loaded 2-core machine)
+fn faults() -> [(Mode, &'static str, u64); 8] {
+    [
+        (
+            Mode::Trap,
+            "trap: unreachable code reached (the guest aborted)",
+            15,
+        ),
+        (Mode::Panic, "guest panicked: faulty: asked to panic", 15),
+        (Mode::Loop, "runaway: 1 s without yielding to the host", 20),
+        (Mode::Oom, "memory limit 64 MiB exceeded", 20),
+        (
+            Mode::Stack,
+            "stack overflow (unbounded recursion in the guest?)",
+            15,
+        ),
+        (
+            Mode::FloodLog,
+            "runaway: 1 s without yielding to the host",
+            20,
+        ),
+        (
+            Mode::FloodData,
+            "runaway: 1 s without yielding to the host",
+            20,
+        ),
+        (Mode::Fail("chaos".to_owned()), "chaos", 15),
+    ]
+}
 
 async fn round(runtime: &Runtime, plugin: &Arc<agent_host::Plugin>, tag: &str) {
     let rooms = SimRooms::default();
@@ -49,33 +55,29 @@ async fn round(runtime: &Runtime, plugin: &Arc<agent_host::Plugin>, tag: &str) {
         tasks.push(tokio::spawn(async move {
             let outcome = run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await;
             (
-                String::from("sleep:200"),
+                Mode::Sleep(200),
                 outcome,
                 Duration::ZERO,
                 Duration::from_secs(30),
             )
         }));
     }
-    for (i, (mode, _, limit)) in FAULTS.iter().enumerate() {
+    for (i, (mode, _, limit)) in faults().into_iter().enumerate() {
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
-        let req = request(&format!("AJ_{tag}_fault{i}"), mode);
+        let req = faulty_job(&format!("AJ_{tag}_fault{i}"), mode.clone());
         tasks.push(tokio::spawn(async move {
             let started = Instant::now();
             let outcome = run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await;
-            (
-                mode.to_string(),
-                outcome,
-                started.elapsed(),
-                Duration::from_secs(*limit),
-            )
+            (mode, outcome, started.elapsed(), Duration::from_secs(limit))
         }));
     }
     // A guest that never answers its offer: the caller's timeout declines it.
     assert_offer_unanswered(runtime, plugin, &format!("AJ_{tag}_stall")).await;
 
+    let faults = faults();
     for task in tasks {
         let (mode, outcome, took, limit) = task.await.unwrap();
-        match FAULTS.iter().find(|(m, _, _)| *m == mode) {
+        match faults.iter().find(|(m, _, _)| *m == mode) {
             Some((_, reason, _)) => {
                 assert_eq!(outcome, Outcome::Failed(reason.to_string()), "{mode}");
                 assert!(took < limit, "{mode} took {took:?}");

@@ -4,6 +4,7 @@ use std::io::Write as _;
 use std::process::{Output, Stdio};
 
 use agent_host_tests::{agent_host_command, guests, workspace_root};
+use faulty_mode::Mode;
 
 fn agent_host(args: &[&str], stdin: &str) -> Output {
     let mut child = agent_host_command()
@@ -135,7 +136,7 @@ fn console_exit_code_follows_the_job() {
             "--plugin",
             guests::FAULTY,
             "--metadata",
-            "fail:no luck",
+            &Mode::Fail("no luck".to_owned()).to_string(),
         ],
         "",
     );
@@ -151,7 +152,7 @@ fn console_exit_code_follows_the_job() {
             "--plugin",
             guests::FAULTY,
             "--metadata",
-            "sleep:10",
+            &Mode::Sleep(10).to_string(),
         ],
         "",
     );

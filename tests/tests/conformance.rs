@@ -29,6 +29,7 @@ use fake_livekit::flow::{self, FlowStep, WorkerStep};
 use fake_livekit::livekit_protocol::{JobStatus, worker_message};
 use fake_livekit::python::{self, PyWorker};
 use fake_livekit::{Config, Direction, DispatchRequest, FakeLiveKit, JobId, WorkerSnapshot};
+use faulty_mode::Mode;
 
 /// The agent name both workers register with.
 const AGENT: &str = "conformance-agent";
@@ -59,24 +60,29 @@ struct Transcript {
 /// (`agent.py` and the `faulty` guest spell "run until terminated"
 /// differently).
 struct Modes {
-    success: &'static str,
-    hold: &'static str,
-    drain: &'static str,
+    success: String,
+    hold: String,
+    drain: String,
 }
 
-const PYTHON_MODES: Modes = Modes {
-    success: "sleep:300",
-    hold: "hold",
-    drain: "sleep:3000",
-};
+/// `agent.py`'s metadata (its own grammar, see the script).
+fn python_modes() -> Modes {
+    Modes {
+        success: "sleep:300".to_owned(),
+        hold: "hold".to_owned(),
+        drain: "sleep:3000".to_owned(),
+    }
+}
 
 /// `faulty` has no room transport under `run`, so no `ok` (it sends text):
 /// only sleeps.
-const FAULTY_MODES: Modes = Modes {
-    success: "sleep:300",
-    hold: "sleep:60000",
-    drain: "sleep:3000",
-};
+fn faulty_modes() -> Modes {
+    Modes {
+        success: Mode::Sleep(300).to_string(),
+        hold: Mode::Sleep(60_000).to_string(),
+        drain: Mode::Sleep(3000).to_string(),
+    }
+}
 
 /// The worker process under test.
 enum Process {
@@ -246,13 +252,13 @@ async fn scenario(
 
     // --- job A: offer → accept → assignment → RUNNING → SUCCESS ----------
     let at = Instant::now();
-    let a = server.dispatch(DispatchRequest::new("room-a", AGENT).metadata(modes.success));
+    let a = server.dispatch(DispatchRequest::new("room-a", AGENT).metadata(modes.success.as_str()));
     wait_terminal(server, &a).await;
     timing("job A dispatch → final status", at);
     let success = flow::summarize(&server.messages(), a.as_str());
 
     // --- job B: RUNNING → termination → SUCCESS ---------------------------
-    let b = server.dispatch(DispatchRequest::new("room-b", AGENT).metadata(modes.hold));
+    let b = server.dispatch(DispatchRequest::new("room-b", AGENT).metadata(modes.hold.as_str()));
     wait_running(server, &b).await;
     server.terminate_job(&b).unwrap();
     let at = Instant::now();
@@ -261,7 +267,7 @@ async fn scenario(
     let terminated = flow::summarize(&server.messages(), b.as_str());
 
     // --- job C: RUNNING → SIGTERM → SUCCESS, close, exit 0 ----------------
-    let c = server.dispatch(DispatchRequest::new("room-c", AGENT).metadata(modes.drain));
+    let c = server.dispatch(DispatchRequest::new("room-c", AGENT).metadata(modes.drain.as_str()));
     wait_running(server, &c).await;
     process.sigterm();
     let at = Instant::now();
@@ -351,7 +357,7 @@ async fn run_python(python: &Path) -> (Transcript, Duration) {
     let started = Instant::now();
     let server = FakeLiveKit::start(Config::default()).await.unwrap();
     let mut process = Process::Python(PyWorker::spawn(python, &server, AGENT));
-    let t = scenario("python", &server, &mut process, &PYTHON_MODES).await;
+    let t = scenario("python", &server, &mut process, &python_modes()).await;
     eprintln!("python transcript: {t:#?}");
     (t, started.elapsed())
 }
@@ -360,7 +366,7 @@ async fn run_agent_host() -> (Transcript, Duration) {
     let started = Instant::now();
     let server = FakeLiveKit::start(Config::default()).await.unwrap();
     let mut process = Process::Host(HostProcess::spawn(&server));
-    let t = scenario("agent-host", &server, &mut process, &FAULTY_MODES).await;
+    let t = scenario("agent-host", &server, &mut process, &faulty_modes()).await;
     eprintln!("agent-host transcript: {t:#?}");
     (t, started.elapsed())
 }

@@ -90,7 +90,7 @@ async fn worker_shows_cpu_per_job_and_a_histogram() {
             admin_token: None,
         },
     ));
-    let busy = dispatch(&server, "cpu", "cpu-burst");
+    let busy = dispatch(&server, "cpu", &Mode::CpuBurst);
     wait_worker_status(&server, &busy, JobStatus::JsRunning).await;
     let running = std::time::Instant::now();
 

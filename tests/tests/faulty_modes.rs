@@ -14,8 +14,9 @@ use agent_host_tests::sim::{WAIT, next, start};
 use faulty_mode::Mode;
 
 /// Every mode of [`Mode::examples`] appears in the tests (`tests/tests`,
-/// and the helpers in `tests/src`), as `Mode::<Variant>` or as metadata
-/// text starting with its name in quotes (`"sleep:…`).
+/// and the helpers in `tests/src`) in its typed form, `Mode::<Variant>`:
+/// metadata spelt as text (`"sleep:500"`) does not count, so a scenario
+/// cannot be misspelt nor a mode lose its last test unnoticed.
 #[test]
 fn every_mode_has_a_test() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -34,21 +35,35 @@ fn every_mode_has_a_test() {
         .filter(|mode| {
             let debug = format!("{mode:?}");
             let variant = debug.split('(').next().unwrap_or_default();
-            let name = mode.name();
-            ![
-                format!("Mode::{variant}"),
-                format!("\"{name}:"),
-                format!("\"{name}\""),
-            ]
-            .iter()
-            .any(|usage| sources.contains(usage.as_str()))
+            !uses_variant(&sources, variant)
         })
         .map(|mode| mode.name().to_owned())
         .collect();
     assert!(
         untested.is_empty(),
-        "modes of faulty that no test in tests/tests uses: {untested:?}"
+        "modes of faulty that no test in tests/tests uses as Mode::<Variant>: {untested:?}"
     );
+}
+
+/// Whether `sources` names `Mode::<variant>` as a whole path segment (a
+/// longer variant with the same start does not count). The examples here
+/// name no real variant, so this file covers no mode by its own text.
+fn uses_variant(sources: &str, variant: &str) -> bool {
+    let path = format!("Mode::{variant}");
+    sources.match_indices(&path).any(|(at, _)| {
+        !sources[at + path.len()..].starts_with(|c: char| c.is_alphanumeric() || c == '_')
+    })
+}
+
+#[test]
+fn a_variant_counts_only_as_a_whole_name() {
+    assert!(uses_variant("[Mode::Nap, x]", "Nap"));
+    assert!(uses_variant("Mode::Nap(10)", "Nap"));
+    assert!(uses_variant("Mode::NapLong; Mode::Nap", "Nap"));
+    assert!(!uses_variant("Mode::NapLong", "Nap"));
+    assert!(!uses_variant("Mode::Nap_2", "Nap"));
+    assert!(!uses_variant("\"nap\"", "Nap"));
+    assert!(!uses_variant("\"nap:500\"", "Nap"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

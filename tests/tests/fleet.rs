@@ -16,6 +16,7 @@ use agent_host_tests::process::{Host, spawn_host};
 use agent_host_tests::worker::{WAIT, dispatch, server, wait_worker_status};
 use fake_livekit::livekit_protocol::JobStatus;
 use fake_livekit::{DispatchOutcome, FakeLiveKit, JobId};
+use faulty_mode::Mode;
 
 const AGENT: &str = "fleet";
 /// Dispatch rate of the rolling restart: one job every 20 ms.
@@ -45,13 +46,13 @@ async fn join(server: &FakeLiveKit, extra: &[&str]) -> (Host, String) {
     }
 }
 
-/// Dispatches `n` jobs with `metadata`, one every [`PERIOD`].
-async fn dispatch_paced(server: &FakeLiveKit, n: usize, metadata: &str) -> Vec<JobId> {
+/// Dispatches `n` jobs doing `mode`, one every [`PERIOD`].
+async fn dispatch_paced(server: &FakeLiveKit, n: usize, mode: &Mode) -> Vec<JobId> {
     let mut tick = tokio::time::interval(PERIOD);
     let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         tick.tick().await;
-        ids.push(dispatch(server, AGENT, metadata));
+        ids.push(dispatch(server, AGENT, mode));
     }
     ids
 }
@@ -64,7 +65,7 @@ async fn jobs_spread_by_load_and_a_killed_worker_loses_only_its_own() {
     // Full (and so never picked) from its third job on: 3 jobs of 50 is
     // load 0.06.
     let (_third, third_id) = join(&server, &["--load-threshold", "0.05"]).await;
-    let ids = dispatch_paced(&server, 30, "sleep:6000").await;
+    let ids = dispatch_paced(&server, 30, &Mode::Sleep(6000)).await;
     let mut per_worker: HashMap<String, Vec<JobId>> = HashMap::new();
     for id in &ids {
         let job = wait_worker_status(&server, id, JobStatus::JsRunning).await;
@@ -126,7 +127,7 @@ async fn a_rolling_restart_under_load_loses_no_job() {
             while ids.len() < MAX_JOBS {
                 tokio::select! {
                     _ = &mut stopped => break,
-                    _ = tick.tick() => ids.push(dispatch(&server, AGENT, "sleep:300")),
+                    _ = tick.tick() => ids.push(dispatch(&server, AGENT, &Mode::Sleep(300))),
                 }
             }
             ids

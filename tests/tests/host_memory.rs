@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use agent_host::room::sim::{SimOutput, SimRooms};
 use agent_host::{HttpAllowList, JobLimits, Outcome};
-use agent_host_tests::{faulty_job, guests, load, request, rss_kib, run_job, runtime};
+use agent_host_tests::{faulty_job, guests, load, rss_kib, run_job, runtime};
 use faulty_mode::Mode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -75,7 +75,7 @@ impl PeakRss {
 
 /// Runs `modes` of `faulty` at once, with 10 sleepers beside them, under
 /// `limits`; returns each mode's outcome and the peak RSS growth in MiB.
-async fn hoard(modes: &[String], limits: JobLimits) -> (Vec<Outcome>, u64) {
+async fn hoard(modes: &[Mode], limits: JobLimits) -> (Vec<Outcome>, u64) {
     let runtime = runtime(32);
     let plugin = load(&runtime, guests::FAULTY);
     let rooms = SimRooms::default();
@@ -93,7 +93,7 @@ async fn hoard(modes: &[String], limits: JobLimits) -> (Vec<Outcome>, u64) {
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
         let (mode, limits) = (mode.clone(), limits.clone());
         hoarders.push(tokio::spawn(async move {
-            let req = request(&format!("AJ_hm_hoard{i}"), &mode);
+            let req = faulty_job(&format!("AJ_hm_hoard{i}"), mode.clone());
             tokio::time::timeout(WAIT, run_job(&runtime, &plugin, &rooms, req, limits))
                 .await
                 .unwrap_or_else(|_| panic!("mode {mode} did not end"))
@@ -111,7 +111,7 @@ async fn hoard(modes: &[String], limits: JobLimits) -> (Vec<Outcome>, u64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hoarding_http_fields_and_requests_fails_only_that_job() {
-    let modes = ["hoard-fields".to_owned(), "hoard-requests".to_owned()];
+    let modes = [Mode::HoardFields, Mode::HoardRequests];
     let (outcomes, growth) = hoard(&modes, JobLimits::default()).await;
     assert_eq!(outcomes[0], Outcome::Failed(over("wasi:http fields")));
     // The request's header set is counted as fields until it moves into
@@ -170,7 +170,7 @@ async fn unread_response_bodies_fail_the_job_with_bounded_memory() {
         http_allow: HttpAllowList::parse([format!("127.0.0.1:{port}")], false).unwrap(),
         ..JobLimits::default()
     };
-    let modes = [format!("hoard-responses:127.0.0.1:{port}")];
+    let modes = [Mode::HoardResponses(format!("127.0.0.1:{port}"))];
     let (outcomes, growth) = hoard(&modes, limits).await;
     // Each response holds its buffers; the request that no longer fits
     // is refused, or the response that no longer fits ends the job.
@@ -276,7 +276,7 @@ async fn unread_audio_beyond_the_budget_is_dropped_not_fatal() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endless_partial_output_lines_stay_bounded() {
-    let modes = ["hoard-stdout".to_owned(), "hoard-stdout".to_owned()];
+    let modes = [Mode::HoardStdout, Mode::HoardStdout];
     let (outcomes, growth) = hoard(&modes, JobLimits::default()).await;
     // 64 MiB without a newline each: the host keeps one cut line.
     assert_eq!(outcomes, [Outcome::Success, Outcome::Success]);

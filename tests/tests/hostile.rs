@@ -19,6 +19,7 @@ use agent_host_tests::worker::{
 };
 use fake_livekit::livekit_protocol::{JobStatus, WorkerMessage};
 use fake_livekit::{Direction, DispatchOutcome, FakeLiveKit, JobId, JobRecord};
+use faulty_mode::{HugeFailure, Mode, Oversize};
 use prost::Message as _;
 
 /// Room a log line may take beyond the line's own text: time, level,
@@ -69,24 +70,24 @@ fn job_lines(job: &JobId) -> Vec<String> {
 
 /// The job's log stays bounded, per line and in total, and never carries
 /// the guest's 256 KiB function name in full.
-fn assert_log_bounded(job: &JobId, metadata: &str) {
+fn assert_log_bounded(job: &JobId, mode: &Mode) {
     let lines = job_lines(job);
-    assert!(!lines.is_empty(), "{metadata}: no log line names {job}");
+    assert!(!lines.is_empty(), "{mode}: no log line names {job}");
     let total: usize = lines.iter().map(|l| l.len() + 1).sum();
     assert!(
         total <= JOB_LOG_BUDGET,
-        "{metadata}: {total} log bytes for one job"
+        "{mode}: {total} log bytes for one job"
     );
     for line in &lines {
         assert!(
             line.len() <= MAX_LOG_LINE + LINE_OVERHEAD,
-            "{metadata}: a log line of {} bytes: {}…",
+            "{mode}: a log line of {} bytes: {}…",
             line.len(),
             &line[..line.floor_char_boundary(200)]
         );
         assert!(
             !line.contains(&"x".repeat(1024)),
-            "{metadata}: the guest's name reached the log"
+            "{mode}: the guest's name reached the log"
         );
     }
 }
@@ -100,7 +101,7 @@ fn short(lines: &[String]) -> Vec<String> {
 }
 
 /// What the worker reported for a failed job.
-async fn failed_reason(server: &FakeLiveKit, job: &JobId, metadata: &str) -> String {
+async fn failed_reason(server: &FakeLiveKit, job: &JobId, mode: &Mode) -> String {
     let record = wait_worker_status(server, job, JobStatus::JsFailed).await;
     let reason = record
         .status_history
@@ -110,11 +111,11 @@ async fn failed_reason(server: &FakeLiveKit, job: &JobId, metadata: &str) -> Str
         .unwrap();
     assert!(
         reason.len() <= MAX_FAILURE_REASON,
-        "{metadata}: a failure reason of {} bytes",
+        "{mode}: a failure reason of {} bytes",
         reason.len()
     );
-    assert!(!reason.contains("xxxxxxxxxxxxxxxx"), "{metadata}: {reason}");
-    assert!(!reason.contains("wasm backtrace"), "{metadata}: {reason}");
+    assert!(!reason.contains("xxxxxxxxxxxxxxxx"), "{mode}: {reason}");
+    assert!(!reason.contains("wasm backtrace"), "{mode}: {reason}");
     reason
 }
 
@@ -155,78 +156,84 @@ async fn hostile_jobs_cost_nobody_their_connection() {
 
     // Each failing attack and what its reason must still say.
     let failing = [
-        ("huge-name:exit", "exit status 1"),
+        (Mode::HugeName(HugeFailure::Exit), "exit status 1"),
         (
-            "huge-name:host-call",
+            Mode::HugeName(HugeFailure::HostCall),
             "fuel allocated for hostcalls has been exhausted",
         ),
-        ("huge-name:trap", "unreachable"),
+        (Mode::HugeName(HugeFailure::Trap), "unreachable"),
         (
-            "huge-name:panic",
+            Mode::HugeName(HugeFailure::Panic),
             "guest panicked: faulty: panicking under a huge name",
         ),
-        ("huge-err", "faulty: eeee"),
-        ("huge-panic", "guest panicked: faulty: pppp"),
+        (Mode::HugeErr, "faulty: eeee"),
+        (Mode::HugePanic, "guest panicked: faulty: pppp"),
     ];
     // Attacks the host answers without failing the job.
-    let succeeding = ["huge-output", "huge-fields", "sleep:300", "sleep:300"];
-    let declined =
-        ["identity", "name", "metadata", "attributes"].map(|f| format!("accept-oversize:{f}"));
+    let succeeding = [
+        Mode::HugeOutput,
+        Mode::HugeFields,
+        Mode::Sleep(300),
+        Mode::Sleep(300),
+    ];
+    let declined = [
+        Oversize::Identity,
+        Oversize::Name,
+        Oversize::Metadata,
+        Oversize::Attributes,
+    ]
+    .map(Mode::AcceptOversize);
 
     let failing_jobs: Vec<_> = failing
         .iter()
-        .map(|(metadata, _)| dispatch(&server, "hostile", metadata))
+        .map(|(mode, _)| dispatch(&server, "hostile", mode))
         .collect();
     let succeeding_jobs: Vec<_> = succeeding
         .iter()
-        .map(|metadata| dispatch(&server, "hostile", metadata))
+        .map(|mode| dispatch(&server, "hostile", mode))
         .collect();
     let declined_jobs: Vec<_> = declined
         .iter()
-        .map(|metadata| dispatch(&server, "hostile", metadata))
+        .map(|mode| dispatch(&server, "hostile", mode))
         .collect();
 
-    for (job, (metadata, says)) in failing_jobs.iter().zip(failing) {
-        let reason = failed_reason(&server, job, metadata).await;
+    for (job, (mode, says)) in failing_jobs.iter().zip(&failing) {
+        let reason = failed_reason(&server, job, mode).await;
         println!(
-            "{metadata}: {} bytes: {}",
+            "{mode}: {} bytes: {}",
             reason.len(),
             &reason[..reason.floor_char_boundary(160)]
         );
-        assert!(reason.contains(says), "{metadata}: {reason}");
-        if metadata.starts_with("huge-err") || metadata.starts_with("huge-panic") {
-            assert!(reason.contains("… [truncated "), "{metadata}: {reason}");
+        assert!(reason.contains(says), "{mode}: {reason}");
+        if matches!(mode, Mode::HugeErr | Mode::HugePanic) {
+            assert!(reason.contains("… [truncated "), "{mode}: {reason}");
         }
     }
-    for (job, metadata) in succeeding_jobs.iter().zip(succeeding) {
+    for (job, mode) in succeeding_jobs.iter().zip(&succeeding) {
         let record = wait_worker_status(&server, job, JobStatus::JsSuccess).await;
         assert!(
             !record.saw_status(JobStatus::JsFailed),
-            "{metadata}: {record:?}"
+            "{mode}: {record:?}"
         );
     }
-    for (job, metadata) in declined_jobs.iter().zip(&declined) {
+    for (job, mode) in declined_jobs.iter().zip(&declined) {
         let record = server
             .wait_for_job(job, WAIT, "dispatch outcome", |j| {
                 j.outcome != DispatchOutcome::Pending
             })
             .await
             .unwrap();
-        assert_declined(&record, metadata);
+        assert_declined(&record, mode);
     }
 
     assert_connection_held(&server);
-    for (job, metadata) in failing_jobs
+    for (job, mode) in failing_jobs
         .iter()
-        .zip(failing.map(|(m, _)| m))
-        .chain(succeeding_jobs.iter().zip(succeeding))
-        .chain(
-            declined_jobs
-                .iter()
-                .zip(declined.iter().map(String::as_str)),
-        )
+        .zip(failing.iter().map(|(mode, _)| mode))
+        .chain(succeeding_jobs.iter().zip(&succeeding))
+        .chain(declined_jobs.iter().zip(&declined))
     {
-        assert_log_bounded(job, metadata);
+        assert_log_bounded(job, mode);
     }
     // The guest's huge lines reached the log, cut and marked.
     let output = job_lines(&succeeding_jobs[0]);
@@ -256,14 +263,14 @@ async fn hostile_jobs_cost_nobody_their_connection() {
 }
 
 /// The accept was answered as a decline, and the log says why.
-fn assert_declined(record: &JobRecord, metadata: &str) {
-    let answer = first_answer(record).unwrap_or_else(|| panic!("{metadata}: no answer"));
-    assert!(!answer.available, "{metadata}: accepted {answer:?}");
+fn assert_declined(record: &JobRecord, mode: &Mode) {
+    let answer = first_answer(record).unwrap_or_else(|| panic!("{mode}: no answer"));
+    assert!(!answer.available, "{mode}: accepted {answer:?}");
     let lines = job_lines(&record.id);
     assert!(
         lines.iter().any(|l| l.contains("declining offer")
             && l.contains("LiveKit lets an agent join with at most")),
-        "{metadata}: {:?}",
+        "{mode}: {:?}",
         short(&lines)
     );
 }
@@ -275,17 +282,18 @@ async fn an_oversize_accept_is_refused_outside_the_worker_too() {
     let runtime = agent_host_tests::runtime(4);
     let plugin = agent_host_tests::load(&runtime, agent_host_tests::guests::FAULTY);
     for (field, says) in [
-        ("identity", "identity of 257 bytes"),
-        ("name", "name of 257 bytes"),
-        ("metadata", "metadata of 524289 bytes"),
-        ("attributes", "attributes of 65537 bytes"),
+        (Oversize::Identity, "identity of 257 bytes"),
+        (Oversize::Name, "name of 257 bytes"),
+        (Oversize::Metadata, "metadata of 524289 bytes"),
+        (Oversize::Attributes, "attributes of 65537 bytes"),
     ] {
-        let request = agent_host_tests::request("AJ_oversize", &format!("accept-oversize:{field}"));
+        let mode = Mode::AcceptOversize(field);
+        let request = agent_host_tests::faulty_job("AJ_oversize", mode.clone());
         let err = runtime
             .offer(&plugin, request, agent_host::JobLimits::default())
             .await
             .err()
-            .unwrap_or_else(|| panic!("an oversize {field} was accepted"));
-        assert!(err.to_string().contains(says), "{field}: {err}");
+            .unwrap_or_else(|| panic!("{mode} was accepted"));
+        assert!(err.to_string().contains(says), "{mode}: {err}");
     }
 }

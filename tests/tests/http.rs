@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use agent_host::room::sim::{SimOutput, SimRooms};
 use agent_host::{HttpAllowList, JobLimits, Outcome};
-use agent_host_tests::{guests, load, request, run_job, runtime};
+use agent_host_tests::{faulty_job, guests, load, request, run_job, runtime};
+use faulty_mode::Mode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
 
@@ -270,10 +271,16 @@ async fn hoarding_resources_fails_only_that_job() {
             &runtime,
             &faulty,
             &rooms,
-            request("AJ_hoard", "resources"),
+            faulty_job("AJ_hoard", Mode::Resources),
             limits.clone()
         ),
-        run_job(&runtime, &faulty, &rooms, request("AJ_fine", "ok"), limits),
+        run_job(
+            &runtime,
+            &faulty,
+            &rooms,
+            faulty_job("AJ_fine", Mode::Ok),
+            limits
+        ),
     );
     assert_eq!(
         hoarder,

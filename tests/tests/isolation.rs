@@ -5,43 +5,45 @@ use std::time::{Duration, Instant};
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome};
-use agent_host_tests::{faulty_job, guests, load, request, run_job, runtime, start_sim};
+use agent_host_tests::{faulty_job, guests, load, run_job, runtime, start_sim};
 use faulty_mode::Mode;
 
-/// (metadata, expected failure reason, how long the job may take at most:
+/// (mode, expected failure reason, how long the job may take at most:
 /// its limit plus a generous margin for a loaded 2-core machine).
-const FAULTS: &[(&str, &str, Duration)] = &[
-    (
-        "trap",
-        "trap: unreachable code reached (the guest aborted)",
-        Duration::from_secs(10),
-    ),
-    (
-        "panic",
-        "guest panicked: faulty: asked to panic",
-        Duration::from_secs(10),
-    ),
-    (
-        "loop",
-        "runaway: 1 s without yielding to the host",
-        Duration::from_secs(15),
-    ),
-    (
-        "oom",
-        "memory limit 64 MiB exceeded",
-        Duration::from_secs(15),
-    ),
-    (
-        "stack",
-        "stack overflow (unbounded recursion in the guest?)",
-        Duration::from_secs(10),
-    ),
-    (
-        "fail:the agent gave up",
-        "the agent gave up",
-        Duration::from_secs(10),
-    ),
-];
+fn faults() -> [(Mode, &'static str, Duration); 6] {
+    [
+        (
+            Mode::Trap,
+            "trap: unreachable code reached (the guest aborted)",
+            Duration::from_secs(10),
+        ),
+        (
+            Mode::Panic,
+            "guest panicked: faulty: asked to panic",
+            Duration::from_secs(10),
+        ),
+        (
+            Mode::Loop,
+            "runaway: 1 s without yielding to the host",
+            Duration::from_secs(15),
+        ),
+        (
+            Mode::Oom,
+            "memory limit 64 MiB exceeded",
+            Duration::from_secs(15),
+        ),
+        (
+            Mode::Stack,
+            "stack overflow (unbounded recursion in the guest?)",
+            Duration::from_secs(10),
+        ),
+        (
+            Mode::Fail("the agent gave up".to_owned()),
+            "the agent gave up",
+            Duration::from_secs(10),
+        ),
+    ]
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_fault_fails_its_own_job_while_sleepers_succeed() {
@@ -57,24 +59,21 @@ async fn each_fault_fails_its_own_job_while_sleepers_succeed() {
             run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await
         }));
     }
-    let mut faults = Vec::new();
-    for (i, (mode, reason, within)) in FAULTS.iter().enumerate() {
+    let mut faulty = Vec::new();
+    for (i, (mode, reason, within)) in faults().into_iter().enumerate() {
         let (runtime, plugin, rooms) = (runtime.clone(), plugin.clone(), rooms.clone());
-        faults.push(tokio::spawn(async move {
+        faulty.push(tokio::spawn(async move {
             let started = Instant::now();
-            let req = request(&format!("AJ_fault{i}"), mode);
+            let req = faulty_job(&format!("AJ_fault{i}"), mode.clone());
             let outcome = run_job(&runtime, &plugin, &rooms, req, JobLimits::default()).await;
             (mode, reason, within, outcome, started.elapsed())
         }));
     }
 
-    for fault in faults {
+    for fault in faulty {
         let (mode, reason, within, outcome, took) = fault.await.unwrap();
         assert_eq!(outcome, Outcome::Failed(reason.to_string()), "mode {mode}");
-        assert!(
-            took < *within,
-            "mode {mode} took {took:?}, limit {within:?}"
-        );
+        assert!(took < within, "mode {mode} took {took:?}, limit {within:?}");
     }
     for sleeper in sleepers {
         assert_eq!(sleeper.await.unwrap(), Outcome::Success);
@@ -92,22 +91,28 @@ async fn limits_are_configurable() {
         wall_clock: Some(Duration::from_millis(300)),
         ..JobLimits::default()
     };
-    let run = |id: &str, mode: &str| {
-        run_job(&runtime, &plugin, &rooms, request(id, mode), limits.clone())
+    let run = |id: &str, mode: Mode| {
+        run_job(
+            &runtime,
+            &plugin,
+            &rooms,
+            faulty_job(id, mode),
+            limits.clone(),
+        )
     };
     assert_eq!(
-        run("AJ_oom", "oom").await,
+        run("AJ_oom", Mode::Oom).await,
         Outcome::Failed("memory limit 16 MiB exceeded".into())
     );
     assert_eq!(
-        run("AJ_loop", "loop").await,
+        run("AJ_loop", Mode::Loop).await,
         Outcome::Failed("runaway: 200 ms without yielding to the host".into())
     );
     assert_eq!(
-        run("AJ_slow", "sleep:5000").await,
+        run("AJ_slow", Mode::Sleep(5000)).await,
         Outcome::Failed("wall-clock limit 300 ms exceeded".into())
     );
-    assert_eq!(run("AJ_ok", "sleep:10").await, Outcome::Success);
+    assert_eq!(run("AJ_ok", Mode::Sleep(10)).await, Outcome::Success);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,8 +150,11 @@ async fn a_job_that_ignores_its_room_closing_is_stopped_after_its_grace_period()
         termination_grace: grace,
         ..JobLimits::default()
     };
-    for (id, mode) in [("AJ_ignore", "ignore-closed"), ("AJ_deaf", "sleep:600000")] {
-        let request = request(id, mode);
+    for (id, mode) in [
+        ("AJ_ignore", Mode::IgnoreClosed),
+        ("AJ_deaf", Mode::Sleep(600_000)),
+    ] {
+        let request = faulty_job(id, mode.clone());
         let room = rooms.room(&request.room.name);
         let offer = runtime
             .offer(&plugin, request, limits.clone())

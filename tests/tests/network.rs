@@ -9,6 +9,7 @@ use agent_host_tests::proxy::FaultProxy;
 use agent_host_tests::worker::{WAIT, dispatch, options, server, start_worker, wait_worker_status};
 use fake_livekit::livekit_protocol::JobStatus;
 use fake_livekit::{FakeLiveKit, JobId};
+use faulty_mode::Mode;
 
 /// Every job reported RUNNING once, then SUCCESS once, and nothing else;
 /// the server accepted each status unless it came after the connection the
@@ -40,7 +41,7 @@ async fn a_stalled_connection_is_noticed_within_the_keepalive_window() {
     let worker = start_worker(opts);
     server.wait_for_workers(1, WAIT).await.unwrap();
     let ids: Vec<JobId> = (0..5)
-        .map(|_| dispatch(&server, "stalled", "sleep:1500"))
+        .map(|_| dispatch(&server, "stalled", &Mode::Sleep(1500)))
         .collect();
     for id in &ids {
         wait_worker_status(&server, id, JobStatus::JsRunning).await;
@@ -78,7 +79,7 @@ async fn cut_and_slow_connections_lose_no_status() {
 
     // Cut while jobs run: they finish, their statuses arrive over the next connection.
     let first: Vec<JobId> = (0..5)
-        .map(|_| dispatch(&server, "bumpy", "sleep:1000"))
+        .map(|_| dispatch(&server, "bumpy", &Mode::Sleep(1000)))
         .collect();
     for id in &first {
         wait_worker_status(&server, id, JobStatus::JsRunning).await;
@@ -91,7 +92,7 @@ async fn cut_and_slow_connections_lose_no_status() {
     server.wait_for_workers(1, WAIT).await.unwrap();
     proxy.delay(Duration::from_millis(100));
     let second: Vec<JobId> = (0..3)
-        .map(|_| dispatch(&server, "bumpy", "sleep:200"))
+        .map(|_| dispatch(&server, "bumpy", &Mode::Sleep(200)))
         .collect();
     assert_each_reported_once(&server, &second).await;
     assert_eq!(Metrics::get(&worker.handle.metrics().jobs_succeeded), 8);

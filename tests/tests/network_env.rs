@@ -21,6 +21,7 @@ use agent_host_tests::worker::{WAIT, options, server, start_worker, wait_worker_
 use agent_host_tests::{guests, load, request, run_job, runtime};
 use fake_livekit::livekit_protocol::JobStatus;
 use fake_livekit::{ControlFrame, Direction, DispatchRequest, FakeLiveKit};
+use faulty_mode::Mode;
 
 /// Every variable that changes how agent-host connects, so that the test
 /// machine's own settings do not leak into a test.
@@ -102,7 +103,7 @@ async fn control_frames_before_the_register_response_are_not_the_first_message()
     // And at any moment later.
     assert_eq!(server.send_control(ControlFrame::Ping), 1);
     assert_eq!(server.send_control(ControlFrame::Pong), 1);
-    let id = agent_host_tests::worker::dispatch(&server, "pinged", "sleep:10");
+    let id = agent_host_tests::worker::dispatch(&server, "pinged", &Mode::Sleep(10));
     wait_worker_status(&server, &id, JobStatus::JsSuccess).await;
     // Registered on the first attempt and never reconnected.
     assert_eq!(worker_tokens(&server).len(), 1, "{:?}", server.messages());
@@ -273,7 +274,7 @@ async fn the_worker_the_server_api_and_guest_http_go_through_the_proxy_and_no_pr
     // Run both agents once: a server API job and a guest HTTP job.
     async fn one_round(server: &FakeLiveKit, web: &str) {
         let mut req = DispatchRequest::new(format!("room-{}", server.jobs().len()), "admin");
-        req.metadata = "server:alice".into();
+        req.metadata = Mode::Server("alice".to_owned()).to_string();
         let admin = server.dispatch(req);
         let mut req = DispatchRequest::new(format!("room-{}", server.jobs().len()), "fetch");
         req.metadata = format!("http://{web}/hello");

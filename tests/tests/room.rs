@@ -39,6 +39,7 @@ use agent_host_tests::{guests, livekit_lib, load, netns, request, runtime, works
 use fake_livekit::auth::{AgentTokenParams, build_agent_token, default_permissions};
 use fake_livekit::livekit_protocol::JobStatus;
 use fake_livekit::{Config, DispatchRequest, FakeLiveKit};
+use faulty_mode::Mode;
 use futures::future::{BoxFuture, join_all};
 use tokio::task::JoinHandle;
 use webrtc_double::{Config as DoubleConfig, Double, Observation, Room};
@@ -471,7 +472,8 @@ async fn worker_chain(ctx: Arc<Ctx>) {
     let task = tokio::spawn(worker.run());
     server.wait_for_workers(1, WAIT).await.unwrap();
     // `ok`: says so in the room and returns while the room stays open.
-    let id = server.dispatch(DispatchRequest::new("chain-room", "chain").metadata("ok"));
+    let id =
+        server.dispatch(DispatchRequest::new("chain-room", "chain").metadata(Mode::Ok.to_string()));
     let room = ctx.double.room("chain-room");
     let agent = room.wait_for_agent(WAIT).await.unwrap();
     assert_eq!(agent, format!("agent-{id}"));

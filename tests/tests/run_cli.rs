@@ -6,6 +6,7 @@ use agent_host_tests::process::{Host, get, spawn_host};
 use agent_host_tests::worker::{WAIT, assert_drained_cleanly, server, wait_worker_status};
 use fake_livekit::DispatchRequest;
 use fake_livekit::livekit_protocol::JobStatus;
+use faulty_mode::Mode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_endpoints_and_sigterm_drain() {
@@ -45,7 +46,7 @@ async fn health_endpoints_and_sigterm_drain() {
     let ids: Vec<_> = (0..5)
         .map(|i| {
             let mut req = DispatchRequest::new(format!("cli-room-{i}"), "cli-agent");
-            req.metadata = "sleep:3000".into();
+            req.metadata = Mode::Sleep(3000).to_string();
             server.dispatch(req)
         })
         .collect();
@@ -133,7 +134,7 @@ async fn a_second_signal_stops_at_once() {
     host.wait_log("health server listening");
     server.wait_for_workers(1, WAIT).await.unwrap();
     let mut req = DispatchRequest::new("stuck-room", "cli-agent");
-    req.metadata = "sleep:60000".into();
+    req.metadata = Mode::Sleep(60_000).to_string();
     let id = server.dispatch(req);
     wait_worker_status(&server, &id, JobStatus::JsRunning).await;
     host.signal("TERM");
@@ -190,13 +191,13 @@ async fn without_the_livekit_library_jobs_run_but_room_actions_say_how_to_instal
 
     // A job that never touches the room succeeds.
     let mut quiet = DispatchRequest::new("no-lib-quiet", "no-lib");
-    quiet.metadata = "sleep:10".into();
+    quiet.metadata = Mode::Sleep(10).to_string();
     let quiet = server.dispatch(quiet);
     wait_worker_status(&server, &quiet, JobStatus::JsSuccess).await;
 
     // One that sends text fails, and its error says how to get room I/O.
     let mut talker = DispatchRequest::new("no-lib-talker", "no-lib");
-    talker.metadata = "ok".into();
+    talker.metadata = Mode::Ok.to_string();
     let talker = server.dispatch(talker);
     let record = wait_worker_status(&server, &talker, JobStatus::JsFailed).await;
     assert!(

@@ -5,7 +5,8 @@ use std::net::TcpListener;
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome};
-use agent_host_tests::{guests, load, request, run_job, runtime};
+use agent_host_tests::{faulty_job, guests, load, run_job, runtime};
+use faulty_mode::Mode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_cannot_reach_files_env_or_network() {
@@ -20,7 +21,7 @@ async fn guest_cannot_reach_files_env_or_network() {
         &runtime,
         &plugin,
         &SimRooms::default(),
-        request("AJ_sandbox", &format!("sandbox:{port}")),
+        faulty_job("AJ_sandbox", Mode::Sandbox(Some(port))),
         JobLimits::default(),
     )
     .await;

@@ -49,7 +49,7 @@ async fn server_calls_are_scoped_to_the_jobs_room_and_keep_credentials_in_the_ho
         let mut req = DispatchRequest::new(room, "admin");
         // The guest asks for "room-b/alice" and the like: identities are
         // just strings, there is nothing that names a room.
-        req.metadata = format!("server:alice-of-{room}");
+        req.metadata = Mode::Server(format!("alice-of-{room}")).to_string();
         jobs.push(server.dispatch(req));
     }
     for id in &jobs {

@@ -11,6 +11,7 @@ use agent_host_tests::worker::{
 };
 use fake_livekit::DispatchRequest;
 use fake_livekit::livekit_protocol::JobStatus;
+use faulty_mode::Mode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn swapping_under_load_loses_no_job() {
@@ -31,7 +32,7 @@ async fn swapping_under_load_loses_no_job() {
             for i in 0..500 {
                 tick.tick().await;
                 let mut req = DispatchRequest::new(format!("swap-room-{i}"), "swapper");
-                req.metadata = "sleep:100".into();
+                req.metadata = Mode::Sleep(100).to_string();
                 ids.push(server.dispatch(req));
             }
             ids
@@ -95,7 +96,7 @@ async fn running_jobs_keep_their_version() {
     let server = server().await;
     let worker = start_worker(options(&server, "keeper", 10));
     server.wait_for_workers(1, WAIT).await.unwrap();
-    let old_job = dispatch(&server, "keeper", "sleep:2000");
+    let old_job = dispatch(&server, "keeper", &Mode::Sleep(2000));
     wait_worker_status(&server, &old_job, JobStatus::JsRunning).await;
     let old = worker.handle.current_plugin();
     worker
@@ -154,7 +155,7 @@ async fn broken_swaps_are_refused_and_the_old_version_serves_on() {
     assert_eq!(Metrics::get(&worker.handle.metrics().swaps_refused), 2);
 
     // Still the same registration, still serving.
-    let id = dispatch(&server, "stubborn", "sleep:10");
+    let id = dispatch(&server, "stubborn", &Mode::Sleep(10));
     let job = wait_worker_status(&server, &id, JobStatus::JsSuccess).await;
     assert_eq!(job.worker_id.as_deref(), Some(registered.as_str()));
     assert_eq!(server.workers().len(), 1);
@@ -167,12 +168,12 @@ async fn two_plugins_in_one_host_keep_to_their_own_jobs() {
     let a = start_worker(options(&server, "alpha", 20));
     let b = start_worker(options(&server, "beta", 20));
     server.wait_for_workers(2, WAIT).await.unwrap();
-    let crashes: Vec<_> = ["trap", "panic", "loop"]
+    let crashes: Vec<_> = [Mode::Trap, Mode::Panic, Mode::Loop]
         .iter()
         .map(|m| dispatch(&server, "alpha", m))
         .collect();
     let healthy: Vec<_> = (0..5)
-        .map(|i| dispatch(&server, "beta", &format!("sleep:{}", 100 + i)))
+        .map(|i| dispatch(&server, "beta", &Mode::Sleep(100 + i)))
         .collect();
     for id in &crashes {
         let job = wait_worker_status(&server, id, JobStatus::JsFailed).await;

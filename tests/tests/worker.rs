@@ -10,6 +10,7 @@ use agent_host_tests::worker::{
 };
 use fake_livekit::livekit_protocol::{JobStatus, WorkerStatus, worker_message::Message};
 use fake_livekit::{Config, Direction, DispatchRequest, FakeLiveKit, JobId};
+use faulty_mode::Mode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn registers_with_the_right_fields() {
@@ -55,7 +56,7 @@ async fn fifty_jobs_at_once_run_then_succeed() {
     let worker = start_worker(options(&server, "burst", 100));
     server.wait_for_workers(1, WAIT).await.unwrap();
     let ids: Vec<JobId> = (0..50)
-        .map(|_| dispatch(&server, "burst", "sleep:200"))
+        .map(|_| dispatch(&server, "burst", &Mode::Sleep(200)))
         .collect();
     for id in &ids {
         let job = wait_worker_status(&server, id, JobStatus::JsSuccess).await;
@@ -87,10 +88,10 @@ async fn faulty_jobs_fail_with_reasons_beside_healthy_ones() {
     let worker = start_worker(options(&server, "mixed", 100));
     server.wait_for_workers(1, WAIT).await.unwrap();
     let sleepers: Vec<JobId> = (0..10)
-        .map(|_| dispatch(&server, "mixed", "sleep:2000"))
+        .map(|_| dispatch(&server, "mixed", &Mode::Sleep(2000)))
         .collect();
-    let trap = dispatch(&server, "mixed", "trap");
-    let looping = dispatch(&server, "mixed", "loop");
+    let trap = dispatch(&server, "mixed", &Mode::Trap);
+    let looping = dispatch(&server, "mixed", &Mode::Loop);
 
     let trap = wait_worker_status(&server, &trap, JobStatus::JsFailed).await;
     let trap_error = trap
@@ -126,7 +127,7 @@ async fn declines_what_the_guest_rejects() {
     let server = server().await;
     let worker = start_worker(options(&server, "picky", 10));
     server.wait_for_workers(1, WAIT).await.unwrap();
-    let rejected = dispatch(&server, "picky", "reject-terminate");
+    let rejected = dispatch(&server, "picky", &Mode::RejectTerminate);
     let job = server
         .wait_for_job(&rejected, WAIT, "offer answered", |j| {
             first_answer(j).is_some()
@@ -147,7 +148,7 @@ async fn a_terminated_job_ends_within_its_grace_period() {
     opts.limits.termination_grace = Duration::from_secs(1);
     let worker = start_worker(opts);
     server.wait_for_workers(1, WAIT).await.unwrap();
-    let id = dispatch(&server, "term", "sleep:60000");
+    let id = dispatch(&server, "term", &Mode::Sleep(60000));
     wait_worker_status(&server, &id, JobStatus::JsRunning).await;
     server.terminate_job(&id).unwrap();
     let job = wait_worker_status(&server, &id, JobStatus::JsSuccess).await;
@@ -203,7 +204,7 @@ async fn assignments_it_will_not_run_are_answered() {
         update.error
     );
 
-    let id = dispatch(&server, "assign", "sleep:1000");
+    let id = dispatch(&server, "assign", &Mode::Sleep(1000));
     wait_worker_status(&server, &id, JobStatus::JsRunning).await;
     assert!(server.send_to_worker(&worker_id, assignment(id.as_str())));
     let job = wait_worker_status(&server, &id, JobStatus::JsSuccess).await;
@@ -236,7 +237,7 @@ async fn the_guest_sees_how_its_job_was_dispatched() {
     opts.deployment = "staging".into();
     let worker = start_worker(opts);
     server.wait_for_workers(1, WAIT).await.unwrap();
-    let mut req = DispatchRequest::new("room-disp", "disp").metadata("dispatch");
+    let mut req = DispatchRequest::new("room-disp", "disp").metadata(Mode::Dispatch.to_string());
     req.deployment = "staging".into();
     let id = server.dispatch(req);
     let job = server
@@ -262,7 +263,7 @@ async fn a_running_job_sees_how_it_was_dispatched() {
     let runtime = agent_host_tests::runtime(2);
     let plugin = agent_host_tests::load(&runtime, agent_host_tests::guests::FAULTY);
     let rooms = SimRooms::default();
-    let request = agent_host_tests::request("AJ_disp", "dispatch");
+    let request = agent_host_tests::faulty_job("AJ_disp", Mode::Dispatch);
     let mut outputs = rooms.room(&request.room.name).subscribe();
     let dispatch = agent_host::wit::DispatchInfo {
         dispatch_id: "AD_disp".into(),
@@ -335,7 +336,7 @@ async fn jobs_survive_a_dropped_connection() {
         .id
         .clone();
     let ids: Vec<JobId> = (0..10)
-        .map(|_| dispatch(&server, "sturdy", "sleep:3000"))
+        .map(|_| dispatch(&server, "sturdy", &Mode::Sleep(3000)))
         .collect();
     for id in &ids {
         wait_worker_status(&server, id, JobStatus::JsRunning).await;
@@ -376,7 +377,7 @@ async fn drain_finishes_running_jobs_and_closes_cleanly() {
     let worker = start_worker(options(&server, "drainer", 20));
     server.wait_for_workers(1, WAIT).await.unwrap();
     let ids: Vec<JobId> = (0..5)
-        .map(|_| dispatch(&server, "drainer", "sleep:3000"))
+        .map(|_| dispatch(&server, "drainer", &Mode::Sleep(3000)))
         .collect();
     for id in &ids {
         wait_worker_status(&server, id, JobStatus::JsRunning).await;
@@ -442,7 +443,7 @@ async fn deciding_a_stalled_offer(
     tweak(&mut opts);
     let worker = start_worker(opts);
     server.wait_for_workers(1, WAIT).await.unwrap();
-    let id = dispatch(&server, agent, "stall-offer");
+    let id = dispatch(&server, agent, &Mode::StallOffer);
     server
         .wait_for_job(&id, WAIT, "offered", |j| !j.offers.is_empty())
         .await
@@ -502,7 +503,7 @@ async fn a_job_failed_by_the_drain_timeout_is_counted_once() {
         o.limits.termination_grace = Duration::from_secs(1);
     })
     .await;
-    let long = dispatch(&server, "late", "sleep:60000");
+    let long = dispatch(&server, "late", &Mode::Sleep(60000));
     wait_worker_status(&server, &long, JobStatus::JsRunning).await;
     worker.handle.drain();
     let job = wait_worker_status(&server, &long, JobStatus::JsFailed).await;

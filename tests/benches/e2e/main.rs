@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 
 use agent_host_tests::{guests, workspace_root};
 use fake_livekit::{Config, FakeLiveKit};
+use faulty_mode::Mode;
 
 use jobs::{BodyStarts, Spread, Started, burst, dispatch_many, wait_ended, wait_started};
 use procfs::Memory;
@@ -97,8 +98,9 @@ impl Sizes {
 /// The CPU row both workers fill, whatever their number of idle jobs.
 const PER_IDLE_JOB_CPU: &str = "per idle job: CPU (% of a core)";
 
-/// Jobs that stay alive for the whole run.
-const IDLE: &str = "sleep:3600000";
+/// Jobs that stay alive for the whole run (`agent.py` reads `faulty`'s
+/// `sleep:<ms>` too).
+const IDLE: Mode = Mode::Sleep(3_600_000);
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -212,7 +214,14 @@ async fn run_agent_host(sizes: &Sizes, bin: &Path, f: &mut Figures) {
     )
     .await;
 
-    let (ids, started) = burst(&server, "bench", sizes.sustained, "sleep:0", &host.bodies).await;
+    let (ids, started) = burst(
+        &server,
+        "bench",
+        sizes.sustained,
+        &Mode::Sleep(0).to_string(),
+        &host.bodies,
+    )
+    .await;
     f.set(W, "sustained: jobs started per second", rate(&started));
     wait_ended(&server, &ids).await;
 
@@ -224,7 +233,7 @@ async fn run_agent_host(sizes: &Sizes, bin: &Path, f: &mut Figures) {
         let from = alive;
         while alive < n {
             let batch = (n - alive).min(1000);
-            let ids = dispatch_many(&server, "bench", batch, IDLE);
+            let ids = dispatch_many(&server, "bench", batch, &IDLE.to_string());
             wait_started(&server, &ids, &host.bodies).await;
             alive += batch;
         }
@@ -274,7 +283,7 @@ async fn run_python(sizes: &Sizes, python: &Path, f: &mut Figures) {
 
     let base = py.memory();
     let n = sizes.py_idle;
-    let ids = dispatch_many(&server, "bench", n, IDLE);
+    let ids = dispatch_many(&server, "bench", n, &IDLE.to_string());
     wait_started(&server, &ids, &py.bodies).await;
     tokio::time::sleep(sizes.settle.max(Duration::from_secs(3))).await;
     idle_memory(f, W, n, py.memory(), base, true);
@@ -300,7 +309,7 @@ async fn latencies(
     let pause = Duration::from_millis(if w == report::PYTHON { 2000 } else { 50 });
     let mut one = Vec::new();
     for _ in 0..single {
-        let (ids, started) = burst(server, "bench", 1, "sleep:0", bodies).await;
+        let (ids, started) = burst(server, "bench", 1, &Mode::Sleep(0).to_string(), bodies).await;
         one.extend(started);
         wait_ended(server, &ids).await;
         tokio::time::sleep(pause).await;
@@ -309,7 +318,8 @@ async fn latencies(
     for &n in bursts {
         let worker_cpu = procfs::CpuClock::start(pids());
         let server_cpu = procfs::CpuClock::start(vec![std::process::id()]);
-        let (ids, started) = burst(server, "bench", n, "sleep:1000", bodies).await;
+        let (ids, started) =
+            burst(server, "bench", n, &Mode::Sleep(1000).to_string(), bodies).await;
         let per_job = |used: Duration| used.as_secs_f64() * 1e3 / n as f64;
         let worker = per_job(worker_cpu.used(&pids()));
         let own = per_job(server_cpu.used(&[std::process::id()]));

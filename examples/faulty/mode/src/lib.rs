@@ -5,7 +5,7 @@
 //! with [`Mode`]'s `Display`, so a scenario cannot be misspelt. The two
 //! round-trip for every mode ([`Mode::examples`]), and
 //! `tests/tests/faulty_modes.rs` checks that every mode is used by some
-//! test.
+//! test in this typed form.
 //!
 //! No dependencies: the crate is built for the guest (wasm32-wasip2) and
 //! for the host's tests.

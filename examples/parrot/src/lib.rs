@@ -57,7 +57,13 @@ impl Agent for Parrot {
                             done.len() as u64 * 1_000 / u64::from(FORMAT.sample_rate),
                             frame.participant
                         );
-                        phrase = play(&ctx, &done)?;
+                        phrase = match play(&ctx, &done) {
+                            Ok(next) => next,
+                            // The room ended mid-phrase (the last listener
+                            // left): not a failure; the events end next.
+                            Err(RoomError::Closed) => None,
+                            Err(err) => return Err(err.into()),
+                        };
                     }
                 }
                 Event::Room(RoomEvent::Closed(reason)) => {

@@ -16,7 +16,12 @@
 //!   visible marker, `… [truncated N bytes]` (or `… [truncated]` where the
 //!   full length is not known, because formatting stopped at the cap);
 //! - formatting a value stops at the cap: a guest name of many megabytes
-//!   costs the host `max` bytes, not its size.
+//!   costs the host `max` bytes, not its size;
+//! - guest text in a host log line ([`log_line`], [`log_field`], and the
+//!   guest's stdout and stderr) has its control characters written out
+//!   (`\n`, `\r`, `\u{1b}`, ...), so a guest can neither start a line of its
+//!   own in the host's text log (forging an entry of the host or of another
+//!   job) nor send escape sequences to an operator's terminal.
 
 use std::borrow::Cow;
 use std::fmt::{self, Display, Write as _};
@@ -60,12 +65,37 @@ pub fn reason(text: String) -> String {
 
 /// A log line: `text` cut to [`MAX_LOG_LINE`].
 pub fn log_line(text: &str) -> Cow<'_, str> {
-    cut(text, MAX_LOG_LINE)
+    visible_cut(text, MAX_LOG_LINE)
 }
 
 /// A guest value inside a host log line: `text` cut to [`MAX_LOG_FIELD`].
 pub fn log_field(text: &str) -> Cow<'_, str> {
-    cut(text, MAX_LOG_FIELD)
+    visible_cut(text, MAX_LOG_FIELD)
+}
+
+/// `text` with every control character written out as Rust escapes it
+/// (`\n`, `\t`, `\u{1b}`); borrowed when it has none.
+pub fn visible(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`visible`], then [`cut`] to `max`.
+fn visible_cut(text: &str, max: usize) -> Cow<'_, str> {
+    match visible(text) {
+        Cow::Borrowed(text) => cut(text, max),
+        Cow::Owned(text) => Cow::Owned(cut_owned(text, max)),
+    }
 }
 
 /// `value` formatted, stopping at `max` bytes (with the marker when it
@@ -130,6 +160,24 @@ fn finish(text: &str, total: Option<usize>, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_guest_cannot_start_a_log_line_of_its_own() {
+        let forged = "ok\n2026-12-01T00:00:00Z  INFO agent_host: job ended job_id=AJ_other";
+        let line = log_line(forged);
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.starts_with("ok\\n2026"), "{line}");
+        assert_eq!(log_field("bob\r\u{1b}[2J"), "bob\\r\\u{1b}[2J");
+        assert!(matches!(
+            log_line("plain text"),
+            Cow::Borrowed("plain text")
+        ));
+        // Escapes count against the cap like any other byte.
+        let newlines = "\n".repeat(MAX_LOG_LINE);
+        let long = log_line(&newlines);
+        assert!(long.len() <= MAX_LOG_LINE, "{}", long.len());
+        assert!(long.ends_with("bytes]"), "{long}");
+    }
 
     #[test]
     fn short_text_is_unchanged() {

@@ -5,7 +5,10 @@
 //! `tracing` at `info` (stdout) or `warn` (stderr) inside the job's span, so
 //! they carry the job id. Lines longer than [`MAX_LOG_LINE`] are cut, with a
 //! `… [truncated N bytes]` marker: the host buffers at most that much of a
-//! line, however long the guest makes it. The last lines of stderr (each
+//! line, however long the guest makes it. Control characters inside a line
+//! (a carriage return, an escape sequence) are written out
+//! ([`bounded::visible`](crate::bounded::visible)): one guest line is one
+//! log line, and reaches a terminal as text. The last lines of stderr (each
 //! within the same bound) are kept so a guest panic message can become the
 //! job's failure reason.
 //! What a stream buffers (its partial line and kept tail, at most 17
@@ -60,9 +63,13 @@ impl LineBuffer {
 
     /// The current line, bounded, and a fresh buffer for the next.
     fn take_line(&mut self) -> String {
-        let total = self.partial.len() + self.dropped;
         let text = String::from_utf8_lossy(&self.partial);
-        let line = bounded::cut_prefix(text.trim_end(), total, MAX_LOG_LINE);
+        let trimmed = text.trim_end();
+        let line = bounded::visible(trimmed);
+        // What was dropped before the host saw it counts as left out, as
+        // whatever the escapes added to what it kept.
+        let total = line.len() + (self.partial.len() - trimmed.len()) + self.dropped;
+        let line = bounded::cut_prefix(&line, total, MAX_LOG_LINE);
         self.partial.clear();
         self.dropped = 0;
         line
@@ -229,6 +236,19 @@ mod tests {
         out.write_bytes(b"thread 'main' panicked at a.rs:1:1:\nbo");
         out.write_bytes(b"om\n");
         assert_eq!(out.panic_message().as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn control_characters_in_a_line_are_written_out() {
+        let out = GuestOutput::new(Stdio::Stderr, &HostMemory::new(1 << 20));
+        out.write_bytes(b"progress 10%\rprogress 99%\x1b[2K done\n");
+        let buf = out.inner.lock().unwrap();
+        let lines: Vec<&String> = buf.tail.iter().collect();
+        assert_eq!(
+            lines,
+            ["progress 10%\\rprogress 99%\\u{1b}[2K done"],
+            "one guest line, one visible log line"
+        );
     }
 
     #[test]

@@ -107,10 +107,16 @@ impl RoomLink {
     /// `closed(shutdown-requested)`), unless something ended it first.
     fn shut_down(&mut self) {
         self.shutdown_requested = true;
+        self.end_unless_ended(CloseReason::ShutdownRequested);
+    }
+
+    /// Signals the job's end with `reason`, unless an end was signalled
+    /// already (the first reason stands).
+    fn end_unless_ended(&self, reason: CloseReason) {
         self.end.send_if_modified(|end| {
             let first = end.is_none();
             if first {
-                *end = Some(CloseReason::ShutdownRequested);
+                *end = Some(reason);
             }
             first
         });
@@ -145,13 +151,7 @@ impl RoomLink {
         if reason == CloseReason::RoomClosed {
             // The guest now knows; its grace period starts (see
             // `runtime::job`), unless something else ended the job first.
-            self.end.send_if_modified(|end| {
-                let first = end.is_none();
-                if first {
-                    *end = Some(CloseReason::RoomClosed);
-                }
-                first
-            });
+            self.end_unless_ended(CloseReason::RoomClosed);
         }
         Some(Event::Room(RoomEvent::Closed(reason)))
     }

@@ -14,4 +14,9 @@ wit_bindgen::generate!({
     // Guests depend on the SDK only, not on wit-bindgen.
     runtime_path: "::agent_host_sdk::__rt",
     additional_derives: [PartialEq, Eq],
+    // Pollables are the `wasip2` crate's (which `wstd` and `wasi:http`
+    // bindings use too), so that one `poll` waits on all of them.
+    with: {
+        "wasi:io/poll@0.2.12": wasip2::io::poll,
+    },
 });

@@ -10,6 +10,11 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: { default: async | trappable },
     exports: { default: async },
+    // Pollables are wasmtime-wasi's, so that one `wasi:io/poll.poll` waits
+    // on room events, sockets, HTTP bodies and timers together.
+    with: {
+        "wasi:io": wasmtime_wasi::p2::bindings::io,
+    },
     // Tests and transports compare events and formats.
     additional_derives: [PartialEq, Eq],
 });

@@ -13,11 +13,11 @@
 use wasmtime::component::HasData;
 
 use super::guest_bytes;
-use super::room::RoomLink;
+use super::room::{RoomLink, SessionGuard};
 use crate::bindings::agent_host::agent::audio::Host;
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::types::RoomError;
-use crate::room::{RoomSession, pcm};
+use crate::room::pcm;
 
 /// What the `audio` import reaches.
 pub(crate) struct AudioView<'a> {
@@ -37,8 +37,8 @@ impl HasData for AudioData {
 }
 
 impl AudioView<'_> {
-    fn session_for(&mut self, bytes: usize) -> Result<&mut dyn RoomSession, RoomError> {
-        self.link.session_for(bytes, self.max_payload)
+    async fn session_for(&mut self, bytes: usize) -> Result<SessionGuard<'_>, RoomError> {
+        self.link.session_for(bytes, self.max_payload).await
     }
 }
 
@@ -62,15 +62,17 @@ impl Host for AudioView<'_> {
         if let Err(err) = check(format) {
             return Ok(Err(err));
         }
-        Ok(match self.session_for(guest_bytes([identity.as_str()])) {
-            Ok(session) => session.subscribe_audio(identity, format).await,
-            Err(err) => Err(err),
-        })
+        Ok(
+            match self.session_for(guest_bytes([identity.as_str()])).await {
+                Ok(mut session) => session.subscribe_audio(identity, format).await,
+                Err(err) => Err(err),
+            },
+        )
     }
 
     async fn unsubscribe(&mut self, identity: String) -> wasmtime::Result<()> {
         // An identity over the cap was never subscribed: nothing to undo.
-        if let Ok(session) = self.session_for(guest_bytes([identity.as_str()])) {
+        if let Ok(mut session) = self.session_for(guest_bytes([identity.as_str()])).await {
             session.unsubscribe_audio(identity).await;
         }
         Ok(())
@@ -89,8 +91,8 @@ impl Host for AudioView<'_> {
                 "the job has already published its audio track".into(),
             )));
         }
-        let result = match self.session_for(guest_bytes([name.as_str()])) {
-            Ok(session) => session.publish_audio(name, format).await,
+        let result = match self.session_for(guest_bytes([name.as_str()])).await {
+            Ok(mut session) => session.publish_audio(name, format).await,
             Err(err) => Err(err),
         };
         if result.is_ok() {
@@ -119,8 +121,8 @@ impl Host for AudioView<'_> {
                 samples.len()
             ))));
         }
-        Ok(match self.link.joined_session() {
-            Ok(session) => session.write_audio(samples).await,
+        Ok(match self.link.joined_session().await {
+            Ok(mut session) => session.write_audio(samples).await,
             Err(err) => Err(err),
         })
     }
@@ -129,8 +131,8 @@ impl Host for AudioView<'_> {
         if self.track.is_none() {
             return Ok(Ok(()));
         }
-        Ok(match self.link.joined_session() {
-            Ok(session) => session.clear_audio().await,
+        Ok(match self.link.joined_session().await {
+            Ok(mut session) => session.clear_audio().await,
             Err(err) => Err(err),
         })
     }

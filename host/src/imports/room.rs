@@ -21,9 +21,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
+use tokio::sync::{Mutex, MutexGuard, watch};
 use tokio::time::Instant;
 use wasmtime::component::HasData;
+use wasmtime_wasi::p2::Pollable;
 
 use super::guest_bytes;
 use crate::bindings::agent_host::agent::room::Host;
@@ -38,68 +39,118 @@ pub(crate) type EndSignal = Arc<watch::Sender<Option<CloseReason>>>;
 
 /// A job's link to its room session, as its guest sees it.
 ///
-/// Invariants: the session is `None` until the job has joined its room;
-/// `closed`, once set, never changes; `shutdown_requested`, once set, is
-/// never unset.
+/// Invariants: the session is `None` until the job has joined its room
+/// (and again once the job has ended and the host took it back); `closed`,
+/// once set, never changes; `shutdown_requested`, once set, is never
+/// unset. The inbox is shared with the job's [`EventsReady`] pollables,
+/// which only hold it while the guest waits in `wasi:io/poll`; the guest
+/// is one thread, so an import's lock never waits in practice.
 pub(crate) struct RoomLink {
-    session: Option<Box<dyn RoomSession>>,
-    /// Set once `next-event` has returned `closed`; later calls repeat it.
-    closed: Option<CloseReason>,
+    inbox: Arc<Mutex<Inbox>>,
     /// Set by `job.shutdown`: from then on every action fails with `closed`.
     shutdown_requested: bool,
     end: EndSignal,
+}
+
+/// The receiving side of a job's session.
+struct Inbox {
+    session: Option<Box<dyn RoomSession>>,
+    /// An event a pollable took from the session for `next` to hand out;
+    /// `Some(None)` when the session had ended.
+    peeked: Option<Option<Event>>,
+    /// Set once `next-event` has returned `closed`; later calls repeat it.
+    closed: Option<CloseReason>,
+}
+
+/// The job's session, borrowed by one import call.
+///
+/// Invariant: the inbox it holds has a session (checked when it is made,
+/// and nobody else can take it while the guard holds the lock).
+pub(super) struct SessionGuard<'a>(MutexGuard<'a, Inbox>);
+
+impl std::ops::Deref for SessionGuard<'_> {
+    type Target = dyn RoomSession;
+
+    fn deref(&self) -> &Self::Target {
+        self.0.session.as_deref().expect("a guard holds a session")
+    }
+}
+
+impl std::ops::DerefMut for SessionGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.0
+            .session
+            .as_deref_mut()
+            .expect("a guard holds a session")
+    }
 }
 
 impl RoomLink {
     /// A link that has not joined its room yet, ending with `end`.
     pub(crate) fn new(end: EndSignal) -> Self {
         Self {
-            session: None,
-            closed: None,
+            inbox: Arc::new(Mutex::new(Inbox {
+                session: None,
+                peeked: None,
+                closed: None,
+            })),
             shutdown_requested: false,
             end,
         }
     }
 
     /// The job has joined its room: from now on the guest acts through `session`.
-    pub(crate) fn join(&mut self, session: Box<dyn RoomSession>) {
-        self.session = Some(session);
+    pub(crate) async fn join(&mut self, session: Box<dyn RoomSession>) {
+        self.inbox.lock().await.session = Some(session);
     }
 
     /// Takes the session away from the guest (the job has ended), for the
     /// host to close it.
-    pub(crate) fn take(&mut self) -> Option<Box<dyn RoomSession>> {
-        self.session.take()
+    pub(crate) async fn take(&mut self) -> Option<Box<dyn RoomSession>> {
+        self.inbox.lock().await.session.take()
+    }
+
+    /// Who is in the room now, the agent excluded; nobody before the job
+    /// has joined.
+    pub(super) async fn participants(&self) -> Vec<Participant> {
+        self.inbox
+            .lock()
+            .await
+            .session
+            .as_ref()
+            .map(|s| s.participants())
+            .unwrap_or_default()
     }
 
     /// The session, if the job may act in the room now and the call's
     /// guest input (`bytes`, every field of it) is within `max` bytes.
-    pub(super) fn session_for(
+    pub(super) async fn session_for(
         &mut self,
         bytes: usize,
         max: usize,
-    ) -> Result<&mut dyn RoomSession, RoomError> {
+    ) -> Result<SessionGuard<'_>, RoomError> {
         if bytes > max {
             return Err(RoomError::TooLarge(u32::try_from(max).unwrap_or(u32::MAX)));
         }
-        self.joined_session()
+        self.joined_session().await
     }
 
     /// The session, if the job has joined its room and it is still open to
     /// the guest.
-    pub(super) fn joined_session(&mut self) -> Result<&mut dyn RoomSession, RoomError> {
+    pub(super) async fn joined_session(&mut self) -> Result<SessionGuard<'_>, RoomError> {
+        let inbox = self.inbox.lock().await;
         // A terminated job may still act in its grace period (say goodbye);
         // any other end closes the session to the guest.
-        let ended = self.closed.is_some_and(|r| r != CloseReason::Terminated);
+        let ended = inbox.closed.is_some_and(|r| r != CloseReason::Terminated);
         if self.shutdown_requested || ended {
             return Err(RoomError::Closed);
         }
-        match self.session.as_deref_mut() {
-            Some(session) => Ok(session),
-            None => Err(RoomError::Denied(
+        if inbox.session.is_none() {
+            return Err(RoomError::Denied(
                 "the job has not joined its room yet".into(),
-            )),
+            ));
         }
+        Ok(SessionGuard(inbox))
     }
 
     /// `job.shutdown`: closes the session to the guest and tells the job it
@@ -125,11 +176,13 @@ impl RoomLink {
     /// The next event of any kind, waiting until `deadline` at most; none on
     /// timeout or before the job has joined its room.
     pub(super) async fn next_any(&mut self, deadline: Option<Instant>) -> Option<Event> {
-        if let Some(reason) = self.closed {
+        let mut end = self.end.subscribe();
+        let mut inbox = self.inbox.lock().await;
+        if let Some(reason) = inbox.closed {
             return Some(Event::Room(RoomEvent::Closed(reason)));
         }
-        let session = self.session.as_deref_mut()?;
-        let mut end = self.end.subscribe();
+        let inbox = &mut *inbox;
+        let session = inbox.session.as_deref_mut()?;
         let timeout = async {
             match deadline {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -141,19 +194,70 @@ impl RoomLink {
             // learn it at once, not after its backlog.
             biased;
             Ok(reason) = end.wait_for(Option::is_some) => reason.unwrap_or(CloseReason::Terminated),
-            event = session.next_event() => match event {
+            event = peeked_or_next(&mut inbox.peeked, session) => match event {
                 Some(event) => return Some(event),
                 None => CloseReason::RoomClosed,
             },
             () = timeout => return None,
         };
-        self.closed = Some(reason);
+        inbox.closed = Some(reason);
         if reason == CloseReason::RoomClosed {
             // The guest now knows; its grace period starts (see
             // `runtime::job`), unless something else ended the job first.
             self.end_unless_ended(CloseReason::RoomClosed);
         }
         Some(Event::Room(RoomEvent::Closed(reason)))
+    }
+
+    /// A pollable's view of this link: ready when `next_any` would not wait.
+    pub(super) fn readiness(&self) -> EventsReady {
+        EventsReady {
+            inbox: Arc::clone(&self.inbox),
+            end: self.end.subscribe(),
+        }
+    }
+}
+
+/// The event a pollable peeked, else the session's next one. Cancel-safe,
+/// as `RoomSession::next_event` is.
+async fn peeked_or_next(
+    peeked: &mut Option<Option<Event>>,
+    session: &mut dyn RoomSession,
+) -> Option<Event> {
+    match peeked.take() {
+        Some(event) => event,
+        None => session.next_event().await,
+    }
+}
+
+/// What `events.subscribe` returns: ready once `next` has something for
+/// the guest (an event, the session's end or the job's), never before.
+pub(crate) struct EventsReady {
+    inbox: Arc<Mutex<Inbox>>,
+    end: watch::Receiver<Option<CloseReason>>,
+}
+
+#[async_trait::async_trait]
+impl Pollable for EventsReady {
+    async fn ready(&mut self) {
+        if self.end.borrow().is_some() {
+            return;
+        }
+        let mut inbox = self.inbox.lock().await;
+        let inbox = &mut *inbox;
+        if inbox.peeked.is_some() || inbox.closed.is_some() {
+            return;
+        }
+        let Some(session) = inbox.session.as_deref_mut() else {
+            // Not joined yet (or ended): only the job's end can come.
+            let _ = self.end.wait_for(Option::is_some).await;
+            return;
+        };
+        tokio::select! {
+            biased;
+            _ = self.end.wait_for(Option::is_some) => {}
+            event = session.next_event() => inbox.peeked = Some(event),
+        }
     }
 }
 
@@ -194,19 +298,14 @@ impl HasData for RoomData {
 }
 
 impl RoomView<'_> {
-    fn session_for(&mut self, bytes: usize) -> Result<&mut dyn RoomSession, RoomError> {
-        self.link.session_for(bytes, self.max_payload)
+    async fn session_for(&mut self, bytes: usize) -> Result<SessionGuard<'_>, RoomError> {
+        self.link.session_for(bytes, self.max_payload).await
     }
 }
 
 impl Host for RoomView<'_> {
     async fn participants(&mut self) -> wasmtime::Result<Vec<Participant>> {
-        Ok(self
-            .link
-            .session
-            .as_ref()
-            .map(|s| s.participants())
-            .unwrap_or_default())
+        Ok(self.link.participants().await)
     }
 
     async fn publish_data(
@@ -217,7 +316,7 @@ impl Host for RoomView<'_> {
         destinations: Vec<String>,
     ) -> wasmtime::Result<Result<(), RoomError>> {
         let fields = topic.iter().chain(&destinations).map(String::as_str);
-        let session = match self.session_for(payload.len() + guest_bytes(fields)) {
+        let mut session = match self.session_for(payload.len() + guest_bytes(fields)).await {
             Ok(session) => session,
             Err(err) => return Ok(Err(err)),
         };
@@ -241,7 +340,7 @@ impl Host for RoomView<'_> {
             .into_iter()
             .chain(&destinations)
             .map(String::as_str);
-        let session = match self.session_for(text.len() + guest_bytes(fields)) {
+        let mut session = match self.session_for(text.len() + guest_bytes(fields)).await {
             Ok(session) => session,
             Err(err) => return Ok(Err(err)),
         };
@@ -255,7 +354,7 @@ impl Host for RoomView<'_> {
     }
 
     async fn set_metadata(&mut self, metadata: String) -> wasmtime::Result<Result<(), RoomError>> {
-        let session = match self.session_for(metadata.len()) {
+        let mut session = match self.session_for(metadata.len()).await {
             Ok(session) => session,
             Err(err) => return Ok(Err(err)),
         };
@@ -271,7 +370,7 @@ impl Host for RoomView<'_> {
                 .iter()
                 .flat_map(|(k, v)| [k.as_str(), v.as_str()]),
         );
-        let session = match self.session_for(size) {
+        let mut session = match self.session_for(size).await {
             Ok(session) => session,
             Err(err) => return Ok(Err(err)),
         };

@@ -61,7 +61,7 @@ pub(super) async fn joined(room: &str) -> Joined {
         .expect("a sim room always lets an agent in");
     let end = end_signal();
     let mut link = RoomLink::new(end.clone());
-    link.join(session);
+    link.join(session).await;
     Joined {
         link,
         end,

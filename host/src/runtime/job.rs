@@ -175,7 +175,7 @@ impl PreparedJob {
             }
         };
         let session_ended = session.ended();
-        self.store.data_mut().join(session);
+        self.store.data_mut().join(session).await;
         let limits = self.store.data().limits.clone();
         let ended = {
             let clock = self.store.data().cpu.clock();
@@ -201,7 +201,7 @@ impl PreparedJob {
             }
         };
         let mut outcome = self.outcome(ended);
-        let session = self.store.data_mut().take_session();
+        let session = self.store.data_mut().take_session().await;
         if let (Outcome::Success, Some(reason)) =
             (&outcome, session.as_ref().and_then(|s| s.failure()))
         {

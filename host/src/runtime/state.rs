@@ -111,13 +111,13 @@ impl JobState {
     }
 
     /// The job has joined its room: the guest acts through `session` now.
-    pub(super) fn join(&mut self, session: Box<dyn RoomSession>) {
-        self.room.join(session);
+    pub(super) async fn join(&mut self, session: Box<dyn RoomSession>) {
+        self.room.join(session).await;
     }
 
     /// Takes the session from the guest once the job has ended.
-    pub(super) fn take_session(&mut self) -> Option<Box<dyn RoomSession>> {
-        self.room.take()
+    pub(super) async fn take_session(&mut self) -> Option<Box<dyn RoomSession>> {
+        self.room.take().await
     }
 }
 
@@ -148,6 +148,7 @@ impl AgentView for JobState {
     fn events(&mut self) -> EventsView<'_> {
         EventsView {
             link: &mut self.room,
+            table: &mut self.table,
         }
     }
 

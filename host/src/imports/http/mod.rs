@@ -24,10 +24,19 @@
 //! - A denied request fails with `HTTP-request-denied` (no rule names the
 //!   host) or `destination-IP-prohibited` (a non-public address), and the
 //!   job's log gets a warning naming the host and the rule that applied.
+//! - The operator's credentials ([`crate::net::credential`]) are added only
+//!   after both checks passed, for the host and port checked, which are
+//!   the ones connected to (and the `host` header: wasmtime sets it from
+//!   the same authority, and a guest cannot set it). A plain `http`
+//!   request to port 443 gets none: it would carry the secret unencrypted
+//!   to HTTPS's port. The host follows no redirect: the guest gets the
+//!   3xx, and a request it then makes is checked, and given credentials,
+//!   on its own.
 //!
 //! Invariants: the send hook in this module is the only path from a guest to
-//! the network (WASI sockets and name lookup stay switched off); nothing in
-//! here holds a credential of the host.
+//! the network (WASI sockets and name lookup stay switched off); the only
+//! credentials of the host it touches are the operator's, added to the
+//! request on its way out: none is in a response, an error or a log line.
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -49,6 +58,7 @@ use crate::config::net::{
     RESPONSE_BUFFER_BYTES,
 };
 use crate::host_memory::{Charge, HostMemory, MemoryKind};
+use crate::net::credential::{Credentials, DEFAULT_CREDENTIAL_PORT};
 use crate::net::policy::HttpAllowList;
 use crate::net::{Capped, Deadline, Destination, NetError, Network};
 use crate::runtime::limits::JobLimits;
@@ -71,6 +81,7 @@ pub(crate) struct HttpPolicy {
     response_bytes: u64,
     wait: Duration,
     network: Network,
+    credentials: Credentials,
     memory: HostMemory,
 }
 
@@ -82,6 +93,7 @@ impl HttpPolicy {
             request_bytes: limits.http_request_bytes,
             response_bytes: limits.http_response_bytes,
             wait: limits.http_timeout,
+            credentials: limits.credentials.clone(),
             memory,
         }
     }
@@ -200,6 +212,10 @@ impl HttpPolicy {
             return Err(Error::HttpRequestBodySize(Some(self.request_bytes)));
         }
         tracing::debug!(host = %bounded::log_field(host), port, %rule, "outbound HTTP request");
+        // Only now, checked: the host and port the connection goes to.
+        if tls || port != DEFAULT_CREDENTIAL_PORT {
+            self.credentials.apply(host, port, request.headers_mut());
+        }
         let stream = self
             .network
             .connect(&route, deadline)

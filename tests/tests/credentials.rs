@@ -12,9 +12,9 @@ use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use agent_host::room::sim::{SimOutput, SimRooms};
 use agent_host::{Credential, Credentials, HttpAllowList, JobLimits, Outcome};
-use agent_host_tests::{agent_host_command, guests, load, request, run_job, runtime};
+use agent_host_tests::sim::run_to_end;
+use agent_host_tests::{agent_host_command, guests};
 use bytes::Bytes;
 use faulty_mode::Mode;
 use http_body_util::Full;
@@ -129,24 +129,8 @@ fn limits(servers: &[&Server], credentials: Vec<Credential>) -> JobLimits {
 /// Runs `guest` on `metadata` under `limits`: the outcome and the texts it
 /// sent to the room.
 async fn run(guest: &str, metadata: &str, limits: JobLimits) -> (Outcome, Vec<String>) {
-    let runtime = runtime(2);
-    let plugin = load(&runtime, guest);
-    let rooms = SimRooms::default();
-    let job = request(&format!("AJ_cred_{}", metadata.len()), metadata);
-    let mut outputs = rooms.room(&job.room.name).subscribe();
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(60),
-        run_job(&runtime, &plugin, &rooms, job, limits),
-    )
-    .await
-    .expect("the job ends in time");
-    let mut texts = Vec::new();
-    while let Ok(out) = outputs.try_recv() {
-        if let SimOutput::Text { text, .. } = out {
-            texts.push(text.text);
-        }
-    }
-    (outcome, texts)
+    let id = format!("AJ_cred_{}", metadata.len());
+    run_to_end(guest, &id, metadata, limits).await
 }
 
 /// Asserts that nothing the guest saw, nor the job's outcome, holds

@@ -47,7 +47,15 @@ use super::policy::{HttpAllowList, HttpRule};
 
 /// The port of a credential whose destination names none: HTTPS's, so a
 /// secret never goes out in plain text unless the operator names the port.
-pub(crate) const DEFAULT_CREDENTIAL_PORT: u16 = 443;
+const DEFAULT_CREDENTIAL_PORT: u16 = 443;
+
+/// Whether a request may carry credentials at all: every one over TLS, a
+/// plain one unless it goes to [`DEFAULT_CREDENTIAL_PORT`], where it would
+/// carry unencrypted a secret the operator meant for HTTPS. Callers of
+/// [`Credentials::apply`] ask this first.
+pub(crate) fn may_carry(tls: bool, port: u16) -> bool {
+    tls || port != DEFAULT_CREDENTIAL_PORT
+}
 
 /// Headers a credential may not set: the host sets them from what it
 /// checked (`host`), or they frame the message and the connection.
@@ -298,7 +306,9 @@ impl Credentials {
 
     /// Adds to `headers` every credential whose destination names `host`
     /// and `port` (as [`HttpAllowList::rule_for`] takes them), replacing a
-    /// header of the same name the guest set.
+    /// header of the same name the guest set. For a request that passed
+    /// the allow-list and address checks for that host and port, and that
+    /// [`may_carry`] credentials.
     pub(crate) fn apply(&self, host: &str, port: u16, headers: &mut http::HeaderMap) {
         for credential in self
             .list
@@ -473,6 +483,14 @@ mod tests {
         assert_eq!(apply("127.0.0.1", 8080), ["x-local"]);
         assert!(apply("127.0.0.1", 8081).is_empty());
         assert!(apply("localhost", 8080).is_empty());
+    }
+
+    #[test]
+    fn a_plain_request_to_the_https_port_carries_none() {
+        assert!(may_carry(true, 443));
+        assert!(may_carry(true, 8443));
+        assert!(may_carry(false, 8080));
+        assert!(!may_carry(false, 443));
     }
 
     #[test]

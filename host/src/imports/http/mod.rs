@@ -58,7 +58,7 @@ use crate::config::net::{
     RESPONSE_BUFFER_BYTES,
 };
 use crate::host_memory::{Charge, HostMemory, MemoryKind};
-use crate::net::credential::{Credentials, DEFAULT_CREDENTIAL_PORT};
+use crate::net::credential::{self, Credentials};
 use crate::net::policy::HttpAllowList;
 use crate::net::{Capped, Deadline, Destination, NetError, Network};
 use crate::runtime::limits::JobLimits;
@@ -213,7 +213,7 @@ impl HttpPolicy {
         }
         tracing::debug!(host = %bounded::log_field(host), port, %rule, "outbound HTTP request");
         // Only now, checked: the host and port the connection goes to.
-        if tls || port != DEFAULT_CREDENTIAL_PORT {
+        if credential::may_carry(tls, port) {
             self.credentials.apply(host, port, request.headers_mut());
         }
         let stream = self

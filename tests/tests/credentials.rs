@@ -13,9 +13,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use agent_host::{Credential, Credentials, HttpAllowList, JobLimits, Outcome};
+use agent_host_tests::process::{Host, run_command};
 use agent_host_tests::sim::run_to_end;
+use agent_host_tests::worker::{WAIT, dispatch, server, wait_worker_status};
 use agent_host_tests::{agent_host_command, guests};
 use bytes::Bytes;
+use fake_livekit::livekit_protocol::JobStatus;
 use faulty_mode::Mode;
 use http_body_util::Full;
 use hyper::service::service_fn;
@@ -370,4 +373,63 @@ async fn a_bad_credential_is_a_startup_error_and_an_unreachable_one_a_warning() 
         "{stderr}"
     );
     assert!(!stderr.contains("sk-unreachable-value"), "{stderr}");
+}
+
+/// `agent-host run` with a `[[credential]]` table reading a file, at
+/// `RUST_LOG=trace`, serving a job dispatched by the fake server: the
+/// destination gets the secret; no log line, and nothing the worker sent
+/// the server (the job's status and failure reason among it), holds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_reads_credential_tables_and_tells_the_server_nothing() {
+    let livekit = server().await;
+    let a = Server::start().await;
+    let secret = format!("sk-run-{}-{}", std::process::id(), a.port);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("openai-key");
+    std::fs::write(&key, format!("{secret}\n")).unwrap();
+    let config = dir.path().join("agent-host.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "allow_http = [\"127.0.0.1:{port}\"]\n\n[[credential]]\ndestination = \"127.0.0.1:{port}\"\nheader = \"Authorization\"\nvalue = \"Bearer {{file:{key}}}\"\n",
+            port = a.port,
+            key = key.display()
+        ),
+    )
+    .unwrap();
+    let mut command = run_command(
+        &livekit.url(),
+        &livekit.config().api_key,
+        &livekit.config().api_secret,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--plugin",
+            guests::FAULTY,
+            "--agent-name",
+            "cred-agent",
+        ],
+    );
+    command.env("RUST_LOG", "trace");
+    let mut host = Host::new(command.spawn().expect("starting agent-host run"));
+    livekit.wait_for_workers(1, WAIT).await.unwrap();
+    let id = dispatch(&livekit, "cred-agent", &Mode::HttpFollow(a.url("/hello")));
+    // Without room I/O, the report to the room fails the job, after the
+    // request.
+    wait_worker_status(&livekit, &id, JobStatus::JsFailed).await;
+    assert_eq!(a.authorizations(), [[format!("Bearer {secret}")]]);
+    host.signal("TERM");
+    assert_eq!(host.wait_exit(), Some(0));
+    let mut logs = String::new();
+    while let Ok(line) = host.logs.try_recv() {
+        logs += &line.to_string();
+    }
+    assert!(logs.contains("outbound HTTP request"), "{logs}");
+    assert!(!logs.contains(&secret), "a log line holds the secret");
+    let sent = format!("{:?}", livekit.messages());
+    assert!(
+        sent.contains("JS_FAILED") || sent.contains("JsFailed"),
+        "{sent}"
+    );
+    assert!(!sent.contains(&secret), "the server was told the secret");
 }

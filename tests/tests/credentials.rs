@@ -73,6 +73,16 @@ impl Server {
             .collect()
     }
 
+    /// The `host` header of every request so far, in order.
+    fn hosts(&self) -> Vec<String> {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|headers| headers["host"].to_str().unwrap().to_owned())
+            .collect()
+    }
+
     fn hits(&self) -> usize {
         self.seen.lock().unwrap().len()
     }
@@ -253,13 +263,25 @@ async fn the_operators_value_replaces_the_guests_and_stays_unseen() {
     let (outcome, texts) = run(
         guests::FAULTY,
         &Mode::HttpFollow(a.url("/drop")).to_string(),
-        limits,
+        limits.clone(),
     )
     .await;
     assert_eq!(outcome, Outcome::Success, "{texts:?}");
     assert!(texts[0].starts_with("error: "), "{texts:?}");
     assert_unseen(&secret, &outcome, &texts);
-    assert_eq!(a.hits(), 2);
+    // Userinfo in the guest's authority: the `host` header the server
+    // gets names the host and port checked, nothing else.
+    let with_userinfo = format!("http://someone@127.0.0.1:{}/hello", a.port);
+    let (outcome, texts) = run(
+        guests::FAULTY,
+        &Mode::HttpFollow(with_userinfo).to_string(),
+        limits,
+    )
+    .await;
+    assert_eq!(outcome, Outcome::Success, "{texts:?}");
+    assert!(texts[0].starts_with("200\n"), "{texts:?}");
+    assert_eq!(a.hosts(), vec![format!("127.0.0.1:{}", a.port); 3]);
+    assert_eq!(a.authorizations()[2], [format!("Bearer {secret}")]);
 }
 
 /// `agent-host console` with `--credential` reading a variable, logging

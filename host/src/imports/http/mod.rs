@@ -26,8 +26,9 @@
 //!   job's log gets a warning naming the host and the rule that applied.
 //! - The operator's credentials ([`crate::net::credential`]) are added only
 //!   after both checks passed, for the host and port checked, which are
-//!   the ones connected to (and the `host` header: wasmtime sets it from
-//!   the same authority, and a guest cannot set it). A plain `http`
+//!   the ones connected to and the ones the `host` header names (the hook
+//!   sets it from the checked authority, without userinfo; a guest cannot
+//!   set it). A plain `http`
 //!   request to port 443 gets none: it would carry the secret unencrypted
 //!   to HTTPS's port. The host follows no redirect: the guest gets the
 //!   3xx, and a request it then makes is checked, and given credentials,
@@ -212,6 +213,15 @@ impl HttpPolicy {
             return Err(Error::HttpRequestBodySize(Some(self.request_bytes)));
         }
         tracing::debug!(host = %bounded::log_field(host), port, %rule, "outbound HTTP request");
+        // The `host` header names what was checked: wasmtime copies the
+        // guest's authority whole, userinfo (`user@`) included.
+        if let Some(checked) = uri
+            .authority()
+            .and_then(|a| a.as_str().rsplit('@').next())
+            .and_then(|a| http::HeaderValue::from_str(a).ok())
+        {
+            request.headers_mut().insert(http::header::HOST, checked);
+        }
         // Only now, checked: the host and port the connection goes to.
         if credential::may_carry(tls, port) {
             self.credentials.apply(host, port, request.headers_mut());

@@ -537,6 +537,16 @@ mod tests {
         assert!(Credentials::new([net("10.0.0.0/16:1"), net("10.1.0.0/16:1")]).is_ok());
     }
 
+    proptest::proptest! {
+        /// Any flag text, and any template, is a credential or an error,
+        /// never a panic.
+        #[test]
+        fn parsing_never_panics(flag in "\\PC{0,60}", template in "[{}a-z: ]{0,30}") {
+            let _ = flag.parse::<Credential>();
+            let _ = Credential::with_env("x.com", "A", &template, env);
+        }
+    }
+
     #[test]
     fn credentials_no_rule_reaches_are_found() {
         let credentials = Credentials::new([

@@ -44,6 +44,7 @@ pub mod runtime;
 pub mod watch;
 pub mod worker;
 
+pub use net::credential::{Credential, Credentials};
 pub use net::policy::{HttpAllowList, HttpRule};
 pub use runtime::limits::JobLimits;
 pub use runtime::{

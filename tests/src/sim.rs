@@ -9,7 +9,7 @@ use agent_host::{JobLimits, Outcome};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
-use crate::{load, request, runtime};
+use crate::{load, request, run_job, runtime};
 
 /// How long [`next`] waits for the agent.
 pub const WAIT: Duration = Duration::from_secs(30);
@@ -35,6 +35,35 @@ pub async fn start(
     let job = offer.job.expect("the guest accepts");
     let handle = job.start(Arc::new(rooms), String::new(), String::new());
     (room, outputs, tokio::spawn(handle.outcome()))
+}
+
+/// Runs `guest` on one job (`id`, `metadata`) under `limits` in an empty
+/// sim room until it ends: its outcome and the texts it sent.
+///
+/// # Panics
+/// When the job has not ended after 60 s.
+pub async fn run_to_end(
+    guest: &str,
+    id: &str,
+    metadata: &str,
+    limits: JobLimits,
+) -> (Outcome, Vec<String>) {
+    let runtime = runtime(2);
+    let plugin = load(&runtime, guest);
+    let rooms = SimRooms::default();
+    let job = request(id, metadata);
+    let mut outputs = rooms.room(&job.room.name).subscribe();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(60),
+        run_job(&runtime, &plugin, &rooms, job, limits),
+    )
+    .await
+    .expect("the job ends in time");
+    let mut texts = Vec::new();
+    while let Ok(out) = outputs.try_recv() {
+        texts.extend(text(out));
+    }
+    (outcome, texts)
 }
 
 /// The next output that `keep` maps to something, skipping the others.

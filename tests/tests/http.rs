@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use agent_host::room::sim::{SimOutput, SimRooms};
+use agent_host::room::sim::SimRooms;
 use agent_host::{HttpAllowList, JobLimits, Outcome};
-use agent_host_tests::{faulty_job, guests, load, request, run_job, runtime};
+use agent_host_tests::sim::run_to_end;
+use agent_host_tests::{faulty_job, guests, load, run_job, runtime};
 use faulty_mode::Mode;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpListener;
@@ -91,25 +92,8 @@ impl Server {
 /// Runs `http-fetch` on `url` under `limits`: the outcome and the texts the
 /// guest sent.
 async fn fetch(url: &str, limits: JobLimits) -> (Outcome, Vec<String>) {
-    let runtime = runtime(2);
-    let plugin = load(&runtime, guests::HTTP_FETCH);
-    let rooms = SimRooms::default();
     let id = format!("AJ_http_{}", url.len());
-    let job = request(&id, url);
-    let mut outputs = rooms.room(&job.room.name).subscribe();
-    let outcome = tokio::time::timeout(
-        Duration::from_secs(60),
-        run_job(&runtime, &plugin, &rooms, job, limits),
-    )
-    .await
-    .expect("the job ends in time");
-    let mut texts = Vec::new();
-    while let Ok(out) = outputs.try_recv() {
-        if let SimOutput::Text { text, .. } = out {
-            texts.push(text.text);
-        }
-    }
-    (outcome, texts)
+    run_to_end(guests::HTTP_FETCH, &id, url, limits).await
 }
 
 fn allow(rules: &[String], private: bool) -> JobLimits {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use agent_host_sdk::{AcceptOptions, Agent, Decision, DispatchInfo, JobContext, JobRequest};
 use faulty_mode::{HugeFailure, Mode, Oversize};
 
+mod follow;
 mod hoard;
 
 /// Which build this is: `FAULTY_FLAVOR` at compile time, else `a`.
@@ -107,6 +108,8 @@ impl Agent for Faulty {
             Mode::Shutdown(reason) => shutdown(&ctx, &reason),
             Mode::SetMetadata(metadata) => Ok(ctx.room().set_metadata(&metadata)?),
             Mode::AudioUnsubscribe(identity) => audio_unsubscribe(&ctx, &identity),
+            // Credentials.
+            Mode::HttpFollow(url) => follow::run(&ctx, &url),
             Mode::Reject | Mode::RejectTerminate | Mode::StallOffer | Mode::AcceptOversize(_) => {
                 Err(format!("faulty: mode '{metadata}' acts on the offer only"))
             }

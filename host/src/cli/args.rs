@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::{Context as _, Result};
 use clap::Args;
 
 use agent_host::config::job::CpuQuota;
-use agent_host::{HttpAllowList, HttpRule, JobLimits, RuntimeConfig};
+use agent_host::{Credential, Credentials, HttpAllowList, HttpRule, JobLimits, RuntimeConfig};
 
-use super::parse::{parse_bytes, parse_cpu_quota, parse_http_rule};
+use super::parse::{parse_bytes, parse_cpu_quota, parse_credential, parse_http_rule};
 use super::settings::WorkerSettings;
 
 /// Where the LiveKit server is, for the commands a developer points at a
@@ -85,13 +86,32 @@ pub struct LimitArgs {
     /// non-public addresses (IP and CIDR rules reach them without this).
     #[arg(long, env = "AGENT_HOST_ALLOW_HTTP_PRIVATE")]
     pub allow_http_private: bool,
+
+    /// Add a header the guest never sees to its requests to a destination:
+    /// `DESTINATION=HEADER: VALUE`, e.g. `api.openai.com=Authorization:
+    /// Bearer {env:OPENAI_API_KEY}`. DESTINATION is an --allow-http rule
+    /// (without a port: 443 only); VALUE reads `{env:NAME}` or
+    /// `{file:PATH}` (trailing newlines trimmed) once, at startup, and
+    /// needs one of them. It replaces a header of that name the guest set.
+    /// Repeatable; in the variable, one per line. None given: the file's
+    /// `[[credential]]` tables, else none.
+    #[arg(long, value_name = "DESTINATION=HEADER: VALUE", value_parser = parse_credential, env = "AGENT_HOST_CREDENTIAL", value_delimiter = '\n')]
+    pub credential: Vec<Credential>,
 }
 
 impl LimitArgs {
     /// The job limits: these flags where given, else `file`, else defaults.
-    pub fn job_limits(&self, file: &WorkerSettings) -> JobLimits {
+    /// Two credentials for one header and overlapping destinations are an
+    /// error; one no `--allow-http` rule reaches gets a warning.
+    pub fn job_limits(&self, file: &WorkerSettings) -> Result<JobLimits> {
         let defaults = JobLimits::default();
-        JobLimits {
+        let credentials = Credentials::new(if self.credential.is_empty() {
+            file.credential.clone().unwrap_or_default()
+        } else {
+            self.credential.clone()
+        })
+        .context("the credentials")?;
+        let limits = JobLimits {
             memory_bytes: self
                 .memory_limit
                 .or(file.memory_limit)
@@ -115,8 +135,17 @@ impl LimitArgs {
                 },
                 self.allow_http_private || file.allow_http_private.unwrap_or(false),
             ),
+            credentials,
             ..defaults
+        };
+        for credential in limits.credentials.unreachable(&limits.http_allow) {
+            tracing::warn!(
+                destination = %credential.destination(),
+                header = %credential.header(),
+                "no --allow-http rule reaches this credential's destination: it can never be sent"
+            );
         }
+        Ok(limits)
     }
 
     /// Runtime settings for at most `max_jobs` jobs of at most

@@ -103,7 +103,7 @@ async fn session(
     bytes: Vec<u8>,
     wasm: PathBuf,
 ) -> Result<ExitCode> {
-    let limits = args.limits.job_limits(&WorkerSettings::default());
+    let limits = args.limits.job_limits(&WorkerSettings::default())?;
     let runtime = Runtime::new(args.limits.runtime_config(1, limits.memory_bytes, None))?;
     let plugin = runtime
         .load_plugin(&bytes)

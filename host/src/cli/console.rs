@@ -79,7 +79,7 @@ pub(super) async fn session(
     path: PathBuf,
     mut rebuild: Option<Rebuild>,
 ) -> Result<ExitCode> {
-    let limits = args.limits.job_limits(&WorkerSettings::default());
+    let limits = args.limits.job_limits(&WorkerSettings::default())?;
     let runtime = Runtime::new(args.limits.runtime_config(1, limits.memory_bytes, None))?;
     let mut plugin = runtime
         .load_plugin(&bytes)

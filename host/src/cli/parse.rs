@@ -1,12 +1,19 @@
 //! Value parsers of flags and config-file entries: one grammar per kind
 //! of value, shared by the flags and the TOML file.
 
-use agent_host::HttpRule;
 use agent_host::config::job::CpuQuota;
+use agent_host::{Credential, HttpRule};
 
 /// Parses an `--allow-http` rule.
 pub fn parse_http_rule(text: &str) -> Result<HttpRule, String> {
     text.parse()
+}
+
+/// Parses a `--credential` (`DESTINATION=HEADER: VALUE`), reading its
+/// secret now.
+pub fn parse_credential(text: &str) -> Result<Credential, String> {
+    text.parse()
+        .map_err(|err: agent_host::net::credential::CredentialError| err.to_string())
 }
 
 /// Parses a `--job-cpu-limit` quota.

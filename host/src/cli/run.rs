@@ -226,6 +226,8 @@ impl RunArgs {
             allow_http: (!self.limits.allow_http.is_empty())
                 .then(|| self.limits.allow_http.clone()),
             allow_http_private: self.limits.allow_http_private.then_some(true),
+            credential: (!self.limits.credential.is_empty())
+                .then(|| self.limits.credential.clone()),
         }
     }
 
@@ -344,7 +346,7 @@ pub(super) fn worker_options(
         Some("participant") => livekit_protocol::JobType::JtParticipant,
         Some(other) => bail!("unknown job type `{other}` (use room, publisher or participant)"),
     };
-    let limits: JobLimits = limits.job_limits(s);
+    let limits: JobLimits = limits.job_limits(s)?;
     Ok(WorkerOptions {
         url,
         api_key,

@@ -21,6 +21,11 @@
 //! job_cpu_limit = "0.5/10s"     # third-party plugin: half a core; default off
 //! allow_http = ["api.openai.com", "*.deepgram.com:443"]
 //!
+//! [[plugin.credential]]          # this plugin's; a plugin without any
+//! destination = "api.openai.com" # uses the top-level `[[credential]]`s
+//! header = "Authorization"
+//! value = "Bearer {env:OPENAI_API_KEY}"   # or {file:/run/secrets/key}
+//!
 //! [[plugin]]
 //! path = "agents/notetaker.wasm"
 //! agent_name = "notetaker"
@@ -31,8 +36,8 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use agent_host::HttpRule;
 use agent_host::config::job::CpuQuota;
+use agent_host::{Credential, HttpRule};
 use anyhow::{Context as _, Result, bail};
 use serde::Deserialize;
 
@@ -74,6 +79,10 @@ pub struct WorkerSettings {
     #[serde(default, with = "opt_rules")]
     pub allow_http: Option<Vec<HttpRule>>,
     pub allow_http_private: Option<bool>,
+    /// `[[credential]]` tables (`destination`, `header`, `value`), read
+    /// when the file is loaded.
+    #[serde(default, with = "opt_credentials")]
+    pub credential: Option<Vec<Credential>>,
 }
 
 /// One `[[plugin]]` table.
@@ -169,7 +178,8 @@ impl WorkerSettings {
             job_cpu_limit,
             wall_clock_limit,
             allow_http,
-            allow_http_private
+            allow_http_private,
+            credential
         )
     }
 }
@@ -226,6 +236,37 @@ mod opt_rules {
                 rules
                     .iter()
                     .map(|r| r.parse().map_err(serde::de::Error::custom))
+                    .collect()
+            })
+            .transpose()
+    }
+}
+
+mod opt_credentials {
+    use agent_host::Credential;
+    use serde::{Deserialize, Deserializer};
+
+    /// One `[[credential]]` table.
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Table {
+        destination: String,
+        header: String,
+        value: String,
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<Credential>>, D::Error> {
+        let tables: Option<Vec<Table>> = Option::deserialize(d)?;
+        tables
+            .map(|tables| {
+                tables
+                    .iter()
+                    .map(|t| {
+                        Credential::new(&t.destination, &t.header, &t.value)
+                            .map_err(serde::de::Error::custom)
+                    })
                     .collect()
             })
             .transpose()
@@ -300,6 +341,67 @@ mod tests {
             .collect();
         assert_eq!(rules, ["api.example.com", "10.0.0.0/8:443"]);
         assert_eq!(s.worker.allow_http_private, Some(true));
+    }
+
+    #[test]
+    fn credential_tables_are_read_once_and_per_plugin() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("key");
+        std::fs::write(&key, "sk-file\n").unwrap();
+        let text = format!(
+            r#"
+            [[credential]]
+            destination = "api.openai.com"
+            header = "Authorization"
+            value = "Bearer {{file:{key}}}"
+
+            [[plugin]]
+            path = "a.wasm"
+            [[plugin.credential]]
+            destination = "api.deepgram.com"
+            header = "Authorization"
+            value = "Token {{file:{key}}}"
+
+            [[plugin]]
+            path = "b.wasm"
+            "#,
+            key = key.display()
+        );
+        let s: FileSettings = toml::from_str(&text).unwrap();
+        let destinations = |w: &WorkerSettings| -> Vec<String> {
+            w.credential
+                .iter()
+                .flatten()
+                .map(|c| c.destination().to_string())
+                .collect()
+        };
+        assert_eq!(destinations(&s.worker), ["api.openai.com:443"]);
+        // A plugin's own tables replace the top level's.
+        assert_eq!(
+            destinations(&s.plugin[0].worker.or(&s.worker)),
+            ["api.deepgram.com:443"]
+        );
+        assert_eq!(
+            destinations(&s.plugin[1].worker.or(&s.worker)),
+            ["api.openai.com:443"]
+        );
+        assert!(!format!("{s:?}").contains("sk-file"), "{s:?}");
+        let table = |value: &str| {
+            format!(
+                "[[credential]]\ndestination = \"x.com\"\nheader = \"A\"\nvalue = \"{value}\"\n"
+            )
+        };
+        let err = toml::from_str::<FileSettings>(&table("{file:/nonexistent/k}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/k"), "{err}");
+        let pasted = toml::from_str::<FileSettings>(&table("Bearer sk-pasted"));
+        assert!(pasted.unwrap_err().to_string().contains("reads no secret"));
+        let extra = format!(
+            "{}extra = 1\n",
+            table(&format!("{{file:{}}}", key.display()))
+        );
+        assert!(toml::from_str::<FileSettings>(&extra).is_err());
     }
 
     #[test]

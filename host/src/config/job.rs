@@ -27,6 +27,7 @@
 //! | outbound HTTP response body | 4 MiB | `http_response_bytes` | the send hook, as the body streams in |
 //! | outbound HTTP waits | 10 s | `http_timeout` | connect, first response byte, between response bytes, each (a guest may ask for less) |
 //! | outbound connections | direct, built-in roots | `network` | proxies and private CAs from the operator's environment |
+//! | credentials | none | `credentials` | the send hook, after the allow-list and address checks: headers for the destinations the operator named, never shown to the guest |
 //! | table elements | 100,000 | fixed | the store's resource limiter, and the pooling allocator's slots |
 //! | log line | 4 KiB | fixed | `log` import and stdout/stderr; longer lines are cut, with a `… [truncated N bytes]` marker |
 //! | failure reason | 4 KiB | fixed | every `Failed` outcome (`host/src/bounded.rs`); a backtrace goes only to the debug log, names cut |

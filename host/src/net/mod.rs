@@ -20,12 +20,14 @@
 //! - Errors name the destination or the proxy, and never a credential.
 //!
 //! Layout: [`policy`] decides where a connection may go and does no I/O;
+//! [`credential`] holds the headers the host adds for the operator;
 //! `dial.rs` is the way out, over `tcp.rs` (resolving and connecting);
 //! [`proxy`] and [`tls`] are its proxy and TLS roots; `body.rs` caps the
 //! bodies of the HTTP exchanges made for guests.
 //! Nothing here knows the runtime or rooms.
 
 mod body;
+pub mod credential;
 mod dial;
 pub mod policy;
 pub mod proxy;

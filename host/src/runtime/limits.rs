@@ -16,6 +16,7 @@ use crate::config::net::{
     DEFAULT_HTTP_REQUEST_BYTES, DEFAULT_HTTP_RESPONSE_BYTES, DEFAULT_HTTP_TIMEOUT,
 };
 use crate::net::Network;
+use crate::net::credential::Credentials;
 use crate::net::policy::HttpAllowList;
 
 /// Limits applied to each job's store. See [`config::job`](crate::config::job)
@@ -66,6 +67,9 @@ pub struct JobLimits {
     /// How outbound HTTP connects: proxy and TLS roots. Default: direct,
     /// built-in roots only.
     pub network: Network,
+    /// Headers the host adds to the guest's outbound requests for the
+    /// destinations they name, never visible to the guest. Default: none.
+    pub credentials: Credentials,
 }
 
 impl Default for JobLimits {
@@ -89,6 +93,9 @@ impl Default for JobLimits {
             // Direct, built-in roots: nothing from the environment unless
             // the operator's settings say so (`Network::from_env`).
             network: Network::default(),
+            // None: the host adds nothing to a guest's requests unless the
+            // operator configures a credential.
+            credentials: Credentials::default(),
         }
     }
 }
@@ -119,6 +126,7 @@ mod tests {
             http_response_bytes: _,
             http_timeout: _,
             network: _,
+            credentials: _,
         } = JobLimits::default();
         let mut fields = vec![
             "memory_bytes",
@@ -135,6 +143,7 @@ mod tests {
             "http_response_bytes",
             "http_timeout",
             "network",
+            "credentials",
         ];
         let doc = include_str!("../config/job.rs");
         let kinds: Vec<&str> = doc

@@ -95,6 +95,13 @@ pub enum Mode {
     /// `audio-unsubscribe:<identity>`: subscribes to `identity`, waits for a
     /// frame, unsubscribes, then counts the frames that still arrive.
     AudioUnsubscribe(String),
+
+    // Credentials (issue 14).
+    /// `http-follow:<url>`: GETs `url` with its own `Authorization: Bearer
+    /// from-the-guest`, follows up to 3 redirects itself (sending it again),
+    /// and sends every response it sees (status, all headers, body) or
+    /// error to the room, one text each.
+    HttpFollow(String),
 }
 
 /// The field an `accept-oversize` accept makes too large.
@@ -173,6 +180,8 @@ impl Mode {
             Mode::Shutdown(_) => "shutdown",
             Mode::SetMetadata(_) => "set-metadata",
             Mode::AudioUnsubscribe(_) => "audio-unsubscribe",
+            // Credentials.
+            Mode::HttpFollow(_) => "http-follow",
         }
     }
 
@@ -213,6 +222,8 @@ impl Mode {
             Mode::Shutdown("done: for today".to_owned()),
             Mode::SetMetadata("{\"mood\":\"ok\"}".to_owned()),
             Mode::AudioUnsubscribe("alice".to_owned()),
+            // Credentials.
+            Mode::HttpFollow("http://127.0.0.1:8080/a?b".to_owned()),
         ];
         all.extend(
             [
@@ -272,7 +283,8 @@ impl fmt::Display for Mode {
             | Mode::Server(arg)
             | Mode::Shutdown(arg)
             | Mode::SetMetadata(arg)
-            | Mode::AudioUnsubscribe(arg) => write!(f, "{name}:{arg}"),
+            | Mode::AudioUnsubscribe(arg)
+            | Mode::HttpFollow(arg) => write!(f, "{name}:{arg}"),
             _ => f.write_str(name),
         }
     }
@@ -355,6 +367,8 @@ impl FromStr for Mode {
             ("shutdown", Some(reason)) => Mode::Shutdown(text(reason)),
             ("set-metadata", Some(metadata)) => Mode::SetMetadata(text(metadata)),
             ("audio-unsubscribe", Some(identity)) => Mode::AudioUnsubscribe(text(identity)),
+            // Credentials.
+            ("http-follow", Some(url)) => Mode::HttpFollow(text(url)),
             _ => return Err(unknown()),
         })
     }
@@ -382,7 +396,7 @@ mod tests {
         unique.dedup();
         assert_eq!(names.len(), unique.len(), "examples of a mode are adjacent");
         // One per variant of `Mode` (the match in `name` lists them all).
-        assert_eq!(unique.len(), 34);
+        assert_eq!(unique.len(), 35);
     }
 
     #[test]

@@ -24,10 +24,20 @@
 //! - A denied request fails with `HTTP-request-denied` (no rule names the
 //!   host) or `destination-IP-prohibited` (a non-public address), and the
 //!   job's log gets a warning naming the host and the rule that applied.
+//! - The operator's credentials ([`crate::net::credential`]) are added only
+//!   after both checks passed, for the host and port checked, which are
+//!   the ones connected to and the ones the `host` header names (the hook
+//!   sets it from the checked authority, without userinfo; a guest cannot
+//!   set it). A plain `http`
+//!   request to port 443 gets none: it would carry the secret unencrypted
+//!   to HTTPS's port. The host follows no redirect: the guest gets the
+//!   3xx, and a request it then makes is checked, and given credentials,
+//!   on its own.
 //!
 //! Invariants: the send hook in this module is the only path from a guest to
-//! the network (WASI sockets and name lookup stay switched off); nothing in
-//! here holds a credential of the host.
+//! the network (WASI sockets and name lookup stay switched off); the only
+//! credentials of the host it touches are the operator's, added to the
+//! request on its way out: none is in a response, an error or a log line.
 
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -49,6 +59,7 @@ use crate::config::net::{
     RESPONSE_BUFFER_BYTES,
 };
 use crate::host_memory::{Charge, HostMemory, MemoryKind};
+use crate::net::credential::{self, Credentials};
 use crate::net::policy::HttpAllowList;
 use crate::net::{Capped, Deadline, Destination, NetError, Network};
 use crate::runtime::limits::JobLimits;
@@ -71,6 +82,7 @@ pub(crate) struct HttpPolicy {
     response_bytes: u64,
     wait: Duration,
     network: Network,
+    credentials: Credentials,
     memory: HostMemory,
 }
 
@@ -82,6 +94,7 @@ impl HttpPolicy {
             request_bytes: limits.http_request_bytes,
             response_bytes: limits.http_response_bytes,
             wait: limits.http_timeout,
+            credentials: limits.credentials.clone(),
             memory,
         }
     }
@@ -200,6 +213,19 @@ impl HttpPolicy {
             return Err(Error::HttpRequestBodySize(Some(self.request_bytes)));
         }
         tracing::debug!(host = %bounded::log_field(host), port, %rule, "outbound HTTP request");
+        // The `host` header names what was checked: wasmtime copies the
+        // guest's authority whole, userinfo (`user@`) included.
+        if let Some(checked) = uri
+            .authority()
+            .and_then(|a| a.as_str().rsplit('@').next())
+            .and_then(|a| http::HeaderValue::from_str(a).ok())
+        {
+            request.headers_mut().insert(http::header::HOST, checked);
+        }
+        // Only now, checked: the host and port the connection goes to.
+        if credential::may_carry(tls, port) {
+            self.credentials.apply(host, port, request.headers_mut());
+        }
         let stream = self
             .network
             .connect(&route, deadline)

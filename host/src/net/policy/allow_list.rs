@@ -154,6 +154,58 @@ impl Target {
 }
 
 impl HttpRule {
+    /// Whether a request to `host:port` (as [`HttpAllowList::rule_for`]
+    /// takes them) is one this rule names.
+    pub(crate) fn allows(&self, host: &str, port: u16) -> bool {
+        self.matches(&Target::parse(host), port)
+    }
+
+    /// This rule, on `port` when it names none (a rule with a port keeps
+    /// it).
+    pub(crate) fn or_port(self, port: u16) -> Self {
+        if self.port.is_some() {
+            return self;
+        }
+        let text = match &self.host {
+            Pattern::Net(ip, prefix) if ip.is_ipv6() && *prefix == 128 => format!("[{ip}]:{port}"),
+            _ => format!("{}:{port}", self.text),
+        };
+        Self {
+            port: Some(port),
+            text,
+            ..self
+        }
+    }
+
+    /// Whether this rule names the same destinations as `other`: the same
+    /// pattern and port, however either was written.
+    pub(crate) fn same_as(&self, other: &HttpRule) -> bool {
+        self.host == other.host && self.port == other.port
+    }
+
+    /// Whether some request could match both this rule and `other`.
+    pub(crate) fn overlaps(&self, other: &HttpRule) -> bool {
+        if self.port.zip(other.port).is_some_and(|(a, b)| a != b) {
+            return false;
+        }
+        let below = |name: &str, suffix: &str| name.len() > suffix.len() && name.ends_with(suffix);
+        match (&self.host, &other.host) {
+            (Pattern::Any, _) | (_, Pattern::Any) => true,
+            (Pattern::Name(a), Pattern::Name(b)) => a == b,
+            (Pattern::Name(name), Pattern::Below(suffix))
+            | (Pattern::Below(suffix), Pattern::Name(name)) => below(name, suffix),
+            (Pattern::Below(a), Pattern::Below(b)) => {
+                a.ends_with(b.as_str()) || b.ends_with(a.as_str())
+            }
+            (Pattern::Net(a, pa), Pattern::Net(b, pb)) => {
+                // Two blocks overlap when the wider one holds the other's
+                // base address.
+                in_net(*a, *b, *pb) || in_net(*b, *a, *pa)
+            }
+            _ => false,
+        }
+    }
+
     fn matches(&self, host: &Target, port: u16) -> bool {
         if self.port.is_some_and(|p| p != port) {
             return false;

@@ -3,7 +3,8 @@
 //! loopback (`agent_host_tests::websocket`). A guest streams both ways
 //! with one `poll`; a guest that hoards sockets is capped, is pushed back
 //! by TCP instead of buffering a flood, and its sockets end with its job;
-//! the jobs beside it are unaffected.
+//! what sockets buffer counts against the job's host-memory budget; the
+//! jobs beside them are unaffected.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -189,5 +190,27 @@ async fn a_guest_hoarding_sockets_is_capped_and_its_sockets_end_with_it() {
     .await
     .expect("every socket ends with its job");
     assert_eq!(server.seen.accepted.load(Ordering::Relaxed), u64::from(cap));
+    a_job_beside_succeeds().await;
+}
+
+/// What sockets buffer counts against the job's host-memory budget: 64
+/// sockets whose inboxes a server fills need more than the default 16 MiB,
+/// and the job fails with the budget's reason while a job beside it
+/// succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_that_outgrow_the_host_memory_budget_fail_their_job() {
+    let server = websocket::flood(100_000, 16 << 10).await;
+    let limits = JobLimits {
+        max_websockets: 64,
+        ..allowing(server.port)
+    };
+    let mode = Mode::WebsocketHoard(server.url("/flood"));
+    let (_room, _outputs, outcome) =
+        start_with(guests::FAULTY, "AJ_ws_budget", &mode.to_string(), limits).await;
+    let outcome = tokio::time::timeout(WAIT, outcome).await.unwrap().unwrap();
+    assert_eq!(
+        outcome,
+        Outcome::Failed("host memory limit 16 MiB exceeded (websockets)".into())
+    );
     a_job_beside_succeeds().await;
 }

@@ -11,6 +11,7 @@ use faulty_mode::{HugeFailure, Mode, Oversize};
 
 mod follow;
 mod hoard;
+mod websocket;
 
 /// Which build this is: `FAULTY_FLAVOR` at compile time, else `a`.
 const FLAVOR: &str = match option_env!("FAULTY_FLAVOR") {
@@ -110,6 +111,8 @@ impl Agent for Faulty {
             Mode::AudioUnsubscribe(identity) => audio_unsubscribe(&ctx, &identity),
             // Credentials.
             Mode::HttpFollow(url) => follow::run(&ctx, &url),
+            Mode::WebsocketEcho { count, url } => websocket::echo(&ctx, count, &url),
+            Mode::WebsocketHoard(url) => websocket::hoard(&ctx, &url),
             Mode::Reject | Mode::RejectTerminate | Mode::StallOffer | Mode::AcceptOversize(_) => {
                 Err(format!("faulty: mode '{metadata}' acts on the offer only"))
             }

@@ -228,6 +228,9 @@ impl RunArgs {
             allow_http_private: self.limits.allow_http_private.then_some(true),
             credential: (!self.limits.credential.is_empty())
                 .then(|| self.limits.credential.clone()),
+            max_websockets: self.limits.max_websockets,
+            websocket_message_limit: self.limits.websocket_message_limit,
+            websocket_buffer_limit: self.limits.websocket_buffer_limit,
         }
     }
 

@@ -14,6 +14,7 @@ use crate::config::job::{
 };
 use crate::config::net::{
     DEFAULT_HTTP_REQUEST_BYTES, DEFAULT_HTTP_RESPONSE_BYTES, DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_MAX_WEBSOCKETS, DEFAULT_WEBSOCKET_BUFFER_BYTES, DEFAULT_WEBSOCKET_MESSAGE_BYTES,
 };
 use crate::net::Network;
 use crate::net::credential::Credentials;
@@ -70,6 +71,15 @@ pub struct JobLimits {
     /// Headers the host adds to the guest's outbound requests for the
     /// destinations they name, never visible to the guest. Default: none.
     pub credentials: Credentials,
+    /// Most WebSockets a job may have open at once (connecting, open or
+    /// closing); they reach the destinations of
+    /// [`http_allow`](Self::http_allow) only.
+    pub max_websockets: u32,
+    /// Largest WebSocket message (and frame) a guest may send or receive.
+    pub websocket_message_bytes: u64,
+    /// Most bytes one WebSocket buffers on the host in each direction
+    /// (received and unread, queued and unsent).
+    pub websocket_buffer_bytes: u64,
 }
 
 impl Default for JobLimits {
@@ -96,6 +106,9 @@ impl Default for JobLimits {
             // None: the host adds nothing to a guest's requests unless the
             // operator configures a credential.
             credentials: Credentials::default(),
+            max_websockets: DEFAULT_MAX_WEBSOCKETS,
+            websocket_message_bytes: DEFAULT_WEBSOCKET_MESSAGE_BYTES,
+            websocket_buffer_bytes: DEFAULT_WEBSOCKET_BUFFER_BYTES,
         }
     }
 }
@@ -127,6 +140,9 @@ mod tests {
             http_timeout: _,
             network: _,
             credentials: _,
+            max_websockets: _,
+            websocket_message_bytes: _,
+            websocket_buffer_bytes: _,
         } = JobLimits::default();
         let mut fields = vec![
             "memory_bytes",
@@ -144,6 +160,9 @@ mod tests {
             "http_timeout",
             "network",
             "credentials",
+            "max_websockets",
+            "websocket_message_bytes",
+            "websocket_buffer_bytes",
         ];
         let doc = include_str!("../config/job.rs");
         let kinds: Vec<&str> = doc

@@ -102,6 +102,20 @@ pub enum Mode {
     /// and sends every response it sees (status, all headers, body) or
     /// error to the room, one text each.
     HttpFollow(String),
+    /// `websocket-echo:<count>:<url>`: opens a WebSocket to `url`, sends
+    /// `count` messages and waits with `poll` for as many echoes, closes
+    /// and waits for the peer's close, then sends `echoed <n> of <count>,
+    /// then <the close>` to the room.
+    WebsocketEcho {
+        /// Messages to send.
+        count: u32,
+        /// The `ws://` or `wss://` URL.
+        url: String,
+    },
+    /// `websocket-hoard:<url>`: opens WebSockets to `url` until the host
+    /// refuses one, reads none of them for 2 s, sends `websockets: <n>,
+    /// then <error>` to the room, and ends the job still holding them.
+    WebsocketHoard(String),
 }
 
 /// The field an `accept-oversize` accept makes too large.
@@ -182,6 +196,8 @@ impl Mode {
             Mode::AudioUnsubscribe(_) => "audio-unsubscribe",
             // Credentials.
             Mode::HttpFollow(_) => "http-follow",
+            Mode::WebsocketEcho { .. } => "websocket-echo",
+            Mode::WebsocketHoard(_) => "websocket-hoard",
         }
     }
 
@@ -224,6 +240,11 @@ impl Mode {
             Mode::AudioUnsubscribe("alice".to_owned()),
             // Credentials.
             Mode::HttpFollow("http://127.0.0.1:8080/a?b".to_owned()),
+            Mode::WebsocketEcho {
+                count: 100,
+                url: "ws://127.0.0.1:8080/echo".to_owned(),
+            },
+            Mode::WebsocketHoard("ws://127.0.0.1:8080/flood".to_owned()),
         ];
         all.extend(
             [
@@ -277,6 +298,7 @@ impl fmt::Display for Mode {
             Mode::Sleep(ms) => write!(f, "{name}:{ms}"),
             Mode::HugeName(how) => write!(f, "{name}:{}", how.as_str()),
             Mode::Sandbox(Some(port)) => write!(f, "{name}:{port}"),
+            Mode::WebsocketEcho { count, url } => write!(f, "{name}:{count}:{url}"),
             Mode::Fail(arg)
             | Mode::HoardResponses(arg)
             | Mode::HoardAudio(arg)
@@ -284,7 +306,8 @@ impl fmt::Display for Mode {
             | Mode::Shutdown(arg)
             | Mode::SetMetadata(arg)
             | Mode::AudioUnsubscribe(arg)
-            | Mode::HttpFollow(arg) => write!(f, "{name}:{arg}"),
+            | Mode::HttpFollow(arg)
+            | Mode::WebsocketHoard(arg) => write!(f, "{name}:{arg}"),
             _ => f.write_str(name),
         }
     }
@@ -369,6 +392,16 @@ impl FromStr for Mode {
             ("audio-unsubscribe", Some(identity)) => Mode::AudioUnsubscribe(text(identity)),
             // Credentials.
             ("http-follow", Some(url)) => Mode::HttpFollow(text(url)),
+            ("websocket-echo", Some(arg)) => {
+                let (count, url) = arg.split_once(':').ok_or_else(unknown)?;
+                Mode::WebsocketEcho {
+                    count: count
+                        .parse()
+                        .map_err(|e| UnknownMode(format!("bad count '{count}': {e}")))?,
+                    url: text(url),
+                }
+            }
+            ("websocket-hoard", Some(url)) => Mode::WebsocketHoard(text(url)),
             _ => return Err(unknown()),
         })
     }
@@ -396,7 +429,7 @@ mod tests {
         unique.dedup();
         assert_eq!(names.len(), unique.len(), "examples of a mode are adjacent");
         // One per variant of `Mode` (the match in `name` lists them all).
-        assert_eq!(unique.len(), 35);
+        assert_eq!(unique.len(), 37);
     }
 
     #[test]

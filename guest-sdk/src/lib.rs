@@ -72,15 +72,27 @@ extern crate self as agent_host_sdk;
 pub mod __bindings;
 
 mod audio;
+pub mod http;
 mod job;
 pub mod log;
 mod room;
+mod room_async;
 mod server;
+pub mod sse;
+pub mod task;
+pub mod websocket;
 
 pub use audio::{Audio, AudioFormat, AudioFrame, TrackInfo, TrackKind};
 pub use job::JobContext;
 pub use room::{AllEvents, CHAT_TOPIC, DataOptions, Events, Room, RoomError, TextOptions};
+pub use room_async::EventStream;
 pub use server::Server;
+pub use task::{Elapsed, Task, block_on, sleep, spawn, timeout, yield_now};
+
+/// Select-style waits and other future helpers (`future::or`,
+/// `future::zip`, `pin!`), re-exported so that a guest needs no dependency
+/// of its own; the version wstd uses.
+pub use futures_lite;
 
 pub use __bindings::agent_host::agent::events::Event;
 
@@ -110,6 +122,47 @@ pub trait Agent {
     fn run(ctx: JobContext) -> Result<(), String>;
 }
 
+/// A LiveKit agent whose job body is async: it can wait on its room, HTTP
+/// responses, WebSockets and timers at once, and [`spawn`] tasks.
+///
+/// Exported with `export_agent!(async MyAgent)`. `run` runs inside
+/// [`block_on`]; the job ends when it returns (tasks still running are
+/// cancelled with their handles, detached ones run until they cannot make
+/// progress).
+///
+/// ```no_run
+/// use agent_host_sdk::{AsyncAgent, JobContext, RoomEvent};
+///
+/// struct Echo;
+///
+/// impl AsyncAgent for Echo {
+///     async fn run(ctx: JobContext) -> Result<(), String> {
+///         let room = ctx.room();
+///         let mut events = room.stream();
+///         while let Some(event) = events.next().await {
+///             if let RoomEvent::TextReceived(msg) = event {
+///                 room.send_text_to(&[&msg.sender], &msg.text)?;
+///             }
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// agent_host_sdk::export_agent!(async Echo);
+/// ```
+pub trait AsyncAgent {
+    /// Answer a job offer (not async: the host waits for the answer).
+    /// Default: accept with the host's default identity.
+    fn on_request(request: JobRequest) -> Decision {
+        let _ = request;
+        Decision::Accept(AcceptOptions::default())
+    }
+
+    /// The job body. `Ok(())` ends the job as a success, `Err(reason)` as a
+    /// failure.
+    fn run(ctx: JobContext) -> impl std::future::Future<Output = Result<(), String>>;
+}
+
 impl Default for AcceptOptions {
     /// Empty identity (the host picks `agent-<job id>`), name, metadata and
     /// attributes.
@@ -123,8 +176,9 @@ impl Default for AcceptOptions {
     }
 }
 
-/// Export a type implementing [`Agent`] as the component's `on-request` and
-/// `run`, and embed the version markers.
+/// Export a type implementing [`Agent`] (or, with `async` before it,
+/// [`AsyncAgent`]) as the component's `on-request` and `run`, and embed the
+/// version markers.
 ///
 /// Use it once, at the top level of the guest crate:
 ///
@@ -140,21 +194,36 @@ impl Default for AcceptOptions {
 /// agent_host_sdk::export_agent!(MyAgent);
 /// ```
 ///
+/// and for an [`AsyncAgent`], `agent_host_sdk::export_agent!(async MyAgent);`.
+///
 /// The expansion refers to this crate as `::agent_host_sdk`, so the
 /// dependency must not be renamed in the guest's `Cargo.toml`.
 #[macro_export]
 macro_rules! export_agent {
+    (async $agent:ty) => {
+        $crate::__export_agent!($agent, AsyncAgent, run_async);
+    };
     ($agent:ty) => {
+        $crate::__export_agent!($agent, Agent, run);
+    };
+}
+
+/// The expansion of [`export_agent!`]: `$trait` is `Agent` or
+/// `AsyncAgent`, `$run` the `__private` function that runs it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_agent {
+    ($agent:ty, $trait:ident, $run:ident) => {
         const _: () = {
             struct __AgentHostExport;
 
             impl $crate::__bindings::Guest for __AgentHostExport {
                 fn on_request(request: $crate::JobRequest) -> $crate::Decision {
-                    <$agent as $crate::Agent>::on_request(request)
+                    <$agent as $crate::$trait>::on_request(request)
                 }
 
                 fn run() -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::run::<$agent>()
+                    $crate::__private::$run::<$agent>()
                 }
             }
 
@@ -181,11 +250,16 @@ macro_rules! export_agent {
 /// Support for [`export_agent!`]; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    use crate::{Agent, JobContext};
+    use crate::{Agent, AsyncAgent, JobContext};
 
     /// Calls the agent's `run` with a fresh context.
     pub fn run<A: Agent>() -> Result<(), String> {
         A::run(JobContext::new())
+    }
+
+    /// Runs the async agent's `run` with a fresh context to its end.
+    pub fn run_async<A: AsyncAgent>() -> Result<(), String> {
+        crate::block_on(A::run(JobContext::new()))
     }
 
     /// The bytes of `s` as an array, for `link_section` statics.

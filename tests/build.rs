@@ -19,6 +19,7 @@ const GUESTS: &[&str] = &[
     "parrot",
     "legacy",
     "http-fetch",
+    "assistant",
 ];
 
 fn main() {

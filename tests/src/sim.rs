@@ -21,6 +21,16 @@ pub async fn start(
     id: &str,
     metadata: &str,
 ) -> (SimRoom, UnboundedReceiver<SimOutput>, JoinHandle<Outcome>) {
+    start_with(guest, id, metadata, JobLimits::default()).await
+}
+
+/// [`start`] under `limits` (an allow-list for outbound HTTP, say).
+pub async fn start_with(
+    guest: &str,
+    id: &str,
+    metadata: &str,
+    limits: JobLimits,
+) -> (SimRoom, UnboundedReceiver<SimOutput>, JoinHandle<Outcome>) {
     let runtime = runtime(4);
     let plugin = load(&runtime, guest);
     let rooms = SimRooms::default();
@@ -29,7 +39,7 @@ pub async fn start(
     let outputs = room.subscribe();
     room.join_identity("alice");
     let offer = runtime
-        .offer(&plugin, req, JobLimits::default())
+        .offer(&plugin, req, limits)
         .await
         .expect("the guest answers the offer");
     let job = offer.job.expect("the guest accepts");

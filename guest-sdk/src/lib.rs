@@ -39,18 +39,106 @@
 //! Build it with `cargo build --release --target wasm32-wasip2`; the result in
 //! `target/wasm32-wasip2/release/<crate>.wasm` is a component the host runs.
 //!
+//! # Async agents: the room, HTTP, WebSockets and timers at once
+//!
+//! An [`AsyncAgent`], exported with `export_agent!(async MyAgent)`, has an
+//! async `run` on the [`wstd`] executor ([`task`] says why that one). It
+//! awaits room events ([`Room::recv`], [`Room::stream`]), outbound HTTP
+//! ([`http`]), WebSockets ([`websocket`]) and timers ([`sleep`],
+//! [`timeout`]), and [`spawn`]s tasks; whenever every task waits, the job
+//! makes one `wasi:io/poll` call over all of them. The blocking API above
+//! stays for agents that do one thing at a time.
+//!
+//! One task per slow thing keeps the room answered, as in
+//! `examples/assistant`:
+//!
+//! ```no_run
+//! use agent_host_sdk::{AsyncAgent, JobContext, RoomEvent, http, spawn};
+//!
+//! struct Fetcher;
+//!
+//! impl AsyncAgent for Fetcher {
+//!     async fn run(ctx: JobContext) -> Result<(), String> {
+//!         let room = ctx.room();
+//!         let mut tasks = Vec::new();
+//!         let mut events = room.stream();
+//!         while let Some(event) = events.next().await {
+//!             let RoomEvent::TextReceived(msg) = event else { continue };
+//!             if msg.text == "ping" {
+//!                 // Answered at once, whatever the fetches below are doing.
+//!                 room.send_text_to(&[&msg.sender], "pong")?;
+//!                 continue;
+//!             }
+//!             tasks.push(spawn(async move {
+//!                 let answer = match http::get(&msg.text).send().await {
+//!                     Ok(response) => response.status().to_string(),
+//!                     Err(err) => format!("error: {err}"),
+//!                 };
+//!                 let _ = room.send_text_to(&[&msg.sender], &answer);
+//!             }));
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! agent_host_sdk::export_agent!(async Fetcher);
+//! ```
+//!
+//! Or wait on two things in one task with
+//! [`futures_lite::future::or`]: here the room
+//! and a streamed HTTP body, whichever has something first (neither loses
+//! anything when the other wins):
+//!
+//! ```no_run
+//! # async fn example(room: agent_host_sdk::Room) -> Result<(), String> {
+//! use agent_host_sdk::futures_lite::future;
+//! use agent_host_sdk::{RoomEvent, http};
+//!
+//! enum Next {
+//!     Room(RoomEvent),
+//!     Body(Result<Option<http::Bytes>, http::Error>),
+//! }
+//!
+//! let mut response = http::get("https://example.com/stream").send().await?;
+//! loop {
+//!     let next = future::or(
+//!         async { Next::Room(room.recv().await) },
+//!         async { Next::Body(response.chunk().await) },
+//!     )
+//!     .await;
+//!     match next {
+//!         Next::Room(RoomEvent::Closed(_)) => break,
+//!         Next::Room(event) => agent_host_sdk::info!("{event:?}"),
+//!         Next::Body(Ok(Some(chunk))) => agent_host_sdk::info!("{} bytes", chunk.len()),
+//!         Next::Body(Ok(None)) => break,
+//!         Next::Body(Err(err)) => return Err(err.into()),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`http`] sends requests with JSON bodies, streams responses and parses
+//! server-sent events ([`sse`]); [`websocket`] opens outbound WebSockets.
+//! Both reach only what the host's allow-list names, and the host adds the
+//! operator's credentials for a destination itself: a guest never needs an
+//! API key.
+//!
 //! # Audio
 //!
 //! [`JobContext::audio`] subscribes to participants' voices and publishes
 //! the agent's own; frames arrive as [`Event::Audio`] from
-//! [`Room::all_events`]. See `examples/parrot`.
+//! [`Room::all_events`] (or [`Room::recv_any`]). See `examples/parrot`.
 //!
 //! # The sandbox
 //!
 //! Besides the imports wrapped here the host provides WASI 0.2 with no ambient
 //! authority: clocks and random numbers are real (so [`std::thread::sleep`]
-//! and [`std::time::Instant`] work), stdout and stderr go to the job's log,
-//! and there is no environment, no file system and no network.
+//! and [`std::time::Instant`] work, though an async agent sleeps with
+//! [`sleep`]), stdout and stderr go to the job's log, and there is no
+//! environment and no file system. The network is outbound HTTP and
+//! WebSockets to the destinations on the host's allow-list (empty by
+//! default, which denies all).
 //!
 //! # Version markers
 //!

@@ -14,6 +14,9 @@ wasmtime::component::bindgen!({
     // on room events, sockets, HTTP bodies and timers together.
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
+        // Sockets are the host's own types, held in the job's table.
+        "agent-host:agent/websocket.connection": crate::imports::websocket::Connection,
+        "agent-host:agent/websocket.future-connection": crate::imports::websocket::FutureConnection,
     },
     // Tests and transports compare events and formats.
     additional_derives: [PartialEq, Eq],

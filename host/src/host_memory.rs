@@ -2,7 +2,8 @@
 //!
 //! Whatever a guest makes the host keep for it (HTTP fields, requests and
 //! response buffers, room events and audio frames waiting to be read,
-//! partial stdout/stderr lines) is charged to its job's [`HostMemory`].
+//! WebSocket buffers and messages, partial stdout/stderr lines) is charged
+//! to its job's [`HostMemory`].
 //!
 //! Policy:
 //! - **A cap of its own**, [`JobLimits::host_memory_bytes`](crate::JobLimits::host_memory_bytes),
@@ -55,6 +56,9 @@ pub enum MemoryKind {
     AudioFrames,
     /// Partial stdout/stderr lines and the kept stderr tail.
     Stdio,
+    /// Outbound WebSockets: each socket's buffers and the messages it
+    /// holds in both directions.
+    WebSockets,
 }
 
 impl fmt::Display for MemoryKind {
@@ -66,6 +70,7 @@ impl fmt::Display for MemoryKind {
             MemoryKind::RoomEvents => "room events",
             MemoryKind::AudioFrames => "audio frames",
             MemoryKind::Stdio => "stdout/stderr lines",
+            MemoryKind::WebSockets => "websockets",
         })
     }
 }

@@ -16,6 +16,7 @@ pub mod process;
 pub mod proxy;
 pub mod sim;
 pub mod tls;
+pub mod websocket;
 pub mod worker;
 
 /// Paths of the example components, built by `build.rs`.

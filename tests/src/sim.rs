@@ -24,7 +24,7 @@ pub async fn start(
     start_with(guest, id, metadata, JobLimits::default()).await
 }
 
-/// [`start`] under `limits` (an allow-list for outbound HTTP, say).
+/// [`start`], under `limits`.
 pub async fn start_with(
     guest: &str,
     id: &str,

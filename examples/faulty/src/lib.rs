@@ -10,6 +10,7 @@ use agent_host_sdk::{AcceptOptions, Agent, Decision, DispatchInfo, JobContext, J
 use faulty_mode::{HugeFailure, Mode, Oversize};
 
 mod hoard;
+mod websocket;
 
 /// Which build this is: `FAULTY_FLAVOR` at compile time, else `a`.
 const FLAVOR: &str = match option_env!("FAULTY_FLAVOR") {
@@ -107,6 +108,8 @@ impl Agent for Faulty {
             Mode::Shutdown(reason) => shutdown(&ctx, &reason),
             Mode::SetMetadata(metadata) => Ok(ctx.room().set_metadata(&metadata)?),
             Mode::AudioUnsubscribe(identity) => audio_unsubscribe(&ctx, &identity),
+            Mode::WebsocketEcho { count, url } => websocket::echo(&ctx, count, &url),
+            Mode::WebsocketHoard(url) => websocket::hoard(&ctx, &url),
             Mode::Reject | Mode::RejectTerminate | Mode::StallOffer | Mode::AcceptOversize(_) => {
                 Err(format!("faulty: mode '{metadata}' acts on the offer only"))
             }

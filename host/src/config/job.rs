@@ -27,6 +27,9 @@
 //! | outbound HTTP response body | 4 MiB | `http_response_bytes` | the send hook, as the body streams in |
 //! | outbound HTTP waits | 10 s | `http_timeout` | connect, first response byte, between response bytes, each (a guest may ask for less) |
 //! | outbound connections | direct, built-in roots | `network` | proxies and private CAs from the operator's environment |
+//! | open WebSockets | 8 | `max_websockets` | the `websocket` import's `connect` (`too-many-sockets`) |
+//! | WebSocket message | 1 MiB | `websocket_message_bytes` | `send` (`too-large`), and tungstenite's message and frame caps as messages come in |
+//! | WebSocket buffer, each direction | 256 KiB | `websocket_buffer_bytes` | `send` (`would-block`) and the socket's task, which stops reading until the guest reads |
 //! | table elements | 100,000 | fixed | the store's resource limiter, and the pooling allocator's slots |
 //! | log line | 4 KiB | fixed | `log` import and stdout/stderr; longer lines are cut, with a `… [truncated N bytes]` marker |
 //! | failure reason | 4 KiB | fixed | every `Failed` outcome (`host/src/bounded.rs`); a backtrace goes only to the debug log, names cut |

@@ -41,7 +41,7 @@ impl Host for EventsView<'_> {
 
     async fn subscribe(&mut self) -> wasmtime::Result<Resource<DynPollable>> {
         let ready = self.table.push(self.link.readiness())?;
-        Ok(wasmtime_wasi::p2::subscribe(self.table, ready)?)
+        wasmtime_wasi::p2::subscribe(self.table, ready)
     }
 }
 
@@ -138,7 +138,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_pollable_is_ready_once_the_job_must_end() {
-        let mut joined = joined("poll-end").await;
+        let joined = joined("poll-end").await;
         let mut ready = joined.link.readiness();
         assert!(!is_ready(&mut ready).await);
         joined.end.send_replace(Some(CloseReason::Terminated));

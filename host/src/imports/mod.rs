@@ -24,7 +24,8 @@
 //! `wasi:http` is wasmtime-wasi-http's, linked with its own view
 //! (`WasiHttpView` on the job's store); what this host adds to it, the
 //! send hook (allow-list, caps, one way out through [`crate::net`]) and
-//! the host-memory meter, lives in [`http`].
+//! the host-memory meter, lives in [`http`]. Outbound WebSockets
+//! ([`websocket`]) go the same way out, under the same allow-list.
 
 mod audio;
 mod events;
@@ -35,6 +36,7 @@ mod room;
 mod server;
 #[cfg(test)]
 mod testing;
+pub(crate) mod websocket;
 
 use wasmtime::component::{HasData, Linker};
 
@@ -44,6 +46,7 @@ pub(crate) use self::job::{JobData, JobView};
 pub(crate) use self::log::{LogData, LogView};
 pub(crate) use self::room::{EndSignal, RoomData, RoomLink, RoomView, SessionCloser};
 pub(crate) use self::server::{ServerData, ServerView};
+pub(crate) use self::websocket::{WebSocketData, WebSocketView, WebSockets};
 use crate::bindings::agent_host::agent as wit;
 
 /// A store's data that can lend each import its view, as wasmtime-wasi's
@@ -59,6 +62,8 @@ pub(crate) trait AgentView: Send {
     fn events(&mut self) -> EventsView<'_>;
     /// The `server` import's view.
     fn server(&mut self) -> ServerView<'_>;
+    /// The `websocket` import's view.
+    fn websocket(&mut self) -> WebSocketView<'_>;
 }
 
 /// Links every interface the `agent` world imports, each on its own view.
@@ -71,6 +76,7 @@ pub(crate) fn add_to_linker<T: AgentView + 'static>(
     wit::audio::add_to_linker::<T, AudioData>(linker, T::audio)?;
     wit::events::add_to_linker::<T, EventsData>(linker, T::events)?;
     wit::server::add_to_linker::<T, ServerData>(linker, T::server)?;
+    wit::websocket::add_to_linker::<T, WebSocketData>(linker, T::websocket)?;
     wit::log::add_to_linker::<T, LogData>(linker, |_| LogView)?;
     Ok(())
 }

@@ -14,6 +14,7 @@ use crate::config::job::{
 };
 use crate::config::net::{
     DEFAULT_HTTP_REQUEST_BYTES, DEFAULT_HTTP_RESPONSE_BYTES, DEFAULT_HTTP_TIMEOUT,
+    DEFAULT_MAX_WEBSOCKETS, DEFAULT_WEBSOCKET_BUFFER_BYTES, DEFAULT_WEBSOCKET_MESSAGE_BYTES,
 };
 use crate::net::Network;
 use crate::net::policy::HttpAllowList;
@@ -66,6 +67,15 @@ pub struct JobLimits {
     /// How outbound HTTP connects: proxy and TLS roots. Default: direct,
     /// built-in roots only.
     pub network: Network,
+    /// Most WebSockets a job may have open at once (connecting, open or
+    /// closing); they reach the destinations of
+    /// [`http_allow`](Self::http_allow) only.
+    pub max_websockets: u32,
+    /// Largest WebSocket message (and frame) a guest may send or receive.
+    pub websocket_message_bytes: u64,
+    /// Most bytes one WebSocket buffers on the host in each direction
+    /// (received and unread, queued and unsent).
+    pub websocket_buffer_bytes: u64,
 }
 
 impl Default for JobLimits {
@@ -89,6 +99,9 @@ impl Default for JobLimits {
             // Direct, built-in roots: nothing from the environment unless
             // the operator's settings say so (`Network::from_env`).
             network: Network::default(),
+            max_websockets: DEFAULT_MAX_WEBSOCKETS,
+            websocket_message_bytes: DEFAULT_WEBSOCKET_MESSAGE_BYTES,
+            websocket_buffer_bytes: DEFAULT_WEBSOCKET_BUFFER_BYTES,
         }
     }
 }
@@ -119,6 +132,9 @@ mod tests {
             http_response_bytes: _,
             http_timeout: _,
             network: _,
+            max_websockets: _,
+            websocket_message_bytes: _,
+            websocket_buffer_bytes: _,
         } = JobLimits::default();
         let mut fields = vec![
             "memory_bytes",
@@ -135,6 +151,9 @@ mod tests {
             "http_response_bytes",
             "http_timeout",
             "network",
+            "max_websockets",
+            "websocket_message_bytes",
+            "websocket_buffer_bytes",
         ];
         let doc = include_str!("../config/job.rs");
         let kinds: Vec<&str> = doc

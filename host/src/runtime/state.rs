@@ -21,7 +21,7 @@ use crate::host_memory::HostMemory;
 use crate::imports::http::{HttpMeter, HttpPolicy};
 use crate::imports::{
     AgentView, AudioView, EndSignal, EventsView, JobView, RoomLink, RoomView, ServerView,
-    SessionCloser,
+    SessionCloser, WebSocketView, WebSockets,
 };
 use crate::room::RoomSession;
 use crate::room::service::RoomScope;
@@ -36,6 +36,9 @@ pub(crate) struct JobState {
     http_policy: HttpPolicy,
     /// Sizes the `wasi:http` resources of `table` before each HTTP call.
     http_meter: HttpMeter,
+    /// Outbound WebSockets: their policy and tasks, which end when the
+    /// store (and this) is dropped.
+    websockets: WebSockets,
     /// Host memory held on the guest's behalf (HTTP, room queues, stdio).
     pub(super) host_memory: HostMemory,
     /// An empty table that holds nothing: what `wasi:http` calls see once
@@ -87,6 +90,7 @@ impl JobState {
             http: WasiHttpCtx::new(),
             http_policy: HttpPolicy::new(&limits, host_memory.clone()),
             http_meter: HttpMeter::new(&host_memory),
+            websockets: WebSockets::new(&limits, host_memory.clone()),
             host_memory,
             refused: {
                 let mut refused = ResourceTable::new();
@@ -156,6 +160,13 @@ impl AgentView for JobState {
         ServerView {
             scope: self.room_service.as_ref(),
             max_payload: self.limits.max_payload_bytes,
+        }
+    }
+
+    fn websocket(&mut self) -> WebSocketView<'_> {
+        WebSocketView {
+            table: &mut self.table,
+            sockets: &mut self.websockets,
         }
     }
 }

@@ -95,6 +95,20 @@ pub enum Mode {
     /// `audio-unsubscribe:<identity>`: subscribes to `identity`, waits for a
     /// frame, unsubscribes, then counts the frames that still arrive.
     AudioUnsubscribe(String),
+    /// `websocket-echo:<count>:<url>`: opens a WebSocket to `url`, sends
+    /// `count` messages and waits with `poll` for as many echoes, closes
+    /// and waits for the peer's close, then sends `echoed <n> of <count>,
+    /// then <the close>` to the room.
+    WebsocketEcho {
+        /// Messages to send.
+        count: u32,
+        /// The `ws://` or `wss://` URL.
+        url: String,
+    },
+    /// `websocket-hoard:<url>`: opens WebSockets to `url` until the host
+    /// refuses one, reads none of them for 2 s, sends `websockets: <n>,
+    /// then <error>` to the room, and ends the job still holding them.
+    WebsocketHoard(String),
 }
 
 /// The field an `accept-oversize` accept makes too large.
@@ -173,6 +187,8 @@ impl Mode {
             Mode::Shutdown(_) => "shutdown",
             Mode::SetMetadata(_) => "set-metadata",
             Mode::AudioUnsubscribe(_) => "audio-unsubscribe",
+            Mode::WebsocketEcho { .. } => "websocket-echo",
+            Mode::WebsocketHoard(_) => "websocket-hoard",
         }
     }
 
@@ -213,6 +229,11 @@ impl Mode {
             Mode::Shutdown("done: for today".to_owned()),
             Mode::SetMetadata("{\"mood\":\"ok\"}".to_owned()),
             Mode::AudioUnsubscribe("alice".to_owned()),
+            Mode::WebsocketEcho {
+                count: 100,
+                url: "ws://127.0.0.1:8080/echo".to_owned(),
+            },
+            Mode::WebsocketHoard("ws://127.0.0.1:8080/flood".to_owned()),
         ];
         all.extend(
             [
@@ -266,13 +287,15 @@ impl fmt::Display for Mode {
             Mode::Sleep(ms) => write!(f, "{name}:{ms}"),
             Mode::HugeName(how) => write!(f, "{name}:{}", how.as_str()),
             Mode::Sandbox(Some(port)) => write!(f, "{name}:{port}"),
+            Mode::WebsocketEcho { count, url } => write!(f, "{name}:{count}:{url}"),
             Mode::Fail(arg)
             | Mode::HoardResponses(arg)
             | Mode::HoardAudio(arg)
             | Mode::Server(arg)
             | Mode::Shutdown(arg)
             | Mode::SetMetadata(arg)
-            | Mode::AudioUnsubscribe(arg) => write!(f, "{name}:{arg}"),
+            | Mode::AudioUnsubscribe(arg)
+            | Mode::WebsocketHoard(arg) => write!(f, "{name}:{arg}"),
             _ => f.write_str(name),
         }
     }
@@ -355,6 +378,16 @@ impl FromStr for Mode {
             ("shutdown", Some(reason)) => Mode::Shutdown(text(reason)),
             ("set-metadata", Some(metadata)) => Mode::SetMetadata(text(metadata)),
             ("audio-unsubscribe", Some(identity)) => Mode::AudioUnsubscribe(text(identity)),
+            ("websocket-echo", Some(arg)) => {
+                let (count, url) = arg.split_once(':').ok_or_else(unknown)?;
+                Mode::WebsocketEcho {
+                    count: count
+                        .parse()
+                        .map_err(|e| UnknownMode(format!("bad count '{count}': {e}")))?,
+                    url: text(url),
+                }
+            }
+            ("websocket-hoard", Some(url)) => Mode::WebsocketHoard(text(url)),
             _ => return Err(unknown()),
         })
     }
@@ -382,7 +415,7 @@ mod tests {
         unique.dedup();
         assert_eq!(names.len(), unique.len(), "examples of a mode are adjacent");
         // One per variant of `Mode` (the match in `name` lists them all).
-        assert_eq!(unique.len(), 34);
+        assert_eq!(unique.len(), 36);
     }
 
     #[test]

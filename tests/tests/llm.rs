@@ -7,13 +7,17 @@
 //! (the stream is only released after the `pong` arrived, so neither
 //! waits for the other); an error status reaches the room as an error and
 //! the job goes on; an endpoint not on the allow-list is denied before
-//! anything reaches it.
+//! anything reaches it; and with a speech provider's WebSocket
+//! (`agent_host_tests::websocket::talker`) the same job holds the socket,
+//! forwards what it says, streams an answer and chats at once.
+
+use std::sync::atomic::Ordering;
 
 use agent_host::room::sim::{SimOutput, SimRoom};
 use agent_host::{HttpAllowList, JobLimits, Outcome};
 use agent_host_tests::fake_openai::{FakeOpenAi, Script};
-use agent_host_tests::guests;
 use agent_host_tests::sim::{WAIT, next, start_with};
+use agent_host_tests::{guests, websocket};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
@@ -146,5 +150,92 @@ async fn an_endpoint_not_on_the_allow_list_is_denied() {
         fake.requests().is_empty(),
         "a denied request reached the provider"
     );
+    ends_well(room, job).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_job_holds_a_speech_socket_streams_an_answer_and_chats_at_once() {
+    let speech = websocket::talker(&["hello from speech", "a second transcript"]).await;
+    let fake = FakeOpenAi::start(Script::Stream {
+        deltas: vec!["first".into(), " second".into()],
+        hold_after: Some(1),
+    })
+    .await;
+    let limits = JobLimits {
+        http_allow: HttpAllowList::parse(
+            &[
+                format!("127.0.0.1:{}", fake.port()),
+                format!("127.0.0.1:{}", speech.port),
+            ],
+            false,
+        )
+        .unwrap(),
+        ..JobLimits::default()
+    };
+    let metadata = serde_json::json!({
+        "base_url": fake.url(),
+        "model": "test-model",
+        "speech_url": speech.url("/v1/listen"),
+    });
+    let (room, mut outputs, job) = start_with(
+        guests::ASSISTANT,
+        "AJ_llm_all",
+        &metadata.to_string(),
+        limits,
+    )
+    .await;
+    // Forwarded to everyone, in order.
+    for expected in ["hello from speech", "a second transcript"] {
+        assert_eq!(reply(&mut outputs).await, (expected.into(), vec![]));
+    }
+    room.send_text("alice", "lk.chat", "a long answer please", &[]);
+    assert_eq!(reply(&mut outputs).await.0, "first");
+    room.send_text("alice", "lk.chat", "ping", &[]);
+    assert_eq!(reply(&mut outputs).await.0, "pong");
+    fake.release();
+    assert_eq!(reply(&mut outputs).await.0, " second");
+    assert_eq!(
+        speech.seen.ended.load(Ordering::Relaxed),
+        0,
+        "the socket is held"
+    );
+    ends_well(room, job).await;
+    // The job's end closes the socket normally; it was the only one.
+    tokio::time::timeout(WAIT, async {
+        while speech.seen.ended.load(Ordering::Relaxed) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the socket ends with the job");
+    assert_eq!(speech.seen.accepted.load(Ordering::Relaxed), 1);
+    assert_eq!(*speech.seen.close_codes.lock().unwrap(), [1000]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_speech_socket_not_on_the_allow_list_is_reported_and_the_job_goes_on() {
+    let speech = websocket::talker(&["never heard"]).await;
+    let fake = FakeOpenAi::start(Script::stream(&["unused"])).await;
+    let metadata = serde_json::json!({
+        "base_url": fake.url(),
+        "model": "test-model",
+        "speech_url": speech.url("/v1/listen"),
+    });
+    let (room, mut outputs, job) = start_with(
+        guests::ASSISTANT,
+        "AJ_llm_speech_denied",
+        &metadata.to_string(),
+        allow(&fake),
+    )
+    .await;
+    let (text, to) = reply(&mut outputs).await;
+    assert!(
+        text.starts_with("error: speech: WebSocket denied by the host"),
+        "{text}"
+    );
+    assert!(to.is_empty());
+    room.send_text("alice", "lk.chat", "ping", &[]);
+    assert_eq!(reply(&mut outputs).await.0, "pong", "the job goes on");
+    assert_eq!(speech.seen.accepted.load(Ordering::Relaxed), 0);
     ends_well(room, job).await;
 }

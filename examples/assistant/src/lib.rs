@@ -12,18 +12,38 @@
 //! its own task. A failed request (a denied endpoint, an error status) is
 //! answered `error: <why>` and the job goes on.
 //!
+//! With `"speech_url": "wss://..."` in the metadata too, it opens that
+//! WebSocket (a speech provider) at the start, holds it for the job's life,
+//! and forwards each text message it receives into the room as chat to
+//! everyone; one task waits on the room and the socket at once. A socket
+//! that cannot be opened is reported into the room as `error: speech:
+//! <why>`, and the job goes on without it; at the end the job closes it
+//! (1000) and waits up to a second for the provider's answer.
+//!
 //! The guest holds no API key: the operator configures one for the
 //! endpoint on the host (`--credential`), which adds it to the request.
 
-use agent_host_sdk::{AsyncAgent, CHAT_TOPIC, JobContext, Room, RoomEvent, http, spawn, warn};
+use std::time::Duration;
+
+use agent_host_sdk::futures_lite::future;
+use agent_host_sdk::websocket::{Message, WebSocket};
+use agent_host_sdk::{
+    AsyncAgent, CHAT_TOPIC, JobContext, Room, RoomEvent, Task, TextMessage, http, spawn, timeout,
+    warn,
+};
 use serde::Deserialize;
 use serde_json::json;
+
+/// How long the speech provider has to answer our close at the job's end.
+/// Its reply only confirms; a second is plenty on any network.
+const CLOSE_WAIT: Duration = Duration::from_secs(1);
 
 /// What the job's metadata names.
 #[derive(Deserialize)]
 struct Config {
     base_url: String,
     model: String,
+    speech_url: Option<String>,
 }
 
 /// One server-sent `data:` chunk of a streamed completion.
@@ -42,41 +62,56 @@ struct Delta {
     content: Option<String>,
 }
 
+/// What the job waits on: the room, and the speech socket if it has one.
+enum Next {
+    Room(RoomEvent),
+    Speech(Option<Result<Message, agent_host_sdk::websocket::Error>>),
+}
+
 struct Assistant;
 
 impl AsyncAgent for Assistant {
     async fn run(ctx: JobContext) -> Result<(), String> {
         let config: Config = serde_json::from_str(&ctx.info().metadata)
             .map_err(|err| format!("job metadata: {err}"))?;
-        let url = format!(
-            "{}/v1/chat/completions",
-            config.base_url.trim_end_matches('/')
-        );
         let room = ctx.room();
-        let mut answers = Vec::new();
-        let mut events = room.stream();
-        while let Some(event) = events.next().await {
-            let RoomEvent::TextReceived(msg) = event else {
-                continue;
-            };
-            if msg.topic != CHAT_TOPIC {
-                continue;
+        let mut speech = None;
+        if let Some(url) = &config.speech_url {
+            match WebSocket::connect(url).await {
+                Ok(socket) => speech = Some(socket),
+                Err(err) => room.send_text(&format!("error: speech: {err}"))?,
             }
-            if msg.text.trim() == "ping" {
-                room.send_text_to(&[&msg.sender], "pong")?;
-                continue;
-            }
-            let request = http::post(&url).json(&json!({
-                "model": config.model,
-                "stream": true,
-                "messages": [{ "role": "user", "content": msg.text }],
-            }));
-            answers.retain(|task: &agent_host_sdk::Task<()>| !task.is_finished());
-            answers.push(spawn(async move {
-                if let Err(err) = answer(room, &msg.sender, request).await {
-                    let _ = room.send_text_to(&[&msg.sender], &format!("error: {err}"));
+        }
+        let mut answers: Vec<Task<()>> = Vec::new();
+        loop {
+            let next = future::or(async { Next::Room(room.recv().await) }, async {
+                match &speech {
+                    Some(socket) => Next::Speech(socket.recv().await),
+                    None => future::pending().await,
                 }
-            }));
+            })
+            .await;
+            match next {
+                Next::Room(RoomEvent::Closed(_)) => break,
+                Next::Room(RoomEvent::TextReceived(msg)) if msg.topic == CHAT_TOPIC => {
+                    if msg.text.trim() == "ping" {
+                        room.send_text_to(&[&msg.sender], "pong")?;
+                    } else {
+                        answers.retain(|task| !task.is_finished());
+                        answers.push(spawn(answer(room, config.request(&msg), msg.sender)));
+                    }
+                }
+                Next::Room(_) => {}
+                Next::Speech(Some(Ok(Message::Text(text)))) => room.send_text(&text)?,
+                Next::Speech(Some(Ok(Message::Binary(_)))) => {}
+                Next::Speech(Some(Err(err))) => warn!("speech: {err}"),
+                Next::Speech(None) => speech = None,
+            }
+        }
+        if let Some(socket) = speech {
+            // A clean close, confirmed by the provider (or not, in time).
+            socket.close(1000, "the job is over")?;
+            let _ = timeout(CLOSE_WAIT, async { while socket.recv().await.is_some() {} }).await;
         }
         Ok(())
     }
@@ -84,8 +119,30 @@ impl AsyncAgent for Assistant {
 
 agent_host_sdk::export_agent!(async Assistant);
 
+impl Config {
+    /// The streamed completion request for a chat message.
+    fn request(&self, msg: &TextMessage) -> http::RequestBuilder {
+        let url = format!(
+            "{}/v1/chat/completions",
+            self.base_url.trim_end_matches('/')
+        );
+        http::post(&url).json(&json!({
+            "model": self.model,
+            "stream": true,
+            "messages": [{ "role": "user", "content": msg.text }],
+        }))
+    }
+}
+
+/// Streams the completion `request` asks for to `to`, or why it failed.
+async fn answer(room: Room, request: http::RequestBuilder, to: String) {
+    if let Err(err) = stream(room, request, &to).await {
+        let _ = room.send_text_to(&[&to], &format!("error: {err}"));
+    }
+}
+
 /// Streams the completion `request` asks for to `to`, delta by delta.
-async fn answer(room: Room, to: &str, request: http::RequestBuilder) -> Result<(), String> {
+async fn stream(room: Room, request: http::RequestBuilder, to: &str) -> Result<(), String> {
     let response = request.send().await?;
     if response.status() != 200 {
         let status = response.status();

@@ -16,7 +16,6 @@
 use std::time::{Duration, Instant};
 
 use agent_host::room::sim::SimOutput;
-use agent_host::{HttpAllowList, JobLimits};
 use agent_host_tests::fake_openai::{FakeOpenAi, Script};
 use agent_host_tests::sim::{next, start_with, text};
 use agent_host_tests::{guests, percentile};
@@ -31,16 +30,12 @@ async fn main() {
         hold_after: Some(1),
     })
     .await;
-    let limits = JobLimits {
-        http_allow: HttpAllowList::parse(&[format!("127.0.0.1:{}", fake.port())], false).unwrap(),
-        ..JobLimits::default()
-    };
-    let metadata = serde_json::json!({ "base_url": fake.url(), "model": "bench" });
+    let metadata = fake.assistant_metadata(None);
     let (room, mut outputs, job) = start_with(
         guests::ASSISTANT,
         "AJ_bench_llm",
-        &metadata.to_string(),
-        limits,
+        &metadata,
+        fake.limits(&[]),
     )
     .await;
     next(&mut outputs, |o| {

@@ -18,6 +18,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use agent_host::{HttpAllowList, JobLimits};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use http_body_util::channel::{Channel, Sender};
@@ -116,6 +117,29 @@ impl FakeOpenAi {
     /// The requests received so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
+    }
+
+    /// The job metadata of `examples/assistant` pointed at this fake, and at
+    /// a speech provider's WebSocket when given.
+    pub fn assistant_metadata(&self, speech_url: Option<&str>) -> String {
+        let mut metadata = serde_json::json!({ "base_url": self.url(), "model": "test-model" });
+        if let Some(url) = speech_url {
+            metadata["speech_url"] = url.into();
+        }
+        metadata.to_string()
+    }
+
+    /// Limits that let a job reach this fake and `127.0.0.1:<port>` for
+    /// each of `also`, nothing else.
+    pub fn limits(&self, also: &[u16]) -> JobLimits {
+        let rules = std::iter::once(self.port())
+            .chain(also.iter().copied())
+            .map(|port| format!("127.0.0.1:{port}"));
+        JobLimits {
+            http_allow: HttpAllowList::parse(rules.collect::<Vec<_>>(), false)
+                .expect("loopback rules parse"),
+            ..JobLimits::default()
+        }
     }
 
     /// Lets every held stream go on to its end.

@@ -14,20 +14,12 @@
 use std::sync::atomic::Ordering;
 
 use agent_host::room::sim::{SimOutput, SimRoom};
-use agent_host::{HttpAllowList, JobLimits, Outcome};
+use agent_host::{JobLimits, Outcome};
 use agent_host_tests::fake_openai::{FakeOpenAi, Script};
 use agent_host_tests::sim::{WAIT, next, start_with};
 use agent_host_tests::{guests, websocket};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
-
-/// Limits that let the job reach `fake` only.
-fn allow(fake: &FakeOpenAi) -> JobLimits {
-    JobLimits {
-        http_allow: HttpAllowList::parse(&[format!("127.0.0.1:{}", fake.port())], false).unwrap(),
-        ..JobLimits::default()
-    }
-}
 
 /// Starts the assistant pointed at `fake` under `limits`, once it is in the
 /// room.
@@ -36,9 +28,8 @@ async fn assistant(
     fake: &FakeOpenAi,
     limits: JobLimits,
 ) -> (SimRoom, UnboundedReceiver<SimOutput>, JoinHandle<Outcome>) {
-    let metadata = serde_json::json!({ "base_url": fake.url(), "model": "test-model" });
-    let (room, mut outputs, job) =
-        start_with(guests::ASSISTANT, id, &metadata.to_string(), limits).await;
+    let metadata = fake.assistant_metadata(None);
+    let (room, mut outputs, job) = start_with(guests::ASSISTANT, id, &metadata, limits).await;
     next(&mut outputs, |o| {
         matches!(o, SimOutput::AgentJoined(_)).then_some(())
     })
@@ -67,7 +58,7 @@ async fn ends_well(room: SimRoom, job: JoinHandle<Outcome>) {
 async fn the_answer_arrives_in_order_and_complete() {
     let deltas = ["Hel", "lo", ", wor", "ld", "!"];
     let fake = FakeOpenAi::start(Script::stream(&deltas)).await;
-    let (room, mut outputs, job) = assistant("AJ_llm_order", &fake, allow(&fake)).await;
+    let (room, mut outputs, job) = assistant("AJ_llm_order", &fake, fake.limits(&[])).await;
     room.send_text("alice", "lk.chat", "say hello", &[]);
     let mut got = Vec::new();
     for _ in deltas {
@@ -106,7 +97,7 @@ async fn a_ping_is_answered_while_a_completion_is_held_open() {
         hold_after: Some(1),
     })
     .await;
-    let (room, mut outputs, job) = assistant("AJ_llm_ping", &fake, allow(&fake)).await;
+    let (room, mut outputs, job) = assistant("AJ_llm_ping", &fake, fake.limits(&[])).await;
     room.send_text("alice", "lk.chat", "a long answer please", &[]);
     assert_eq!(reply(&mut outputs).await.0, "first");
     // The provider holds the rest until released: whatever comes now was
@@ -125,7 +116,7 @@ async fn a_ping_is_answered_while_a_completion_is_held_open() {
 async fn an_error_status_reaches_the_room_and_the_job_goes_on() {
     let body = r#"{"error":{"message":"rate limited","type":"requests"}}"#;
     let fake = FakeOpenAi::start(Script::Status(429, body.into())).await;
-    let (room, mut outputs, job) = assistant("AJ_llm_status", &fake, allow(&fake)).await;
+    let (room, mut outputs, job) = assistant("AJ_llm_status", &fake, fake.limits(&[])).await;
     room.send_text("alice", "lk.chat", "hello", &[]);
     let (text, to) = reply(&mut outputs).await;
     assert_eq!(text, format!("error: 429 {body}"));
@@ -161,29 +152,10 @@ async fn one_job_holds_a_speech_socket_streams_an_answer_and_chats_at_once() {
         hold_after: Some(1),
     })
     .await;
-    let limits = JobLimits {
-        http_allow: HttpAllowList::parse(
-            &[
-                format!("127.0.0.1:{}", fake.port()),
-                format!("127.0.0.1:{}", speech.port),
-            ],
-            false,
-        )
-        .unwrap(),
-        ..JobLimits::default()
-    };
-    let metadata = serde_json::json!({
-        "base_url": fake.url(),
-        "model": "test-model",
-        "speech_url": speech.url("/v1/listen"),
-    });
-    let (room, mut outputs, job) = start_with(
-        guests::ASSISTANT,
-        "AJ_llm_all",
-        &metadata.to_string(),
-        limits,
-    )
-    .await;
+    let metadata = fake.assistant_metadata(Some(&speech.url("/v1/listen")));
+    let limits = fake.limits(&[speech.port]);
+    let (room, mut outputs, job) =
+        start_with(guests::ASSISTANT, "AJ_llm_all", &metadata, limits).await;
     // Forwarded to everyone, in order.
     for expected in ["hello from speech", "a second transcript"] {
         assert_eq!(reply(&mut outputs).await, (expected.into(), vec![]));
@@ -216,16 +188,12 @@ async fn one_job_holds_a_speech_socket_streams_an_answer_and_chats_at_once() {
 async fn a_speech_socket_not_on_the_allow_list_is_reported_and_the_job_goes_on() {
     let speech = websocket::talker(&["never heard"]).await;
     let fake = FakeOpenAi::start(Script::stream(&["unused"])).await;
-    let metadata = serde_json::json!({
-        "base_url": fake.url(),
-        "model": "test-model",
-        "speech_url": speech.url("/v1/listen"),
-    });
+    let metadata = fake.assistant_metadata(Some(&speech.url("/v1/listen")));
     let (room, mut outputs, job) = start_with(
         guests::ASSISTANT,
         "AJ_llm_speech_denied",
-        &metadata.to_string(),
-        allow(&fake),
+        &metadata,
+        fake.limits(&[]),
     )
     .await;
     let (text, to) = reply(&mut outputs).await;

@@ -20,6 +20,7 @@ const GUESTS: &[&str] = &[
     "legacy",
     "http-fetch",
     "assistant",
+    "ws-client",
 ];
 
 fn main() {

@@ -20,7 +20,9 @@ impl Room {
     /// [`next_event`](Self::next_event) does.
     ///
     /// Once the session is over this returns [`RoomEvent::Closed`] every
-    /// time. Needs the async runtime (an [`AsyncAgent`](crate::AsyncAgent)'s
+    /// time. Each event goes to one reader: have one task read the room
+    /// and hand work to others, as `examples/assistant` does. Needs the
+    /// async runtime (an [`AsyncAgent`](crate::AsyncAgent)'s
     /// `run`, or [`block_on`](crate::block_on)).
     pub async fn recv(&self) -> RoomEvent {
         take_when_ready(|| room::next_event(Some(0))).await

@@ -8,6 +8,7 @@
 use std::fmt;
 
 pub use wasip2::http::types::ErrorCode;
+use wasip2::http::types::HeaderError;
 
 /// Why an HTTP request failed.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub enum Error {
     TooLarge(usize),
     /// A JSON body could not be written or read.
     Json(String),
+    /// Anything else the client reported; its explanation.
+    Other(String),
 }
 
 impl Error {
@@ -51,12 +54,16 @@ impl Error {
     }
 
     /// The error for what wstd's client returned: its `wasi:http` code when
-    /// it carries one.
-    pub(crate) fn from_wstd(err: wstd::http::Error, what: fn(String) -> Error) -> Self {
-        match err.downcast_ref::<ErrorCode>() {
-            Some(code) => Error::from_code(code.clone()),
-            None => what(err.root_cause().to_string()),
+    /// it carries one, [`Error::Invalid`] for a header the host refused,
+    /// else `other` with the root cause's text.
+    pub(crate) fn from_wstd(err: wstd::http::Error, other: fn(String) -> Error) -> Self {
+        if let Some(code) = err.downcast_ref::<ErrorCode>() {
+            return Error::from_code(code.clone());
         }
+        if let Some(refused) = err.downcast_ref::<HeaderError>() {
+            return Error::Invalid(format!("the host refused a header: {refused:?}"));
+        }
+        other(err.root_cause().to_string())
     }
 
     /// The `wasi:http` error code, when the host answered with one.
@@ -96,6 +103,7 @@ impl fmt::Display for Error {
             Error::Body(why) => write!(f, "reading the body: {why}"),
             Error::TooLarge(limit) => write!(f, "the body is larger than {limit} bytes"),
             Error::Json(why) => write!(f, "JSON body: {why}"),
+            Error::Other(why) => write!(f, "request failed: {why}"),
         }
     }
 }

@@ -214,7 +214,7 @@ impl RequestBuilder {
             client
                 .send(request)
                 .await
-                .map_err(|err| Error::from_wstd(err, Error::Invalid))
+                .map_err(|err| Error::from_wstd(err, Error::Other))
         })
         .await?;
         let (head, body) = response.into_parts();

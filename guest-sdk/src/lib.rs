@@ -214,9 +214,10 @@ pub trait Agent {
 /// responses, WebSockets and timers at once, and [`spawn`] tasks.
 ///
 /// Exported with `export_agent!(async MyAgent)`. `run` runs inside
-/// [`block_on`]; the job ends when it returns (tasks still running are
-/// cancelled with their handles, detached ones run until they cannot make
-/// progress).
+/// [`block_on`]; the job ends when it returns and every detached task is
+/// done (tasks whose handles were dropped are cancelled: keep the handles
+/// of tasks that wait on the room or a socket, as `examples/assistant`
+/// does, rather than detaching them).
 ///
 /// ```no_run
 /// use agent_host_sdk::{AsyncAgent, JobContext, RoomEvent};

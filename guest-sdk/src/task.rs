@@ -16,8 +16,9 @@
 //!   [`Room::next_event`](crate::Room::next_event) or
 //!   [`std::thread::sleep`]) inside a task stalls every task of the job.
 //! - A [`Task`] is cancelled when its handle is dropped; [`Task::detach`]
-//!   lets it run on. `block_on` returns once its future is done and no
-//!   detached task can make progress any more.
+//!   lets it run on. `block_on` returns once its future is done and every
+//!   detached task has finished or waits on nothing: a detached task that
+//!   keeps awaiting the room or a socket keeps the job from ending.
 //! - Dropping a future of this crate at an `await` loses nothing: a room
 //!   event, a body chunk or a WebSocket message is only taken from the host
 //!   once it is there, in the same poll that returns it.

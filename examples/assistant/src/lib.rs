@@ -28,8 +28,8 @@ use std::time::Duration;
 use agent_host_sdk::futures_lite::future;
 use agent_host_sdk::websocket::{Message, WebSocket};
 use agent_host_sdk::{
-    AsyncAgent, CHAT_TOPIC, JobContext, Room, RoomEvent, Task, TextMessage, http, spawn, timeout,
-    warn,
+    AsyncAgent, CHAT_TOPIC, JobContext, Room, RoomError, RoomEvent, Task, TextMessage, http, spawn,
+    timeout, warn,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -95,25 +95,36 @@ impl AsyncAgent for Assistant {
                 Next::Room(RoomEvent::Closed(_)) => break,
                 Next::Room(RoomEvent::TextReceived(msg)) if msg.topic == CHAT_TOPIC => {
                     if msg.text.trim() == "ping" {
-                        room.send_text_to(&[&msg.sender], "pong")?;
+                        unless_closed(room.send_text_to(&[&msg.sender], "pong"))?;
                     } else {
                         answers.retain(|task| !task.is_finished());
                         answers.push(spawn(answer(room, config.request(&msg), msg.sender)));
                     }
                 }
                 Next::Room(_) => {}
-                Next::Speech(Some(Ok(Message::Text(text)))) => room.send_text(&text)?,
+                Next::Speech(Some(Ok(Message::Text(text)))) => {
+                    unless_closed(room.send_text(&text))?
+                }
                 Next::Speech(Some(Ok(Message::Binary(_)))) => {}
                 Next::Speech(Some(Err(err))) => warn!("speech: {err}"),
                 Next::Speech(None) => speech = None,
             }
         }
-        if let Some(socket) = speech {
-            // A clean close, confirmed by the provider (or not, in time).
-            socket.close(1000, "the job is over")?;
+        // A clean close, confirmed by the provider (or not, in time); one
+        // that closed first needs none.
+        if let Some(socket) = speech.filter(|s| s.close(1000, "the job is over").is_ok()) {
             let _ = timeout(CLOSE_WAIT, async { while socket.recv().await.is_some() {} }).await;
         }
         Ok(())
+    }
+}
+
+/// A message to a room that closed meanwhile reaches nobody: that ends the
+/// job as the closed room does, not with a failure.
+fn unless_closed(sent: Result<(), RoomError>) -> Result<(), RoomError> {
+    match sent {
+        Err(RoomError::Closed) => Ok(()),
+        sent => sent,
     }
 }
 

@@ -15,6 +15,8 @@ const MEMBERS: &[(&str, &str)] = &[
     ("capability", "tests/capability"),
     ("server-support", "tests/server-support"),
     ("legacy", "tests/guests/legacy"),
+    ("faulty", "examples/faulty"),
+    ("assistant", "examples/assistant"),
 ];
 
 /// Whether the manifest takes `dep` from the workspace.

@@ -95,6 +95,15 @@ fn expected_help() -> Vec<(&'static str, String)> {
             "--ping-timeout",
             flag_duration(worker::DEFAULT_PING_TIMEOUT),
         ),
+        ("--max-websockets", net::DEFAULT_MAX_WEBSOCKETS.to_string()),
+        (
+            "--websocket-message-limit",
+            flag_bytes(net::DEFAULT_WEBSOCKET_MESSAGE_BYTES),
+        ),
+        (
+            "--websocket-buffer-limit",
+            flag_bytes(net::DEFAULT_WEBSOCKET_BUFFER_BYTES),
+        ),
         ("--http-host", ops::DEFAULT_HTTP_HOST.to_string()),
         ("--http-port", ops::DEFAULT_HTTP_PORT.to_string()),
     ]
@@ -314,6 +323,54 @@ fn security_md_states_the_limits_of_the_table() {
             "SECURITY.md outbound HTTP row `{row}`"
         );
     }
+    let websockets = [
+        (
+            "open sockets per job",
+            format!(
+                "{} (`JobLimits::max_websockets`)",
+                net::DEFAULT_MAX_WEBSOCKETS
+            ),
+        ),
+        (
+            "message or frame, either way",
+            format!(
+                "{} (`JobLimits::websocket_message_bytes`)",
+                human_bytes(net::DEFAULT_WEBSOCKET_MESSAGE_BYTES)
+            ),
+        ),
+        (
+            "buffered per socket, each way",
+            format!(
+                "{} (`JobLimits::websocket_buffer_bytes`)",
+                human_bytes(net::DEFAULT_WEBSOCKET_BUFFER_BYTES)
+            ),
+        ),
+        (
+            "handshake",
+            format!(
+                "{} (`JobLimits::http_timeout`)",
+                human_duration_words(net::DEFAULT_HTTP_TIMEOUT)
+            ),
+        ),
+        (
+            "close reason",
+            format!("{} bytes", net::WEBSOCKET_CLOSE_REASON_BYTES),
+        ),
+    ];
+    for (row, expected) in websockets {
+        assert_eq!(
+            cell("limit", row),
+            expected,
+            "SECURITY.md outbound WebSockets row `{row}`"
+        );
+    }
+    assert!(
+        flat.contains(&format!(
+            "fixed overhead ({}:",
+            human_bytes(net::WEBSOCKET_OVERHEAD_BYTES)
+        )),
+        "SECURITY.md states each socket's overhead"
+    );
     // SECURITY.md gives identity and name one bound.
     assert_eq!(rooms::MAX_IDENTITY, rooms::MAX_NAME);
     let bounded = [
@@ -450,6 +507,15 @@ fn config_doc_tables_agree_with_the_constants() {
         (
             "outbound HTTP waits",
             human_duration_words(net::DEFAULT_HTTP_TIMEOUT),
+        ),
+        ("open WebSockets", net::DEFAULT_MAX_WEBSOCKETS.to_string()),
+        (
+            "WebSocket message",
+            human_bytes(net::DEFAULT_WEBSOCKET_MESSAGE_BYTES),
+        ),
+        (
+            "WebSocket buffer, each direction",
+            human_bytes(net::DEFAULT_WEBSOCKET_BUFFER_BYTES),
         ),
         ("table elements", grouped(job::MAX_TABLE_ELEMENTS)),
         ("log line", bytes(job::MAX_LOG_LINE)),

@@ -85,6 +85,21 @@ pub struct LimitArgs {
     /// non-public addresses (IP and CIDR rules reach them without this).
     #[arg(long, env = "AGENT_HOST_ALLOW_HTTP_PRIVATE")]
     pub allow_http_private: bool,
+
+    /// Most WebSockets each job may have open at once (they reach the
+    /// --allow-http destinations only).
+    #[arg(long, value_name = "N", env = "AGENT_HOST_MAX_WEBSOCKETS")]
+    pub max_websockets: Option<u32>,
+
+    /// Largest WebSocket message (and frame) a job may send or receive
+    /// (e.g. `1MiB`); a larger one from the server ends that socket.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, env = "AGENT_HOST_WEBSOCKET_MESSAGE_LIMIT")]
+    pub websocket_message_limit: Option<u64>,
+
+    /// Most bytes each WebSocket buffers on the host in each direction
+    /// (unread and unsent messages); a full one stops reading the socket.
+    #[arg(long, value_name = "SIZE", value_parser = parse_bytes, env = "AGENT_HOST_WEBSOCKET_BUFFER_LIMIT")]
+    pub websocket_buffer_limit: Option<u64>,
 }
 
 impl LimitArgs {
@@ -115,6 +130,18 @@ impl LimitArgs {
                 },
                 self.allow_http_private || file.allow_http_private.unwrap_or(false),
             ),
+            max_websockets: self
+                .max_websockets
+                .or(file.max_websockets)
+                .unwrap_or(defaults.max_websockets),
+            websocket_message_bytes: self
+                .websocket_message_limit
+                .or(file.websocket_message_limit)
+                .unwrap_or(defaults.websocket_message_bytes),
+            websocket_buffer_bytes: self
+                .websocket_buffer_limit
+                .or(file.websocket_buffer_limit)
+                .unwrap_or(defaults.websocket_buffer_bytes),
             ..defaults
         }
     }

@@ -8,7 +8,7 @@
 //! `Option`s, which is why clap cannot show their defaults on its own.
 
 use agent_host::config::units::{flag_bytes, flag_duration};
-use agent_host::config::{job, ops, worker};
+use agent_host::config::{job, net, ops, worker};
 use clap::Command;
 
 /// The default shown for the flag with clap id `id` (its field name), if
@@ -33,6 +33,9 @@ pub fn shown_default(id: &str) -> Option<String> {
         "max_retries" => worker::DEFAULT_MAX_RETRIES.to_string(),
         "ping_interval" => flag_duration(worker::DEFAULT_PING_INTERVAL),
         "ping_timeout" => flag_duration(worker::DEFAULT_PING_TIMEOUT),
+        "max_websockets" => net::DEFAULT_MAX_WEBSOCKETS.to_string(),
+        "websocket_message_limit" => flag_bytes(net::DEFAULT_WEBSOCKET_MESSAGE_BYTES),
+        "websocket_buffer_limit" => flag_bytes(net::DEFAULT_WEBSOCKET_BUFFER_BYTES),
         "http_host" => ops::DEFAULT_HTTP_HOST.to_string(),
         "http_port" => ops::DEFAULT_HTTP_PORT.to_string(),
         _ => return None,

@@ -226,6 +226,9 @@ impl RunArgs {
             allow_http: (!self.limits.allow_http.is_empty())
                 .then(|| self.limits.allow_http.clone()),
             allow_http_private: self.limits.allow_http_private.then_some(true),
+            max_websockets: self.limits.max_websockets,
+            websocket_message_limit: self.limits.websocket_message_limit,
+            websocket_buffer_limit: self.limits.websocket_buffer_limit,
         }
     }
 

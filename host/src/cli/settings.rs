@@ -20,6 +20,7 @@
 //! host_memory_limit = "32MiB"   # default 16MiB
 //! job_cpu_limit = "0.5/10s"     # third-party plugin: half a core; default off
 //! allow_http = ["api.openai.com", "*.deepgram.com:443"]
+//! max_websockets = 4            # default 8; WebSockets reach allow_http only
 //!
 //! [[plugin]]
 //! path = "agents/notetaker.wasm"
@@ -74,6 +75,11 @@ pub struct WorkerSettings {
     #[serde(default, with = "opt_rules")]
     pub allow_http: Option<Vec<HttpRule>>,
     pub allow_http_private: Option<bool>,
+    pub max_websockets: Option<u32>,
+    #[serde(default, with = "opt_bytes")]
+    pub websocket_message_limit: Option<u64>,
+    #[serde(default, with = "opt_bytes")]
+    pub websocket_buffer_limit: Option<u64>,
 }
 
 /// One `[[plugin]]` table.
@@ -169,7 +175,10 @@ impl WorkerSettings {
             job_cpu_limit,
             wall_clock_limit,
             allow_http,
-            allow_http_private
+            allow_http_private,
+            max_websockets,
+            websocket_message_limit,
+            websocket_buffer_limit
         )
     }
 }
@@ -300,6 +309,28 @@ mod tests {
             .collect();
         assert_eq!(rules, ["api.example.com", "10.0.0.0/8:443"]);
         assert_eq!(s.worker.allow_http_private, Some(true));
+    }
+
+    #[test]
+    fn websocket_limits() {
+        let text = "max_websockets = 2\nwebsocket_message_limit = \"64KiB\"\nwebsocket_buffer_limit = \"1MiB\"";
+        let s: FileSettings = toml::from_str(text).unwrap();
+        assert_eq!(s.worker.max_websockets, Some(2));
+        assert_eq!(s.worker.websocket_message_limit, Some(64 << 10));
+        assert_eq!(s.worker.websocket_buffer_limit, Some(1 << 20));
+        #[derive(clap::Parser)]
+        struct Flags {
+            #[command(flatten)]
+            limits: super::super::args::LimitArgs,
+        }
+        let flags = <Flags as clap::Parser>::parse_from(["run", "--max-websockets", "3"]);
+        let limits = flags.limits.job_limits(&s.worker);
+        assert_eq!(limits.max_websockets, 3, "a flag beats the file");
+        let flags = <Flags as clap::Parser>::parse_from(["run"]);
+        let limits = flags.limits.job_limits(&s.worker);
+        assert_eq!(limits.max_websockets, 2);
+        assert_eq!(limits.websocket_message_bytes, 64 << 10);
+        assert_eq!(limits.websocket_buffer_bytes, 1 << 20);
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Outbound network and HTTP: the guest HTTP caps (settings of
-//! [`JobLimits`](crate::JobLimits)) and the buffers each connection holds.
+//! Outbound network, HTTP and WebSockets: the guest HTTP and WebSocket
+//! caps (settings of [`JobLimits`](crate::JobLimits)) and the buffers each
+//! connection holds.
 //!
 //! Policy: every byte a guest makes the host buffer is bounded, and what a
-//! request in flight holds is charged to the job's host-memory budget with
-//! the sizes below.
+//! request in flight or an open socket holds is charged to the job's
+//! host-memory budget with the sizes below.
 
 use std::time::Duration;
 

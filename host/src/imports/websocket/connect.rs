@@ -81,7 +81,6 @@ pub(crate) fn check(
         return Err(invalid("the URL has no host".into()));
     }
     let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let request = upgrade_request(uri, &options)?;
     let Some(rule) = policy.allow.rule_for(&host, port) else {
         let why = if policy.allow.is_empty() {
             "the outbound allow-list is empty, which denies all"
@@ -94,6 +93,7 @@ pub(crate) fn check(
             bounded::log_field(&host)
         )));
     };
+    let request = upgrade_request(uri, &options)?;
     let wait = options.timeout_ms.map_or(policy.wait, |ms| {
         Duration::from_millis(ms.into()).min(policy.wait)
     });
@@ -145,9 +145,9 @@ fn upgrade_request(uri: Uri, options: &ConnectOptions) -> Result<Request, Websoc
             .map_err(|_| invalid("the subprotocols are not a header value".into()))?;
         headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, offered);
     }
-    // After merging the `cred` branch the operator's credentials for this
-    // destination are added here, after the allow-list check in `check`
-    // (`credentials.apply(host, port, request.headers_mut())`).
+    // Called only once the allow-list named the destination (`check`):
+    // after merging the `cred` branch the operator's credentials for it
+    // are added here (`credentials.apply(host, port, request.headers_mut())`).
     Ok(request)
 }
 

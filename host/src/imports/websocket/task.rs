@@ -5,7 +5,9 @@
 //! - **Backpressure, not loss**: the task reads the next message only
 //!   while the inbox holds less than its cap, so a slow reader stops the
 //!   socket (TCP pushes back on the server) and never loses a message or
-//!   fails.
+//!   fails. While it does not read it does not answer pings either: a
+//!   server with a keepalive may close a socket its guest leaves unread
+//!   for long, which the guest then reads as the end.
 //! - Messages go out in the order queued; the guest's close frame after
 //!   the messages queued before it.
 //! - An oversize message ends the socket with `too-large` and a close frame

@@ -136,7 +136,8 @@ impl WebSocketBuilder {
         self
     }
 
-    /// Offer a subprotocol; offered in the order given.
+    /// Offer a subprotocol; offered in the order given. A server that
+    /// picks none of those offered fails the handshake (as browsers do).
     pub fn subprotocol(mut self, protocol: &str) -> Self {
         self.options.subprotocols.push(protocol.into());
         self

@@ -19,6 +19,8 @@ const GUESTS: &[&str] = &[
     "parrot",
     "legacy",
     "http-fetch",
+    "assistant",
+    "ws-client",
 ];
 
 fn main() {

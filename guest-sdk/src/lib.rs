@@ -39,18 +39,106 @@
 //! Build it with `cargo build --release --target wasm32-wasip2`; the result in
 //! `target/wasm32-wasip2/release/<crate>.wasm` is a component the host runs.
 //!
+//! # Async agents: the room, HTTP, WebSockets and timers at once
+//!
+//! An [`AsyncAgent`], exported with `export_agent!(async MyAgent)`, has an
+//! async `run` on the [`wstd`] executor ([`task`] says why that one). It
+//! awaits room events ([`Room::recv`], [`Room::stream`]), outbound HTTP
+//! ([`http`]), WebSockets ([`websocket`]) and timers ([`sleep`],
+//! [`timeout`]), and [`spawn`]s tasks; whenever every task waits, the job
+//! makes one `wasi:io/poll` call over all of them. The blocking API above
+//! stays for agents that do one thing at a time.
+//!
+//! One task per slow thing keeps the room answered, as in
+//! `examples/assistant`:
+//!
+//! ```no_run
+//! use agent_host_sdk::{AsyncAgent, JobContext, RoomEvent, http, spawn};
+//!
+//! struct Fetcher;
+//!
+//! impl AsyncAgent for Fetcher {
+//!     async fn run(ctx: JobContext) -> Result<(), String> {
+//!         let room = ctx.room();
+//!         let mut tasks = Vec::new();
+//!         let mut events = room.stream();
+//!         while let Some(event) = events.next().await {
+//!             let RoomEvent::TextReceived(msg) = event else { continue };
+//!             if msg.text == "ping" {
+//!                 // Answered at once, whatever the fetches below are doing.
+//!                 room.send_text_to(&[&msg.sender], "pong")?;
+//!                 continue;
+//!             }
+//!             tasks.push(spawn(async move {
+//!                 let answer = match http::get(&msg.text).send().await {
+//!                     Ok(response) => response.status().to_string(),
+//!                     Err(err) => format!("error: {err}"),
+//!                 };
+//!                 let _ = room.send_text_to(&[&msg.sender], &answer);
+//!             }));
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! agent_host_sdk::export_agent!(async Fetcher);
+//! ```
+//!
+//! Or wait on two things in one task with
+//! [`futures_lite::future::or`]: here the room
+//! and a streamed HTTP body, whichever has something first (neither loses
+//! anything when the other wins):
+//!
+//! ```no_run
+//! # async fn example(room: agent_host_sdk::Room) -> Result<(), String> {
+//! use agent_host_sdk::futures_lite::future;
+//! use agent_host_sdk::{RoomEvent, http};
+//!
+//! enum Next {
+//!     Room(RoomEvent),
+//!     Body(Result<Option<http::Bytes>, http::Error>),
+//! }
+//!
+//! let mut response = http::get("https://example.com/stream").send().await?;
+//! loop {
+//!     let next = future::or(
+//!         async { Next::Room(room.recv().await) },
+//!         async { Next::Body(response.chunk().await) },
+//!     )
+//!     .await;
+//!     match next {
+//!         Next::Room(RoomEvent::Closed(_)) => break,
+//!         Next::Room(event) => agent_host_sdk::info!("{event:?}"),
+//!         Next::Body(Ok(Some(chunk))) => agent_host_sdk::info!("{} bytes", chunk.len()),
+//!         Next::Body(Ok(None)) => break,
+//!         Next::Body(Err(err)) => return Err(err.into()),
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`http`] sends requests with JSON bodies, streams responses and parses
+//! server-sent events ([`sse`]); [`websocket`] opens outbound WebSockets.
+//! Both reach only what the host's allow-list names, and the host adds the
+//! operator's credentials for a destination itself: a guest never needs an
+//! API key.
+//!
 //! # Audio
 //!
 //! [`JobContext::audio`] subscribes to participants' voices and publishes
 //! the agent's own; frames arrive as [`Event::Audio`] from
-//! [`Room::all_events`]. See `examples/parrot`.
+//! [`Room::all_events`] (or [`Room::recv_any`]). See `examples/parrot`.
 //!
 //! # The sandbox
 //!
 //! Besides the imports wrapped here the host provides WASI 0.2 with no ambient
 //! authority: clocks and random numbers are real (so [`std::thread::sleep`]
-//! and [`std::time::Instant`] work), stdout and stderr go to the job's log,
-//! and there is no environment, no file system and no network.
+//! and [`std::time::Instant`] work, though an async agent sleeps with
+//! [`sleep`]), stdout and stderr go to the job's log, and there is no
+//! environment and no file system. The network is outbound HTTP and
+//! WebSockets to the destinations on the host's allow-list (empty by
+//! default, which denies all).
 //!
 //! # Version markers
 //!
@@ -72,15 +160,27 @@ extern crate self as agent_host_sdk;
 pub mod __bindings;
 
 mod audio;
+pub mod http;
 mod job;
 pub mod log;
 mod room;
+mod room_async;
 mod server;
+pub mod sse;
+pub mod task;
+pub mod websocket;
 
 pub use audio::{Audio, AudioFormat, AudioFrame, TrackInfo, TrackKind};
 pub use job::JobContext;
 pub use room::{AllEvents, CHAT_TOPIC, DataOptions, Events, Room, RoomError, TextOptions};
+pub use room_async::EventStream;
 pub use server::Server;
+pub use task::{Elapsed, Task, block_on, sleep, spawn, timeout, yield_now};
+
+/// Select-style waits and other future helpers (`future::or`,
+/// `future::zip`, `pin!`), re-exported so that a guest needs no dependency
+/// of its own; the version wstd uses.
+pub use futures_lite;
 
 pub use __bindings::agent_host::agent::events::Event;
 
@@ -110,6 +210,48 @@ pub trait Agent {
     fn run(ctx: JobContext) -> Result<(), String>;
 }
 
+/// A LiveKit agent whose job body is async: it can wait on its room, HTTP
+/// responses, WebSockets and timers at once, and [`spawn`] tasks.
+///
+/// Exported with `export_agent!(async MyAgent)`. `run` runs inside
+/// [`block_on`]; the job ends when it returns and every detached task is
+/// done (tasks whose handles were dropped are cancelled: keep the handles
+/// of tasks that wait on the room or a socket, as `examples/assistant`
+/// does, rather than detaching them).
+///
+/// ```no_run
+/// use agent_host_sdk::{AsyncAgent, JobContext, RoomEvent};
+///
+/// struct Echo;
+///
+/// impl AsyncAgent for Echo {
+///     async fn run(ctx: JobContext) -> Result<(), String> {
+///         let room = ctx.room();
+///         let mut events = room.stream();
+///         while let Some(event) = events.next().await {
+///             if let RoomEvent::TextReceived(msg) = event {
+///                 room.send_text_to(&[&msg.sender], &msg.text)?;
+///             }
+///         }
+///         Ok(())
+///     }
+/// }
+///
+/// agent_host_sdk::export_agent!(async Echo);
+/// ```
+pub trait AsyncAgent {
+    /// Answer a job offer (not async: the host waits for the answer).
+    /// Default: accept with the host's default identity.
+    fn on_request(request: JobRequest) -> Decision {
+        let _ = request;
+        Decision::Accept(AcceptOptions::default())
+    }
+
+    /// The job body. `Ok(())` ends the job as a success, `Err(reason)` as a
+    /// failure.
+    fn run(ctx: JobContext) -> impl std::future::Future<Output = Result<(), String>>;
+}
+
 impl Default for AcceptOptions {
     /// Empty identity (the host picks `agent-<job id>`), name, metadata and
     /// attributes.
@@ -123,8 +265,9 @@ impl Default for AcceptOptions {
     }
 }
 
-/// Export a type implementing [`Agent`] as the component's `on-request` and
-/// `run`, and embed the version markers.
+/// Export a type implementing [`Agent`] (or, with `async` before it,
+/// [`AsyncAgent`]) as the component's `on-request` and `run`, and embed the
+/// version markers.
 ///
 /// Use it once, at the top level of the guest crate:
 ///
@@ -140,21 +283,36 @@ impl Default for AcceptOptions {
 /// agent_host_sdk::export_agent!(MyAgent);
 /// ```
 ///
+/// and for an [`AsyncAgent`], `agent_host_sdk::export_agent!(async MyAgent);`.
+///
 /// The expansion refers to this crate as `::agent_host_sdk`, so the
 /// dependency must not be renamed in the guest's `Cargo.toml`.
 #[macro_export]
 macro_rules! export_agent {
+    (async $agent:ty) => {
+        $crate::__export_agent!($agent, AsyncAgent, run_async);
+    };
     ($agent:ty) => {
+        $crate::__export_agent!($agent, Agent, run);
+    };
+}
+
+/// The expansion of [`export_agent!`]: `$trait` is `Agent` or
+/// `AsyncAgent`, `$run` the `__private` function that runs it.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_agent {
+    ($agent:ty, $trait:ident, $run:ident) => {
         const _: () = {
             struct __AgentHostExport;
 
             impl $crate::__bindings::Guest for __AgentHostExport {
                 fn on_request(request: $crate::JobRequest) -> $crate::Decision {
-                    <$agent as $crate::Agent>::on_request(request)
+                    <$agent as $crate::$trait>::on_request(request)
                 }
 
                 fn run() -> ::core::result::Result<(), ::std::string::String> {
-                    $crate::__private::run::<$agent>()
+                    $crate::__private::$run::<$agent>()
                 }
             }
 
@@ -181,11 +339,16 @@ macro_rules! export_agent {
 /// Support for [`export_agent!`]; not part of the API.
 #[doc(hidden)]
 pub mod __private {
-    use crate::{Agent, JobContext};
+    use crate::{Agent, AsyncAgent, JobContext};
 
     /// Calls the agent's `run` with a fresh context.
     pub fn run<A: Agent>() -> Result<(), String> {
         A::run(JobContext::new())
+    }
+
+    /// Runs the async agent's `run` with a fresh context to its end.
+    pub fn run_async<A: AsyncAgent>() -> Result<(), String> {
+        crate::block_on(A::run(JobContext::new()))
     }
 
     /// The bytes of `s` as an array, for `link_section` statics.

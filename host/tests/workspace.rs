@@ -17,6 +17,7 @@ const MEMBERS: &[(&str, &str)] = &[
     ("legacy", "tests/guests/legacy"),
     ("faulty", "examples/faulty"),
     ("http-fetch", "examples/http-fetch"),
+    ("assistant", "examples/assistant"),
 ];
 
 /// Whether the manifest takes `dep` from the workspace.

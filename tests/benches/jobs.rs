@@ -17,12 +17,8 @@ use std::time::{Duration, Instant};
 
 use agent_host::room::sim::SimRooms;
 use agent_host::{JobLimits, Outcome, Runtime, RuntimeConfig};
-use agent_host_tests::{faulty_job, guests, rss_kib};
+use agent_host_tests::{faulty_job, guests, percentile, rss_kib};
 use faulty_mode::Mode;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {

@@ -10,6 +10,7 @@ use agent_host::{JobHandle, JobLimits, Outcome, Plugin, PreparedJob, Runtime, Ru
 use agent_host_capability::{Capability, require};
 use faulty_mode::Mode;
 
+pub mod fake_openai;
 pub mod netns;
 pub mod process;
 pub mod proxy;
@@ -153,6 +154,11 @@ pub fn agent_host_for_fake_server() -> std::process::Command {
     let mut command = agent_host_command();
     command.env("AGENT_HOST_NO_ROOM_IO", "1");
     command
+}
+
+/// The `p` quantile (0 to 1) of `sorted`, nearest rank; for benchmarks.
+pub fn percentile(sorted: &[std::time::Duration], p: f64) -> std::time::Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 /// Number of threads of this process, from `/proc/self/status`.

@@ -121,3 +121,24 @@ pub async fn flood(count: u64, size: usize) -> Server {
     })
     .await
 }
+
+/// Sends each client the text `messages`, in order, as soon as it connects
+/// (a speech provider's transcripts), then waits for the client to close.
+pub async fn talker(messages: &[&str]) -> Server {
+    let messages: Vec<String> = messages.iter().map(|m| m.to_string()).collect();
+    listen(move |mut peer, seen| {
+        let messages = messages.clone();
+        async move {
+            for text in messages {
+                if peer.send(Message::text(text)).await.is_err() {
+                    return;
+                }
+                seen.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            while let Some(Ok(message)) = peer.next().await {
+                closed(&seen, &message);
+            }
+        }
+    })
+    .await
+}

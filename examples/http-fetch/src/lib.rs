@@ -5,18 +5,17 @@
 //!   start, report, and end the job (failed, with the reason, if the fetch
 //!   failed).
 //! - Otherwise: every chat message (`lk.chat`) that is such a URL is
-//!   fetched and answered to its sender, until the room closes.
+//!   fetched and answered to its sender, until the room closes. Each fetch
+//!   is its own task, so chat keeps being answered while one runs; fetches
+//!   still running when the room closes are dropped with the job.
 //!
 //! The host only lets requests through to destinations on its allow-list
 //! (`--allow-http`); everything else fails with `HttpRequestDenied` or
 //! `DestinationIpProhibited`, which is what gets reported then.
 
-use agent_host_sdk::{Agent, CHAT_TOPIC, JobContext, RoomEvent, TextOptions};
-use wasip2::http::outgoing_handler;
-use wasip2::http::types::{Fields, Method, OutgoingRequest, Scheme};
-use wasip2::io::streams::StreamError;
+use agent_host_sdk::{AsyncAgent, CHAT_TOPIC, JobContext, RoomEvent, http, spawn, warn};
 
-/// Most body bytes shown in a report.
+/// Most body characters shown in a report.
 const EXCERPT: usize = 200;
 
 /// Most body bytes read (the host caps it too).
@@ -24,99 +23,62 @@ const MAX_BODY: usize = 1 << 20;
 
 struct HttpFetch;
 
-impl Agent for HttpFetch {
-    fn run(ctx: JobContext) -> Result<(), String> {
+impl AsyncAgent for HttpFetch {
+    async fn run(ctx: JobContext) -> Result<(), String> {
         let room = ctx.room();
         let metadata = ctx.info().metadata;
         if is_url(&metadata) {
-            let report = fetch(metadata.trim());
-            let text = match &report {
-                Ok(summary) => summary.clone(),
-                Err(err) => format!("error: {err}"),
-            };
-            room.send_text(&text)?;
-            return report.map(|_| ());
+            let report = fetch(&metadata).await;
+            room.send_text(&text(&report))?;
+            return report.map(drop);
         }
-        for event in room.events() {
-            if let RoomEvent::TextReceived(msg) = event {
-                if msg.topic != CHAT_TOPIC || !is_url(&msg.text) {
-                    continue;
-                }
-                let text = fetch(msg.text.trim()).unwrap_or_else(|err| format!("error: {err}"));
-                room.send_text_with(
-                    &text,
-                    TextOptions {
-                        topic: CHAT_TOPIC.to_owned(),
-                        destinations: vec![msg.sender],
-                    },
-                )?;
+        let mut fetches = Vec::new();
+        let mut events = room.stream();
+        while let Some(event) = events.next().await {
+            let RoomEvent::TextReceived(msg) = event else {
+                continue;
+            };
+            if msg.topic != CHAT_TOPIC || !is_url(&msg.text) {
+                continue;
             }
+            fetches.retain(|task: &agent_host_sdk::Task<()>| !task.is_finished());
+            fetches.push(spawn(async move {
+                let report = fetch(&msg.text).await;
+                if let Err(err) = room.send_text_to(&[&msg.sender], &text(&report)) {
+                    warn!("answering {}: {err}", msg.sender);
+                }
+            }));
         }
         Ok(())
     }
 }
 
-agent_host_sdk::export_agent!(HttpFetch);
+agent_host_sdk::export_agent!(async HttpFetch);
 
 fn is_url(text: &str) -> bool {
     let text = text.trim();
     text.starts_with("http://") || text.starts_with("https://")
 }
 
-/// `GET url`: `"<status> <excerpt>"`, or why it failed.
-fn fetch(url: &str) -> Result<String, String> {
-    let (scheme, rest) = url.split_once("://").ok_or("not a URL")?;
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let path = if path.starts_with('?') {
-        format!("/{path}")
-    } else {
-        path.to_owned()
-    };
-    let request = OutgoingRequest::new(Fields::new());
-    let scheme = match scheme {
-        "https" => Scheme::Https,
-        _ => Scheme::Http,
-    };
-    let fail = |what: &str| format!("fetch {url}: {what}");
-    request
-        .set_method(&Method::Get)
-        .and_then(|()| request.set_scheme(Some(&scheme)))
-        .and_then(|()| request.set_authority(Some(authority)))
-        .and_then(|()| request.set_path_with_query(Some(&path)))
-        .map_err(|()| fail("the host refused the URL"))?;
-    let pending = outgoing_handler::handle(request, None).map_err(|e| fail(&format!("{e:?}")))?;
-    pending.subscribe().block();
-    let response = pending
-        .get()
-        .ok_or_else(|| fail("no response"))?
-        .map_err(|()| fail("response taken twice"))?
-        .map_err(|e| fail(&format!("{e:?}")))?;
-    let status = response.status();
-    let body = response.consume().map_err(|()| fail("no body"))?;
-    let stream = body.stream().map_err(|()| fail("no body stream"))?;
-    let mut bytes = Vec::new();
-    loop {
-        match stream.blocking_read(64 << 10) {
-            Ok(chunk) => {
-                bytes.extend_from_slice(&chunk);
-                if bytes.len() > MAX_BODY {
-                    return Err(fail("body too large"));
-                }
-            }
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(err)) => {
-                let code = wasip2::http::types::http_error_code(&err)
-                    .map(|c| format!("{c:?}"))
-                    .unwrap_or_else(|| err.to_debug_string());
-                return Err(fail(&format!("reading the body: {code}")));
-            }
-        }
+/// What a report says: `"<status> <excerpt>"`, or `"error: <why>"`.
+fn text(report: &Result<String, String>) -> String {
+    match report {
+        Ok(summary) => summary.clone(),
+        Err(err) => format!("error: {err}"),
     }
-    drop(stream);
-    let text = String::from_utf8_lossy(&bytes);
+}
+
+/// `GET url`: `"<status> <excerpt>"`, or why it failed.
+async fn fetch(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let fail = |err: http::Error| format!("fetch {url}: {err}");
+    let response = http::get(url)
+        .max_body(MAX_BODY)
+        .send()
+        .await
+        .map_err(fail)?;
+    let status = response.status();
+    let text = response.text().await.map_err(fail)?;
     let excerpt: String = text.chars().take(EXCERPT).collect();
     Ok(format!("{status} {excerpt}"))
 }

@@ -26,6 +26,11 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, BufReader};
 use tokio::net::TcpListener;
 
+/// Every log line of the host at every level, `trace` included, but for
+/// the compiler's: cranelift sees Wasm code only, never a header, and at
+/// `trace` it makes a cold compile of a plugin take most of a minute.
+const EVERY_LOG_LINE: &str = "trace,cranelift_codegen=info,cranelift_frontend=info,wasmtime_internal_cranelift=info,regalloc2=info";
+
 /// A loopback HTTP/1.1 server that records the headers of every request:
 /// `/hello` answers a short text, `/redirect/<port>` a 302 to
 /// `http://127.0.0.1:<port>/hello`, `/drop` closes the connection without
@@ -306,7 +311,7 @@ async fn the_cli_never_prints_the_secret_even_at_trace() {
             ),
         ])
         .env("CRED_TEST_KEY", &secret)
-        .env("RUST_LOG", "trace")
+        .env("RUST_LOG", EVERY_LOG_LINE)
         // Open until the guest reported: end of input would close the
         // room under it. (The console ends once input ends too.)
         .stdin(std::process::Stdio::piped())
@@ -432,7 +437,7 @@ async fn run_reads_credential_tables_and_tells_the_server_nothing() {
             "cred-agent",
         ],
     );
-    command.env("RUST_LOG", "trace");
+    command.env("RUST_LOG", EVERY_LOG_LINE);
     let mut host = Host::new(command.spawn().expect("starting agent-host run"));
     livekit.wait_for_workers(1, WAIT).await.unwrap();
     let id = dispatch(&livekit, "cred-agent", &Mode::HttpFollow(a.url("/hello")));

@@ -24,9 +24,12 @@
 //! - **Headers**: the guest's are added to the upgrade request; the ones
 //!   the host writes (`host`, `connection`, `upgrade`, `sec-websocket-*`,
 //!   and body framing) and invalid names or values are `invalid`.
-//! - **Life**: each socket is one tokio task in the job's [`JoinSet`],
-//!   which the store owns: no task outlives its job. Dropping a
-//!   `connection` closes it (1000); see `task.rs` for the bounded close.
+//! - **Life**: each socket is one tokio task in the job's [`JoinSet`].
+//!   Dropping a `connection` closes it (1000), and so does the job's end
+//!   for every socket its guest still held (the store drops them): the
+//!   peer gets its close frame, as the WIT promises. Each task then ends
+//!   within [`WEBSOCKET_CLOSE_WAIT`](crate::config::net::WEBSOCKET_CLOSE_WAIT)
+//!   (see `task.rs`), so no socket outlives its job by more than that.
 //! - **Credentials**: the operator's headers for the destination
 //!   ([`crate::net::credential`]) are added to the upgrade request only
 //!   once the name and every address were checked, for the host and port
@@ -90,7 +93,8 @@ impl WebSocketPolicy {
 }
 
 /// A job's WebSockets: their policy, its memory budget, and their tasks,
-/// aborted when this is dropped (with the job's store).
+/// which finish their close, bounded, once this is dropped with the job's
+/// store.
 pub(crate) struct WebSockets {
     policy: WebSocketPolicy,
     memory: HostMemory,
@@ -141,6 +145,16 @@ pub(crate) struct OpenSlot(Arc<AtomicU32>);
 impl Drop for OpenSlot {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for WebSockets {
+    /// The job has ended: its sockets are being dropped with its table,
+    /// each of which asks its task to close (1000). Aborting the tasks here
+    /// would cut the connections without that close frame; each task ends
+    /// by itself within the close wait instead.
+    fn drop(&mut self) {
+        self.tasks.detach_all();
     }
 }
 

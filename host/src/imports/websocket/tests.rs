@@ -707,11 +707,16 @@ async fn close_codes_and_reasons_are_checked() {
 /// The job's end (its store, and with it the sockets, dropped) ends every
 /// socket task at once: the server sees its connection go.
 #[tokio::test]
-async fn no_socket_outlives_its_job() {
+async fn the_jobs_end_closes_its_sockets_and_ends_their_tasks() {
     let (gone_tx, gone_rx) = tokio::sync::oneshot::channel();
     let (port, _server) = serve(|mut peer| async move {
-        while let Some(Ok(_)) = peer.next().await {}
-        let _ = gone_tx.send(());
+        let mut close = None;
+        while let Some(Ok(message)) = peer.next().await {
+            if let WsMessage::Close(frame) = message {
+                close = frame.map(|f| u16::from(f.code));
+            }
+        }
+        let _ = gone_tx.send(close);
     })
     .await;
     let mut job = Job::new(port, |_| {});
@@ -719,11 +724,18 @@ async fn no_socket_outlives_its_job() {
     assert!(job.memory.used() >= WEBSOCKET_OVERHEAD_BYTES);
     let memory = job.memory.clone();
     drop(job);
-    timeout(WEBSOCKET_CLOSE_WAIT / 2, gone_rx)
+    let close = timeout(WEBSOCKET_CLOSE_WAIT / 2, gone_rx)
         .await
         .expect("the connection ends with the job, before any close wait")
         .unwrap();
-    assert_eq!(memory.used(), 0);
+    assert_eq!(close, Some(1000), "the peer got its close frame");
+    timeout(PATIENCE, async {
+        while memory.used() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the task ends and gives its memory back");
 }
 
 /// The operator's credential goes on the upgrade request to its

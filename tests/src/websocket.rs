@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 
 /// What a server saw, across its connections.
 #[derive(Debug, Default)]
@@ -23,6 +24,8 @@ pub struct Seen {
     pub sent: AtomicU64,
     /// The close codes clients sent, in order.
     pub close_codes: Mutex<Vec<u16>>,
+    /// The `authorization` header of each upgrade request, in order.
+    pub authorizations: Mutex<Vec<Option<String>>>,
 }
 
 /// A running server.
@@ -66,7 +69,20 @@ where
             // Dropped with the accept loop: aborts every connection.
             let mut connections = JoinSet::new();
             while let Ok((tcp, _)) = listener.accept().await {
-                let Ok(peer) = tokio_tungstenite::accept_async(tcp).await else {
+                let heard = seen.clone();
+                let record = move |request: &Request, response: Response| {
+                    let authorization = request
+                        .headers()
+                        .get("authorization")
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+                    heard
+                        .authorizations
+                        .lock()
+                        .expect("not poisoned")
+                        .push(authorization);
+                    Ok(response)
+                };
+                let Ok(peer) = tokio_tungstenite::accept_hdr_async(tcp, record).await else {
                     continue;
                 };
                 seen.accepted.fetch_add(1, Ordering::Relaxed);

@@ -23,12 +23,25 @@ fn copy_faulty(dir: &Path) {
     }
     std::fs::copy(root.join("examples/faulty/build.rs"), dir.join("build.rs")).unwrap();
     // The real crate's dependencies, with the SDK's relative path made
-    // absolute: the copy builds wherever it is.
+    // absolute and workspace dependencies spelled out as the workspace
+    // pins them: the copy builds wherever it is.
     let manifest = std::fs::read_to_string(root.join("examples/faulty/Cargo.toml")).unwrap();
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let dependencies = manifest
         .split_once("[dependencies]")
         .expect("faulty has dependencies")
         .1
+        .lines()
+        .map(|line| match line.strip_suffix(".workspace = true") {
+            Some(name) => workspace
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} = ")))
+                .expect("a workspace dependency is pinned in the root manifest")
+                .to_owned(),
+            None => line.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
         .replace(
             "path = \"../../guest-sdk\"",
             &format!("path = {:?}", root.join("guest-sdk").display().to_string()),

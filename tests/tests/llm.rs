@@ -14,7 +14,7 @@
 use std::sync::atomic::Ordering;
 
 use agent_host::room::sim::{SimOutput, SimRoom};
-use agent_host::{JobLimits, Outcome};
+use agent_host::{Credential, Credentials, JobLimits, Outcome};
 use agent_host_tests::fake_openai::{FakeOpenAi, Script};
 use agent_host_tests::sim::{WAIT, next, start_with};
 use agent_host_tests::{guests, websocket};
@@ -144,8 +144,15 @@ async fn an_endpoint_not_on_the_allow_list_is_denied() {
     ends_well(room, job).await;
 }
 
+/// Issue 14's "done": one job listens to its room, streams from an LLM
+/// over HTTP and holds a speech provider's WebSocket at the same time,
+/// with keys the operator configured on the host for each provider: each
+/// reaches its own provider, and the guest's code holds none (what it can
+/// and cannot see of them is `credentials.rs`'s).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_job_holds_a_speech_socket_streams_an_answer_and_chats_at_once() {
+    const LLM_KEY: &str = "sk-llm-5f0e2a";
+    const SPEECH_KEY: &str = "sk-speech-91bd47";
     let speech = websocket::talker(&["hello from speech", "a second transcript"]).await;
     let fake = FakeOpenAi::start(Script::Stream {
         deltas: vec!["first".into(), " second".into()],
@@ -153,7 +160,20 @@ async fn one_job_holds_a_speech_socket_streams_an_answer_and_chats_at_once() {
     })
     .await;
     let metadata = fake.assistant_metadata(Some(&speech.url("/v1/listen")));
-    let limits = fake.limits(&[speech.port]);
+    let key = |port: u16, value: &'static str| {
+        Credential::with_env(
+            &format!("127.0.0.1:{port}"),
+            "Authorization",
+            "Bearer {env:KEY}",
+            move |_| Some(value.into()),
+        )
+        .expect("a loopback credential")
+    };
+    let limits = JobLimits {
+        credentials: Credentials::new([key(fake.port(), LLM_KEY), key(speech.port, SPEECH_KEY)])
+            .expect("one credential per destination"),
+        ..fake.limits(&[speech.port])
+    };
     let (room, mut outputs, job) =
         start_with(guests::ASSISTANT, "AJ_llm_all", &metadata, limits).await;
     // Forwarded to everyone, in order.
@@ -182,6 +202,19 @@ async fn one_job_holds_a_speech_socket_streams_an_answer_and_chats_at_once() {
     .expect("the socket ends with the job");
     assert_eq!(speech.seen.accepted.load(Ordering::Relaxed), 1);
     assert_eq!(*speech.seen.close_codes.lock().unwrap(), [1000]);
+    // Each provider got its own key, from the host.
+    assert_eq!(
+        *speech.seen.authorizations.lock().unwrap(),
+        [Some(format!("Bearer {SPEECH_KEY}"))]
+    );
+    let llm_keys: Vec<_> = fake
+        .requests()
+        .iter()
+        .flat_map(|r| r.headers.clone())
+        .filter(|(name, _)| name == "authorization")
+        .map(|(_, value)| value)
+        .collect();
+    assert_eq!(llm_keys, [format!("Bearer {LLM_KEY}")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

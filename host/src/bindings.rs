@@ -15,8 +15,8 @@ wasmtime::component::bindgen!({
     with: {
         "wasi:io": wasmtime_wasi::p2::bindings::io,
         // Sockets are the host's own types, held in the job's table.
-        "agent-host:agent/websocket.connection": crate::imports::websocket::Connection,
-        "agent-host:agent/websocket.future-connection": crate::imports::websocket::FutureConnection,
+        "agent-host:agent/websocket.connection": crate::imports::websocket::handle::Connection,
+        "agent-host:agent/websocket.future-connection": crate::imports::websocket::handle::FutureConnection,
     },
     // Tests and transports compare events and formats.
     additional_derives: [PartialEq, Eq],

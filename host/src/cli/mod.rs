@@ -46,7 +46,7 @@ enum Command {
     /// Compile a plugin ahead of time into a `.cwasm` for this host and engine.
     Compile(compile::CompileArgs),
     /// Run one job locally in a simulated room; you are a participant in it.
-    Console(console::ConsoleArgs),
+    Console(Box<console::ConsoleArgs>),
     /// Register with a LiveKit server as an agent worker and run its jobs.
     #[command(visible_alias = "start")]
     Run(Box<run::RunArgs>),
@@ -75,7 +75,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check::run(args),
         Command::Compile(args) => compile::run(args),
-        Command::Console(args) => console::run(args),
+        Command::Console(args) => console::run(*args),
         Command::Run(args) => run::run(*args),
         Command::Dev(args) => dev::run(*args),
         Command::Setup(args) => setup::run(args),

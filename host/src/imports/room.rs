@@ -101,20 +101,32 @@ impl RoomLink {
 
     /// The job has joined its room: from now on the guest acts through `session`.
     pub(crate) async fn join(&mut self, session: Box<dyn RoomSession>) {
-        self.inbox.lock().await.session = Some(session);
+        self.lock().await.session = Some(session);
+    }
+
+    /// The inbox, for an import or the runtime. Never contended in practice
+    /// (see [`RoomLink`]), so taken without waiting when free: a lock that
+    /// waits also spends tokio's cooperative budget and may yield, and a
+    /// host call that yields counts as the guest giving the host back its
+    /// thread, which would let a guest that floods the room in a loop slip
+    /// past the runaway check.
+    async fn lock(&self) -> MutexGuard<'_, Inbox> {
+        match self.inbox.try_lock() {
+            Ok(inbox) => inbox,
+            Err(_) => self.inbox.lock().await,
+        }
     }
 
     /// Takes the session away from the guest (the job has ended), for the
     /// host to close it.
     pub(crate) async fn take(&mut self) -> Option<Box<dyn RoomSession>> {
-        self.inbox.lock().await.session.take()
+        self.lock().await.session.take()
     }
 
     /// Who is in the room now, the agent excluded; nobody before the job
     /// has joined.
     pub(super) async fn participants(&self) -> Vec<Participant> {
-        self.inbox
-            .lock()
+        self.lock()
             .await
             .session
             .as_ref()
@@ -138,7 +150,7 @@ impl RoomLink {
     /// The session, if the job has joined its room and it is still open to
     /// the guest.
     pub(super) async fn joined_session(&mut self) -> Result<SessionGuard<'_>, RoomError> {
-        let inbox = self.inbox.lock().await;
+        let inbox = self.lock().await;
         // A terminated job may still act in its grace period (say goodbye);
         // any other end closes the session to the guest.
         let ended = inbox.closed.is_some_and(|r| r != CloseReason::Terminated);
@@ -177,7 +189,7 @@ impl RoomLink {
     /// timeout or before the job has joined its room.
     pub(super) async fn next_any(&mut self, deadline: Option<Instant>) -> Option<Event> {
         let mut end = self.end.subscribe();
-        let mut inbox = self.inbox.lock().await;
+        let mut inbox = self.lock().await;
         if let Some(reason) = inbox.closed {
             return Some(Event::Room(RoomEvent::Closed(reason)));
         }

@@ -42,11 +42,13 @@
 //! [`WebSockets`] (policy, caps, memory budget, tasks).
 
 mod connect;
+pub(crate) mod handle;
 mod socket;
 mod task;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -57,6 +59,8 @@ use tracing::Instrument as _;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi::p2::DynPollable;
 
+use self::handle::SocketId;
+use self::handle::{Connection, FutureConnection};
 use self::socket::{Caps, Ready, Socket, Wait};
 use crate::bindings::agent_host::agent::websocket::{
     CloseFrame, ConnectOptions, Host, HostConnection, HostFutureConnection, Message, WebsocketError,
@@ -100,6 +104,11 @@ pub(crate) struct WebSockets {
     memory: HostMemory,
     open: Arc<AtomicU32>,
     tasks: JoinSet<()>,
+    /// The state of every socket the guest holds: through its handshake's
+    /// future until `get` hands the connection over, then through that.
+    held: HashMap<SocketId, watch::Sender<Socket>>,
+    /// The id of the next socket.
+    next: u64,
 }
 
 impl WebSockets {
@@ -118,6 +127,23 @@ impl WebSockets {
             memory,
             open: Arc::new(AtomicU32::new(0)),
             tasks: JoinSet::new(),
+            held: HashMap::new(),
+            next: 0,
+        }
+    }
+
+    /// The state of socket `id`, which a handle of the guest names.
+    fn state(&self, id: SocketId) -> wasmtime::Result<&watch::Sender<Socket>> {
+        self.held
+            .get(&id)
+            .ok_or_else(|| wasmtime::format_err!("a WebSocket handle outlived its socket"))
+    }
+
+    /// The guest has let go of socket `id`, which closes it (1000, unless
+    /// it closed first).
+    fn release(&mut self, id: SocketId) {
+        if let Some(state) = self.held.remove(&id) {
+            state.send_modify(Socket::let_go);
         }
     }
 
@@ -149,39 +175,15 @@ impl Drop for OpenSlot {
 }
 
 impl Drop for WebSockets {
-    /// The job has ended: its sockets are being dropped with its table,
-    /// each of which asks its task to close (1000). Aborting the tasks here
-    /// would cut the connections without that close frame; each task ends
-    /// by itself within the close wait instead.
+    /// The job has ended: every socket its guest still held is let go of,
+    /// which asks its task to close (1000). Aborting the tasks here would
+    /// cut the connections without that close frame; each task ends by
+    /// itself within the close wait instead.
     fn drop(&mut self) {
-        self.tasks.detach_all();
-    }
-}
-
-/// A handshake in progress, as the guest holds it.
-pub struct FutureConnection {
-    state: watch::Sender<Socket>,
-    /// `get` handed the result over: the socket is the connection's now.
-    taken: bool,
-}
-
-impl Drop for FutureConnection {
-    fn drop(&mut self) {
-        if !self.taken {
-            self.state.send_modify(Socket::let_go);
+        for state in self.held.values() {
+            state.send_modify(Socket::let_go);
         }
-    }
-}
-
-/// An open socket, as the guest holds it.
-pub struct Connection {
-    state: watch::Sender<Socket>,
-    protocol: Option<String>,
-}
-
-impl Drop for Connection {
-    fn drop(&mut self) {
-        self.state.send_modify(Socket::let_go);
+        self.tasks.detach_all();
     }
 }
 
@@ -201,6 +203,11 @@ impl HasData for WebSocketData {
 }
 
 impl WebSocketView<'_> {
+    /// The state of the socket `this` names.
+    fn state(&self, this: &Resource<Connection>) -> wasmtime::Result<&watch::Sender<Socket>> {
+        self.sockets.state(self.table.get(this)?.id)
+    }
+
     fn pollable(
         &mut self,
         state: &watch::Sender<Socket>,
@@ -236,10 +243,10 @@ impl Host for WebSocketView<'_> {
             Err(over) => return Ok(Err(WebsocketError::Failed(over.to_string()))),
         };
         let (state, _) = watch::channel(Socket::connecting(caps, request_bytes, charge, slot));
-        let future = self.table.push(FutureConnection {
-            state: state.clone(),
-            taken: false,
-        })?;
+        let id = SocketId(sockets.next);
+        sockets.next += 1;
+        let future = self.table.push(FutureConnection { id, taken: false })?;
+        sockets.held.insert(id, state.clone());
         // Reaps the tasks that are done, so the set holds live ones only.
         while sockets.tasks.try_join_next().is_some() {}
         let task = task::run(sockets.policy.clone(), dial, state);
@@ -255,7 +262,8 @@ impl HostFutureConnection for WebSocketView<'_> {
         &mut self,
         this: Resource<FutureConnection>,
     ) -> wasmtime::Result<Resource<DynPollable>> {
-        let state = self.table.get(&this)?.state.clone();
+        let id = self.table.get(&this)?.id;
+        let state = self.sockets.state(id)?.clone();
         self.pollable(&state, Wait::Handshake)
     }
 
@@ -269,20 +277,24 @@ impl HostFutureConnection for WebSocketView<'_> {
                 "the handshake's result was already taken".into(),
             ))));
         }
-        let outcome = future.state.borrow().handshake.clone();
+        let id = future.id;
+        let outcome = self.sockets.state(id)?.borrow().handshake.clone();
         let Some(outcome) = outcome else {
             return Ok(None);
         };
-        future.taken = true;
-        let state = future.state.clone();
+        self.table.get_mut(&this)?.taken = true;
         Ok(Some(match outcome {
-            Ok(protocol) => Ok(self.table.push(Connection { state, protocol })?),
+            Ok(protocol) => Ok(self.table.push(Connection { id, protocol })?),
             Err(err) => Err(err),
         }))
     }
 
     async fn drop(&mut self, this: Resource<FutureConnection>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
+        let future = self.table.delete(this)?;
+        // Once taken, the socket is the connection's to let go of.
+        if !future.taken {
+            self.sockets.release(future.id);
+        }
         Ok(())
     }
 }
@@ -298,7 +310,7 @@ impl HostConnection for WebSocketView<'_> {
         message: Message,
     ) -> wasmtime::Result<Result<(), WebsocketError>> {
         let mut queued = Ok(());
-        self.table.get(&this)?.state.send_if_modified(|s| {
+        self.state(&this)?.send_if_modified(|s| {
             queued = s.queue(message);
             queued.is_ok()
         });
@@ -309,7 +321,7 @@ impl HostConnection for WebSocketView<'_> {
         &mut self,
         this: Resource<Connection>,
     ) -> wasmtime::Result<Resource<DynPollable>> {
-        let state = self.table.get(&this)?.state.clone();
+        let state = self.state(&this)?.clone();
         self.pollable(&state, Wait::Writable)
     }
 
@@ -317,7 +329,7 @@ impl HostConnection for WebSocketView<'_> {
         &mut self,
         this: Resource<Connection>,
     ) -> wasmtime::Result<Resource<DynPollable>> {
-        let state = self.table.get(&this)?.state.clone();
+        let state = self.state(&this)?.clone();
         self.pollable(&state, Wait::Readable)
     }
 
@@ -326,7 +338,7 @@ impl HostConnection for WebSocketView<'_> {
         this: Resource<Connection>,
     ) -> wasmtime::Result<Result<Option<Message>, WebsocketError>> {
         let mut taken = Ok(None);
-        self.table.get(&this)?.state.send_if_modified(|s| {
+        self.state(&this)?.send_if_modified(|s| {
             taken = s.take();
             matches!(taken, Ok(Some(_)))
         });
@@ -343,7 +355,7 @@ impl HostConnection for WebSocketView<'_> {
             return Ok(Err(err));
         }
         let mut closed = Ok(());
-        self.table.get(&this)?.state.send_if_modified(|s| {
+        self.state(&this)?.send_if_modified(|s| {
             closed = s.close(CloseFrame { code, reason });
             closed.is_ok()
         });
@@ -351,7 +363,8 @@ impl HostConnection for WebSocketView<'_> {
     }
 
     async fn drop(&mut self, this: Resource<Connection>) -> wasmtime::Result<()> {
-        self.table.delete(this)?;
+        let connection = self.table.delete(this)?;
+        self.sockets.release(connection.id);
         Ok(())
     }
 }

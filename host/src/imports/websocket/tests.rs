@@ -61,7 +61,8 @@ impl Job {
         options: ConnectOptions,
     ) -> Result<Resource<Connection>, WebsocketError> {
         let future = self.view().connect(url.into(), options).await.unwrap()?;
-        let state = self.table.get(&future).unwrap().state.subscribe();
+        let id = self.table.get(&future).unwrap().id;
+        let state = self.sockets.state(id).unwrap().subscribe();
         wait(Ready::new(state, Wait::Handshake)).await;
         let got = self.view().get(borrow(&future)).await.unwrap();
         HostFutureConnection::drop(&mut self.view(), future)
@@ -97,7 +98,8 @@ impl Job {
     }
 
     fn ready(&self, conn: &Resource<Connection>, wait: Wait) -> Ready {
-        Ready::new(self.table.get(conn).unwrap().state.subscribe(), wait)
+        let id = self.table.get(conn).unwrap().id;
+        Ready::new(self.sockets.state(id).unwrap().subscribe(), wait)
     }
 }
 

@@ -70,6 +70,8 @@ where
             let mut connections = JoinSet::new();
             while let Ok((tcp, _)) = listener.accept().await {
                 let heard = seen.clone();
+                // tungstenite's upgrade callback returns its `ErrorResponse` by value.
+                #[allow(clippy::result_large_err)]
                 let record = move |request: &Request, response: Response| {
                     let authorization = request
                         .headers()

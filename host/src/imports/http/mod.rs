@@ -183,14 +183,12 @@ impl HttpPolicy {
         };
         let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?;
         let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let Some(rule) = self.allow.rule_for(host, port) else {
-            let rule = if self.allow.is_empty() {
-                "the outbound allow-list is empty, which denies all"
-            } else {
-                "no --allow-http rule names this host and port"
-            };
-            tracing::warn!(host = %bounded::log_field(host), port, rule, "outbound HTTP request denied");
-            return Err(Error::HttpRequestDenied);
+        let rule = match self.allow.rule_for(host, port) {
+            Ok(rule) => rule,
+            Err(rule) => {
+                tracing::warn!(host = %bounded::log_field(host), port, rule, "outbound HTTP request denied");
+                return Err(Error::HttpRequestDenied);
+            }
         };
         // One deadline for resolving, connecting and the handshake.
         let deadline = Deadline::after(waits.connect);

@@ -82,17 +82,15 @@ pub(crate) fn check(
         return Err(invalid("the URL has no host".into()));
     }
     let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let Some(rule) = policy.allow.rule_for(&host, port) else {
-        let why = if policy.allow.is_empty() {
-            "the outbound allow-list is empty, which denies all"
-        } else {
-            "no --allow-http rule names this host and port"
-        };
-        tracing::warn!(host = %bounded::log_field(&host), port, rule = why, "outbound WebSocket denied");
-        return Err(WebsocketError::Denied(format!(
-            "{}:{port}: {why}",
-            bounded::log_field(&host)
-        )));
+    let rule = match policy.allow.rule_for(&host, port) {
+        Ok(rule) => rule,
+        Err(why) => {
+            tracing::warn!(host = %bounded::log_field(&host), port, rule = why, "outbound WebSocket denied");
+            return Err(WebsocketError::Denied(format!(
+                "{}:{port}: {why}",
+                bounded::log_field(&host)
+            )));
+        }
     };
     let request = upgrade_request(uri, &options)?;
     let wait = options.timeout_ms.map_or(policy.wait, |ms| {

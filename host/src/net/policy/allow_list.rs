@@ -79,10 +79,17 @@ impl HttpAllowList {
 
     /// The first rule that lets a request to `host:port` through the name
     /// check (`host` as a URI gives it: a name, an IPv4 address or a
-    /// bracketed IPv6 address).
-    pub(crate) fn rule_for(&self, host: &str, port: u16) -> Option<&HttpRule> {
+    /// bracketed IPv6 address); else why none does, for the denial.
+    pub(crate) fn rule_for(&self, host: &str, port: u16) -> Result<&HttpRule, &'static str> {
         let host = Target::parse(host);
-        self.rules.iter().find(|r| r.matches(&host, port))
+        self.rules
+            .iter()
+            .find(|r| r.matches(&host, port))
+            .ok_or(if self.rules.is_empty() {
+                "the outbound allow-list is empty, which denies all"
+            } else {
+                "no --allow-http rule names this host and port"
+            })
     }
 }
 
@@ -322,7 +329,7 @@ mod tests {
     }
 
     fn allows(list: &HttpAllowList, host: &str, port: u16) -> bool {
-        list.rule_for(host, port).is_some()
+        list.rule_for(host, port).is_ok()
     }
 
     #[test]

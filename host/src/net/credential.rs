@@ -51,9 +51,8 @@ const DEFAULT_CREDENTIAL_PORT: u16 = 443;
 
 /// Whether a request may carry credentials at all: every one over TLS, a
 /// plain one unless it goes to [`DEFAULT_CREDENTIAL_PORT`], where it would
-/// carry unencrypted a secret the operator meant for HTTPS. Callers of
-/// [`Credentials::apply`] ask this first.
-pub(crate) fn may_carry(tls: bool, port: u16) -> bool {
+/// carry unencrypted a secret the operator meant for HTTPS.
+fn may_carry(tls: bool, port: u16) -> bool {
     tls || port != DEFAULT_CREDENTIAL_PORT
 }
 
@@ -306,10 +305,14 @@ impl Credentials {
 
     /// Adds to `headers` every credential whose destination names `host`
     /// and `port` (as [`HttpAllowList::rule_for`] takes them), replacing a
-    /// header of the same name the guest set. For a request that passed
-    /// the allow-list and address checks for that host and port, and that
-    /// [`may_carry`] credentials.
-    pub(crate) fn apply(&self, host: &str, port: u16, headers: &mut http::HeaderMap) {
+    /// header of the same name the guest set; none to a plain (`tls`
+    /// false) request to the HTTPS port ([`may_carry`]). For a request
+    /// that passed the allow-list and address checks for that host and
+    /// port.
+    pub(crate) fn apply(&self, tls: bool, host: &str, port: u16, headers: &mut http::HeaderMap) {
+        if !may_carry(tls, port) {
+            return;
+        }
         for credential in self
             .list
             .iter()
@@ -462,7 +465,7 @@ mod tests {
         .unwrap();
         let apply = |host: &str, port: u16| {
             let mut headers = HeaderMap::new();
-            credentials.apply(host, port, &mut headers);
+            credentials.apply(true, host, port, &mut headers);
             let mut names: Vec<String> = headers.keys().map(|k| k.to_string()).collect();
             names.sort();
             names
@@ -491,6 +494,17 @@ mod tests {
         assert!(may_carry(true, 8443));
         assert!(may_carry(false, 8080));
         assert!(!may_carry(false, 443));
+        let credentials = Credentials::new([credential(
+            "api.example.com",
+            "Authorization",
+            "Bearer {env:KEY}",
+        )])
+        .unwrap();
+        let mut headers = HeaderMap::new();
+        credentials.apply(false, "api.example.com", 443, &mut headers);
+        assert!(headers.is_empty(), "apply asks may_carry itself");
+        credentials.apply(true, "api.example.com", 443, &mut headers);
+        assert_eq!(headers["authorization"], "Bearer sk-live-123");
     }
 
     #[test]
@@ -505,7 +519,7 @@ mod tests {
         headers.append("authorization", HeaderValue::from_static("Bearer guest"));
         headers.append("Authorization", HeaderValue::from_static("Bearer again"));
         headers.insert("x-other", HeaderValue::from_static("kept"));
-        credentials.apply("api.example.com", 443, &mut headers);
+        credentials.apply(true, "api.example.com", 443, &mut headers);
         let all: Vec<_> = headers.get_all("authorization").iter().collect();
         assert_eq!(all, ["Bearer sk-live-123"]);
         assert_eq!(headers["x-other"], "kept");

@@ -59,7 +59,7 @@ use crate::config::net::{
     RESPONSE_BUFFER_BYTES,
 };
 use crate::host_memory::{Charge, HostMemory, MemoryKind};
-use crate::net::credential::{self, Credentials};
+use crate::net::credential::Credentials;
 use crate::net::policy::HttpAllowList;
 use crate::net::{Capped, Deadline, Destination, NetError, Network};
 use crate::runtime::limits::JobLimits;
@@ -221,9 +221,8 @@ impl HttpPolicy {
             request.headers_mut().insert(http::header::HOST, checked);
         }
         // Only now, checked: the host and port the connection goes to.
-        if credential::may_carry(tls, port) {
-            self.credentials.apply(host, port, request.headers_mut());
-        }
+        self.credentials
+            .apply(tls, host, port, request.headers_mut());
         let stream = self
             .network
             .connect(&route, deadline)

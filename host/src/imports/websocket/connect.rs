@@ -24,7 +24,6 @@ use crate::bindings::agent_host::agent::websocket::{ConnectOptions, WebsocketErr
 use crate::bounded;
 use crate::config::net::WEBSOCKET_READ_BUFFER_BYTES;
 use crate::imports::http::header_bytes;
-use crate::net::credential;
 use crate::net::{Connection, Deadline, Destination, NetError};
 
 /// A socket's destination, checked by name: what the task dials.
@@ -144,9 +143,8 @@ fn upgrade_request(uri: Uri, options: &ConnectOptions) -> Result<Request, Websoc
             .map_err(|_| invalid("the subprotocols are not a header value".into()))?;
         headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, offered);
     }
-    // Called only once the allow-list named the destination (`check`):
-    // after merging the `cred` branch the operator's credentials for it
-    // are added here (`credentials.apply(host, port, request.headers_mut())`).
+    // The operator's credentials are added in `open`, once every address
+    // was checked.
     Ok(request)
 }
 
@@ -184,11 +182,9 @@ pub(crate) async fn open(
     };
     tracing::debug!(host = %shown, port = dial.port, rule = %dial.rule, "outbound WebSocket");
     // Only now, checked: the host and port the connection goes to.
-    if credential::may_carry(dial.tls, dial.port) {
-        policy
-            .credentials
-            .apply(&dial.host, dial.port, dial.request.headers_mut());
-    }
+    policy
+        .credentials
+        .apply(dial.tls, &dial.host, dial.port, dial.request.headers_mut());
     let stream = policy
         .network
         .connect(&route, deadline)

@@ -165,12 +165,12 @@ pub(crate) async fn open(
         port: dial.port,
     };
     let shown = bounded::log_field(&dial.host);
-    let route = match policy
+    let stream = match policy
         .network
-        .route(destination, &*policy.allow, deadline)
+        .dial(destination, &*policy.allow, deadline)
         .await
     {
-        Ok(route) => route,
+        Ok(stream) => stream,
         Err(NetError::Denied { addr, why }) => {
             tracing::warn!(host = %shown, port = dial.port, matched = %dial.rule, rule = %why, "outbound WebSocket denied");
             return Err(WebsocketError::Denied(format!(
@@ -181,15 +181,11 @@ pub(crate) async fn open(
         Err(err) => return Err(net_error(err)),
     };
     tracing::debug!(host = %shown, port = dial.port, rule = %dial.rule, "outbound WebSocket");
-    // Only now, checked: the host and port the connection goes to.
+    // Only now, every address checked and connected to: the host and port
+    // the request goes to.
     policy
         .credentials
         .apply(dial.tls, &dial.host, dial.port, dial.request.headers_mut());
-    let stream = policy
-        .network
-        .connect(&route, deadline)
-        .await
-        .map_err(net_error)?;
     let handshake = tokio_tungstenite::client_async_with_config(dial.request, stream, Some(config));
     let (socket, response) = tokio::time::timeout_at(deadline.at(), handshake)
         .await
@@ -220,7 +216,6 @@ pub(crate) fn config(message: u64) -> WebSocketConfig {
 fn net_error(err: NetError) -> WebsocketError {
     match err {
         NetError::Timeout(_) => WebsocketError::Timeout,
-        NetError::Denied { addr, why } => WebsocketError::Denied(format!("{addr}: {why}")),
         err => WebsocketError::ConnectFailed(bounded::display(err, bounded::MAX_LOG_FIELD)),
     }
 }

@@ -15,10 +15,9 @@
 
 use std::time::{Duration, Instant};
 
-use agent_host::room::sim::SimOutput;
 use agent_host_tests::fake_openai::{FakeOpenAi, Script};
-use agent_host_tests::sim::{next, start_with, text};
-use agent_host_tests::{guests, percentile};
+use agent_host_tests::percentile;
+use agent_host_tests::sim::{next, text};
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
@@ -30,18 +29,7 @@ async fn main() {
         hold_after: Some(1),
     })
     .await;
-    let metadata = fake.assistant_metadata(None);
-    let (room, mut outputs, job) = start_with(
-        guests::ASSISTANT,
-        "AJ_bench_llm",
-        &metadata,
-        fake.limits(&[]),
-    )
-    .await;
-    next(&mut outputs, |o| {
-        matches!(o, SimOutput::AgentJoined(_)).then_some(())
-    })
-    .await;
+    let (room, mut outputs, job) = fake.assistant("AJ_bench_llm", fake.limits(&[])).await;
     room.send_text("alice", "lk.chat", "stream something", &[]);
     assert_eq!(next(&mut outputs, text).await, "open", "the stream is open");
 

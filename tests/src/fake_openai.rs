@@ -18,7 +18,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use agent_host::{HttpAllowList, JobLimits};
+use agent_host::room::sim::{SimOutput, SimRoom};
+use agent_host::{HttpAllowList, JobLimits, Outcome};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
 use http_body_util::channel::{Channel, Sender};
@@ -26,7 +27,9 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// How the fake answers.
 #[derive(Debug, Clone)]
@@ -127,6 +130,24 @@ impl FakeOpenAi {
             metadata["speech_url"] = url.into();
         }
         metadata.to_string()
+    }
+
+    /// `examples/assistant` pointed at this fake under `limits`, in a sim
+    /// room, once it is in the room: the room, what the agent does in it,
+    /// and the job.
+    pub async fn assistant(
+        &self,
+        id: &str,
+        limits: JobLimits,
+    ) -> (SimRoom, UnboundedReceiver<SimOutput>, JoinHandle<Outcome>) {
+        let metadata = self.assistant_metadata(None);
+        let (room, mut outputs, job) =
+            crate::sim::start_with(crate::guests::ASSISTANT, id, &metadata, limits).await;
+        crate::sim::next(&mut outputs, |o| {
+            matches!(o, SimOutput::AgentJoined(_)).then_some(())
+        })
+        .await;
+        (room, outputs, job)
     }
 
     /// Limits that let a job reach this fake and `127.0.0.1:<port>` for

@@ -21,22 +21,6 @@ use agent_host_tests::{guests, websocket};
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::task::JoinHandle;
 
-/// Starts the assistant pointed at `fake` under `limits`, once it is in the
-/// room.
-async fn assistant(
-    id: &str,
-    fake: &FakeOpenAi,
-    limits: JobLimits,
-) -> (SimRoom, UnboundedReceiver<SimOutput>, JoinHandle<Outcome>) {
-    let metadata = fake.assistant_metadata(None);
-    let (room, mut outputs, job) = start_with(guests::ASSISTANT, id, &metadata, limits).await;
-    next(&mut outputs, |o| {
-        matches!(o, SimOutput::AgentJoined(_)).then_some(())
-    })
-    .await;
-    (room, outputs, job)
-}
-
 /// The next chat text the agent sent, with its destinations.
 async fn reply(outputs: &mut UnboundedReceiver<SimOutput>) -> (String, Vec<String>) {
     next(outputs, |o| match o {
@@ -58,7 +42,7 @@ async fn ends_well(room: SimRoom, job: JoinHandle<Outcome>) {
 async fn the_answer_arrives_in_order_and_complete() {
     let deltas = ["Hel", "lo", ", wor", "ld", "!"];
     let fake = FakeOpenAi::start(Script::stream(&deltas)).await;
-    let (room, mut outputs, job) = assistant("AJ_llm_order", &fake, fake.limits(&[])).await;
+    let (room, mut outputs, job) = fake.assistant("AJ_llm_order", fake.limits(&[])).await;
     room.send_text("alice", "lk.chat", "say hello", &[]);
     let mut got = Vec::new();
     for _ in deltas {
@@ -97,7 +81,7 @@ async fn a_ping_is_answered_while_a_completion_is_held_open() {
         hold_after: Some(1),
     })
     .await;
-    let (room, mut outputs, job) = assistant("AJ_llm_ping", &fake, fake.limits(&[])).await;
+    let (room, mut outputs, job) = fake.assistant("AJ_llm_ping", fake.limits(&[])).await;
     room.send_text("alice", "lk.chat", "a long answer please", &[]);
     assert_eq!(reply(&mut outputs).await.0, "first");
     // The provider holds the rest until released: whatever comes now was
@@ -116,7 +100,7 @@ async fn a_ping_is_answered_while_a_completion_is_held_open() {
 async fn an_error_status_reaches_the_room_and_the_job_goes_on() {
     let body = r#"{"error":{"message":"rate limited","type":"requests"}}"#;
     let fake = FakeOpenAi::start(Script::Status(429, body.into())).await;
-    let (room, mut outputs, job) = assistant("AJ_llm_status", &fake, fake.limits(&[])).await;
+    let (room, mut outputs, job) = fake.assistant("AJ_llm_status", fake.limits(&[])).await;
     room.send_text("alice", "lk.chat", "hello", &[]);
     let (text, to) = reply(&mut outputs).await;
     assert_eq!(text, format!("error: 429 {body}"));
@@ -130,7 +114,7 @@ async fn an_error_status_reaches_the_room_and_the_job_goes_on() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endpoint_not_on_the_allow_list_is_denied() {
     let fake = FakeOpenAi::start(Script::stream(&["never"])).await;
-    let (room, mut outputs, job) = assistant("AJ_llm_denied", &fake, JobLimits::default()).await;
+    let (room, mut outputs, job) = fake.assistant("AJ_llm_denied", JobLimits::default()).await;
     room.send_text("alice", "lk.chat", "hello", &[]);
     let (text, _) = reply(&mut outputs).await;
     assert!(

@@ -344,6 +344,16 @@ mod tests {
         }
     }
 
+    /// `Authorization: Bearer sk-live-123` for `api.example.com`.
+    fn bearer_for_api() -> Credentials {
+        Credentials::new([credential(
+            "api.example.com",
+            "Authorization",
+            "Bearer {env:KEY}",
+        )])
+        .unwrap()
+    }
+
     fn credential(destination: &str, header: &str, template: &str) -> Credential {
         Credential::with_env(destination, header, template, env).unwrap()
     }
@@ -494,12 +504,7 @@ mod tests {
         assert!(may_carry(true, 8443));
         assert!(may_carry(false, 8080));
         assert!(!may_carry(false, 443));
-        let credentials = Credentials::new([credential(
-            "api.example.com",
-            "Authorization",
-            "Bearer {env:KEY}",
-        )])
-        .unwrap();
+        let credentials = bearer_for_api();
         let mut headers = HeaderMap::new();
         credentials.apply(false, "api.example.com", 443, &mut headers);
         assert!(headers.is_empty(), "apply asks may_carry itself");
@@ -509,12 +514,7 @@ mod tests {
 
     #[test]
     fn the_operators_value_replaces_the_guests() {
-        let credentials = Credentials::new([credential(
-            "api.example.com",
-            "Authorization",
-            "Bearer {env:KEY}",
-        )])
-        .unwrap();
+        let credentials = bearer_for_api();
         let mut headers = HeaderMap::new();
         headers.append("authorization", HeaderValue::from_static("Bearer guest"));
         headers.append("Authorization", HeaderValue::from_static("Bearer again"));

@@ -62,6 +62,30 @@ struct Inbox {
     closed: Option<CloseReason>,
 }
 
+impl Inbox {
+    /// The event a pollable peeked, else the session's next one (`None`
+    /// once it ended); without a session it never resolves. Cancel-safe,
+    /// as `RoomSession::next_event` is.
+    async fn next(&mut self) -> Option<Event> {
+        if let Some(event) = self.peeked.take() {
+            return event;
+        }
+        match self.session.as_deref_mut() {
+            Some(session) => session.next_event().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Resolves once an event (or the session's end) is peeked, at once if
+    /// one is; it stays for [`next`](Self::next). Cancel-safe.
+    async fn peek(&mut self) {
+        if self.peeked.is_none() {
+            let event = self.next().await;
+            self.peeked = Some(event);
+        }
+    }
+}
+
 /// The job's session, borrowed by one import call.
 ///
 /// Invariant: the inbox it holds has a session (checked when it is made,
@@ -193,8 +217,7 @@ impl RoomLink {
         if let Some(reason) = inbox.closed {
             return Some(Event::Room(RoomEvent::Closed(reason)));
         }
-        let inbox = &mut *inbox;
-        let session = inbox.session.as_deref_mut()?;
+        inbox.session.as_ref()?;
         let timeout = async {
             match deadline {
                 Some(deadline) => tokio::time::sleep_until(deadline).await,
@@ -206,7 +229,7 @@ impl RoomLink {
             // learn it at once, not after its backlog.
             biased;
             Ok(reason) = end.wait_for(Option::is_some) => reason.unwrap_or(CloseReason::Terminated),
-            event = peeked_or_next(&mut inbox.peeked, session) => match event {
+            event = inbox.next() => match event {
                 Some(event) => return Some(event),
                 None => CloseReason::RoomClosed,
             },
@@ -230,18 +253,6 @@ impl RoomLink {
     }
 }
 
-/// The event a pollable peeked, else the session's next one. Cancel-safe,
-/// as `RoomSession::next_event` is.
-async fn peeked_or_next(
-    peeked: &mut Option<Option<Event>>,
-    session: &mut dyn RoomSession,
-) -> Option<Event> {
-    match peeked.take() {
-        Some(event) => event,
-        None => session.next_event().await,
-    }
-}
-
 /// What `events.subscribe` returns: ready once `next` has something for
 /// the guest (an event, the session's end or the job's), never before.
 pub(crate) struct EventsReady {
@@ -256,19 +267,15 @@ impl Pollable for EventsReady {
             return;
         }
         let mut inbox = self.inbox.lock().await;
-        let inbox = &mut *inbox;
-        if inbox.peeked.is_some() || inbox.closed.is_some() {
+        if inbox.closed.is_some() {
             return;
         }
-        let Some(session) = inbox.session.as_deref_mut() else {
-            // Not joined yet (or ended): only the job's end can come.
-            let _ = self.end.wait_for(Option::is_some).await;
-            return;
-        };
+        // Not joined yet (or ended), `peek` never resolves: only the job's
+        // end can come.
         tokio::select! {
             biased;
             _ = self.end.wait_for(Option::is_some) => {}
-            event = session.next_event() => inbox.peeked = Some(event),
+            () = inbox.peek() => {}
         }
     }
 }

@@ -191,7 +191,7 @@ pub use __bindings::agent_host::agent::types::{
 
 /// The version of the WIT package `agent-host:agent` this SDK is built
 /// against; written to the `agent-host:sdk-version` custom section.
-pub const WIT_VERSION: &str = "0.1.3";
+pub const WIT_VERSION: &str = "0.1.4";
 
 /// A LiveKit agent: the behaviour of one job.
 ///

@@ -230,3 +230,194 @@ impl HostPendingCall for RpcView<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::bindings::events::Event;
+    use crate::bindings::types::RoomEvent;
+    use crate::imports::testing::{Joined, joined};
+    use crate::room::sim::SimOutput;
+
+    const AGENT: &str = "agent-AJ_test";
+
+    struct Fixture {
+        joined: Joined,
+        table: ResourceTable,
+        methods: HashSet<String>,
+    }
+
+    impl Fixture {
+        async fn new(room: &str) -> Self {
+            Self {
+                joined: joined(room).await,
+                table: ResourceTable::new(),
+                methods: HashSet::new(),
+            }
+        }
+
+        fn view(&mut self) -> RpcView<'_> {
+            RpcView {
+                link: &mut self.joined.link,
+                table: &mut self.table,
+                methods: &mut self.methods,
+                max_payload: 64 << 10,
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_registered_method_is_called_and_answered_once() -> wasmtime::Result<()> {
+        let mut f = Fixture::new("rpc").await;
+        f.view().register("echo".into()).await??;
+        let caller =
+            f.joined
+                .room
+                .perform_rpc("alice", AGENT, "echo", "hi", Duration::from_secs(30));
+        let mut rpc = f.view();
+        let call = rpc.next_call().await?.expect("the call is queued");
+        assert_eq!(
+            (
+                call.caller.as_str(),
+                call.method.as_str(),
+                call.payload.as_str()
+            ),
+            ("alice", "echo", "hi")
+        );
+        assert_eq!(call.response_timeout_ms, 30_000);
+        assert_eq!(
+            rpc.respond(call.id.clone(), Ok("hi!".into())).await?,
+            Ok(())
+        );
+        assert_eq!(caller.await, Ok("hi!".into()));
+        assert_eq!(
+            rpc.respond(call.id, Ok("again".into())).await?,
+            Err(RoomError::Closed),
+            "a call is answered once"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn unregistered_is_1400_and_unanswered_is_1502() -> wasmtime::Result<()> {
+        let mut f = Fixture::new("codes").await;
+        let room = f.joined.room.clone();
+        let unregistered = room.perform_rpc("alice", AGENT, "nope", "", Duration::from_secs(5));
+        assert!(matches!(unregistered.await, Err(e) if e.code == 1400));
+        f.view().register("slow".into()).await??;
+        f.view().unregister("slow".into()).await?;
+        let unregistered = room.perform_rpc("alice", AGENT, "slow", "", Duration::from_secs(5));
+        assert!(
+            matches!(unregistered.await, Err(e) if e.code == 1400),
+            "unregistered again"
+        );
+
+        f.view().register("slow".into()).await??;
+        let caller = room.perform_rpc("alice", AGENT, "slow", "", Duration::from_millis(20));
+        assert!(matches!(caller.await, Err(e) if e.code == 1502));
+        let mut rpc = f.view();
+        let call = rpc.next_call().await?.expect("still queued for the guest");
+        assert_eq!(
+            rpc.respond(call.id, Ok("too late".into())).await?,
+            Err(RoomError::Closed)
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn calls_wait_aside_while_events_keep_their_order() -> wasmtime::Result<()> {
+        let mut f = Fixture::new("order").await;
+        f.view().register("ping".into()).await??;
+        let room = f.joined.room.clone();
+        room.join_identity("alice");
+        let _caller = room.perform_rpc("alice", AGENT, "ping", "1", Duration::from_secs(30));
+        room.send_text("alice", "lk.chat", "after the call", &[]);
+        let mut rpc = f.view();
+        assert!(rpc.next_call().await?.is_some(), "the call, past the join");
+        assert_eq!(rpc.next_call().await?, None);
+        let first = f.joined.link.next_any(None).await;
+        assert!(matches!(
+            first,
+            Some(Event::Room(RoomEvent::ParticipantJoined(p))) if p.identity == "alice"
+        ));
+        let second = f.joined.link.next_any(None).await;
+        assert!(matches!(
+            second,
+            Some(Event::Room(RoomEvent::TextReceived(t))) if t.text == "after the call"
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_call_on_a_participant_waits_for_its_answer() -> wasmtime::Result<()> {
+        let mut f = Fixture::new("perform").await;
+        f.joined.room.join_identity("alice");
+        let mut rpc = f.view();
+        let pending = rpc
+            .perform("alice".into(), "ask".into(), "q".into(), 600_000)
+            .await??;
+        let rep = pending.rep();
+        assert_eq!(
+            rpc.get(Resource::new_borrow(rep)).await?,
+            None,
+            "not answered yet"
+        );
+        let Some(SimOutput::RpcRequest { id, call, .. }) = f.joined.next_output() else {
+            panic!("the call reached the room");
+        };
+        assert_eq!(call.response_timeout, RPC_MAX_RESPONSE_TIMEOUT, "capped");
+        assert!(f.joined.room.answer_rpc(&id, Ok("a".into())));
+        let mut rpc = f.view();
+        let call = rpc
+            .table
+            .get_mut(&Resource::<PendingCall>::new_borrow(rep))?;
+        call.ready().await;
+        assert_eq!(
+            rpc.get(Resource::new_borrow(rep)).await?,
+            Some(Ok("a".into()))
+        );
+        assert_eq!(
+            rpc.get(Resource::new_borrow(rep)).await?,
+            None,
+            "taken once"
+        );
+
+        let absent = rpc
+            .perform("nobody".into(), "ask".into(), "q".into(), 1_000)
+            .await??;
+        let call = rpc.table.get_mut(&absent)?;
+        call.ready().await;
+        assert!(matches!(
+            rpc.get(Resource::new_borrow(absent.rep())).await?,
+            Some(Err(e)) if e.code == 1401
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn payloads_and_methods_are_capped() -> wasmtime::Result<()> {
+        let mut f = Fixture::new("caps").await;
+        f.joined.room.join_identity("alice");
+        let mut rpc = f.view();
+        let big = "x".repeat(RPC_MAX_PAYLOAD_BYTES + 1);
+        assert!(matches!(
+            rpc.perform("alice".into(), "m".into(), big.clone(), 1_000)
+                .await?,
+            Err(RoomError::TooLarge(15_360))
+        ));
+        assert_eq!(
+            rpc.respond("any".into(), Ok(big)).await?,
+            Err(RoomError::TooLarge(15_360))
+        );
+        for n in 0..RPC_MAX_METHODS {
+            rpc.register(format!("m{n}")).await??;
+        }
+        assert!(matches!(
+            rpc.register("one-more".into()).await?,
+            Err(RoomError::Denied(_))
+        ));
+        Ok(())
+    }
+}

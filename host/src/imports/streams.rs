@@ -62,7 +62,7 @@ impl HasData for StreamsData {
 }
 
 /// The guest bytes key/value pairs count for.
-fn pairs<'a>(pairs: &'a [(String, String)]) -> impl Iterator<Item = &'a str> {
+fn pairs(pairs: &[(String, String)]) -> impl Iterator<Item = &str> {
     pairs.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])
 }
 
@@ -192,6 +192,235 @@ impl HostTextWriter for StreamsView<'_> {
     async fn drop(&mut self, writer: Resource<TextWriter>) -> wasmtime::Result<()> {
         // The transport's writer closes the stream when dropped unclosed.
         self.table.delete(writer)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::imports::testing::{Joined, joined, joined_with_budget};
+    use crate::room::BYTE_STREAM_MAX_BYTES;
+    use crate::room::sim::{SimByteStream, SimOutput};
+
+    struct Fixture {
+        joined: Joined,
+        table: ResourceTable,
+        topics: HashSet<String>,
+    }
+
+    impl Fixture {
+        async fn new(room: &str) -> Self {
+            Self::from(joined(room).await)
+        }
+
+        fn from(joined: Joined) -> Self {
+            Self {
+                joined,
+                table: ResourceTable::new(),
+                topics: HashSet::new(),
+            }
+        }
+
+        fn view(&mut self) -> StreamsView<'_> {
+            StreamsView {
+                link: &mut self.joined.link,
+                table: &mut self.table,
+                topics: &mut self.topics,
+                identity: "agent-AJ_test",
+                max_payload: 64 << 10,
+            }
+        }
+    }
+
+    fn transcription(sender: Option<&str>) -> TextStreamOptions {
+        TextStreamOptions {
+            topic: "lk.transcription".into(),
+            attributes: vec![
+                ("lk.segment_id".into(), "SG_1".into()),
+                ("lk.transcription_final".into(), "false".into()),
+            ],
+            destinations: Vec::new(),
+            sender: sender.map(str::to_string),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_text_stream_is_written_chunk_by_chunk_and_closed_with_its_trailer()
+    -> wasmtime::Result<()> {
+        let mut f = Fixture::new("streams").await;
+        let mut streams = f.view();
+        let writer = streams.open_text(transcription(None)).await??;
+        let rep = Resource::<TextWriter>::new_borrow(writer.rep());
+        let id = streams.id(Resource::new_borrow(rep.rep())).await?;
+        assert_eq!(
+            streams
+                .write(Resource::new_borrow(rep.rep()), "Hel".into())
+                .await?,
+            Ok(())
+        );
+        assert_eq!(
+            streams
+                .write(Resource::new_borrow(rep.rep()), "lo".into())
+                .await?,
+            Ok(())
+        );
+        let last = vec![("lk.transcription_final".into(), "true".into())];
+        let closed = streams
+            .close(Resource::new_borrow(rep.rep()), last.clone())
+            .await?;
+        assert_eq!(closed, Ok(()));
+        assert_eq!(
+            streams
+                .close(Resource::new_borrow(rep.rep()), Vec::new())
+                .await?,
+            Err(RoomError::Closed),
+            "a stream closes once"
+        );
+        assert_eq!(
+            streams
+                .write(Resource::new_borrow(rep.rep()), "late".into())
+                .await?,
+            Err(RoomError::Closed)
+        );
+        streams.drop(writer).await?;
+
+        assert!(matches!(
+            f.joined.next_output(),
+            Some(SimOutput::TextStreamOpened { id: opened, options, .. })
+                if opened == id && options == transcription(None)
+        ));
+        for chunk in ["Hel", "lo"] {
+            assert!(matches!(
+                f.joined.next_output(),
+                Some(SimOutput::TextStreamChunk { text, .. }) if text == chunk
+            ));
+        }
+        assert_eq!(
+            f.joined.next_output(),
+            Some(SimOutput::TextStreamClosed {
+                from: "agent-AJ_test".into(),
+                id,
+                attributes: last,
+            })
+        );
+        assert_eq!(
+            f.joined.next_output(),
+            None,
+            "dropping a closed writer sends nothing"
+        );
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn dropping_an_open_writer_closes_its_stream() -> wasmtime::Result<()> {
+        let mut f = Fixture::new("drop").await;
+        let mut streams = f.view();
+        let writer = streams.open_text(transcription(None)).await??;
+        streams.drop(writer).await?;
+        assert!(matches!(
+            f.joined.next_output(),
+            Some(SimOutput::TextStreamOpened { .. })
+        ));
+        assert!(matches!(
+            f.joined.next_output(),
+            Some(SimOutput::TextStreamClosed { attributes, .. }) if attributes.is_empty()
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn only_a_participant_in_the_room_can_be_the_sender() -> wasmtime::Result<()> {
+        let mut f = Fixture::new("behalf").await;
+        let absent = f.view().open_text(transcription(Some("bob"))).await?;
+        assert!(matches!(absent, Err(RoomError::Denied(why)) if why.contains("`bob`")));
+        f.joined.room.join_identity("bob");
+        let mut streams = f.view();
+        let on_behalf = streams.open_text(transcription(Some("bob"))).await??;
+        streams.drop(on_behalf).await?;
+        let own = streams
+            .open_text(transcription(Some("agent-AJ_test")))
+            .await??;
+        streams.drop(own).await?;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn every_field_counts_against_the_payload_cap() -> wasmtime::Result<()> {
+        let mut f = Fixture::new("caps").await;
+        let mut streams = f.view();
+        streams.max_payload = 20;
+        let mut options = transcription(None);
+        options.attributes.clear();
+        let writer = streams.open_text(options).await??;
+        let rep = writer.rep();
+        let long = "x".repeat(21);
+        assert_eq!(
+            streams
+                .write(Resource::new_borrow(rep), long.clone())
+                .await?,
+            Err(RoomError::TooLarge(20))
+        );
+        let attributes = vec![(long, String::new())];
+        assert_eq!(
+            streams.close(Resource::new_borrow(rep), attributes).await?,
+            Err(RoomError::TooLarge(20))
+        );
+        // Over the cap with its attributes, a stream does not open.
+        assert!(matches!(
+            streams.open_text(transcription(None)).await?,
+            Err(RoomError::TooLarge(20))
+        ));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn byte_streams_arrive_on_accepted_topics_only_and_capped() -> wasmtime::Result<()> {
+        let budget = 2 * BYTE_STREAM_MAX_BYTES as u64;
+        let mut f = Fixture::from(joined_with_budget("bytes", budget).await);
+        let audio = |len: usize| SimByteStream {
+            topic: "lk.agent.pre-connect-audio-buffer".into(),
+            attributes: vec![("sampleRate".into(), "16000".into())],
+            bytes: vec![7; len],
+            ..SimByteStream::default()
+        };
+        f.joined.room.send_bytes("alice", audio(10), &[]);
+        let mut streams = f.view();
+        assert_eq!(streams.next_bytes().await?, None, "not accepted: dropped");
+        streams
+            .accept_bytes("lk.agent.pre-connect-audio-buffer".into())
+            .await??;
+        f.joined.room.send_bytes("alice", audio(10), &[]);
+        f.joined
+            .room
+            .send_bytes("alice", audio(BYTE_STREAM_MAX_BYTES + 1), &[]);
+        let mut streams = f.view();
+        let whole = streams.next_bytes().await?.expect("the first stream");
+        assert_eq!((whole.sender.as_str(), whole.bytes.len()), ("alice", 10));
+        assert_eq!(
+            whole.attributes,
+            vec![("sampleRate".into(), "16000".into())]
+        );
+        assert_eq!(whole.incomplete, None);
+        let capped = streams.next_bytes().await?.expect("the second stream");
+        assert_eq!(capped.bytes.len(), BYTE_STREAM_MAX_BYTES);
+        assert!(capped.incomplete.is_some_and(|why| why.contains("cap")));
+        assert_eq!(streams.next_bytes().await?, None);
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn a_job_accepts_a_bounded_number_of_topics() -> wasmtime::Result<()> {
+        let mut f = Fixture::new("topics").await;
+        let mut streams = f.view();
+        for n in 0..BYTE_STREAM_MAX_TOPICS {
+            streams.accept_bytes(format!("topic-{n}")).await??;
+        }
+        streams.accept_bytes("topic-0".into()).await??;
+        assert!(matches!(
+            streams.accept_bytes("one-more".into()).await?,
+            Err(RoomError::Denied(_))
+        ));
         Ok(())
     }
 }

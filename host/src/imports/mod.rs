@@ -47,9 +47,9 @@ pub(crate) use self::events::{EventsData, EventsView};
 pub(crate) use self::job::{JobData, JobView};
 pub(crate) use self::log::{LogData, LogView};
 pub(crate) use self::room::{EndSignal, RoomData, RoomLink, RoomView, SessionCloser};
-pub(crate) use self::rpc::{RpcData, RpcView};
+pub(crate) use self::rpc::{Rpc, RpcData, RpcView};
 pub(crate) use self::server::{ServerData, ServerView};
-pub(crate) use self::streams::{StreamsData, StreamsView};
+pub(crate) use self::streams::{Streams, StreamsData, StreamsView};
 pub(crate) use self::websocket::{WebSocketData, WebSocketView, WebSockets};
 use crate::bindings::agent_host::agent as wit;
 

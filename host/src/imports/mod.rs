@@ -42,7 +42,7 @@ pub(crate) mod websocket;
 
 use wasmtime::component::{HasData, Linker};
 
-pub(crate) use self::audio::{AudioData, AudioView};
+pub(crate) use self::audio::{AudioData, AudioView, PublishedTrack};
 pub(crate) use self::events::{EventsData, EventsView};
 pub(crate) use self::job::{JobData, JobView};
 pub(crate) use self::log::{LogData, LogView};

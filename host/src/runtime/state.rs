@@ -15,9 +15,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guard::{CpuSlice, MemoryGuard};
 use super::stdio::{GuestOutput, Stdio};
-use crate::bindings::audio::AudioFormat;
 use crate::bindings::types::{DispatchInfo, JobInfo};
 use crate::host_memory::HostMemory;
+use crate::imports::PublishedTrack;
 use crate::imports::http::{HttpMeter, HttpPolicy};
 use crate::imports::{
     AgentView, AudioView, EndSignal, EventsView, JobView, RoomLink, RoomView, Rpc, RpcView,
@@ -56,8 +56,8 @@ pub(crate) struct JobState {
     dispatch: DispatchInfo,
     /// The guest's link to its room session.
     room: RoomLink,
-    /// The format of the agent's published audio track, once published.
-    audio_out: Option<AudioFormat>,
+    /// The agent's published audio track, once published.
+    audio_out: Option<PublishedTrack>,
     /// The guest's RPC methods and calls in progress.
     rpc: Rpc,
     /// The guest's text-stream writers and accepted byte-stream topics.
@@ -151,6 +151,7 @@ impl AgentView for JobState {
         AudioView {
             link: &mut self.room,
             track: &mut self.audio_out,
+            identity: &self.info.identity,
             max_payload: self.limits.max_payload_bytes,
         }
     }

@@ -342,7 +342,7 @@ impl RoomSession for FfiSession {
         &mut self,
         name: String,
         format: AudioFormat,
-    ) -> BoxFuture<'_, Result<(), RoomError>> {
+    ) -> BoxFuture<'_, Result<String, RoomError>> {
         async move {
             let local_participant_handle = self.local()?;
             let lib = self.client.lib;
@@ -390,9 +390,11 @@ impl RoomSession for FfiSession {
                 },
             });
             let event = self.call(publish, "publishing the audio track").await?;
+            let mut sid = String::new();
             let publication = match event {
                 ffi_event::Message::PublishTrack(c) => match c.message {
                     Some(proto::publish_track_callback::Message::Publication(p)) => {
+                        sid = p.info.sid;
                         OwnedHandle::take(lib, p.handle)
                     }
                     Some(proto::publish_track_callback::Message::Error(e)) => {
@@ -412,7 +414,8 @@ impl RoomSession for FfiSession {
                     source,
                 });
                 Ok(())
-            })
+            })?;
+            Ok(sid)
         }
         .boxed()
     }

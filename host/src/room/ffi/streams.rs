@@ -189,6 +189,16 @@ impl ConnectedRoom {
         if self.events.is_none() || !self.topics.contains(&info.topic) {
             return; // `reader` is released here.
         }
+        let request = ffi_request::Message::ByteReadIncremental(
+            proto::ByteStreamReaderReadIncrementalRequest {
+                reader_handle: reader.id(),
+            },
+        );
+        match request_sync(lib, request) {
+            Ok(ffi_response::Message::ByteReadIncremental(_)) => {}
+            Ok(_) => return tracing::warn!("unexpected answer to reading a byte stream"),
+            Err(err) => return tracing::warn!(error = %err, "could not read a byte stream"),
+        }
         let mut attributes: Vec<(String, String)> = info.attributes.into_iter().collect();
         attributes.sort();
         let stream = ByteStream {
@@ -201,21 +211,21 @@ impl ConnectedRoom {
             bytes: Vec::new(),
             incomplete: None,
         };
+        self.read_bytes(reader, stream, routes);
+    }
+
+    /// Takes the chunks of `stream`, which `reader` reads, as they come.
+    pub(super) fn read_bytes(
+        &mut self,
+        reader: OwnedHandle,
+        stream: ByteStream,
+        routes: &mut Routes,
+    ) {
         let header = item_bytes(&Incoming::Bytes(stream.clone()));
         let charge = match self.memory.charge(MemoryKind::RoomEvents, header) {
             Ok(charge) => charge,
             Err(over) => return self.fail(over.to_string()),
         };
-        let request = ffi_request::Message::ByteReadIncremental(
-            proto::ByteStreamReaderReadIncrementalRequest {
-                reader_handle: reader.id(),
-            },
-        );
-        match request_sync(lib, request) {
-            Ok(ffi_response::Message::ByteReadIncremental(_)) => {}
-            Ok(_) => return tracing::warn!("unexpected answer to reading a byte stream"),
-            Err(err) => return tracing::warn!(error = %err, "could not read a byte stream"),
-        }
         routes.readers.insert(reader.id(), self.handle_id);
         self.byte_streams.insert(
             reader.id(),

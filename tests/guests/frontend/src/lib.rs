@@ -4,6 +4,8 @@
 //! reported into the room as one chat message (errors too, so that tests
 //! see them):
 //!
+//! - `wait IDENTITY`: waits (at most 30 s) until IDENTITY is in the room
+//!   → `here IDENTITY`;
 //! - `state S`: sets `lk.agent.state` to S → `state S`;
 //! - `transcribe SEG TRACK WORDS...`: an `lk.transcription` stream with
 //!   `lk.segment_id`, `lk.transcribed_track_id` and
@@ -154,6 +156,18 @@ fn step(ctx: &JobContext, step: &str) -> Vec<String> {
         Err(e) => vec![format!("{verb} error {e}")],
     };
     match (verb, args) {
+        ("wait", [who]) => {
+            // At most 30 s (300 waits of 100 ms for an event, any of
+            // which may be the join).
+            let room = ctx.room();
+            for _ in 0..300 {
+                if room.participants().iter().any(|p| p.identity == *who) {
+                    return vec![format!("here {who}")];
+                }
+                let _ = room.next(Some(Duration::from_millis(100)));
+            }
+            vec![format!("wait error {who} did not come")]
+        }
         ("state", [s]) => done(
             format!("state {s}"),
             ctx.room()

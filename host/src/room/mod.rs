@@ -51,6 +51,7 @@ pub mod ffi;
 pub mod offline;
 pub(crate) mod pcm;
 pub mod queue;
+pub mod rpc_codes;
 pub mod service;
 pub mod sim;
 

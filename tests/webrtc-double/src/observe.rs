@@ -46,7 +46,8 @@ pub enum Observation {
     },
     /// A complete text stream from an agent.
     Text {
-        /// The agent.
+        /// The stream's sender: the agent, or the participant it sent the
+        /// stream on behalf of.
         sender: String,
         /// Topic (`lk.chat` for chat).
         topic: String,
@@ -54,6 +55,16 @@ pub enum Observation {
         text: String,
         /// Destination identities (empty: everyone).
         destinations: Vec<String>,
+        /// The stream id.
+        stream_id: String,
+        /// The agent that sent it.
+        agent: String,
+        /// The header's attributes.
+        attributes: BTreeMap<String, String>,
+        /// The chunks as they came (the agent's writes).
+        chunks: Vec<String>,
+        /// The trailer's attributes.
+        trailer: BTreeMap<String, String>,
     },
     /// An agent published a track.
     TrackPublished {
@@ -87,7 +98,8 @@ impl Observation {
             | Observation::AgentReady { identity }
             | Observation::AgentLeft { identity, .. }
             | Observation::AgentUpdated { identity, .. } => Some(identity),
-            Observation::Data { sender, .. } | Observation::Text { sender, .. } => Some(sender),
+            Observation::Data { sender, .. } => Some(sender),
+            Observation::Text { agent, .. } => Some(agent),
             Observation::TrackPublished { agent, .. } => Some(agent),
             Observation::RoomClosed => None,
         }

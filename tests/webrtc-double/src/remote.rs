@@ -12,11 +12,11 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use livekit_protocol::{DataPacket, UserPacket, data_packet};
+use livekit_protocol::{DataPacket, RpcRequest, UserPacket, data_packet};
 use webrtc::media::Sample;
 
 use crate::room::Room;
-use crate::{Error, ids, text};
+use crate::{Error, ids, rpc, text};
 
 /// Longest [`Remote::speak`].
 pub const MAX_SPEECH: Duration = Duration::from_secs(300);
@@ -57,6 +57,14 @@ impl Voice {
             }
         }
     }
+}
+
+/// Unix time in ms.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// A synthetic participant in a [`Room`]. It stays until [`Remote::leave`]
@@ -139,10 +147,7 @@ impl Remote {
     ) -> Result<(), Error> {
         let dest: Vec<String> = destinations.iter().map(|d| d.to_string()).collect();
         let stream_id = ids::guid("ST_");
-        let timestamp_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
+        let timestamp_ms = now_ms();
         let packets = text::packets(&text::OutgoingText {
             sender: &self.identity,
             sender_sid: &self.sid,
@@ -153,6 +158,66 @@ impl Remote {
             destinations: &dest,
         });
         self.room.send_from_remote(&self.identity, &packets, &dest)
+    }
+
+    /// Sends `bytes` as a byte stream on `topic` with header `attributes`
+    /// to every agent.
+    pub fn send_bytes(
+        &self,
+        topic: &str,
+        attributes: &[(String, String)],
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        let stream_id = ids::guid("BS_");
+        let packets = text::byte_packets(&text::OutgoingBytes {
+            sender: &self.identity,
+            sender_sid: &self.sid,
+            stream_id: &stream_id,
+            topic,
+            attributes,
+            bytes,
+            timestamp_ms: now_ms(),
+            destinations: &[],
+        });
+        self.room.send_from_remote(&self.identity, &packets, &[])
+    }
+
+    /// Calls `method` on `agent`, waiting at most `timeout` for its answer:
+    /// the payload, or the error's code and message (1502 when the agent
+    /// did not answer in time, as LiveKit's clients say).
+    pub async fn perform_rpc(
+        &self,
+        agent: &str,
+        method: &str,
+        payload: &str,
+        timeout: Duration,
+    ) -> Result<rpc::Answer, Error> {
+        let request = RpcRequest {
+            id: ids::guid("RPC_"),
+            method: method.to_string(),
+            payload: payload.to_string(),
+            response_timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            version: 1,
+            ..Default::default()
+        };
+        let answer = self.room.call_agent(&self.identity, agent, request)?;
+        Ok(match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err((1503, "the agent left".into())),
+            Err(_) => Err((1502, "Response timeout".into())),
+        })
+    }
+
+    /// Answers agents' calls to `method` with `handler` (given the
+    /// caller's identity and the payload) from now on; calls to methods
+    /// without one are answered 1400.
+    pub fn serve_rpc(
+        &self,
+        method: &str,
+        handler: impl Fn(&str, &str) -> rpc::Answer + Send + Sync + 'static,
+    ) {
+        self.room
+            .serve_rpc(&self.identity, method, std::sync::Arc::new(handler));
     }
 
     /// Speaks (loud [`Voice::Noise`]) for `duration`; see

@@ -34,6 +34,7 @@ use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSampl
 
 use crate::observe::{MAX_OBSERVATIONS, Observation, RtpStats};
 use crate::remote::Remote;
+use crate::rpc::{Answer, Handler, Rpc};
 use crate::{Error, ids};
 
 /// Capacity of each agent session's command queue.
@@ -75,6 +76,8 @@ struct State {
     rtp: BTreeMap<(String, String), RtpStats>,
     /// Bumped by every remote join, so a pending delayed close can tell it is stale.
     generation: u64,
+    /// Remotes' RPC handlers and calls.
+    rpc: Rpc,
 }
 
 impl State {
@@ -576,7 +579,76 @@ impl Room {
         });
     }
 
+    /// Handles an agent's RPC packet meant for a remote (see [`crate::rpc`]);
+    /// false when the packet is not one, and is forwarded as usual.
+    pub(crate) fn rpc_from_agent(&self, agent: &str, packet: &DataPacket) -> bool {
+        use livekit_protocol::data_packet::Value;
+        self.update(|s| match &packet.value {
+            Some(Value::RpcRequest(request)) => {
+                let Some(remote) = packet
+                    .destination_identities
+                    .iter()
+                    .find(|d| s.remotes.contains_key(*d))
+                else {
+                    return false;
+                };
+                let replies = s.rpc.answer(remote, agent, request);
+                if let Some(a) = s.agents.get(agent) {
+                    for p in replies {
+                        let bytes = Bytes::from(p.encode_to_vec());
+                        State::send(
+                            a,
+                            AgentCommand::Data {
+                                bytes,
+                                reliable: true,
+                            },
+                        );
+                    }
+                }
+                true
+            }
+            Some(Value::RpcResponse(response)) => s.rpc.response(response),
+            Some(Value::RpcAck(ack)) => s.rpc.waits(&ack.request_id),
+            _ => false,
+        })
+    }
+
     // ----- used by remotes -----
+
+    /// Sets how `remote` answers calls to `method`.
+    pub(crate) fn serve_rpc(&self, remote: &str, method: &str, handler: Handler) {
+        self.update(|s| s.rpc.serve(remote, method, handler));
+    }
+
+    /// Sends `remote`'s call `request` to `agent`; where its answer comes.
+    pub(crate) fn call_agent(
+        &self,
+        remote: &str,
+        agent: &str,
+        request: livekit_protocol::RpcRequest,
+    ) -> Result<tokio::sync::oneshot::Receiver<Answer>, Error> {
+        self.update(|s| {
+            if !s.remotes.contains_key(remote) {
+                return Err(Error::NotInRoom(remote.to_string()));
+            }
+            let a = s
+                .agents
+                .get(agent)
+                .ok_or_else(|| Error::NotInRoom(agent.to_string()))?;
+            let Some((packet, answer)) = s.rpc.call(remote, agent, request) else {
+                return Err(Error::Rpc("too many calls wait".into()));
+            };
+            let bytes = Bytes::from(packet.encode_to_vec());
+            State::send(
+                a,
+                AgentCommand::Data {
+                    bytes,
+                    reliable: true,
+                },
+            );
+            Ok(answer)
+        })
+    }
 
     /// Delivers packets from a remote to the agents in `destinations` (all
     /// when empty).
@@ -680,6 +752,7 @@ impl Room {
                 .remotes
                 .remove(identity)
                 .ok_or_else(|| Error::NotInRoom(identity.to_string()))?;
+            s.rpc.forget(identity);
             r.info.state = participant_info::State::Disconnected as i32;
             r.info.disconnect_reason = DisconnectReason::ClientInitiated as i32;
             r.info.version += 1;

@@ -25,8 +25,8 @@ use futures::{SinkExt, StreamExt};
 use livekit_protocol::{
     self as proto, DataPacket, DisconnectReason, JoinResponse, LeaveRequest,
     MediaSectionsRequirement, ParticipantInfo, ServerInfo, SessionDescription, SignalRequest,
-    SignalResponse, TrackInfo, TrackPublishedResponse, TrickleRequest, data_packet, leave_request,
-    participant_info, signal_request, signal_response,
+    SignalResponse, TrackInfo, TrackPublishedResponse, TrickleRequest, data_packet, data_stream,
+    leave_request, participant_info, signal_request, signal_response,
 };
 use prost::Message as _;
 use tokio::net::TcpStream;
@@ -610,9 +610,32 @@ impl Session {
                 return;
             }
         };
-        // The server, not the client, says who sent a packet.
-        packet.participant_identity = self.identity.clone();
-        packet.participant_sid = self.sid.clone();
+        // The server, not the client, says who sent a packet, except that
+        // an agent may send a text stream's header on behalf of another
+        // participant (LiveKit's server leaves its identity then, and
+        // marks the stream generated).
+        let on_behalf = match &mut packet.value {
+            Some(data_packet::Value::StreamHeader(header))
+                if !packet.participant_identity.is_empty()
+                    && packet.participant_identity != self.identity =>
+            {
+                match &mut header.content_header {
+                    Some(data_stream::header::ContentHeader::TextHeader(text)) => {
+                        text.generated = true;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if !on_behalf {
+            packet.participant_identity = self.identity.clone();
+            packet.participant_sid = self.sid.clone();
+        }
+        if self.room.rpc_from_agent(&self.identity, &packet) {
+            return;
+        }
         match &packet.value {
             Some(data_packet::Value::User(u)) => {
                 let destinations = if packet.destination_identities.is_empty() {
@@ -636,10 +659,15 @@ impl Session {
                 if let Some(done) = self.reassembler.push(&packet) {
                     match done.text {
                         Some(text) => self.room.record(Observation::Text {
-                            sender: self.identity.clone(),
+                            sender: done.sender,
                             topic: done.topic,
                             text,
                             destinations: done.destinations,
+                            stream_id: done.stream_id,
+                            agent: self.identity.clone(),
+                            attributes: done.attributes,
+                            chunks: done.chunks,
+                            trailer: done.trailer,
                         }),
                         None => tracing::debug!(len = done.len, "byte stream from agent"),
                     }

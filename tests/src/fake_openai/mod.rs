@@ -1,18 +1,16 @@
-//! A fake OpenAI-compatible chat endpoint on loopback, for guests that
-//! stream completions (`examples/assistant`).
+//! A fake OpenAI-compatible provider on loopback, for guests that stream
+//! completions (`examples/assistant`) and voice agents (`examples/voice`,
+//! the Python worker's `AgentSession` with the OpenAI plugin).
 //!
-//! `POST /v1/chat/completions` is answered as OpenAI's API answers a
-//! request with `"stream": true`: `200`, `content-type: text/event-stream`,
-//! chunked, one `data: {"choices":[{"delta":...}]}` event per HTTP chunk
-//! (a role delta first, a `: keep-alive` comment, then the content deltas),
-//! ending with `data: [DONE]`. [`Script::Status`] answers every request with
-//! an error status and JSON body instead; any other path is `404`.
+//! It serves, as OpenAI's API does:
+//! - `POST /v1/chat/completions`, streamed as [`Script`] says ([`chat`]);
+//! - `POST /v1/audio/transcriptions` and `POST /v1/audio/speech`, as the
+//!   [`SpeechScript`] says ([`audio`]).
 //!
-//! It records each request (method, path, headers, body) for the test to
-//! check, and [`Script::Stream`]'s `hold_after` makes it stop after that
-//! many content deltas until the test calls [`FakeOpenAi::release`], so a
-//! test can act while a completion is provably still open. Dropping the
-//! fake releases every held stream, so nothing waits past the test.
+//! Any other method or path is `404`. It records each request (method,
+//! path, headers, JSON body) and, for the audio endpoints, what was asked
+//! ([`Transcription`], [`Speech`]), for the test to check. Dropping the
+//! fake releases every held chat stream, so nothing waits past the test.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -22,7 +20,7 @@ use agent_host::room::sim::{SimOutput, SimRoom};
 use agent_host::{HttpAllowList, JobLimits, Outcome};
 use bytes::Bytes;
 use http_body_util::BodyExt as _;
-use http_body_util::channel::{Channel, Sender};
+use http_body_util::channel::Channel;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
@@ -31,30 +29,18 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// How the fake answers.
-#[derive(Debug, Clone)]
-pub enum Script {
-    /// Stream `deltas` as a completion; with `hold_after: Some(n)`, stop
-    /// after `n` of them until [`FakeOpenAi::release`].
-    Stream {
-        /// The content deltas, in order.
-        deltas: Vec<String>,
-        /// Where to hold the stream open, if anywhere.
-        hold_after: Option<usize>,
-    },
-    /// Answer with this status and body (`content-type: application/json`).
-    Status(u16, String),
-}
+use crate::speech_script::{SpeechScript, Transcripts};
 
-impl Script {
-    /// A completion of `deltas`, streamed without holding.
-    pub fn stream(deltas: &[&str]) -> Self {
-        Script::Stream {
-            deltas: deltas.iter().map(|d| d.to_string()).collect(),
-            hold_after: None,
-        }
-    }
-}
+mod audio;
+mod chat;
+
+pub use audio::{Speech, Transcription, wave_file};
+pub use chat::Script;
+
+/// A response body the fake writes as it goes.
+type Body = Channel<Bytes, Infallible>;
+/// The writing end of a [`Body`].
+type Sender = http_body_util::channel::Sender<Bytes, Infallible>;
 
 /// One request the fake received.
 #[derive(Debug, Clone)]
@@ -69,29 +55,65 @@ pub struct Recorded {
     pub body: serde_json::Value,
 }
 
+/// What the fake knows and saw, shared by its connections.
+struct State {
+    chat: Script,
+    speech: SpeechScript,
+    transcripts: Transcripts,
+    requests: Mutex<Vec<Recorded>>,
+    transcriptions: Mutex<Vec<Transcription>>,
+    speeches: Mutex<Vec<Speech>>,
+}
+
 /// The running fake; stops with the test's runtime.
 pub struct FakeOpenAi {
     addr: SocketAddr,
-    requests: Arc<Mutex<Vec<Recorded>>>,
+    state: Arc<State>,
     release: watch::Sender<bool>,
 }
 
 impl FakeOpenAi {
-    /// Starts the fake on `127.0.0.1` with `script` for every request.
+    /// Starts the fake on `127.0.0.1` with `script` for every chat request
+    /// and the default [`SpeechScript`] for the audio endpoints.
     pub async fn start(script: Script) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
+        Self::start_voice(script, SpeechScript::default()).await
+    }
+
+    /// Starts the fake on `127.0.0.1`: `chat` for every chat request,
+    /// `speech` for the audio endpoints.
+    pub async fn start_voice(chat: Script, speech: SpeechScript) -> Self {
+        Self::start_on(
+            "127.0.0.1:0".parse().expect("a loopback address"),
+            chat,
+            speech,
+        )
+        .await
+    }
+
+    /// [`start_voice`](Self::start_voice) on `addr` (a network namespace's
+    /// address, for a benchmark whose agents run there).
+    pub async fn start_on(addr: SocketAddr, chat: Script, speech: SpeechScript) -> Self {
+        let listener = TcpListener::bind(addr)
+            .await
+            .expect("binding the fake's port");
+        let addr = listener.local_addr().expect("a bound address");
+        let state = Arc::new(State {
+            chat,
+            transcripts: Transcripts::new(&speech),
+            speech,
+            requests: Mutex::default(),
+            transcriptions: Mutex::default(),
+            speeches: Mutex::default(),
+        });
         let (release, released) = watch::channel(false);
-        let served = requests.clone();
+        let served = state.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let requests = served.clone();
-                let script = script.clone();
+                let state = served.clone();
                 let released = released.clone();
                 tokio::spawn(async move {
                     let service = hyper::service::service_fn(move |request| {
-                        answer(request, script.clone(), requests.clone(), released.clone())
+                        answer(request, state.clone(), released.clone())
                     });
                     // A client that goes away mid-stream is no failure here.
                     let _ = hyper::server::conn::http1::Builder::new()
@@ -102,12 +124,12 @@ impl FakeOpenAi {
         });
         Self {
             addr,
-            requests,
+            state,
             release,
         }
     }
 
-    /// `http://127.0.0.1:<port>`, the base URL a guest is given.
+    /// `http://<addr>`, the base URL a guest is given (without `/v1`).
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -119,7 +141,17 @@ impl FakeOpenAi {
 
     /// The requests received so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
+        self.state.requests.lock().unwrap().clone()
+    }
+
+    /// The transcription requests answered so far, in order.
+    pub fn transcriptions(&self) -> Vec<Transcription> {
+        self.state.transcriptions.lock().unwrap().clone()
+    }
+
+    /// The speech requests answered so far, in order.
+    pub fn speeches(&self) -> Vec<Speech> {
+        self.state.speeches.lock().unwrap().clone()
     }
 
     /// The job metadata of `examples/assistant` pointed at this fake, and at
@@ -175,19 +207,37 @@ impl Drop for FakeOpenAi {
     }
 }
 
+/// A response of `status` with `content-type` and `body`.
+fn respond(status: u16, content_type: &'static str, body: Body) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", content_type)
+        .body(body)
+        .expect("a valid status and header")
+}
+
+/// OpenAI's error answer: `status`, `{"error":{"message","type"}}`.
+fn error(status: u16, message: &str) -> Response<Body> {
+    let json = serde_json::json!({
+        "error": { "message": message, "type": "invalid_request_error" },
+    });
+    let (mut tx, body) = Body::new(1);
+    tokio::spawn(async move { tx.send_data(Bytes::from(json.to_string())).await });
+    respond(status, "application/json", body)
+}
+
 async fn answer(
     request: Request<Incoming>,
-    script: Script,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    mut released: watch::Receiver<bool>,
-) -> Result<Response<Channel<Bytes, Infallible>>, Infallible> {
+    state: Arc<State>,
+    released: watch::Receiver<bool>,
+) -> Result<Response<Body>, Infallible> {
     let (head, body) = request.into_parts();
     let body = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    requests.lock().unwrap().push(Recorded {
+    state.requests.lock().unwrap().push(Recorded {
         method: head.method.to_string(),
         path: head
             .uri
@@ -206,71 +256,13 @@ async fn answer(
             .collect(),
         body: serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
     });
-    let (mut tx, channel) = Channel::new(4);
-    let response = Response::builder();
-    if head.method != hyper::Method::POST || head.uri.path() != "/v1/chat/completions" {
-        return Ok(response.status(404).body(channel).unwrap());
+    if head.method != hyper::Method::POST {
+        return Ok(respond(404, "application/json", Body::new(1).1));
     }
-    match script {
-        Script::Status(status, body) => {
-            tokio::spawn(async move { tx.send_data(Bytes::from(body)).await });
-            Ok(response
-                .status(status)
-                .header("content-type", "application/json")
-                .body(channel)
-                .unwrap())
-        }
-        Script::Stream { deltas, hold_after } => {
-            tokio::spawn(async move {
-                stream(&mut tx, &deltas, hold_after, &mut released).await;
-            });
-            Ok(response
-                .status(200)
-                .header("content-type", "text/event-stream")
-                .header("cache-control", "no-cache")
-                .body(channel)
-                .unwrap())
-        }
-    }
-}
-
-/// Writes the completion's events to `tx`, holding where asked; stops
-/// early if the client went away.
-async fn stream(
-    tx: &mut Sender<Bytes, Infallible>,
-    deltas: &[String],
-    hold_after: Option<usize>,
-    released: &mut watch::Receiver<bool>,
-) {
-    let event = |delta: serde_json::Value| {
-        let chunk = serde_json::json!({
-            "object": "chat.completion.chunk",
-            "choices": [{ "index": 0, "delta": delta, "finish_reason": null }],
-        });
-        Bytes::from(format!("data: {chunk}\n\n"))
-    };
-    if tx
-        .send_data(event(serde_json::json!({ "role": "assistant" })))
-        .await
-        .is_err()
-        || tx
-            .send_data(Bytes::from_static(b": keep-alive\n\n"))
-            .await
-            .is_err()
-    {
-        return;
-    }
-    for (i, delta) in deltas.iter().enumerate() {
-        if hold_after == Some(i) && released.wait_for(|r| *r).await.is_err() {
-            return;
-        }
-        if tx
-            .send_data(event(serde_json::json!({ "content": delta })))
-            .await
-            .is_err()
-        {
-            return;
-        }
-    }
-    let _ = tx.send_data(Bytes::from_static(b"data: [DONE]\n\n")).await;
+    Ok(match head.uri.path() {
+        "/v1/chat/completions" => chat::answer(&state.chat, released),
+        "/v1/audio/transcriptions" => audio::transcribe(&head.headers, body, &state).await,
+        "/v1/audio/speech" => audio::speak(&body, &state),
+        _ => respond(404, "application/json", Body::new(1).1),
+    })
 }

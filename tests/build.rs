@@ -22,6 +22,7 @@ const GUESTS: &[&str] = &[
     "assistant",
     "ws-client",
     "frontend",
+    "voice",
 ];
 
 fn main() {

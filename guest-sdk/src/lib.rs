@@ -165,16 +165,21 @@ mod job;
 pub mod log;
 mod room;
 mod room_async;
+pub mod rpc;
 mod server;
 pub mod sse;
+pub mod streams;
 pub mod task;
+pub mod voice;
 pub mod websocket;
 
 pub use audio::{Audio, AudioFormat, AudioFrame, TrackInfo, TrackKind};
 pub use job::JobContext;
 pub use room::{AllEvents, CHAT_TOPIC, DataOptions, Events, Room, RoomError, TextOptions};
 pub use room_async::EventStream;
+pub use rpc::{Invocation, RpcError};
 pub use server::Server;
+pub use streams::{ByteStream, TextStreamOptions, TextWriter};
 pub use task::{Elapsed, Task, block_on, sleep, spawn, timeout, yield_now};
 
 /// Select-style waits and other future helpers (`future::or`,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Creates the virtualenv used by the Python-worker conformance test and
-# installs the pinned livekit-agents into it. Idempotent: does nothing when
-# the pinned version is already installed.
+# Creates the virtualenv used by the Python-worker conformance test and the
+# voice benchmark's Python side (tests/conformance/voice_agent.py), and
+# installs the pinned livekit-agents with its OpenAI and Silero plugins into
+# it. Idempotent: does nothing when the pinned versions are already installed.
 #
 #   bash tests/conformance/setup.sh            # venv in target/conformance-venv
 #   VENV=/some/dir bash tests/conformance/setup.sh
@@ -11,25 +12,35 @@
 set -euo pipefail
 
 LIVEKIT_AGENTS_VERSION="1.8.9"
+# The plugins are released in lockstep with livekit-agents: same version.
+PACKAGES=(
+    "livekit-agents==$LIVEKIT_AGENTS_VERSION"
+    "livekit-plugins-openai==$LIVEKIT_AGENTS_VERSION"
+    "livekit-plugins-silero==$LIVEKIT_AGENTS_VERSION"
+)
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 VENV="${VENV:-$ROOT/target/conformance-venv}"
 PYTHON="${PYTHON:-python3.11}"
 command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 
-if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$LIVEKIT_AGENTS_VERSION" <<'PY' 2>/dev/null
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "${PACKAGES[@]}" <<'PY' 2>/dev/null
 import sys
 from importlib.metadata import version
-sys.exit(0 if version("livekit-agents") == sys.argv[1] else 1)
+pins = [p.split("==") for p in sys.argv[1:]]
+sys.exit(0 if all(version(name) == pin for name, pin in pins) else 1)
 PY
 then
-    echo "livekit-agents $LIVEKIT_AGENTS_VERSION already installed in $VENV"
+    echo "${PACKAGES[*]} already installed in $VENV"
     echo "AGENT_HOST_PYTHON=$VENV/bin/python"
     exit 0
 fi
 
-echo "creating $VENV with $("$PYTHON" --version)"
-"$PYTHON" -m venv "$VENV"
+if [ ! -x "$VENV/bin/python" ]; then
+    echo "creating $VENV with $("$PYTHON" --version)"
+    "$PYTHON" -m venv "$VENV"
+fi
 "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --disable-pip-version-check "livekit-agents==$LIVEKIT_AGENTS_VERSION"
+"$VENV/bin/python" -m pip install --disable-pip-version-check "${PACKAGES[@]}"
 "$VENV/bin/python" -c 'import livekit.agents; print("livekit-agents", livekit.agents.__version__)'
+"$VENV/bin/python" -c 'import livekit.plugins.openai, livekit.plugins.silero'
 echo "AGENT_HOST_PYTHON=$VENV/bin/python"

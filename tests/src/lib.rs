@@ -11,10 +11,12 @@ use agent_host_capability::{Capability, require};
 use faulty_mode::Mode;
 
 pub mod fake_openai;
+pub mod fake_speech;
 pub mod netns;
 pub mod process;
 pub mod proxy;
 pub mod sim;
+pub mod speech_script;
 pub mod tls;
 pub mod websocket;
 pub mod worker;

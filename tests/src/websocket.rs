@@ -1,5 +1,6 @@
 //! WebSocket servers on loopback, for the `websocket` import's tests and
-//! benchmark: an echo server and a flood. Each serves every connection it
+//! benchmark: an echo server and a flood, and the accept loop the speech
+//! fakes ([`crate::fake_speech`]) share. Each serves every connection it
 //! accepts and counts what happened; dropping it stops it and every
 //! connection it holds.
 
@@ -30,17 +31,22 @@ pub struct Seen {
 
 /// A running server.
 pub struct Server {
-    /// Where it listens (`127.0.0.1:<port>`).
+    /// The port it listens on.
     pub port: u16,
+    /// The address it listens on (`127.0.0.1` unless bound elsewhere).
+    ip: std::net::IpAddr,
     /// What it saw so far.
     pub seen: Arc<Seen>,
     task: JoinHandle<()>,
 }
 
 impl Server {
-    /// `ws://127.0.0.1:<port><path>`.
+    /// `ws://<ip>:<port><path>`.
     pub fn url(&self, path: &str) -> String {
-        format!("ws://127.0.0.1:{}{path}", self.port)
+        format!(
+            "ws://{}{path}",
+            std::net::SocketAddr::new(self.ip, self.port)
+        )
     }
 }
 
@@ -50,18 +56,39 @@ impl Drop for Server {
     }
 }
 
-type Peer = WebSocketStream<tokio::net::TcpStream>;
+/// One accepted connection.
+pub(crate) type Peer = WebSocketStream<tokio::net::TcpStream>;
 
-/// Serves every connection with `serve`.
+/// What a client's upgrade request asked for.
+#[derive(Debug, Clone)]
+pub(crate) struct Upgrade {
+    /// The request's path and query.
+    pub path: String,
+    /// Its `authorization` header.
+    pub authorization: Option<String>,
+}
+
+/// Serves every connection on `127.0.0.1` with `serve`.
 async fn listen<F, Fut>(serve: F) -> Server
 where
     F: Fn(Peer, Arc<Seen>) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let listener = TcpListener::bind("127.0.0.1:0")
+    let loopback = "127.0.0.1:0".parse().expect("a loopback address");
+    listen_on(loopback, move |peer, seen, _| serve(peer, seen)).await
+}
+
+/// Serves every connection on `addr` with `serve`, told what it asked for.
+pub(crate) async fn listen_on<F, Fut>(addr: std::net::SocketAddr, serve: F) -> Server
+where
+    F: Fn(Peer, Arc<Seen>, Upgrade) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind(addr)
         .await
-        .expect("binding a loopback port");
-    let port = listener.local_addr().expect("a bound address").port();
+        .expect("binding the server's port");
+    let bound = listener.local_addr().expect("a bound address");
+    let (ip, port) = (bound.ip(), bound.port());
     let seen = Arc::new(Seen::default());
     let task = tokio::spawn({
         let seen = seen.clone();
@@ -69,27 +96,32 @@ where
             // Dropped with the accept loop: aborts every connection.
             let mut connections = JoinSet::new();
             while let Ok((tcp, _)) = listener.accept().await {
-                let heard = seen.clone();
+                let mut upgrade = None;
                 // tungstenite's upgrade callback returns its `ErrorResponse` by value.
                 #[allow(clippy::result_large_err)]
-                let record = move |request: &Request, response: Response| {
+                let record = |request: &Request, response: Response| {
                     let authorization = request
                         .headers()
                         .get("authorization")
                         .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-                    heard
-                        .authorizations
+                    seen.authorizations
                         .lock()
                         .expect("not poisoned")
-                        .push(authorization);
+                        .push(authorization.clone());
+                    let path = request.uri().path_and_query().map(|p| p.to_string());
+                    upgrade = Some(Upgrade {
+                        path: path.unwrap_or_else(|| "/".to_owned()),
+                        authorization,
+                    });
                     Ok(response)
                 };
                 let Ok(peer) = tokio_tungstenite::accept_hdr_async(tcp, record).await else {
                     continue;
                 };
+                let upgrade = upgrade.expect("the callback ran for an accepted upgrade");
                 seen.accepted.fetch_add(1, Ordering::Relaxed);
                 let seen = seen.clone();
-                let served = serve(peer, seen.clone());
+                let served = serve(peer, seen.clone(), upgrade);
                 connections.spawn(async move {
                     served.await;
                     seen.ended.fetch_add(1, Ordering::Relaxed);
@@ -97,11 +129,16 @@ where
             }
         }
     });
-    Server { port, seen, task }
+    Server {
+        port,
+        ip,
+        seen,
+        task,
+    }
 }
 
 /// Records a client's close frame.
-fn closed(seen: &Seen, message: &Message) {
+pub(crate) fn closed(seen: &Seen, message: &Message) {
     if let Message::Close(frame) = message {
         let code = frame.as_ref().map_or(1005, |f| f.code.into());
         seen.close_codes.lock().expect("not poisoned").push(code);

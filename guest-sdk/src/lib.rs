@@ -165,16 +165,21 @@ mod job;
 pub mod log;
 mod room;
 mod room_async;
+pub mod rpc;
 mod server;
 pub mod sse;
+pub mod streams;
 pub mod task;
+pub mod voice;
 pub mod websocket;
 
 pub use audio::{Audio, AudioFormat, AudioFrame, TrackInfo, TrackKind};
 pub use job::JobContext;
 pub use room::{AllEvents, CHAT_TOPIC, DataOptions, Events, Room, RoomError, TextOptions};
 pub use room_async::EventStream;
+pub use rpc::{Invocation, RpcError};
 pub use server::Server;
+pub use streams::{ByteStream, TextStreamOptions, TextWriter};
 pub use task::{Elapsed, Task, block_on, sleep, spawn, timeout, yield_now};
 
 /// Select-style waits and other future helpers (`future::or`,
@@ -191,7 +196,7 @@ pub use __bindings::agent_host::agent::types::{
 
 /// The version of the WIT package `agent-host:agent` this SDK is built
 /// against; written to the `agent-host:sdk-version` custom section.
-pub const WIT_VERSION: &str = "0.1.3";
+pub const WIT_VERSION: &str = "0.1.4";
 
 /// A LiveKit agent: the behaviour of one job.
 ///

@@ -17,9 +17,12 @@ wasmtime::component::bindgen!({
         // Sockets are the host's own types, held in the job's table.
         "agent-host:agent/websocket.connection": crate::imports::websocket::handle::Connection,
         "agent-host:agent/websocket.future-connection": crate::imports::websocket::handle::FutureConnection,
+        // Text-stream writers and calls in progress live in the job's table.
+        "agent-host:agent/streams.text-writer": crate::imports::streams::TextWriter,
+        "agent-host:agent/rpc.pending-call": crate::imports::rpc::PendingCall,
     },
     // Tests and transports compare events and formats.
     additional_derives: [PartialEq, Eq],
 });
 
-pub use self::agent_host::agent::{audio, events, types};
+pub use self::agent_host::agent::{audio, events, rpc, streams, types};

@@ -7,7 +7,8 @@
 //! `POST {base_url}/v1/chat/completions` with `"stream": true` and sends
 //! each `choices[0].delta.content` of the server-sent events back to the
 //! sender as its own chat message (one `send-text` per delta, so the
-//! answer appears as it is generated), until `data: [DONE]`. A chat `ping`
+//! answer appears as it is generated), until `data: [DONE]`: the SDK's
+//! [`OpenAiLlm`], the client the voice pipeline uses too. A chat `ping`
 //! is answered `pong` at once, also while completions stream: each one is
 //! its own task. A failed request (a denied endpoint, an error status) is
 //! answered `error: <why>` and the job goes on.
@@ -26,13 +27,12 @@
 use std::time::Duration;
 
 use agent_host_sdk::futures_lite::future;
+use agent_host_sdk::voice::{ChatMessage, OpenAiLlm, Role};
 use agent_host_sdk::websocket::{Message, WebSocket};
 use agent_host_sdk::{
-    AsyncAgent, CHAT_TOPIC, JobContext, Room, RoomError, RoomEvent, Task, TextMessage, http, spawn,
-    timeout, warn,
+    AsyncAgent, CHAT_TOPIC, JobContext, Room, RoomError, RoomEvent, Task, spawn, timeout, warn,
 };
 use serde::Deserialize;
-use serde_json::json;
 
 /// How long the speech provider has to answer our close at the job's end.
 /// Its reply only confirms; a second is plenty on any network.
@@ -44,22 +44,6 @@ struct Config {
     base_url: String,
     model: String,
     speech_url: Option<String>,
-}
-
-/// One server-sent `data:` chunk of a streamed completion.
-#[derive(Deserialize)]
-struct Chunk {
-    choices: Vec<Choice>,
-}
-
-#[derive(Deserialize)]
-struct Choice {
-    delta: Delta,
-}
-
-#[derive(Deserialize)]
-struct Delta {
-    content: Option<String>,
 }
 
 /// What the job waits on: the room, and the speech socket if it has one.
@@ -98,7 +82,7 @@ impl AsyncAgent for Assistant {
                         unless_closed(room.send_text_to(&[&msg.sender], "pong"))?;
                     } else {
                         answers.retain(|task| !task.is_finished());
-                        answers.push(spawn(answer(room, config.request(&msg), msg.sender)));
+                        answers.push(spawn(answer(room, config.llm(), msg.text, msg.sender)));
                     }
                 }
                 Next::Room(_) => {}
@@ -131,53 +115,25 @@ fn unless_closed(sent: Result<(), RoomError>) -> Result<(), RoomError> {
 agent_host_sdk::export_agent!(async Assistant);
 
 impl Config {
-    /// The streamed completion request for a chat message.
-    fn request(&self, msg: &TextMessage) -> http::RequestBuilder {
-        let url = format!(
-            "{}/v1/chat/completions",
-            self.base_url.trim_end_matches('/')
-        );
-        http::post(&url).json(&json!({
-            "model": self.model,
-            "stream": true,
-            "messages": [{ "role": "user", "content": msg.text }],
-        }))
+    /// The SDK's client of the endpoint (OpenAI's base URL has `/v1`).
+    fn llm(&self) -> OpenAiLlm {
+        let base = format!("{}/v1", self.base_url.trim_end_matches('/'));
+        OpenAiLlm::new(&base, &self.model)
     }
 }
 
-/// Streams the completion `request` asks for to `to`, or why it failed.
-async fn answer(room: Room, request: http::RequestBuilder, to: String) {
-    if let Err(err) = stream(room, request, &to).await {
+/// Streams the completion of `text` to `to`, or why it failed.
+async fn answer(room: Room, llm: OpenAiLlm, text: String, to: String) {
+    if let Err(err) = stream(room, &llm, text, &to).await {
         let _ = room.send_text_to(&[&to], &format!("error: {err}"));
     }
 }
 
-/// Streams the completion `request` asks for to `to`, delta by delta.
-async fn stream(room: Room, request: http::RequestBuilder, to: &str) -> Result<(), String> {
-    let response = request.send().await?;
-    if response.status() != 200 {
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        return Err(format!(
-            "{status} {}",
-            body.chars().take(200).collect::<String>()
-        ));
-    }
-    let mut events = response.sse();
-    while let Some(event) = events.next().await {
-        let data = event?.data;
-        if data == "[DONE]" {
-            break;
-        }
-        match serde_json::from_str::<Chunk>(&data) {
-            Ok(chunk) => {
-                let delta = chunk.choices.into_iter().find_map(|c| c.delta.content);
-                if let Some(text) = delta.filter(|t| !t.is_empty()) {
-                    room.send_text_to(&[to], &text)?;
-                }
-            }
-            Err(err) => warn!("a chunk that is not a completion: {err}"),
-        }
+/// Streams the completion of `text` to `to`, delta by delta.
+async fn stream(room: Room, llm: &OpenAiLlm, text: String, to: &str) -> Result<(), String> {
+    let mut deltas = llm.stream(&[ChatMessage::new(Role::User, text)]).await?;
+    while let Some(delta) = deltas.next_delta().await {
+        room.send_text_to(&[to], &delta?)?;
     }
     Ok(())
 }

@@ -270,6 +270,22 @@ fn print_output(output: &SimOutput, me: &str) {
             "{from} [audio]: published track `{name}` ({} Hz, {} ch)",
             format.sample_rate, format.channels
         ),
+        SimOutput::TextStreamOpened { from, id, options } => println!(
+            "{from}{} [stream {id} topic={}]: opened {:?}",
+            to(&options.destinations),
+            options.topic,
+            options.attributes
+        ),
+        SimOutput::TextStreamChunk { from, id, text } => println!("{from} [stream {id}]: {text}"),
+        SimOutput::TextStreamClosed {
+            from,
+            id,
+            attributes,
+        } => println!("{from} [stream {id}]: closed {attributes:?}"),
+        SimOutput::RpcRequest { from, call, .. } => println!(
+            "{from} [rpc]: calls `{}` on {} with {}",
+            call.method, call.destination, call.payload
+        ),
         SimOutput::Audio { .. } | SimOutput::AudioCleared { .. } => {}
         SimOutput::AgentJoined(_) | SimOutput::AgentLeft(_) => {}
     }

@@ -50,6 +50,7 @@
 //! | one server API call | 10 s | [`rooms::SERVER_API_CALL_TIMEOUT`] |
 //! | a server API call's token | 60 s | [`rooms::SERVER_API_TOKEN_TTL`] |
 //! | `connect`'s participant token | 6 h | [`rooms::PARTICIPANT_TOKEN_TTL`] |
+//! | longest RPC response timeout a job may ask for | 60 s | [`rooms::RPC_MAX_RESPONSE_TIMEOUT`] |
 //! | health server after a failed accept | 100 ms | [`ops::ACCEPT_RETRY`] |
 //! | file-change debounce | 300 ms | [`ops::WATCH_DEBOUNCE`] |
 

@@ -72,3 +72,25 @@ pub const SERVER_API_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Most bytes of a server API answer that are read.
 pub const SERVER_API_MAX_ANSWER_BYTES: usize = 64 << 10;
+
+/// Largest byte stream delivered to a job: 4 MiB, 40 s of 48 kHz stereo
+/// pre-connect audio (clients keep a few seconds), or a small file. Bytes
+/// past it are dropped and the stream arrives marked incomplete.
+pub const BYTE_STREAM_MAX_BYTES: usize = 4 << 20;
+
+/// Largest RPC payload, response or error data: 15 KiB, LiveKit's
+/// `MAX_PAYLOAD_BYTES` (its SDKs refuse larger with 1402 or 1504).
+pub const RPC_MAX_PAYLOAD_BYTES: usize = 15 * 1024;
+
+/// Longest response timeout a job may ask for when it performs an RPC:
+/// 60 s. LiveKit's SDKs default to 15 s (10 s before 2025); a minute
+/// bounds what a job can leave pending without cutting real uses short.
+pub const RPC_MAX_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Most RPC methods a job may register: 64, far more than an agent's
+/// handful, few enough that registration cannot grow the host's tables
+/// without bound.
+pub const RPC_MAX_METHODS: usize = 64;
+
+/// Most byte-stream topics a job may accept: 16, for the same reason.
+pub const BYTE_STREAM_MAX_TOPICS: usize = 16;

@@ -15,7 +15,7 @@
 use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi::p2::DynPollable;
 
-use super::room::{RoomLink, deadline};
+use super::room::{Kind, RoomLink, deadline};
 use crate::bindings::agent_host::agent::events::Host;
 use crate::bindings::events::Event;
 
@@ -40,7 +40,7 @@ impl Host for EventsView<'_> {
     }
 
     async fn subscribe(&mut self) -> wasmtime::Result<Resource<DynPollable>> {
-        let ready = self.table.push(self.link.readiness())?;
+        let ready = self.table.push(self.link.readiness(Kind::Event))?;
         wasmtime_wasi::p2::subscribe(self.table, ready)
     }
 }
@@ -91,7 +91,7 @@ mod tests {
 
     /// Whether `ready` resolves within a moment (a wait that has nothing to
     /// wait for returns at once; one that waits is cut short).
-    async fn is_ready(ready: &mut crate::imports::room::EventsReady) -> bool {
+    async fn is_ready(ready: &mut crate::imports::room::InboxReady) -> bool {
         use wasmtime_wasi::p2::Pollable as _;
         tokio::time::timeout(std::time::Duration::from_millis(50), ready.ready())
             .await
@@ -101,7 +101,7 @@ mod tests {
     #[tokio::test]
     async fn the_pollable_peeks_and_next_still_takes_in_order() -> wasmtime::Result<()> {
         let mut joined = joined("poll").await;
-        let mut ready = joined.link.readiness();
+        let mut ready = joined.link.readiness(Kind::Event);
         assert!(!is_ready(&mut ready).await, "nothing queued yet");
         joined.room.join_identity("alice");
         joined.room.send_text("alice", "lk.chat", "hello", &[]);
@@ -139,12 +139,12 @@ mod tests {
     #[tokio::test]
     async fn the_pollable_is_ready_once_the_job_must_end() {
         let joined = joined("poll-end").await;
-        let mut ready = joined.link.readiness();
+        let mut ready = joined.link.readiness(Kind::Event);
         assert!(!is_ready(&mut ready).await);
         joined.end.send_replace(Some(CloseReason::Terminated));
         assert!(is_ready(&mut ready).await, "the end wakes it");
         let mut unjoined = RoomLink::new(end_signal());
-        let mut ready = unjoined.readiness();
+        let mut ready = unjoined.readiness(Kind::Event);
         assert!(
             !is_ready(&mut ready).await,
             "before joining, only the end can come"
@@ -156,7 +156,7 @@ mod tests {
     async fn a_closed_room_makes_it_ready_and_stays_so() -> wasmtime::Result<()> {
         let mut joined = joined("poll-closed").await;
         joined.room.close();
-        let mut ready = joined.link.readiness();
+        let mut ready = joined.link.readiness(Kind::Event);
         assert!(is_ready(&mut ready).await);
         let closed = Some(Event::Room(RoomEvent::Closed(CloseReason::RoomClosed)));
         assert_eq!(joined.link.next_any(None).await, closed);

@@ -33,7 +33,9 @@ pub(crate) mod http;
 mod job;
 mod log;
 mod room;
+pub(crate) mod rpc;
 mod server;
+pub(crate) mod streams;
 #[cfg(test)]
 mod testing;
 pub(crate) mod websocket;
@@ -45,7 +47,9 @@ pub(crate) use self::events::{EventsData, EventsView};
 pub(crate) use self::job::{JobData, JobView};
 pub(crate) use self::log::{LogData, LogView};
 pub(crate) use self::room::{EndSignal, RoomData, RoomLink, RoomView, SessionCloser};
+pub(crate) use self::rpc::{RpcData, RpcView};
 pub(crate) use self::server::{ServerData, ServerView};
+pub(crate) use self::streams::{StreamsData, StreamsView};
 pub(crate) use self::websocket::{WebSocketData, WebSocketView, WebSockets};
 use crate::bindings::agent_host::agent as wit;
 
@@ -64,6 +68,10 @@ pub(crate) trait AgentView: Send {
     fn server(&mut self) -> ServerView<'_>;
     /// The `websocket` import's view.
     fn websocket(&mut self) -> WebSocketView<'_>;
+    /// The `streams` import's view.
+    fn streams(&mut self) -> StreamsView<'_>;
+    /// The `rpc` import's view.
+    fn rpc(&mut self) -> RpcView<'_>;
 }
 
 /// Links every interface the `agent` world imports, each on its own view.
@@ -77,6 +85,8 @@ pub(crate) fn add_to_linker<T: AgentView + 'static>(
     wit::events::add_to_linker::<T, EventsData>(linker, T::events)?;
     wit::server::add_to_linker::<T, ServerData>(linker, T::server)?;
     wit::websocket::add_to_linker::<T, WebSocketData>(linker, T::websocket)?;
+    wit::streams::add_to_linker::<T, StreamsData>(linker, T::streams)?;
+    wit::rpc::add_to_linker::<T, RpcData>(linker, T::rpc)?;
     wit::log::add_to_linker::<T, LogData>(linker, |_| LogView)?;
     Ok(())
 }

@@ -18,9 +18,11 @@
 //! [`RoomLink`] is the job's link to its session; [`RoomView`] is what the
 //! `room` import reaches: that link and the payload cap, nothing else.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt as _;
 use tokio::sync::{Mutex, MutexGuard, watch};
 use tokio::time::Instant;
 use wasmtime::component::HasData;
@@ -30,7 +32,8 @@ use super::guest_bytes;
 use crate::bindings::agent_host::agent::room::Host;
 use crate::bindings::events::Event;
 use crate::bindings::types::{CloseReason, Participant, RoomError, RoomEvent};
-use crate::room::{OutgoingData, OutgoingText, RoomSession};
+use crate::config::rooms::AUDIO_QUEUE;
+use crate::room::{Incoming, OutgoingData, OutgoingText, Queued, RoomSession};
 
 /// Signals to the job that it must end: `Some(reason)` once it was
 /// terminated by the worker, shutdown was requested by the guest, or the
@@ -53,35 +56,122 @@ pub(crate) struct RoomLink {
 }
 
 /// The receiving side of a job's session.
+///
+/// The session delivers one stream of items; the inbox sorts them by the
+/// interface that reads them ([`Kind`]), so that a guest waiting for an RPC
+/// call takes the room events that arrive meanwhile out of the session
+/// without losing them or their order. Items stay charged to the job's
+/// budget until the guest takes them; audio frames routed aside are
+/// capped as the transports' queues are ([`AUDIO_QUEUE`]), the newest
+/// dropped, since audio is real time.
 struct Inbox {
     session: Option<Box<dyn RoomSession>>,
-    /// An event a pollable took from the session for `next` to hand out;
-    /// `Some(None)` when the session had ended.
-    peeked: Option<Option<Event>>,
+    /// Items taken from the session, waiting for their reader, by kind.
+    events: VecDeque<Queued>,
+    calls: VecDeque<Queued>,
+    streams: VecDeque<Queued>,
+    /// Audio frames among `events`.
+    audio: usize,
+    /// The session has ended: its `next_incoming` returned `None`.
+    ended: bool,
     /// Set once `next-event` has returned `closed`; later calls repeat it.
     closed: Option<CloseReason>,
 }
 
-impl Inbox {
-    /// The event a pollable peeked, else the session's next one (`None`
-    /// once it ended); without a session it never resolves. Cancel-safe,
-    /// as `RoomSession::next_event` is.
-    async fn next(&mut self) -> Option<Event> {
-        if let Some(event) = self.peeked.take() {
-            return event;
+/// Which interface reads an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `events` and `room`.
+    Event,
+    /// `rpc`.
+    Call,
+    /// `streams`.
+    Bytes,
+}
+
+impl Kind {
+    fn of(item: &Incoming) -> Self {
+        match item {
+            Incoming::Event(_) => Kind::Event,
+            Incoming::Call(_) => Kind::Call,
+            Incoming::Bytes(_) => Kind::Bytes,
         }
-        match self.session.as_deref_mut() {
-            Some(session) => session.next_event().await,
-            None => std::future::pending().await,
+    }
+}
+
+impl Inbox {
+    fn queue(&mut self, kind: Kind) -> &mut VecDeque<Queued> {
+        match kind {
+            Kind::Event => &mut self.events,
+            Kind::Call => &mut self.calls,
+            Kind::Bytes => &mut self.streams,
         }
     }
 
-    /// Resolves once an event (or the session's end) is peeked, at once if
-    /// one is; it stays for [`next`](Self::next). Cancel-safe.
-    async fn peek(&mut self) {
-        if self.peeked.is_none() {
-            let event = self.next().await;
-            self.peeked = Some(event);
+    /// The next item of `kind`: one sorted aside already, else the session's
+    /// next of that kind (sorting the others aside); `None` once the
+    /// session ended. Without a session it never resolves. Cancel-safe, as
+    /// `RoomSession::next_incoming` is: an item taken from the session is
+    /// sorted before the next await.
+    async fn next(&mut self, kind: Kind) -> Option<Queued> {
+        loop {
+            if let Some(item) = self.queue(kind).pop_front() {
+                if item.is_audio() {
+                    self.audio -= 1;
+                }
+                return Some(item);
+            }
+            if self.ended {
+                return None;
+            }
+            let Some(session) = self.session.as_deref_mut() else {
+                return std::future::pending().await;
+            };
+            match session.next_incoming().await {
+                Some(item) => self.sort(item),
+                None => self.ended = true,
+            }
+        }
+    }
+
+    /// Puts `item` in its reader's queue (an audio frame past the cap is
+    /// dropped).
+    fn sort(&mut self, item: Queued) {
+        if item.is_audio() {
+            if self.audio >= AUDIO_QUEUE {
+                return;
+            }
+            self.audio += 1;
+        }
+        self.queue(Kind::of(item.get())).push_back(item);
+    }
+
+    /// The next item of `kind` if one is waiting, without waiting.
+    fn next_now(&mut self, kind: Kind) -> Option<Incoming> {
+        self.next(kind)
+            .now_or_never()
+            .flatten()
+            .map(Queued::into_item)
+    }
+
+    /// The next event; `None` once the session ended.
+    async fn next_event(&mut self) -> Option<Event> {
+        loop {
+            // Only events are sorted into the events queue.
+            if let Incoming::Event(event) = self.next(Kind::Event).await?.into_item() {
+                return Some(event);
+            }
+        }
+    }
+
+    /// Resolves once an item of `kind` (or the session's end) is waiting,
+    /// at once if one is; it stays for [`next`](Self::next). Cancel-safe.
+    async fn peek(&mut self, kind: Kind) {
+        if let Some(item) = self.next(kind).await {
+            if item.is_audio() {
+                self.audio += 1;
+            }
+            self.queue(kind).push_front(item);
         }
     }
 }
@@ -115,7 +205,11 @@ impl RoomLink {
         Self {
             inbox: Arc::new(Mutex::new(Inbox {
                 session: None,
-                peeked: None,
+                events: VecDeque::new(),
+                calls: VecDeque::new(),
+                streams: VecDeque::new(),
+                audio: 0,
+                ended: false,
                 closed: None,
             })),
             shutdown_requested: false,
@@ -229,7 +323,7 @@ impl RoomLink {
             // learn it at once, not after its backlog.
             biased;
             Ok(reason) = end.wait_for(Option::is_some) => reason.unwrap_or(CloseReason::Terminated),
-            event = inbox.next() => match event {
+            event = inbox.next_event() => match event {
                 Some(event) => return Some(event),
                 None => CloseReason::RoomClosed,
             },
@@ -244,24 +338,38 @@ impl RoomLink {
         Some(Event::Room(RoomEvent::Closed(reason)))
     }
 
-    /// A pollable's view of this link: ready when `next_any` would not wait.
-    pub(super) fn readiness(&self) -> EventsReady {
-        EventsReady {
+    /// A pollable's view of this link for `kind`: ready when the reader of
+    /// that kind would not wait (`next_any` for events).
+    pub(super) fn readiness(&self, kind: Kind) -> InboxReady {
+        InboxReady {
             inbox: Arc::clone(&self.inbox),
             end: self.end.subscribe(),
+            kind,
         }
+    }
+
+    /// The next RPC call or byte stream (`kind`) if one is waiting, without
+    /// waiting; none before the job has joined or once its session closed.
+    pub(super) async fn next_now(&mut self, kind: Kind) -> Option<Incoming> {
+        let mut inbox = self.lock().await;
+        if inbox.closed.is_some() {
+            return None;
+        }
+        inbox.next_now(kind)
     }
 }
 
-/// What `events.subscribe` returns: ready once `next` has something for
-/// the guest (an event, the session's end or the job's), never before.
-pub(crate) struct EventsReady {
+/// What `events.subscribe`, `rpc.subscribe` and `streams.subscribe` return:
+/// ready once the reader of its kind has something for the guest (an
+/// item, the session's end or the job's), never before.
+pub(crate) struct InboxReady {
     inbox: Arc<Mutex<Inbox>>,
     end: watch::Receiver<Option<CloseReason>>,
+    kind: Kind,
 }
 
 #[async_trait::async_trait]
-impl Pollable for EventsReady {
+impl Pollable for InboxReady {
     async fn ready(&mut self) {
         if self.end.borrow().is_some() {
             return;
@@ -275,7 +383,7 @@ impl Pollable for EventsReady {
         tokio::select! {
             biased;
             _ = self.end.wait_for(Option::is_some) => {}
-            () = inbox.peek() => {}
+            () = inbox.peek(self.kind) => {}
         }
     }
 }

@@ -46,8 +46,13 @@ pub(super) struct Joined {
     pub(super) output: mpsc::UnboundedReceiver<SimOutput>,
 }
 
-/// A link that has joined sim room `room`.
+/// A link that has joined sim room `room`, with a 1 MiB host-memory budget.
 pub(super) async fn joined(room: &str) -> Joined {
+    joined_with_budget(room, 1 << 20).await
+}
+
+/// A link that has joined sim room `room`, with `budget` bytes of host memory.
+pub(super) async fn joined_with_budget(room: &str, budget: u64) -> Joined {
     let rooms = SimRooms::default();
     let output = rooms.room(room).subscribe();
     let session = rooms
@@ -55,7 +60,7 @@ pub(super) async fn joined(room: &str) -> Joined {
             job: job_info(room),
             url: String::new(),
             token: String::new(),
-            host_memory: HostMemory::new(1 << 20),
+            host_memory: HostMemory::new(budget),
         })
         .await
         .expect("a sim room always lets an agent in");

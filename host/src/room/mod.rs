@@ -30,7 +30,22 @@
 //! - what waits in a session's queue is charged to the job's host-memory
 //!   budget ([`queue::Queued`]); [`RoomSession::write_audio`] may
 //!   wait while about a second of audio is queued (that is the guest's
-//!   backpressure), nothing else waits on the guest.
+//!   backpressure), nothing else waits on the guest;
+//! - RPC: calls to methods the job did not register are answered by the
+//!   transport (1400, unsupported method), never queued; a queued call the
+//!   guest does not answer within its response timeout is answered by the
+//!   transport (1502, response timeout) if the caller still waits, and a
+//!   later [`RoomSession::respond_rpc`] for it fails with `closed`;
+//! - byte streams on topics the job did not accept are dropped (as
+//!   livekit-agents drops them); accepted ones are delivered whole once
+//!   they end, at most [`BYTE_STREAM_MAX_BYTES`] each (the rest is
+//!   dropped, and the stream says it is incomplete), and what a stream
+//!   holds while it arrives is charged to the job's budget too.
+//!
+//! The caps the import enforces before a call reaches a transport (the
+//! payload cap, RPC's 15 KiB, the numbers of methods, topics and open
+//! writers, that an on-behalf sender is in the room) are policy of
+//! [`crate::imports`], not of the transports.
 
 pub mod ffi;
 pub mod offline;
@@ -39,12 +54,18 @@ pub mod queue;
 pub mod service;
 pub mod sim;
 
+use std::time::Duration;
+
 use futures::future::BoxFuture;
 
 use crate::bindings::audio::AudioFormat;
-use crate::bindings::events::Event;
+pub use crate::bindings::rpc::RpcError;
+pub use crate::bindings::streams::TextStreamOptions;
 use crate::bindings::types::{JobInfo, Participant, RoomError};
 use crate::host_memory::HostMemory;
+pub use queue::{Incoming, Queued};
+
+pub use crate::config::rooms::BYTE_STREAM_MAX_BYTES;
 
 /// What a transport needs to put a job into its room.
 #[derive(Debug, Clone)]
@@ -84,6 +105,38 @@ pub struct OutgoingText {
     pub destinations: Vec<String>,
 }
 
+/// An RPC call the agent makes on a participant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingCall {
+    /// Identity of the participant called.
+    pub destination: String,
+    /// The method called.
+    pub method: String,
+    /// What is sent.
+    pub payload: String,
+    /// How long to wait for the answer (the import has capped it).
+    pub response_timeout: Duration,
+}
+
+/// The answer to an [`OutgoingCall`], once it comes: the response, or the
+/// error the callee, the transport or the timeout gave. Independent of the
+/// session (`'static`), so the job can hold it while it acts in the room.
+pub type CallAnswer = BoxFuture<'static, Result<String, RpcError>>;
+
+/// A text stream the agent is writing. Dropping it closes the stream, as
+/// [`close`](Self::close) with no attributes does.
+pub trait TextStreamWriter: Send + 'static {
+    /// The stream id receivers see.
+    fn id(&self) -> &str;
+
+    /// Appends `text`; receivers see it as one chunk.
+    fn write(&mut self, text: String) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Ends the stream, with `attributes` in its trailer. Called at most
+    /// once (the import enforces it).
+    fn close(&mut self, attributes: Vec<(String, String)>) -> BoxFuture<'_, Result<(), RoomError>>;
+}
+
 /// Opens room sessions for jobs.
 ///
 /// ```
@@ -104,8 +157,9 @@ pub trait RoomSession: Send + 'static {
     /// Who is in the room now, the agent excluded.
     fn participants(&self) -> Vec<Participant>;
 
-    /// The next event; `None` once the session has ended. Cancel-safe.
-    fn next_event(&mut self) -> BoxFuture<'_, Option<Event>>;
+    /// The next event, call or byte stream, still charged to the job's
+    /// budget; `None` once the session has ended. Cancel-safe.
+    fn next_incoming(&mut self) -> BoxFuture<'_, Option<Queued>>;
 
     /// Sends a data packet.
     fn publish_data(&mut self, data: OutgoingData) -> BoxFuture<'_, Result<(), RoomError>>;
@@ -147,6 +201,36 @@ pub trait RoomSession: Send + 'static {
 
     /// Drops the audio queued on the agent's track and not yet played.
     fn clear_audio(&mut self) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Opens a text stream, written incrementally. `options.sender`, when
+    /// given, is a participant in the room (the import checked it).
+    fn open_text_stream(
+        &mut self,
+        options: TextStreamOptions,
+    ) -> BoxFuture<'_, Result<Box<dyn TextStreamWriter>, RoomError>>;
+
+    /// Delivers the byte streams sent on `topic` from now on as
+    /// [`Incoming::Bytes`].
+    fn accept_byte_streams(&mut self, topic: String) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Delivers calls to `method` from now on as [`Incoming::Call`].
+    fn register_rpc(&mut self, method: String) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Stops delivering calls to `method` (the transport answers later ones
+    /// with 1400).
+    fn unregister_rpc(&mut self, method: String) -> BoxFuture<'_, ()>;
+
+    /// Answers the call `id` the session delivered. `closed` when it is not
+    /// waiting for an answer (answered, timed out, unknown).
+    fn respond_rpc(
+        &mut self,
+        id: String,
+        response: Result<String, RpcError>,
+    ) -> BoxFuture<'_, Result<(), RoomError>>;
+
+    /// Starts a call; its answer comes through the returned future. Fails at
+    /// once only when no call can be made (the session is gone).
+    fn perform_rpc(&mut self, call: OutgoingCall) -> BoxFuture<'_, Result<CallAnswer, RoomError>>;
 
     /// Why the session broke, if it did: a transport failure (for example the
     /// client library reported a panic) rather than the room ending

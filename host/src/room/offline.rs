@@ -10,9 +10,11 @@
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 
-use super::{ConnectRequest, OutgoingData, OutgoingText, RoomSession, RoomTransport};
+use super::{
+    CallAnswer, ConnectRequest, OutgoingCall, OutgoingData, OutgoingText, Queued, RoomSession,
+    RoomTransport, RpcError, TextStreamOptions, TextStreamWriter,
+};
 use crate::bindings::audio::AudioFormat;
-use crate::bindings::events::Event;
 use crate::bindings::types::{Participant, RoomError};
 
 /// Why room actions fail under [`Offline`]: the worker runs without
@@ -40,7 +42,7 @@ impl RoomSession for OfflineSession {
         Vec::new()
     }
 
-    fn next_event(&mut self) -> BoxFuture<'_, Option<Event>> {
+    fn next_incoming(&mut self) -> BoxFuture<'_, Option<Queued>> {
         std::future::pending().boxed()
     }
 
@@ -82,6 +84,37 @@ impl RoomSession for OfflineSession {
 
     fn clear_audio(&mut self) -> BoxFuture<'_, Result<(), RoomError>> {
         unavailable()
+    }
+
+    fn open_text_stream(
+        &mut self,
+        _: TextStreamOptions,
+    ) -> BoxFuture<'_, Result<Box<dyn TextStreamWriter>, RoomError>> {
+        async { Err(RoomError::Transport(OFFLINE_REASON.into())) }.boxed()
+    }
+
+    fn accept_byte_streams(&mut self, _: String) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn register_rpc(&mut self, _: String) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn unregister_rpc(&mut self, _: String) -> BoxFuture<'_, ()> {
+        async {}.boxed()
+    }
+
+    fn respond_rpc(
+        &mut self,
+        _: String,
+        _: Result<String, RpcError>,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        unavailable()
+    }
+
+    fn perform_rpc(&mut self, _: OutgoingCall) -> BoxFuture<'_, Result<CallAnswer, RoomError>> {
+        async { Err(RoomError::Transport(OFFLINE_REASON.into())) }.boxed()
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {

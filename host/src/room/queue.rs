@@ -1,22 +1,36 @@
-//! Events waiting in a session's queue, charged to the job's host-memory
+//! What waits in a session's queue, charged to the job's host-memory
 //! budget.
 //!
-//! Policy: a transport queues a [`Queued`] event, which carries a
-//! [`Charge`] for the bytes the event holds; the charge is given back when
-//! the guest takes the event (or the queue is dropped). Audio that the
-//! budget cannot take is dropped, like audio a full queue cannot take;
-//! any other event the budget cannot take fails the job with the budget's
-//! reason (`host memory limit ... exceeded (room events)`), since other
-//! events are never dropped.
+//! Policy: a transport queues a [`Queued`] item (an event, an RPC call, a
+//! byte stream), which carries a [`Charge`] for the bytes it holds; the
+//! charge is given back when the guest takes the item (or the queue is
+//! dropped). Audio that the budget cannot take is dropped, like audio a
+//! full queue cannot take; any other item the budget cannot take fails
+//! the job with the budget's reason (`host memory limit ... exceeded (room
+//! events)`), since nothing else is ever dropped.
 
+use crate::bindings::agent_host::agent::rpc::Invocation;
+use crate::bindings::agent_host::agent::streams::ByteStream;
 use crate::bindings::events::Event;
 use crate::bindings::types::{Participant, RoomEvent};
 use crate::host_memory::{Charge, HostMemory, HostMemoryExceeded, MemoryKind};
 
-/// An event in a session's queue, with the host memory it holds.
+/// What a session delivers to its job. Events go to `events` and `room`;
+/// calls to `rpc`; byte streams to `streams`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// A room, track or audio event.
+    Event(Event),
+    /// A call to an RPC method the job registered.
+    Call(Invocation),
+    /// A byte stream on a topic the job accepts, received whole.
+    Bytes(ByteStream),
+}
+
+/// An item in a session's queue, with the host memory it holds.
 #[derive(Debug)]
 pub struct Queued {
-    event: Event,
+    item: Incoming,
     _charge: Charge,
 }
 
@@ -24,9 +38,15 @@ impl Queued {
     /// Charges a non-audio event to `memory`. A refusal is recorded in the
     /// budget, which fails the job.
     pub fn event(memory: &HostMemory, event: Event) -> Result<Self, HostMemoryExceeded> {
-        let charge = memory.charge(MemoryKind::RoomEvents, event_bytes(&event))?;
+        Self::charged(memory, Incoming::Event(event))
+    }
+
+    /// Charges an RPC call or a byte stream (or any non-audio item) to
+    /// `memory`. A refusal is recorded in the budget, which fails the job.
+    pub fn charged(memory: &HostMemory, item: Incoming) -> Result<Self, HostMemoryExceeded> {
+        let charge = memory.charge(MemoryKind::RoomEvents, item_bytes(&item))?;
         Ok(Self {
-            event,
+            item,
             _charge: charge,
         })
     }
@@ -34,27 +54,54 @@ impl Queued {
     /// Charges an audio frame to `memory`; `None` (not recorded as a
     /// refusal) when the budget cannot take it: the frame is dropped.
     pub fn audio(memory: &HostMemory, event: Event) -> Option<Self> {
-        let charge = memory.try_charge(MemoryKind::AudioFrames, event_bytes(&event))?;
+        let item = Incoming::Event(event);
+        let charge = memory.try_charge(MemoryKind::AudioFrames, item_bytes(&item))?;
         Some(Self {
-            event,
+            item,
             _charge: charge,
         })
     }
 
-    /// The event, for the guest; its bytes leave the budget.
-    pub fn into_event(self) -> Event {
-        self.event
+    /// The item, for the guest; its bytes leave the budget.
+    pub fn into_item(self) -> Incoming {
+        self.item
     }
 
-    /// The event, still queued.
-    pub fn get(&self) -> &Event {
-        &self.event
+    /// The item, still queued.
+    pub fn get(&self) -> &Incoming {
+        &self.item
+    }
+
+    /// Whether this is an audio frame (which may be dropped when unread).
+    pub fn is_audio(&self) -> bool {
+        matches!(self.item, Incoming::Event(Event::Audio(_)))
     }
 }
 
-/// Bytes an event holds on the host: its heap data plus the value itself.
-pub(crate) fn event_bytes(event: &Event) -> u64 {
-    let heap = match event {
+/// Bytes an item holds on the host: its heap data plus the value itself.
+pub(crate) fn item_bytes(item: &Incoming) -> u64 {
+    let heap = match item {
+        Incoming::Event(event) => event_heap(event),
+        Incoming::Call(call) => {
+            call.id.len() + call.caller.len() + call.method.len() + call.payload.len()
+        }
+        Incoming::Bytes(stream) => {
+            stream.id.len()
+                + stream.sender.len()
+                + stream.topic.len()
+                + stream.name.len()
+                + stream.mime_type.len()
+                + pairs_bytes(&stream.attributes)
+                + stream.bytes.len()
+                + stream.incomplete.as_ref().map_or(0, String::len)
+        }
+    };
+    (heap + size_of::<Queued>()) as u64
+}
+
+/// Bytes an event holds on the heap.
+fn event_heap(event: &Event) -> usize {
+    match event {
         Event::Room(room) => match room {
             RoomEvent::ParticipantJoined(p)
             | RoomEvent::ParticipantLeft(p)
@@ -72,17 +119,17 @@ pub(crate) fn event_bytes(event: &Event) -> u64 {
             t.sid.len() + t.participant.len() + t.name.len()
         }
         Event::Audio(frame) => frame.participant.len() + frame.samples.len() * 2,
-    };
-    (heap + size_of::<Queued>()) as u64
+    }
 }
 
 fn participant_bytes(p: &Participant) -> usize {
-    p.sid.len()
-        + p.identity.len()
-        + p.name.len()
-        + p.metadata.len()
-        + p.attributes
-            .iter()
-            .map(|(k, v)| k.len() + v.len() + 2 * size_of::<String>())
-            .sum::<usize>()
+    p.sid.len() + p.identity.len() + p.name.len() + p.metadata.len() + pairs_bytes(&p.attributes)
+}
+
+/// Bytes key/value pairs hold.
+fn pairs_bytes(pairs: &[(String, String)]) -> usize {
+    pairs
+        .iter()
+        .map(|(k, v)| k.len() + v.len() + 2 * size_of::<String>())
+        .sum()
 }

@@ -34,7 +34,7 @@ use super::state::JobState;
 use crate::bindings::AgentPre;
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.3";
+pub const WIT_VERSION: &str = "0.1.4";
 
 /// Custom section in which `agent-host-sdk` records the WIT version it targets.
 pub const SDK_VERSION_SECTION: &str = "agent-host:sdk-version";
@@ -441,7 +441,8 @@ mod tests {
         assert!(check_sdk_version("0.1.1").is_ok());
         assert!(check_sdk_version("0.1.2").is_ok());
         assert!(check_sdk_version("0.1.3").is_ok());
-        assert!(check_sdk_version("0.1.4").is_err());
+        assert!(check_sdk_version("0.1.4").is_ok());
+        assert!(check_sdk_version("0.1.5").is_err());
         assert!(check_sdk_version("0.2.0").is_err());
         assert!(check_sdk_version("1.0.0").is_err());
         assert!(check_sdk_version("garbage").is_err());

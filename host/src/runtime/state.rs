@@ -9,6 +9,8 @@
 //! touch (see `imports`); the rest of the runtime reaches the guards, the
 //! limits and the job's info, never the imports' state.
 
+use std::collections::HashSet;
+
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
@@ -20,8 +22,8 @@ use crate::bindings::types::{DispatchInfo, JobInfo};
 use crate::host_memory::HostMemory;
 use crate::imports::http::{HttpMeter, HttpPolicy};
 use crate::imports::{
-    AgentView, AudioView, EndSignal, EventsView, JobView, RoomLink, RoomView, ServerView,
-    SessionCloser, WebSocketView, WebSockets,
+    AgentView, AudioView, EndSignal, EventsView, JobView, RoomLink, RoomView, RpcView, ServerView,
+    SessionCloser, StreamsView, WebSocketView, WebSockets,
 };
 use crate::room::RoomSession;
 use crate::room::service::RoomScope;
@@ -58,6 +60,10 @@ pub(crate) struct JobState {
     room: RoomLink,
     /// The format of the agent's published audio track, once published.
     audio_out: Option<AudioFormat>,
+    /// The RPC methods the guest registered.
+    rpc_methods: HashSet<String>,
+    /// The byte-stream topics the guest accepts.
+    byte_topics: HashSet<String>,
     pub(super) stderr: GuestOutput,
 }
 
@@ -105,6 +111,8 @@ impl JobState {
             dispatch,
             room: RoomLink::new(end),
             audio_out: None,
+            rpc_methods: HashSet::new(),
+            byte_topics: HashSet::new(),
             stderr,
         }
     }
@@ -167,6 +175,25 @@ impl AgentView for JobState {
         WebSocketView {
             table: &mut self.table,
             sockets: &mut self.websockets,
+        }
+    }
+
+    fn streams(&mut self) -> StreamsView<'_> {
+        StreamsView {
+            link: &mut self.room,
+            table: &mut self.table,
+            topics: &mut self.byte_topics,
+            identity: &self.info.identity,
+            max_payload: self.limits.max_payload_bytes,
+        }
+    }
+
+    fn rpc(&mut self) -> RpcView<'_> {
+        RpcView {
+            link: &mut self.room,
+            table: &mut self.table,
+            methods: &mut self.rpc_methods,
+            max_payload: self.limits.max_payload_bytes,
         }
     }
 }

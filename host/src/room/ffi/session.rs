@@ -31,8 +31,15 @@ use crate::bindings::audio::AudioFormat;
 use crate::bindings::events::Event;
 use crate::bindings::types::{Participant, RoomError};
 use crate::host_memory::HostMemory;
-use crate::room::queue::Queued;
-use crate::room::{ConnectRequest, OutgoingData, OutgoingText, RoomSession};
+use crate::room::queue::{Incoming, Queued};
+use crate::room::{
+    CallAnswer, ConnectRequest, OutgoingCall, OutgoingData, OutgoingText, RoomSession, RpcError,
+    TextStreamOptions, TextStreamWriter,
+};
+
+/// Why text streams, byte streams and RPC fail in LiveKit rooms for now.
+const NOT_YET: &str =
+    "text streams, byte streams and RPC are not implemented for LiveKit rooms yet";
 
 use crate::config::rooms::{
     PUBLISH_QUEUE_MS, ROOM_CALL_TIMEOUT, ROOM_CONNECT_TIMEOUT, ROOM_DISCONNECT_TIMEOUT,
@@ -219,11 +226,11 @@ impl RoomSession for FfiSession {
         .boxed()
     }
 
-    fn next_event(&mut self) -> BoxFuture<'_, Option<Event>> {
+    fn next_incoming(&mut self) -> BoxFuture<'_, Option<Queued>> {
         async move {
             loop {
-                let event = self.events.recv().await?.into_event();
-                if let Event::Audio(frame) = &event {
+                let item = self.events.recv().await?;
+                if let Incoming::Event(Event::Audio(frame)) = item.get() {
                     self.audio_pending.fetch_sub(1, Ordering::AcqRel);
                     // Frames queued before an unsubscribe are dropped.
                     let wanted = self
@@ -233,7 +240,7 @@ impl RoomSession for FfiSession {
                         continue;
                     }
                 }
-                return Some(event);
+                return Some(item);
             }
         }
         .boxed()
@@ -474,6 +481,37 @@ impl RoomSession for FfiSession {
                     .as_ref()
                     .map(|m| format!("LiveKit's client library panicked: {m}"))
             })
+    }
+
+    fn open_text_stream(
+        &mut self,
+        _: TextStreamOptions,
+    ) -> BoxFuture<'_, Result<Box<dyn TextStreamWriter>, RoomError>> {
+        async { Err(RoomError::Denied(NOT_YET.into())) }.boxed()
+    }
+
+    fn accept_byte_streams(&mut self, _: String) -> BoxFuture<'_, Result<(), RoomError>> {
+        async { Err(RoomError::Denied(NOT_YET.into())) }.boxed()
+    }
+
+    fn register_rpc(&mut self, _: String) -> BoxFuture<'_, Result<(), RoomError>> {
+        async { Err(RoomError::Denied(NOT_YET.into())) }.boxed()
+    }
+
+    fn unregister_rpc(&mut self, _: String) -> BoxFuture<'_, ()> {
+        async {}.boxed()
+    }
+
+    fn respond_rpc(
+        &mut self,
+        _: String,
+        _: Result<String, RpcError>,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        async { Err(RoomError::Closed) }.boxed()
+    }
+
+    fn perform_rpc(&mut self, _: OutgoingCall) -> BoxFuture<'_, Result<CallAnswer, RoomError>> {
+        async { Err(RoomError::Denied(NOT_YET.into())) }.boxed()
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {

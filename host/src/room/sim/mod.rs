@@ -17,21 +17,30 @@
 //! budget ([`super::queue`]): audio the budget cannot take is dropped, any
 //! other event fails the job.
 //!
+//! Text streams, byte streams and RPC: see [`streams`] and [`rpc`].
+//!
 //! Audio: [`SimRoom::speak`] delivers a participant's samples, cut into
 //! 10 ms frames and converted to each subscriber's format, to the agent
 //! sessions subscribed to that participant. What agents write to their
 //! published track is reported as [`SimOutput::Audio`] at once: the sim
 //! plays nothing out, so writes never wait.
 
-use std::collections::{BTreeMap, HashMap};
+mod rpc;
+mod streams;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use futures::FutureExt as _;
 use futures::future::BoxFuture;
 use tokio::sync::{mpsc, watch};
 
+pub use self::streams::SimByteStream;
 use super::queue::Queued;
-use super::{ConnectRequest, OutgoingData, OutgoingText, RoomSession, RoomTransport, pcm};
+use super::{
+    CallAnswer, ConnectRequest, OutgoingCall, OutgoingData, OutgoingText, RoomSession,
+    RoomTransport, RpcError, TextStreamOptions, TextStreamWriter, pcm,
+};
 use crate::bindings::audio::{AudioFormat, AudioFrame};
 use crate::bindings::events::Event;
 use crate::bindings::types::{
@@ -131,6 +140,43 @@ pub enum SimOutput {
         /// The agent's identity.
         from: String,
     },
+    /// The agent opened a text stream.
+    TextStreamOpened {
+        /// The agent's identity.
+        from: String,
+        /// The stream id.
+        id: String,
+        /// How it was opened (topic, attributes, destinations, sender).
+        options: TextStreamOptions,
+    },
+    /// The agent wrote a chunk to a text stream.
+    TextStreamChunk {
+        /// The agent's identity.
+        from: String,
+        /// The stream id.
+        id: String,
+        /// The chunk.
+        text: String,
+    },
+    /// The agent closed a text stream (or dropped its writer).
+    TextStreamClosed {
+        /// The agent's identity.
+        from: String,
+        /// The stream id.
+        id: String,
+        /// The trailer's attributes.
+        attributes: Vec<(String, String)>,
+    },
+    /// The agent called a method on a scripted participant; answer it with
+    /// [`SimRoom::answer_rpc`].
+    RpcRequest {
+        /// The agent's identity.
+        from: String,
+        /// The call's id.
+        id: String,
+        /// The call.
+        call: OutgoingCall,
+    },
     /// An agent joined the room.
     AgentJoined(String),
     /// An agent left the room.
@@ -167,6 +213,11 @@ struct RoomState {
     sessions: Vec<SessionLink>,
     observers: Vec<mpsc::UnboundedSender<SimOutput>>,
     next_session: u64,
+    /// Ids of calls and streams, unique in the room.
+    next_call: u64,
+    next_stream: u64,
+    /// Calls agents made on scripted participants, by id, until answered.
+    outgoing_calls: HashMap<String, rpc::Answer>,
 }
 
 struct SessionLink {
@@ -177,6 +228,12 @@ struct SessionLink {
     memory: HostMemory,
     /// Participants whose audio this session receives, and in which format.
     audio: HashMap<String, AudioFormat>,
+    /// RPC methods the agent registered.
+    methods: HashSet<String>,
+    /// Byte-stream topics the agent accepts.
+    topics: HashSet<String>,
+    /// Calls delivered to the agent, by id, until answered.
+    calls: HashMap<String, rpc::Answer>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -197,6 +254,9 @@ impl SimRoom {
                 sessions: Vec::new(),
                 observers: Vec::new(),
                 next_session: 0,
+                next_call: 0,
+                next_stream: 0,
+                outgoing_calls: HashMap::new(),
             })),
             closed: watch::channel(false).0,
         }
@@ -353,6 +413,9 @@ impl SimRoom {
             events: tx,
             memory,
             audio: HashMap::new(),
+            methods: HashSet::new(),
+            topics: HashSet::new(),
+            calls: HashMap::new(),
         });
         Ok(SimSession {
             room: self.clone(),
@@ -457,11 +520,11 @@ impl RoomSession for SimSession {
         .boxed()
     }
 
-    fn next_event(&mut self) -> BoxFuture<'_, Option<Event>> {
+    fn next_incoming(&mut self) -> BoxFuture<'_, Option<Queued>> {
         async move {
-            let event = self.events.recv().await.map(Queued::into_event);
-            self.ended |= event.is_none();
-            event
+            let item = self.events.recv().await;
+            self.ended |= item.is_none();
+            item
         }
         .boxed()
     }
@@ -578,6 +641,72 @@ impl RoomSession for SimSession {
             from: self.identity.clone(),
         };
         let result = self.act(None, output);
+        async move { result }.boxed()
+    }
+
+    fn open_text_stream(
+        &mut self,
+        options: TextStreamOptions,
+    ) -> BoxFuture<'_, Result<Box<dyn TextStreamWriter>, RoomError>> {
+        let result = if self.ended || self.room.is_closed() {
+            Err(RoomError::Closed)
+        } else {
+            let mut state = lock(&self.room.state);
+            state.next_stream += 1;
+            let id = format!("sim-stream-{}", state.next_stream);
+            state.notify(SimOutput::TextStreamOpened {
+                from: self.identity.clone(),
+                id: id.clone(),
+                options: options.clone(),
+            });
+            Ok(Box::new(streams::SimTextWriter {
+                room: self.room.clone(),
+                from: self.identity.clone(),
+                id,
+                options,
+                text: String::new(),
+                closed: false,
+            }) as Box<dyn TextStreamWriter>)
+        };
+        async move { result }.boxed()
+    }
+
+    fn accept_byte_streams(&mut self, topic: String) -> BoxFuture<'_, Result<(), RoomError>> {
+        let result = self.with_link(|link| {
+            link.topics.insert(topic);
+        });
+        async move { result }.boxed()
+    }
+
+    fn register_rpc(&mut self, method: String) -> BoxFuture<'_, Result<(), RoomError>> {
+        let result = self.with_link(|link| {
+            link.methods.insert(method);
+        });
+        async move { result }.boxed()
+    }
+
+    fn unregister_rpc(&mut self, method: String) -> BoxFuture<'_, ()> {
+        let _ = self.with_link(|link| {
+            link.methods.remove(&method);
+        });
+        async {}.boxed()
+    }
+
+    fn respond_rpc(
+        &mut self,
+        id: String,
+        response: Result<String, RpcError>,
+    ) -> BoxFuture<'_, Result<(), RoomError>> {
+        let result = self.respond(&id, response);
+        async move { result }.boxed()
+    }
+
+    fn perform_rpc(&mut self, call: OutgoingCall) -> BoxFuture<'_, Result<CallAnswer, RoomError>> {
+        let result = if self.ended || self.room.is_closed() {
+            Err(RoomError::Closed)
+        } else {
+            Ok(self.perform(call))
+        };
         async move { result }.boxed()
     }
 

@@ -83,8 +83,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 pub use livekit_protocol;
-pub use observe::{MAX_OBSERVATIONS, Observation, RtpStats};
-pub use remote::{FRAME, MAX_SPEECH, OPUS_SILENCE, Remote, SUBSCRIBE_WAIT, Voice};
+pub use observe::{Arrival, MAX_ARRIVALS, MAX_OBSERVATIONS, Observation, RtpStats};
+pub use remote::{FRAME, MAX_SPEECH, OPUS_SILENCE, Remote, SPEECH, SUBSCRIBE_WAIT, Voice};
 pub use room::{Departure, Room};
 pub use session::{IDLE_TIMEOUT, PROTOCOL};
 

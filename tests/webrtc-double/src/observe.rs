@@ -2,13 +2,20 @@
 //!
 //! Every room keeps an append-only log of [`Observation`]s (at most
 //! [`MAX_OBSERVATIONS`]; later ones are dropped with a warning, so indexes
-//! stay stable) and RTP counters per agent track ([`RtpStats`]). Tests read
-//! snapshots or wait for a matching entry with a timeout.
+//! stay stable), RTP counters per agent track ([`RtpStats`]) and each
+//! packet's arrival ([`Arrival`], at most [`MAX_ARRIVALS`] per track), for a
+//! benchmark's pacing and reply latency. Tests read snapshots or wait for a
+//! matching entry with a timeout.
 
 use std::collections::BTreeMap;
 
 /// Largest number of observations one room keeps.
 pub const MAX_OBSERVATIONS: usize = 100_000;
+
+/// Largest number of packet arrivals one agent track keeps: over an hour
+/// of audio at 50 packets a second (about 5 MiB); later ones are counted
+/// in [`RtpStats`] only.
+pub const MAX_ARRIVALS: usize = 200_000;
 
 /// One thing that happened in a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,4 +121,18 @@ pub struct RtpStats {
     /// Payload bytes (Opus, usually wrapped in RED, so even silence is
     /// tens of bytes per packet).
     pub bytes: u64,
+}
+
+/// One RTP packet from an agent's track, as it arrived at the double.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// When it was read off the track.
+    pub at: std::time::Instant,
+    /// Its RTP timestamp (48 kHz for Opus).
+    pub timestamp: u32,
+    /// Its payload size in bytes.
+    pub payload: usize,
+    /// Its audio level in -dBov (0 loudest, 127 digital silence), from
+    /// the `ssrc-audio-level` extension, when the client sent one.
+    pub level: Option<u8>,
 }

@@ -3,9 +3,10 @@
 //! A remote sends data packets and text streams to the agents of its room
 //! over their data channels (as if an SFU forwarded them), and speaks by
 //! publishing a microphone track and sending one Opus frame every 20 ms:
-//! either silence (`f8 ff fe`) or, with no encoder needed, pseudo-random
-//! CELT frames, which decode to loud noise that voice-activity checks take
-//! for speech ([`Voice`]). Speaking is bounded by [`MAX_SPEECH`]; before
+//! silence (`f8 ff fe`); pseudo-random CELT frames, which decode to loud
+//! noise that energy-based voice-activity checks take for speech; or a
+//! recorded spoken phrase, which neural detectors (Silero) take for speech
+//! too, where they reject noise ([`Voice`]). Speaking is bounded by [`MAX_SPEECH`]; before
 //! the first frame it waits (at most [`SUBSCRIBE_WAIT`]) until every agent
 //! of the room has the track negotiated.
 
@@ -35,6 +36,31 @@ pub enum Voice {
     /// Pseudo-random CELT frames (TOC `f8` + 79 bytes): decode to loud
     /// noise.
     Noise,
+    /// A spoken phrase ("What is the weather like today", espeak-ng, 1.9 s:
+    /// [`SPEECH`] frames), repeated while the speech lasts; made by
+    /// `fixtures/make_speech.sh`.
+    Speech,
+}
+
+/// The recorded phrase of [`Voice::Speech`]: 20 ms Opus frames (48 kHz
+/// mono), each prefixed by its length as a little-endian `u16`.
+const SPEECH_FRAMES: &[u8] = include_bytes!("../fixtures/speech.frames");
+
+/// Frames in the phrase of [`Voice::Speech`].
+pub const SPEECH: usize = 95;
+
+/// Frame `n` of the recorded phrase (repeating).
+fn speech_frame(n: u64) -> Bytes {
+    let frames = SPEECH_FRAMES;
+    let (mut at, mut i) = (0, 0);
+    let wanted = (n % SPEECH as u64) as usize;
+    loop {
+        let len = usize::from(u16::from_le_bytes([frames[at], frames[at + 1]]));
+        if i == wanted {
+            return Bytes::from_static(&frames[at + 2..at + 2 + len]);
+        }
+        (at, i) = (at + 2 + len, i + 1);
+    }
 }
 
 impl Voice {
@@ -55,6 +81,7 @@ impl Voice {
                 }
                 Bytes::from(f)
             }
+            Voice::Speech => speech_frame(n),
         }
     }
 }

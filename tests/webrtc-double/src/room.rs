@@ -32,7 +32,7 @@ use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::track::track_local::TrackLocal as _;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
-use crate::observe::{MAX_OBSERVATIONS, Observation, RtpStats};
+use crate::observe::{Arrival, MAX_ARRIVALS, MAX_OBSERVATIONS, Observation, RtpStats};
 use crate::remote::Remote;
 use crate::rpc::{Answer, Handler, Rpc};
 use crate::{Error, ids};
@@ -74,6 +74,8 @@ struct State {
     remotes: BTreeMap<String, RemoteEntry>,
     log: Vec<Observation>,
     rtp: BTreeMap<(String, String), RtpStats>,
+    /// Packet arrivals per (agent, track sid), at most [`MAX_ARRIVALS`] each.
+    arrivals: BTreeMap<(String, String), Vec<Arrival>>,
     /// Bumped by every remote join, so a pending delayed close can tell it is stale.
     generation: u64,
     /// Remotes' RPC handlers and calls.
@@ -107,6 +109,29 @@ impl State {
             if Some(a.info.identity.as_str()) != except {
                 Self::send(a, AgentCommand::Signal(Box::new(msg.clone())));
             }
+        }
+    }
+
+    /// Tells agents that their published tracks (only `only`'s, when
+    /// given) have a subscriber, as the server's `TrackSubscribed` does:
+    /// clients hold back a track's media until then.
+    fn tell_subscribed(&self, only: Option<(&str, &str)>) {
+        let published = self.log.iter().filter_map(|o| match o {
+            Observation::TrackPublished { agent, sid, .. } => Some((agent.as_str(), sid.as_str())),
+            _ => None,
+        });
+        for (agent, sid) in published.filter(|p| only.is_none_or(|o| o == *p)) {
+            let Some(entry) = self.agents.get(agent) else {
+                continue;
+            };
+            let msg = SignalResponse {
+                message: Some(signal_response::Message::TrackSubscribed(
+                    proto::TrackSubscribed {
+                        track_sid: sid.to_owned(),
+                    },
+                )),
+            };
+            Self::send(entry, AgentCommand::Signal(Box::new(msg)));
         }
     }
 
@@ -312,6 +337,11 @@ impl Room {
                 ..Default::default()
             };
             s.broadcast_update(&info, None);
+            // The first subscriber: remotes take every track, as clients
+            // auto-subscribe.
+            if s.remotes.is_empty() {
+                s.tell_subscribed(None);
+            }
             s.remotes
                 .insert(identity.to_string(), RemoteEntry { info, track: None });
             s.generation += 1;
@@ -395,6 +425,41 @@ impl Room {
         let what = format!("RTP from {agent}: {what}");
         self.wait_until(timeout, &what, |s| Some(s.rtp_of(agent)).filter(&f))
             .await
+    }
+
+    /// The packet arrivals of each track `agent` published, by track sid.
+    pub fn arrivals(&self, agent: &str) -> Vec<(String, Vec<Arrival>)> {
+        self.read(|s| {
+            s.arrivals
+                .iter()
+                .filter(|((a, _), _)| a == agent)
+                .map(|((_, sid), arrivals)| (sid.clone(), arrivals.clone()))
+                .collect()
+        })
+    }
+
+    /// Waits for the first packet from `agent` (any track) that arrived
+    /// after `after` and for which `f` holds.
+    pub async fn wait_for_arrival(
+        &self,
+        agent: &str,
+        after: std::time::Instant,
+        timeout: Duration,
+        f: impl Fn(&Arrival) -> bool,
+    ) -> Result<Arrival, Error> {
+        let what = format!("a matching packet from {agent}");
+        self.wait_until(timeout, &what, |s| {
+            s.arrivals
+                .iter()
+                .filter(|((a, _), _)| a == agent)
+                .filter_map(|(_, arrivals)| {
+                    // Newest first, stopping at `after`: a short scan.
+                    let recent = arrivals.iter().rev().take_while(|a| a.at > after);
+                    recent.filter(|a| f(a)).last().copied()
+                })
+                .min_by_key(|a| a.at)
+        })
+        .await
     }
 
     async fn wait_until<T>(
@@ -501,15 +566,34 @@ impl Room {
         self.update(|s| s.record(o));
     }
 
-    /// Counts an RTP packet received on an agent's track.
-    pub(crate) fn count_rtp(&self, agent: &str, track_sid: &str, payload_len: usize) {
+    /// Records that `agent` published track `sid`, and tells it the track
+    /// has a subscriber if a remote is in the room.
+    pub(crate) fn track_published(&self, agent: &str, sid: &str, name: String, audio: bool) {
         self.update(|s| {
-            let r = s
-                .rtp
-                .entry((agent.to_string(), track_sid.to_string()))
-                .or_default();
+            s.record(Observation::TrackPublished {
+                agent: agent.to_owned(),
+                sid: sid.to_owned(),
+                name,
+                audio,
+            });
+            if !s.remotes.is_empty() {
+                s.tell_subscribed(Some((agent, sid)));
+            }
+        });
+    }
+
+    /// Counts an RTP packet received on an agent's track and keeps its
+    /// arrival.
+    pub(crate) fn count_rtp(&self, agent: &str, track_sid: &str, arrival: Arrival) {
+        let key = (agent.to_string(), track_sid.to_string());
+        self.update(|s| {
+            let r = s.rtp.entry(key.clone()).or_default();
             r.packets += 1;
-            r.bytes += payload_len as u64;
+            r.bytes += arrival.payload as u64;
+            let arrivals = s.arrivals.entry(key).or_default();
+            if arrivals.len() < MAX_ARRIVALS {
+                arrivals.push(arrival);
+            }
         });
     }
 

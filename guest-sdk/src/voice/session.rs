@@ -444,7 +444,6 @@ struct Listening {
 /// What the loop waits on.
 enum Next {
     Event(Event),
-    Bytes(ByteStream),
     Connected(Result<Box<dyn SttStream>, VoiceError>),
     Stt(Option<Result<SttEvent, VoiceError>>),
 }
@@ -481,30 +480,28 @@ impl Conversation {
         loop {
             let room = self.room;
             let listen = &mut self.listen;
-            let next = future::or(
-                future::or(async { Next::Event(room.recv_any().await) }, async {
-                    Next::Bytes(streams::recv_bytes().await)
-                }),
-                future::or(
-                    async {
-                        match listen.connecting.as_mut() {
-                            Some(connecting) => Next::Connected(connecting.await),
-                            None => future::pending().await,
-                        }
+            let next = future::or(async { Next::Event(room.recv_any().await) }, async {
+                match listen.connecting.as_mut() {
+                    Some(connecting) => Next::Connected(connecting.await),
+                    None => match &listen.stream {
+                        Some(stream) => Next::Stt(stream.recv().await),
+                        None => future::pending().await,
                     },
-                    async {
-                        match &listen.stream {
-                            Some(stream) => Next::Stt(stream.recv().await),
-                            None => future::pending().await,
-                        }
-                    },
-                ),
-            )
+                }
+            })
             .await;
+            // Byte streams are taken as events arrive (a live microphone
+            // sends 100 frames a second), before the event: a client's
+            // pre-connect audio is heard ahead of the live frames that
+            // follow it. Not awaited beside the room: the host's
+            // `streams.subscribe` and `events.subscribe` pollables in one
+            // `poll` can keep each other from becoming ready.
+            while let Some(bytes) = streams::next_bytes() {
+                self.bytes(bytes).await;
+            }
             match next {
                 Next::Event(Event::Room(RoomEvent::Closed(_))) => return Ok(()),
                 Next::Event(event) => self.event(event).await?,
-                Next::Bytes(bytes) => self.bytes(bytes).await,
                 Next::Connected(result) => {
                     self.listen.connecting = None;
                     self.connected(result).await;

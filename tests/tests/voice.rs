@@ -19,7 +19,7 @@ use std::time::Duration;
 use agent_host::room::sim::{SimByteStream, SimOutput, SimRoom, tone};
 use agent_host::wit::audio::AudioFormat;
 use agent_host::{JobLimits, Outcome};
-use agent_host_tests::fake_openai::{FakeOpenAi, Script};
+use agent_host_tests::fake_openai::{FakeOpenAi, Recorded, Script};
 use agent_host_tests::fake_speech::FakeSpeech;
 use agent_host_tests::guests;
 use agent_host_tests::sim::{WAIT, next, start_with};
@@ -235,6 +235,14 @@ fn openai_metadata(fake: &FakeOpenAi) -> serde_json::Value {
     })
 }
 
+/// The chat completion requests `fake` received, in order.
+fn chat_requests(fake: &FakeOpenAi) -> Vec<Recorded> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .collect()
+}
+
 async fn ends_well(room: SimRoom, job: JoinHandle<Outcome>) {
     room.close();
     let outcome = tokio::time::timeout(WAIT, job).await.unwrap().unwrap();
@@ -320,11 +328,7 @@ async fn speech_is_answered_aloud_with_transcriptions_and_states() {
     );
 
     // The chat request: instructions first, then what the user said.
-    let chat: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/v1/chat/completions")
-        .collect();
+    let chat = chat_requests(&fake);
     assert_eq!(chat.len(), 1);
     assert_eq!(chat[0].body["model"], "test-llm");
     assert_eq!(chat[0].body["stream"], true);
@@ -400,11 +404,7 @@ async fn speech_while_the_agent_speaks_clears_its_audio() {
         ]
     );
     // The second request has the interrupted reply in its history.
-    let chat: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/v1/chat/completions")
-        .collect();
+    let chat = chat_requests(&fake);
     assert_eq!(chat.len(), 2);
     let messages = chat[1].body["messages"].as_array().unwrap().clone();
     assert_eq!(messages.len(), 4, "{messages:#?}");

@@ -257,6 +257,7 @@ impl VoiceSession {
             warn!("no pre-connect audio: {err}");
         }
         let info = ctx.info();
+        // Asked once: the future is dropped unpolled, nothing is opened.
         let streaming = self.stt.stream(INPUT_RATE).is_some();
         let mut conversation = Conversation {
             voice: Voice {
@@ -479,7 +480,6 @@ impl Conversation {
             Event::Room(RoomEvent::TextReceived(message)) => {
                 let text = message.text.trim();
                 if message.topic == CHAT_TOPIC && message.sender != self.agent && !text.is_empty() {
-                    self.interrupt();
                     self.start_reply(Input::Text(text.to_owned()));
                 }
             }
@@ -552,6 +552,14 @@ impl Conversation {
             self.utterance = audio;
             return;
         }
+        self.listen_to_utterance();
+        self.utterance = audio;
+        self.flush_to_stream().await;
+    }
+
+    /// Streaming: a segment for the utterance and a socket to recognize
+    /// it, unless the utterance has them already.
+    fn listen_to_utterance(&mut self) {
         if self.listen.transcription.is_none() {
             self.listen.transcription = self.user.clone().map(|user| UserTranscription {
                 user,
@@ -570,8 +578,6 @@ impl Conversation {
                 }
             }));
         }
-        self.utterance = audio;
-        self.flush_to_stream().await;
     }
 
     /// Audio of the turn in progress.
@@ -670,6 +676,11 @@ impl Conversation {
                     transcription.publish(&text, true);
                 }
                 self.start_reply(Input::Text(text));
+                // The user went on speaking after the turn ended: that is
+                // the next utterance, on a socket of its own.
+                if self.turn.in_turn() {
+                    self.listen_to_utterance();
+                }
             }
             Some(Err(err)) => {
                 warn!("speech-to-text: {err}");
@@ -690,7 +701,9 @@ impl Conversation {
         }
     }
 
+    /// Answer `input`, instead of the reply in progress if there is one.
     fn start_reply(&mut self, input: Input) {
+        self.interrupt();
         self.voice.state.set(AgentState::Thinking);
         let shared = Rc::new(ReplyShared::default());
         let utterance = match &input {

@@ -21,6 +21,7 @@ const GUESTS: &[&str] = &[
     "http-fetch",
     "assistant",
     "ws-client",
+    "frontend",
     "voice",
 ];
 

@@ -18,8 +18,8 @@ wasmtime::component::bindgen!({
         "agent-host:agent/websocket.connection": crate::imports::websocket::handle::Connection,
         "agent-host:agent/websocket.future-connection": crate::imports::websocket::handle::FutureConnection,
         // Text-stream writers and calls in progress live in the job's table.
-        "agent-host:agent/streams.text-writer": crate::imports::streams::TextWriter,
-        "agent-host:agent/rpc.pending-call": crate::imports::rpc::PendingCall,
+        "agent-host:agent/streams.text-writer": crate::imports::streams::handle::TextWriter,
+        "agent-host:agent/rpc.pending-call": crate::imports::rpc::handle::PendingCall,
     },
     // Tests and transports compare events and formats.
     additional_derives: [PartialEq, Eq],

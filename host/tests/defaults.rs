@@ -631,6 +631,10 @@ fn config_doc_tables_agree_with_the_constants() {
             "rooms::PARTICIPANT_TOKEN_TTL",
             human_duration_words(rooms::PARTICIPANT_TOKEN_TTL),
         ),
+        (
+            "rooms::RPC_MAX_RESPONSE_TIMEOUT",
+            human_duration_words(rooms::RPC_MAX_RESPONSE_TIMEOUT),
+        ),
         ("ops::ACCEPT_RETRY", human_duration_words(ops::ACCEPT_RETRY)),
         (
             "ops::WATCH_DEBOUNCE",

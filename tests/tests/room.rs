@@ -103,6 +103,7 @@ fn inner_room_scenarios() {
                 ("greeter", Box::pin(greeter(ctx.clone()))),
                 ("parrot", Box::pin(parrot(ctx.clone()))),
                 ("many_rooms", Box::pin(many_rooms(ctx.clone()))),
+                ("frontend", Box::pin(frontend(ctx.clone()))),
                 ("worker_chain", Box::pin(worker_chain(ctx))),
             ];
             scenarios
@@ -223,10 +224,21 @@ fn token(room: &str, identity: &str) -> String {
     )
 }
 
-/// Offers job `id` (room `room-{id}`) to `plugin`, starts it on the FFI
+/// Offers job `id` (room `room-{id}`, empty metadata) to `plugin`, starts it on the FFI
 /// transport and waits until its agent is in the room.
 async fn start_job(ctx: &Ctx, double: &Double, plugin: &Arc<Plugin>, id: &str) -> Job {
-    let req = request(id, "");
+    start_job_with(ctx, double, plugin, id, "").await
+}
+
+/// [`start_job`] with the job's `metadata`.
+async fn start_job_with(
+    ctx: &Ctx,
+    double: &Double,
+    plugin: &Arc<Plugin>,
+    id: &str,
+    metadata: &str,
+) -> Job {
+    let req = request(id, metadata);
     let room_name = req.room.name.clone();
     let agent = format!("agent-{id}");
     let offer = ctx
@@ -264,6 +276,7 @@ async fn text_from<T>(
             topic,
             text,
             destinations,
+            ..
         } if sender == agent => f(topic, text, destinations),
         _ => None,
     })
@@ -321,6 +334,109 @@ async fn echo(ctx: Arc<Ctx>) {
     bob.leave().unwrap();
     assert!(room.is_closed());
     job.succeeds().await;
+}
+
+/// The frontend contract through LiveKit's client library: the
+/// `frontend` guest sets `lk.agent.state`, streams a transcription word by
+/// word, publishes one on behalf of alice, answers alice's calls, calls
+/// her, and receives her byte stream.
+async fn frontend(ctx: Arc<Ctx>) {
+    let plugin = load(&ctx.runtime, guests::FRONTEND);
+    let topic = "lk.agent.pre-connect-audio-buffer";
+    let script = format!(
+        "wait alice;state thinking;transcribe seg-1 TR_mic hello there world;\
+         user alice u-1 hi agent;register echo fail;serve 2;\
+         call alice ping 5000 hello;call alice nothing 5000 x;accept {topic};receive 1"
+    );
+    let job = start_job_with(&ctx, &ctx.lingering, &plugin, "frontend", &script).await;
+    let room = &job.room;
+    let agent = job.agent.as_str();
+    let alice = room.join("alice").unwrap();
+    alice.serve_rpc("ping", |caller, payload| {
+        Ok(format!("pong {payload} to {caller}"))
+    });
+    let report = |line: String| {
+        text_from(room, agent, "a report", move |topic, text, _| {
+            (topic == "lk.chat" && text == line).then_some(())
+        })
+    };
+
+    let state = room
+        .wait_for(WAIT, "lk.agent.state", |o| match o {
+            Observation::AgentUpdated {
+                identity,
+                attributes,
+                ..
+            } if identity == agent => attributes.get("lk.agent.state").cloned(),
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(state, "thinking");
+
+    let transcription = |sender: String| {
+        let agent = agent.to_string();
+        room.wait_for(WAIT, "a transcription", move |o| match o {
+            Observation::Text {
+                sender: s,
+                topic,
+                agent: a,
+                ..
+            } if topic == "lk.transcription" && *s == sender && *a == agent => Some(o.clone()),
+            _ => None,
+        })
+    };
+    let Observation::Text {
+        text,
+        attributes,
+        chunks,
+        trailer,
+        ..
+    } = transcription(agent.to_string()).await.unwrap()
+    else {
+        unreachable!()
+    };
+    assert_eq!(text, "hello there world");
+    assert_eq!(chunks, ["hello ", "there ", "world"], "one chunk per write");
+    let attribute = |k: &str| attributes.get(k).map(String::as_str);
+    assert_eq!(attribute("lk.segment_id"), Some("seg-1"));
+    assert_eq!(attribute("lk.transcribed_track_id"), Some("TR_mic"));
+    assert_eq!(attribute("lk.transcription_final"), Some("false"));
+    assert_eq!(
+        trailer.get("lk.transcription_final").map(String::as_str),
+        Some("true")
+    );
+    let Observation::Text { text, .. } = transcription("alice".into()).await.unwrap() else {
+        unreachable!()
+    };
+    assert_eq!(text, "hi agent", "sent on behalf of alice");
+
+    report("registered".into()).await;
+    let call = |method: &'static str, payload: &'static str| {
+        alice.perform_rpc(agent, method, payload, Duration::from_secs(10))
+    };
+    assert_eq!(call("echo", "hi").await.unwrap(), Ok("hi".into()));
+    assert_eq!(
+        call("fail", "why").await.unwrap(),
+        Err((4001, "nope".into()))
+    );
+    let unregistered = call("missing", "").await.unwrap().unwrap_err();
+    assert_eq!(unregistered.0, 1400, "{unregistered:?}");
+    report("served 2".into()).await;
+    report(format!("answer pong hello to {agent}")).await;
+    let unsupported = text_from(room, agent, "the unsupported call", |_, text, _| {
+        text.starts_with("rpc-error").then(|| text.to_string())
+    })
+    .await;
+    assert!(unsupported.starts_with("rpc-error 1400 "), "{unsupported}");
+
+    report(format!("accepted {topic}")).await;
+    let attributes = vec![("sampleRate".to_string(), "16000".to_string())];
+    alice.send_bytes(topic, &attributes, &[5; 40_000]).unwrap();
+    report(format!("bytes {topic} alice 40000 sampleRate=16000 None")).await;
+    // The script is done: the job ends with the room still open.
+    job.succeeds().await;
+    alice.leave().unwrap();
 }
 
 async fn greeter(ctx: Arc<Ctx>) {

@@ -7,24 +7,35 @@
 //! count). Identities and track names count against the payload cap like
 //! every guest string of a room action.
 //!
-//! [`AudioView`] is what the import reaches: the job's room link, the
-//! format of its published track, and the payload cap.
+//! [`AudioView`] is what the import reaches: the job's room link, its
+//! published track, its own identity and the payload cap.
 
 use wasmtime::component::HasData;
 
 use super::guest_bytes;
 use super::room::{RoomLink, SessionGuard};
 use crate::bindings::agent_host::agent::audio::Host;
-use crate::bindings::audio::AudioFormat;
+use crate::bindings::audio::{AudioFormat, TrackInfo, TrackKind};
 use crate::bindings::types::RoomError;
 use crate::room::pcm;
+
+/// The agent's published track.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PublishedTrack {
+    /// The format `write` takes.
+    pub(crate) format: AudioFormat,
+    /// What `published-track` says.
+    pub(crate) info: TrackInfo,
+}
 
 /// What the `audio` import reaches.
 pub(crate) struct AudioView<'a> {
     /// The job's own session, through which audio flows.
     pub(crate) link: &'a mut RoomLink,
-    /// The format of the agent's published track, once published.
-    pub(crate) track: &'a mut Option<AudioFormat>,
+    /// The agent's published track, once published.
+    pub(crate) track: &'a mut Option<PublishedTrack>,
+    /// The agent's own identity, its track's owner.
+    pub(crate) identity: &'a str,
     /// [`JobLimits::max_payload_bytes`](crate::JobLimits::max_payload_bytes).
     pub(crate) max_payload: usize,
 }
@@ -92,17 +103,24 @@ impl Host for AudioView<'_> {
             )));
         }
         let result = match self.session_for(guest_bytes([name.as_str()])).await {
-            Ok(mut session) => session.publish_audio(name, format).await,
+            Ok(mut session) => session.publish_audio(name.clone(), format).await,
             Err(err) => Err(err),
         };
-        if result.is_ok() {
-            *self.track = Some(format);
-        }
-        Ok(result)
+        Ok(result.map(|sid| {
+            *self.track = Some(PublishedTrack {
+                format,
+                info: TrackInfo {
+                    sid,
+                    participant: self.identity.to_string(),
+                    name,
+                    kind: TrackKind::Audio,
+                },
+            });
+        }))
     }
 
     async fn write(&mut self, samples: Vec<i16>) -> wasmtime::Result<Result<(), RoomError>> {
-        let Some(format) = *self.track else {
+        let Some(format) = self.track.as_ref().map(|t| t.format) else {
             return Ok(Err(RoomError::Denied(
                 "publish the audio track before writing to it".into(),
             )));
@@ -127,6 +145,10 @@ impl Host for AudioView<'_> {
         })
     }
 
+    async fn published_track(&mut self) -> wasmtime::Result<Option<TrackInfo>> {
+        Ok(self.track.as_ref().map(|t| t.info.clone()))
+    }
+
     async fn clear(&mut self) -> wasmtime::Result<Result<(), RoomError>> {
         if self.track.is_none() {
             return Ok(Ok(()));
@@ -147,12 +169,13 @@ mod tests {
     /// The audio view of `joined`'s link, with `track` as its published track.
     fn view<'a>(
         joined: &'a mut Joined,
-        track: &'a mut Option<AudioFormat>,
+        track: &'a mut Option<PublishedTrack>,
         max_payload: usize,
     ) -> AudioView<'a> {
         AudioView {
             link: &mut joined.link,
             track,
+            identity: "agent-AJ_test",
             max_payload,
         }
     }
@@ -205,7 +228,14 @@ mod tests {
             Err(RoomError::Denied(_))
         ));
         assert_eq!(audio.clear().await?, Ok(()), "nothing to clear yet");
+        assert_eq!(audio.published_track().await?, None);
         assert_eq!(audio.publish("voice".into(), STEREO_48K).await?, Ok(()));
+        let published = audio.published_track().await?.expect("published");
+        assert_eq!(
+            (published.participant.as_str(), published.name.as_str()),
+            ("agent-AJ_test", "voice")
+        );
+        assert_eq!(published.sid, "TR_agent-AJ_test_voice", "the sim's sid");
         assert!(matches!(
             audio.publish("again".into(), MONO_16K).await?,
             Err(RoomError::Denied(_))
@@ -220,7 +250,7 @@ mod tests {
             Err(RoomError::Denied(_))
         ));
         assert_eq!(audio.write(vec![7; 4]).await?, Ok(()));
-        assert_eq!(track, Some(STEREO_48K));
+        assert_eq!(track.map(|t| t.format), Some(STEREO_48K));
         assert!(matches!(
             joined.next_output(),
             Some(SimOutput::AudioPublished { name, format, .. }) if name == "voice" && format == STEREO_48K

@@ -94,6 +94,7 @@ mod tests {
         let mut audio = AudioView {
             link: &mut joined.link,
             track: &mut track,
+            identity: "agent-AJ_test",
             max_payload: 1024,
         };
         let format = AudioFormat {

@@ -42,14 +42,14 @@ pub(crate) mod websocket;
 
 use wasmtime::component::{HasData, Linker};
 
-pub(crate) use self::audio::{AudioData, AudioView};
+pub(crate) use self::audio::{AudioData, AudioView, PublishedTrack};
 pub(crate) use self::events::{EventsData, EventsView};
 pub(crate) use self::job::{JobData, JobView};
 pub(crate) use self::log::{LogData, LogView};
 pub(crate) use self::room::{EndSignal, RoomData, RoomLink, RoomView, SessionCloser};
-pub(crate) use self::rpc::{RpcData, RpcView};
+pub(crate) use self::rpc::{Rpc, RpcData, RpcView};
 pub(crate) use self::server::{ServerData, ServerView};
-pub(crate) use self::streams::{StreamsData, StreamsView};
+pub(crate) use self::streams::{Streams, StreamsData, StreamsView};
 pub(crate) use self::websocket::{WebSocketData, WebSocketView, WebSockets};
 use crate::bindings::agent_host::agent as wit;
 

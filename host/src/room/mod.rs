@@ -51,6 +51,7 @@ pub mod ffi;
 pub mod offline;
 pub(crate) mod pcm;
 pub mod queue;
+pub mod rpc_codes;
 pub mod service;
 pub mod sim;
 
@@ -187,13 +188,13 @@ pub trait RoomSession: Send + 'static {
     /// Stops delivering `identity`'s audio.
     fn unsubscribe_audio(&mut self, identity: String) -> BoxFuture<'_, ()>;
 
-    /// Publishes the agent's audio track. Called at most once per session
-    /// (the `audio` import enforces it).
+    /// Publishes the agent's audio track and returns its sid. Called at most
+    /// once per session (the `audio` import enforces it).
     fn publish_audio(
         &mut self,
         name: String,
         format: AudioFormat,
-    ) -> BoxFuture<'_, Result<(), RoomError>>;
+    ) -> BoxFuture<'_, Result<String, RoomError>>;
 
     /// Queues interleaved samples, in the published format, on the agent's
     /// track. Called only after a successful [`publish_audio`](Self::publish_audio).

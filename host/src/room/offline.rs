@@ -74,8 +74,12 @@ impl RoomSession for OfflineSession {
         async {}.boxed()
     }
 
-    fn publish_audio(&mut self, _: String, _: AudioFormat) -> BoxFuture<'_, Result<(), RoomError>> {
-        unavailable()
+    fn publish_audio(
+        &mut self,
+        _: String,
+        _: AudioFormat,
+    ) -> BoxFuture<'_, Result<String, RoomError>> {
+        async { Err(RoomError::Transport(OFFLINE_REASON.into())) }.boxed()
     }
 
     fn write_audio(&mut self, _: Vec<i16>) -> BoxFuture<'_, Result<(), RoomError>> {

@@ -9,21 +9,19 @@
 //! touch (see `imports`); the rest of the runtime reaches the guards, the
 //! limits and the job's info, never the imports' state.
 
-use std::collections::HashSet;
-
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guard::{CpuSlice, MemoryGuard};
 use super::stdio::{GuestOutput, Stdio};
-use crate::bindings::audio::AudioFormat;
 use crate::bindings::types::{DispatchInfo, JobInfo};
 use crate::host_memory::HostMemory;
+use crate::imports::PublishedTrack;
 use crate::imports::http::{HttpMeter, HttpPolicy};
 use crate::imports::{
-    AgentView, AudioView, EndSignal, EventsView, JobView, RoomLink, RoomView, RpcView, ServerView,
-    SessionCloser, StreamsView, WebSocketView, WebSockets,
+    AgentView, AudioView, EndSignal, EventsView, JobView, RoomLink, RoomView, Rpc, RpcView,
+    ServerView, SessionCloser, Streams, StreamsView, WebSocketView, WebSockets,
 };
 use crate::room::RoomSession;
 use crate::room::service::RoomScope;
@@ -58,12 +56,12 @@ pub(crate) struct JobState {
     dispatch: DispatchInfo,
     /// The guest's link to its room session.
     room: RoomLink,
-    /// The format of the agent's published audio track, once published.
-    audio_out: Option<AudioFormat>,
-    /// The RPC methods the guest registered.
-    rpc_methods: HashSet<String>,
-    /// The byte-stream topics the guest accepts.
-    byte_topics: HashSet<String>,
+    /// The agent's published audio track, once published.
+    audio_out: Option<PublishedTrack>,
+    /// The guest's RPC methods and calls in progress.
+    rpc: Rpc,
+    /// The guest's text-stream writers and accepted byte-stream topics.
+    streams: Streams,
     pub(super) stderr: GuestOutput,
 }
 
@@ -111,8 +109,8 @@ impl JobState {
             dispatch,
             room: RoomLink::new(end),
             audio_out: None,
-            rpc_methods: HashSet::new(),
-            byte_topics: HashSet::new(),
+            rpc: Rpc::default(),
+            streams: Streams::default(),
             stderr,
         }
     }
@@ -153,6 +151,7 @@ impl AgentView for JobState {
         AudioView {
             link: &mut self.room,
             track: &mut self.audio_out,
+            identity: &self.info.identity,
             max_payload: self.limits.max_payload_bytes,
         }
     }
@@ -182,7 +181,7 @@ impl AgentView for JobState {
         StreamsView {
             link: &mut self.room,
             table: &mut self.table,
-            topics: &mut self.byte_topics,
+            state: &mut self.streams,
             identity: &self.info.identity,
             max_payload: self.limits.max_payload_bytes,
         }
@@ -192,7 +191,7 @@ impl AgentView for JobState {
         RpcView {
             link: &mut self.room,
             table: &mut self.table,
-            methods: &mut self.rpc_methods,
+            state: &mut self.rpc,
             max_payload: self.limits.max_payload_bytes,
         }
     }

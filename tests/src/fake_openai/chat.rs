@@ -2,7 +2,9 @@
 //! `200`, `content-type: text/event-stream`, chunked, one
 //! `data: {"choices":[{"delta":...}]}` event per HTTP chunk (a role delta
 //! first, a `: keep-alive` comment, then the content deltas), ending with
-//! `data: [DONE]`. [`Script::Status`] answers with an error status and
+//! `data: [DONE]`. Each chunk carries what OpenAI's do and clients
+//! validate (livekit-plugins-openai requires `id`): `id`, `object`,
+//! `created`, the request's `model`. [`Script::Status`] answers with an error status and
 //! JSON body instead. A [`Script::Stream`] with `hold_after` stops after
 //! that many content deltas until the fake is released.
 
@@ -39,7 +41,11 @@ impl Script {
 }
 
 /// The answer to one chat request.
-pub(super) fn answer(script: &Script, released: watch::Receiver<bool>) -> Response<Body> {
+pub(super) fn answer(
+    script: &Script,
+    model: String,
+    released: watch::Receiver<bool>,
+) -> Response<Body> {
     let (mut tx, body) = Body::new(4);
     match script.clone() {
         Script::Status(status, json) => {
@@ -48,7 +54,7 @@ pub(super) fn answer(script: &Script, released: watch::Receiver<bool>) -> Respon
         }
         Script::Stream { deltas, hold_after } => {
             tokio::spawn(async move {
-                stream(&mut tx, &deltas, hold_after, released).await;
+                stream(&mut tx, &model, &deltas, hold_after, released).await;
             });
             let mut response = respond(200, "text/event-stream", body);
             response.headers_mut().insert(
@@ -64,13 +70,17 @@ pub(super) fn answer(script: &Script, released: watch::Receiver<bool>) -> Respon
 /// early if the client went away.
 async fn stream(
     tx: &mut Sender,
+    model: &str,
     deltas: &[String],
     hold_after: Option<usize>,
     mut released: watch::Receiver<bool>,
 ) {
     let event = |delta: serde_json::Value| {
         let chunk = serde_json::json!({
+            "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
+            "created": 0,
+            "model": model,
             "choices": [{ "index": 0, "delta": delta, "finish_reason": null }],
         });
         Bytes::from(format!("data: {chunk}\n\n"))

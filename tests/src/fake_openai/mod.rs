@@ -260,7 +260,13 @@ async fn answer(
         return Ok(respond(404, "application/json", Body::new(1).1));
     }
     Ok(match head.uri.path() {
-        "/v1/chat/completions" => chat::answer(&state.chat, released),
+        "/v1/chat/completions" => {
+            let model = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|r| r["model"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            chat::answer(&state.chat, model, released)
+        }
         "/v1/audio/transcriptions" => audio::transcribe(&head.headers, body, &state).await,
         "/v1/audio/speech" => audio::speak(&body, &state),
         _ => respond(404, "application/json", Body::new(1).1),

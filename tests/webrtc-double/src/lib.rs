@@ -8,8 +8,11 @@
 //! ICE, DTLS, SCTP data channels and RTP. Each connecting client is an
 //! **agent**; the other participants of a room are **remotes** that the
 //! double plays itself, scripted by the test ([`Room::join`],
-//! [`Remote::send_text`], [`Remote::speak`], [`Remote::leave`]). Everything
-//! agents do is recorded per room as [`Observation`]s, plus RTP counters.
+//! [`Remote::send_text`], [`Remote::send_bytes`], [`Remote::speak`],
+//! [`Remote::perform_rpc`], [`Remote::serve_rpc`], [`Remote::leave`]).
+//! Everything agents do is recorded per room as [`Observation`]s (text
+//! streams with their sender, attributes, chunks and trailer), plus RTP
+//! counters.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), webrtc_double::Error> {
@@ -41,11 +44,18 @@
 //!   `RequestResponse{OK}` (clients wait for it) and recorded.
 //! * Remotes advertise client protocol 0, so agents send them chunked
 //!   (legacy) text streams; into an empty room clients send one-packet v2
-//!   streams. Both are reassembled ([`text`]).
+//!   streams. Both are reassembled ([`text`]). As LiveKit's server does,
+//!   the double keeps the identity an agent puts on a text stream's header
+//!   (a stream sent on behalf of another participant) and marks it
+//!   generated; every other packet gets the agent's own identity.
+//! * RPC both ways over data packets ([`rpc`]): remotes answer agents'
+//!   calls with the handlers the test gives, and call agents.
 //!
 //! # Not implemented
 //! Dual-PC mode (`/rtc`), reconnection/resume, video, simulcast, forwarding
-//! audio between agents (data is forwarded), RPC, E2EE, data tracks, mute,
+//! audio between agents (data is forwarded), compressed RPC payloads, the
+//! server API's PerformRpc, byte streams agents send (only logged), E2EE,
+//! data tracks, mute,
 //! subscription changes, JSON signalling, TURN.
 
 #![warn(missing_docs)]
@@ -61,6 +71,7 @@ mod observe;
 mod peer;
 mod remote;
 mod room;
+pub mod rpc;
 mod session;
 pub mod text;
 
@@ -72,8 +83,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 pub use livekit_protocol;
-pub use observe::{MAX_OBSERVATIONS, Observation, RtpStats};
-pub use remote::{FRAME, MAX_SPEECH, OPUS_SILENCE, Remote, SUBSCRIBE_WAIT, Voice};
+pub use observe::{Arrival, MAX_ARRIVALS, MAX_OBSERVATIONS, Observation, RtpStats};
+pub use remote::{FRAME, MAX_SPEECH, OPUS_SILENCE, Remote, SPEECH, SUBSCRIBE_WAIT, Voice};
 pub use room::{Departure, Room};
 pub use session::{IDLE_TIMEOUT, PROTOCOL};
 
@@ -109,6 +120,9 @@ pub enum Error {
     /// webrtc-rs failed.
     #[error("webrtc: {0}")]
     WebRtc(String),
+    /// An RPC could not be made.
+    #[error("rpc: {0}")]
+    Rpc(String),
 }
 
 impl Error {

@@ -2,13 +2,20 @@
 //!
 //! Every room keeps an append-only log of [`Observation`]s (at most
 //! [`MAX_OBSERVATIONS`]; later ones are dropped with a warning, so indexes
-//! stay stable) and RTP counters per agent track ([`RtpStats`]). Tests read
-//! snapshots or wait for a matching entry with a timeout.
+//! stay stable), RTP counters per agent track ([`RtpStats`]) and each
+//! packet's arrival ([`Arrival`], at most [`MAX_ARRIVALS`] per track), for a
+//! benchmark's pacing and reply latency. Tests read snapshots or wait for a
+//! matching entry with a timeout.
 
 use std::collections::BTreeMap;
 
 /// Largest number of observations one room keeps.
 pub const MAX_OBSERVATIONS: usize = 100_000;
+
+/// Largest number of packet arrivals one agent track keeps: over an hour
+/// of audio at 50 packets a second (about 5 MiB); later ones are counted
+/// in [`RtpStats`] only.
+pub const MAX_ARRIVALS: usize = 200_000;
 
 /// One thing that happened in a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,7 +53,8 @@ pub enum Observation {
     },
     /// A complete text stream from an agent.
     Text {
-        /// The agent.
+        /// The stream's sender: the agent, or the participant it sent the
+        /// stream on behalf of.
         sender: String,
         /// Topic (`lk.chat` for chat).
         topic: String,
@@ -54,6 +62,16 @@ pub enum Observation {
         text: String,
         /// Destination identities (empty: everyone).
         destinations: Vec<String>,
+        /// The stream id.
+        stream_id: String,
+        /// The agent that sent it.
+        agent: String,
+        /// The header's attributes.
+        attributes: BTreeMap<String, String>,
+        /// The chunks as they came (the agent's writes).
+        chunks: Vec<String>,
+        /// The trailer's attributes.
+        trailer: BTreeMap<String, String>,
     },
     /// An agent published a track.
     TrackPublished {
@@ -87,7 +105,8 @@ impl Observation {
             | Observation::AgentReady { identity }
             | Observation::AgentLeft { identity, .. }
             | Observation::AgentUpdated { identity, .. } => Some(identity),
-            Observation::Data { sender, .. } | Observation::Text { sender, .. } => Some(sender),
+            Observation::Data { sender, .. } => Some(sender),
+            Observation::Text { agent, .. } => Some(agent),
             Observation::TrackPublished { agent, .. } => Some(agent),
             Observation::RoomClosed => None,
         }
@@ -102,4 +121,18 @@ pub struct RtpStats {
     /// Payload bytes (Opus, usually wrapped in RED, so even silence is
     /// tens of bytes per packet).
     pub bytes: u64,
+}
+
+/// One RTP packet from an agent's track, as it arrived at the double.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arrival {
+    /// When it was read off the track.
+    pub at: std::time::Instant,
+    /// Its RTP timestamp (48 kHz for Opus).
+    pub timestamp: u32,
+    /// Its payload size in bytes.
+    pub payload: usize,
+    /// Its audio level in -dBov (0 loudest, 127 digital silence), from
+    /// the `ssrc-audio-level` extension, when the client sent one.
+    pub level: Option<u8>,
 }

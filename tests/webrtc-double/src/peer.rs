@@ -14,6 +14,9 @@
 //!   mid-less transceivers by kind and direction). Tracks still without a
 //!   mid afterwards need the client to add m-lines
 //!   (`MediaSectionsRequirement`).
+//! * Audio carries the `ssrc-audio-level` header extension (RFC 6464), as
+//!   LiveKit's SFU negotiates it for active speakers: each packet's level
+//!   tells speech from silence whatever the codec makes of it.
 //! * Callbacks never block: they `try_send` into a bounded queue
 //!   ([`EVENT_QUEUE`]); overflow is logged and dropped.
 
@@ -40,11 +43,23 @@ use webrtc::peer_connection::configuration::RTCConfiguration;
 use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::peer_connection::sdp::session_description::RTCSessionDescription;
 use webrtc::rtp_transceiver::RTCRtpTransceiverInit;
+use webrtc::rtp_transceiver::rtp_codec::{RTCRtpHeaderExtensionCapability, RTPCodecType};
 use webrtc::rtp_transceiver::rtp_transceiver_direction::RTCRtpTransceiverDirection;
 use webrtc::track::track_local::TrackLocal;
 use webrtc::track::track_remote::TrackRemote;
 
 use crate::Error;
+
+/// The RTP header extension carrying each audio packet's level (RFC 6464).
+pub(crate) const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// The audio level of `packet` in -dBov (0 loudest, 127 silence), if it
+/// carries one under extension `id`.
+pub(crate) fn audio_level(packet: &webrtc::rtp::packet::Packet, id: Option<u8>) -> Option<u8> {
+    let level = packet.header.get_extension(id?)?;
+    // The first byte: a voice-activity flag, then the 7-bit level.
+    level.first().map(|b| b & 0x7f)
+}
 
 /// Capacity of the queue of events from WebRTC callbacks.
 pub(crate) const EVENT_QUEUE: usize = 4096;
@@ -76,6 +91,15 @@ pub(crate) enum PeerEvent {
 pub(crate) fn api(ip: IpAddr) -> Result<API, Error> {
     let mut media = MediaEngine::default();
     media.register_default_codecs().map_err(Error::webrtc)?;
+    media
+        .register_header_extension(
+            RTCRtpHeaderExtensionCapability {
+                uri: AUDIO_LEVEL_URI.to_owned(),
+            },
+            RTPCodecType::Audio,
+            None,
+        )
+        .map_err(Error::webrtc)?;
     let registry =
         register_default_interceptors(Registry::new(), &mut media).map_err(Error::webrtc)?;
     let mut settings = SettingEngine::default();

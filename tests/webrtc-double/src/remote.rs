@@ -3,20 +3,21 @@
 //! A remote sends data packets and text streams to the agents of its room
 //! over their data channels (as if an SFU forwarded them), and speaks by
 //! publishing a microphone track and sending one Opus frame every 20 ms:
-//! either silence (`f8 ff fe`) or, with no encoder needed, pseudo-random
-//! CELT frames, which decode to loud noise that voice-activity checks take
-//! for speech ([`Voice`]). Speaking is bounded by [`MAX_SPEECH`]; before
+//! silence (`f8 ff fe`); pseudo-random CELT frames, which decode to loud
+//! noise that energy-based voice-activity checks take for speech; or a
+//! recorded spoken phrase, which neural detectors (Silero) take for speech
+//! too, where they reject noise ([`Voice`]). Speaking is bounded by [`MAX_SPEECH`]; before
 //! the first frame it waits (at most [`SUBSCRIBE_WAIT`]) until every agent
 //! of the room has the track negotiated.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use livekit_protocol::{DataPacket, UserPacket, data_packet};
+use livekit_protocol::{DataPacket, RpcRequest, UserPacket, data_packet};
 use webrtc::media::Sample;
 
 use crate::room::Room;
-use crate::{Error, ids, text};
+use crate::{Error, ids, rpc, text};
 
 /// Longest [`Remote::speak`].
 pub const MAX_SPEECH: Duration = Duration::from_secs(300);
@@ -35,6 +36,31 @@ pub enum Voice {
     /// Pseudo-random CELT frames (TOC `f8` + 79 bytes): decode to loud
     /// noise.
     Noise,
+    /// A spoken phrase ("What is the weather like today", espeak-ng, 1.9 s:
+    /// [`SPEECH`] frames), repeated while the speech lasts; made by
+    /// `fixtures/make_speech.sh`.
+    Speech,
+}
+
+/// The recorded phrase of [`Voice::Speech`]: 20 ms Opus frames (48 kHz
+/// mono), each prefixed by its length as a little-endian `u16`.
+const SPEECH_FRAMES: &[u8] = include_bytes!("../fixtures/speech.frames");
+
+/// Frames in the phrase of [`Voice::Speech`].
+pub const SPEECH: usize = 95;
+
+/// Frame `n` of the recorded phrase (repeating).
+fn speech_frame(n: u64) -> Bytes {
+    let frames = SPEECH_FRAMES;
+    let (mut at, mut i) = (0, 0);
+    let wanted = (n % SPEECH as u64) as usize;
+    loop {
+        let len = usize::from(u16::from_le_bytes([frames[at], frames[at + 1]]));
+        if i == wanted {
+            return Bytes::from_static(&frames[at + 2..at + 2 + len]);
+        }
+        (at, i) = (at + 2 + len, i + 1);
+    }
 }
 
 impl Voice {
@@ -55,8 +81,17 @@ impl Voice {
                 }
                 Bytes::from(f)
             }
+            Voice::Speech => speech_frame(n),
         }
     }
+}
+
+/// Unix time in ms.
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
 }
 
 /// A synthetic participant in a [`Room`]. It stays until [`Remote::leave`]
@@ -139,10 +174,7 @@ impl Remote {
     ) -> Result<(), Error> {
         let dest: Vec<String> = destinations.iter().map(|d| d.to_string()).collect();
         let stream_id = ids::guid("ST_");
-        let timestamp_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
+        let timestamp_ms = now_ms();
         let packets = text::packets(&text::OutgoingText {
             sender: &self.identity,
             sender_sid: &self.sid,
@@ -153,6 +185,66 @@ impl Remote {
             destinations: &dest,
         });
         self.room.send_from_remote(&self.identity, &packets, &dest)
+    }
+
+    /// Sends `bytes` as a byte stream on `topic` with header `attributes`
+    /// to every agent.
+    pub fn send_bytes(
+        &self,
+        topic: &str,
+        attributes: &[(String, String)],
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        let stream_id = ids::guid("BS_");
+        let packets = text::byte_packets(&text::OutgoingBytes {
+            sender: &self.identity,
+            sender_sid: &self.sid,
+            stream_id: &stream_id,
+            topic,
+            attributes,
+            bytes,
+            timestamp_ms: now_ms(),
+            destinations: &[],
+        });
+        self.room.send_from_remote(&self.identity, &packets, &[])
+    }
+
+    /// Calls `method` on `agent`, waiting at most `timeout` for its answer:
+    /// the payload, or the error's code and message (1502 when the agent
+    /// did not answer in time, as LiveKit's clients say).
+    pub async fn perform_rpc(
+        &self,
+        agent: &str,
+        method: &str,
+        payload: &str,
+        timeout: Duration,
+    ) -> Result<rpc::Answer, Error> {
+        let request = RpcRequest {
+            id: ids::guid("RPC_"),
+            method: method.to_string(),
+            payload: payload.to_string(),
+            response_timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            version: 1,
+            ..Default::default()
+        };
+        let answer = self.room.call_agent(&self.identity, agent, request)?;
+        Ok(match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err((1503, "the agent left".into())),
+            Err(_) => Err((1502, "Response timeout".into())),
+        })
+    }
+
+    /// Answers agents' calls to `method` with `handler` (given the
+    /// caller's identity and the payload) from now on; calls to methods
+    /// without one are answered 1400.
+    pub fn serve_rpc(
+        &self,
+        method: &str,
+        handler: impl Fn(&str, &str) -> rpc::Answer + Send + Sync + 'static,
+    ) {
+        self.room
+            .serve_rpc(&self.identity, method, std::sync::Arc::new(handler));
     }
 
     /// Speaks (loud [`Voice::Noise`]) for `duration`; see

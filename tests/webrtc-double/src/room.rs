@@ -32,8 +32,9 @@ use webrtc::rtp_transceiver::rtp_codec::RTCRtpCodecCapability;
 use webrtc::track::track_local::TrackLocal as _;
 use webrtc::track::track_local::track_local_static_sample::TrackLocalStaticSample;
 
-use crate::observe::{MAX_OBSERVATIONS, Observation, RtpStats};
+use crate::observe::{Arrival, MAX_ARRIVALS, MAX_OBSERVATIONS, Observation, RtpStats};
 use crate::remote::Remote;
+use crate::rpc::{Answer, Handler, Rpc};
 use crate::{Error, ids};
 
 /// Capacity of each agent session's command queue.
@@ -73,8 +74,12 @@ struct State {
     remotes: BTreeMap<String, RemoteEntry>,
     log: Vec<Observation>,
     rtp: BTreeMap<(String, String), RtpStats>,
+    /// Packet arrivals per (agent, track sid), at most [`MAX_ARRIVALS`] each.
+    arrivals: BTreeMap<(String, String), Vec<Arrival>>,
     /// Bumped by every remote join, so a pending delayed close can tell it is stale.
     generation: u64,
+    /// Remotes' RPC handlers and calls.
+    rpc: Rpc,
 }
 
 impl State {
@@ -104,6 +109,29 @@ impl State {
             if Some(a.info.identity.as_str()) != except {
                 Self::send(a, AgentCommand::Signal(Box::new(msg.clone())));
             }
+        }
+    }
+
+    /// Tells agents that their published tracks (only `only`'s, when
+    /// given) have a subscriber, as the server's `TrackSubscribed` does:
+    /// clients hold back a track's media until then.
+    fn tell_subscribed(&self, only: Option<(&str, &str)>) {
+        let published = self.log.iter().filter_map(|o| match o {
+            Observation::TrackPublished { agent, sid, .. } => Some((agent.as_str(), sid.as_str())),
+            _ => None,
+        });
+        for (agent, sid) in published.filter(|p| only.is_none_or(|o| o == *p)) {
+            let Some(entry) = self.agents.get(agent) else {
+                continue;
+            };
+            let msg = SignalResponse {
+                message: Some(signal_response::Message::TrackSubscribed(
+                    proto::TrackSubscribed {
+                        track_sid: sid.to_owned(),
+                    },
+                )),
+            };
+            Self::send(entry, AgentCommand::Signal(Box::new(msg)));
         }
     }
 
@@ -309,6 +337,11 @@ impl Room {
                 ..Default::default()
             };
             s.broadcast_update(&info, None);
+            // The first subscriber: remotes take every track, as clients
+            // auto-subscribe.
+            if s.remotes.is_empty() {
+                s.tell_subscribed(None);
+            }
             s.remotes
                 .insert(identity.to_string(), RemoteEntry { info, track: None });
             s.generation += 1;
@@ -392,6 +425,41 @@ impl Room {
         let what = format!("RTP from {agent}: {what}");
         self.wait_until(timeout, &what, |s| Some(s.rtp_of(agent)).filter(&f))
             .await
+    }
+
+    /// The packet arrivals of each track `agent` published, by track sid.
+    pub fn arrivals(&self, agent: &str) -> Vec<(String, Vec<Arrival>)> {
+        self.read(|s| {
+            s.arrivals
+                .iter()
+                .filter(|((a, _), _)| a == agent)
+                .map(|((_, sid), arrivals)| (sid.clone(), arrivals.clone()))
+                .collect()
+        })
+    }
+
+    /// Waits for the first packet from `agent` (any track) that arrived
+    /// after `after` and for which `f` holds.
+    pub async fn wait_for_arrival(
+        &self,
+        agent: &str,
+        after: std::time::Instant,
+        timeout: Duration,
+        f: impl Fn(&Arrival) -> bool,
+    ) -> Result<Arrival, Error> {
+        let what = format!("a matching packet from {agent}");
+        self.wait_until(timeout, &what, |s| {
+            s.arrivals
+                .iter()
+                .filter(|((a, _), _)| a == agent)
+                .filter_map(|(_, arrivals)| {
+                    // Newest first, stopping at `after`: a short scan.
+                    let recent = arrivals.iter().rev().take_while(|a| a.at > after);
+                    recent.filter(|a| f(a)).last().copied()
+                })
+                .min_by_key(|a| a.at)
+        })
+        .await
     }
 
     async fn wait_until<T>(
@@ -498,15 +566,34 @@ impl Room {
         self.update(|s| s.record(o));
     }
 
-    /// Counts an RTP packet received on an agent's track.
-    pub(crate) fn count_rtp(&self, agent: &str, track_sid: &str, payload_len: usize) {
+    /// Records that `agent` published track `sid`, and tells it the track
+    /// has a subscriber if a remote is in the room.
+    pub(crate) fn track_published(&self, agent: &str, sid: &str, name: String, audio: bool) {
         self.update(|s| {
-            let r = s
-                .rtp
-                .entry((agent.to_string(), track_sid.to_string()))
-                .or_default();
+            s.record(Observation::TrackPublished {
+                agent: agent.to_owned(),
+                sid: sid.to_owned(),
+                name,
+                audio,
+            });
+            if !s.remotes.is_empty() {
+                s.tell_subscribed(Some((agent, sid)));
+            }
+        });
+    }
+
+    /// Counts an RTP packet received on an agent's track and keeps its
+    /// arrival.
+    pub(crate) fn count_rtp(&self, agent: &str, track_sid: &str, arrival: Arrival) {
+        let key = (agent.to_string(), track_sid.to_string());
+        self.update(|s| {
+            let r = s.rtp.entry(key.clone()).or_default();
             r.packets += 1;
-            r.bytes += payload_len as u64;
+            r.bytes += arrival.payload as u64;
+            let arrivals = s.arrivals.entry(key).or_default();
+            if arrivals.len() < MAX_ARRIVALS {
+                arrivals.push(arrival);
+            }
         });
     }
 
@@ -576,7 +663,76 @@ impl Room {
         });
     }
 
+    /// Handles an agent's RPC packet meant for a remote (see [`crate::rpc`]);
+    /// false when the packet is not one, and is forwarded as usual.
+    pub(crate) fn rpc_from_agent(&self, agent: &str, packet: &DataPacket) -> bool {
+        use livekit_protocol::data_packet::Value;
+        self.update(|s| match &packet.value {
+            Some(Value::RpcRequest(request)) => {
+                let Some(remote) = packet
+                    .destination_identities
+                    .iter()
+                    .find(|d| s.remotes.contains_key(*d))
+                else {
+                    return false;
+                };
+                let replies = s.rpc.answer(remote, agent, request);
+                if let Some(a) = s.agents.get(agent) {
+                    for p in replies {
+                        let bytes = Bytes::from(p.encode_to_vec());
+                        State::send(
+                            a,
+                            AgentCommand::Data {
+                                bytes,
+                                reliable: true,
+                            },
+                        );
+                    }
+                }
+                true
+            }
+            Some(Value::RpcResponse(response)) => s.rpc.response(response),
+            Some(Value::RpcAck(ack)) => s.rpc.waits(&ack.request_id),
+            _ => false,
+        })
+    }
+
     // ----- used by remotes -----
+
+    /// Sets how `remote` answers calls to `method`.
+    pub(crate) fn serve_rpc(&self, remote: &str, method: &str, handler: Handler) {
+        self.update(|s| s.rpc.serve(remote, method, handler));
+    }
+
+    /// Sends `remote`'s call `request` to `agent`; where its answer comes.
+    pub(crate) fn call_agent(
+        &self,
+        remote: &str,
+        agent: &str,
+        request: livekit_protocol::RpcRequest,
+    ) -> Result<tokio::sync::oneshot::Receiver<Answer>, Error> {
+        self.update(|s| {
+            if !s.remotes.contains_key(remote) {
+                return Err(Error::NotInRoom(remote.to_string()));
+            }
+            let a = s
+                .agents
+                .get(agent)
+                .ok_or_else(|| Error::NotInRoom(agent.to_string()))?;
+            let Some((packet, answer)) = s.rpc.call(remote, agent, request) else {
+                return Err(Error::Rpc("too many calls wait".into()));
+            };
+            let bytes = Bytes::from(packet.encode_to_vec());
+            State::send(
+                a,
+                AgentCommand::Data {
+                    bytes,
+                    reliable: true,
+                },
+            );
+            Ok(answer)
+        })
+    }
 
     /// Delivers packets from a remote to the agents in `destinations` (all
     /// when empty).
@@ -680,6 +836,7 @@ impl Room {
                 .remotes
                 .remove(identity)
                 .ok_or_else(|| Error::NotInRoom(identity.to_string()))?;
+            s.rpc.forget(identity);
             r.info.state = participant_info::State::Disconnected as i32;
             r.info.disconnect_reason = DisconnectReason::ClientInitiated as i32;
             r.info.version += 1;

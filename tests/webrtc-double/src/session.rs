@@ -25,8 +25,8 @@ use futures::{SinkExt, StreamExt};
 use livekit_protocol::{
     self as proto, DataPacket, DisconnectReason, JoinResponse, LeaveRequest,
     MediaSectionsRequirement, ParticipantInfo, ServerInfo, SessionDescription, SignalRequest,
-    SignalResponse, TrackInfo, TrackPublishedResponse, TrickleRequest, data_packet, leave_request,
-    participant_info, signal_request, signal_response,
+    SignalResponse, TrackInfo, TrackPublishedResponse, TrickleRequest, data_packet, data_stream,
+    leave_request, participant_info, signal_request, signal_response,
 };
 use prost::Message as _;
 use tokio::net::TcpStream;
@@ -37,8 +37,8 @@ use webrtc::peer_connection::peer_connection_state::RTCPeerConnectionState;
 use webrtc::track::track_remote::TrackRemote;
 
 use crate::auth::{self, Grant};
-use crate::observe::Observation;
-use crate::peer::{EVENT_QUEUE, Peer, PeerEvent};
+use crate::observe::{Arrival, Observation};
+use crate::peer::{AUDIO_LEVEL_URI, EVENT_QUEUE, Peer, PeerEvent, audio_level};
 use crate::room::{AgentCommand, COMMAND_QUEUE, Room};
 use crate::text::Reassembler;
 use crate::{Inner, http, ids, join};
@@ -473,12 +473,6 @@ impl Session {
                     ..Default::default()
                 };
                 self.published.insert(req.cid.clone(), sid.clone());
-                self.room.record(Observation::TrackPublished {
-                    agent: self.identity.clone(),
-                    sid,
-                    name: req.name,
-                    audio: req.r#type == proto::TrackType::Audio as i32,
-                });
                 let resp = TrackPublishedResponse {
                     cid: req.cid,
                     track: Some(track),
@@ -486,6 +480,10 @@ impl Session {
                 if !send(ws, signal_response::Message::TrackPublished(resp)).await {
                     return Some("signal write failed");
                 }
+                // After the answer, so `TrackSubscribed` follows it.
+                let audio = req.r#type == proto::TrackType::Audio as i32;
+                self.room
+                    .track_published(&self.identity, &sid, req.name, audio);
             }
             R::UpdateMetadata(req) => {
                 // Like the server: empty strings leave metadata and name as
@@ -610,9 +608,32 @@ impl Session {
                 return;
             }
         };
-        // The server, not the client, says who sent a packet.
-        packet.participant_identity = self.identity.clone();
-        packet.participant_sid = self.sid.clone();
+        // The server, not the client, says who sent a packet, except that
+        // an agent may send a text stream's header on behalf of another
+        // participant (LiveKit's server leaves its identity then, and
+        // marks the stream generated).
+        let on_behalf = match &mut packet.value {
+            Some(data_packet::Value::StreamHeader(header))
+                if !packet.participant_identity.is_empty()
+                    && packet.participant_identity != self.identity =>
+            {
+                match &mut header.content_header {
+                    Some(data_stream::header::ContentHeader::TextHeader(text)) => {
+                        text.generated = true;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            _ => false,
+        };
+        if !on_behalf {
+            packet.participant_identity = self.identity.clone();
+            packet.participant_sid = self.sid.clone();
+        }
+        if self.room.rpc_from_agent(&self.identity, &packet) {
+            return;
+        }
         match &packet.value {
             Some(data_packet::Value::User(u)) => {
                 let destinations = if packet.destination_identities.is_empty() {
@@ -636,10 +657,15 @@ impl Session {
                 if let Some(done) = self.reassembler.push(&packet) {
                     match done.text {
                         Some(text) => self.room.record(Observation::Text {
-                            sender: self.identity.clone(),
+                            sender: done.sender,
                             topic: done.topic,
                             text,
                             destinations: done.destinations,
+                            stream_id: done.stream_id,
+                            agent: self.identity.clone(),
+                            attributes: done.attributes,
+                            chunks: done.chunks,
+                            trailer: done.trailer,
                         }),
                         None => tracing::debug!(len = done.len, "byte stream from agent"),
                     }
@@ -651,7 +677,8 @@ impl Session {
             .forward_from_agent(&self.identity, &packet, reliable);
     }
 
-    /// Counts RTP packets of a track the agent sends, until the session ends.
+    /// Counts RTP packets of a track the agent sends, and keeps when each
+    /// arrived, until the session ends.
     fn count_rtp(&self, track: Arc<TrackRemote>) {
         let id = track.id();
         let sid = self.published.get(&id).cloned().unwrap_or_else(|| {
@@ -671,11 +698,22 @@ impl Session {
         let room = self.room.clone();
         let identity = self.identity.clone();
         let mut stop = self.stop.subscribe();
+        let level_id = track
+            .params()
+            .header_extensions
+            .iter()
+            .find(|e| e.uri == AUDIO_LEVEL_URI)
+            .and_then(|e| u8::try_from(e.id).ok());
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     r = track.read_rtp() => match r {
-                        Ok((packet, _)) => room.count_rtp(&identity, &sid, packet.payload.len()),
+                        Ok((packet, _)) => room.count_rtp(&identity, &sid, Arrival {
+                            at: std::time::Instant::now(),
+                            timestamp: packet.header.timestamp,
+                            payload: packet.payload.len(),
+                            level: audio_level(&packet, level_id),
+                        }),
                         Err(_) => break,
                     },
                     _ = stop.changed() => break,

@@ -5,6 +5,8 @@
 //!   (copy bytes, never block)                                 decode FfiEvent, then route by
 //!                                                             - room handle   → that room's state
 //!                                                             - stream handle → its room (audio)
+//!                                                             - reader handle → its room (byte streams)
+//!                                                             - local participant → its room (RPC calls)
 //!                                                             - async id      → the waiting call
 //! ```
 //!
@@ -28,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use futures::FutureExt as _;
+use futures::future::BoxFuture;
 use prost::Message as _;
 use tokio::sync::oneshot;
 
@@ -146,10 +150,21 @@ impl Client {
 
     /// A request answered by a callback: waits at most `timeout` for it.
     pub(super) async fn call(
-        &self,
+        &'static self,
         request: ffi_request::Message,
         timeout: Duration,
     ) -> Result<ffi_event::Message, RoomError> {
+        self.start(request, timeout)?.await
+    }
+
+    /// Sends a request answered by a callback now and returns the wait for
+    /// that callback (at most `timeout` once polled), for answers a job
+    /// holds while it does other things (an RPC it performs).
+    pub(super) fn start(
+        &'static self,
+        request: ffi_request::Message,
+        timeout: Duration,
+    ) -> Result<BoxFuture<'static, Result<ffi_event::Message, RoomError>>, RoomError> {
         self.check_usable()?;
         let response = self.request(request).map_err(RoomError::Transport)?;
         let id = response_async_id(&response).ok_or_else(|| {
@@ -158,7 +173,7 @@ impl Client {
         let mut claim = {
             let mut shared = self.lock();
             if let Some(event) = shared.routes.early.remove(&id) {
-                return Ok(event);
+                return Ok(async move { Ok(event) }.boxed());
             }
             if let Some(message) = &shared.panicked {
                 return Err(panicked_error(message));
@@ -170,28 +185,40 @@ impl Client {
         // If this future is dropped while waiting, the pump finds the
         // receiver gone and discards the callback, or `claim` discards a
         // callback that arrived just before.
-        match tokio::time::timeout(timeout, &mut claim.rx).await {
-            Ok(Ok(event)) => Ok(event),
-            Ok(Err(_)) => Err(match &self.lock().panicked {
-                Some(message) => panicked_error(message),
-                None => RoomError::Transport("the LiveKit client library dropped a request".into()),
-            }),
-            Err(_) => {
-                let mut shared = self.lock();
-                if let Some(Pending::Waiter(_)) = shared.routes.pending.remove(&id) {
-                    shared.routes.pending.insert(id, Pending::Discard);
+        Ok(async move {
+            match tokio::time::timeout(timeout, &mut claim.rx).await {
+                Ok(Ok(event)) => Ok(event),
+                Ok(Err(_)) => Err(match &self.lock().panicked {
+                    Some(message) => panicked_error(message),
+                    None => {
+                        RoomError::Transport("the LiveKit client library dropped a request".into())
+                    }
+                }),
+                Err(_) => {
+                    let mut shared = self.lock();
+                    if let Some(Pending::Waiter(_)) = shared.routes.pending.remove(&id) {
+                        shared.routes.pending.insert(id, Pending::Discard);
+                    }
+                    Err(RoomError::Transport(format!(
+                        "the LiveKit client library did not answer within {}",
+                        humantime::format_duration(timeout)
+                    )))
                 }
-                Err(RoomError::Transport(format!(
-                    "the LiveKit client library did not answer within {}",
-                    humantime::format_duration(timeout)
-                )))
             }
         }
+        .boxed())
     }
 
     /// Sends a request whose callback nobody reads (its handles are
     /// released when it arrives).
     pub(super) fn detach(&self, request: ffi_request::Message) {
+        self.detach_holding(request, None);
+    }
+
+    /// As [`detach`](Self::detach), keeping `keep` (a handle the request
+    /// names) alive until the callback arrives: the library may still need
+    /// it while it works on the request.
+    pub(super) fn detach_holding(&self, request: ffi_request::Message, keep: Option<OwnedHandle>) {
         match self.request(request) {
             Ok(response) => {
                 if let Some(id) = response_async_id(&response) {
@@ -199,7 +226,11 @@ impl Client {
                         let mut shared = self.lock();
                         let early = shared.routes.early.remove(&id);
                         if early.is_none() {
-                            shared.routes.pending.insert(id, Pending::Discard);
+                            let pending = match keep {
+                                Some(handle) => Pending::Holding(handle),
+                                None => Pending::Discard,
+                            };
+                            shared.routes.pending.insert(id, pending);
                         }
                         early
                     };
@@ -213,7 +244,7 @@ impl Client {
     }
 
     /// One serialized event from the library.
-    pub(super) fn on_bytes(&self, bytes: &[u8]) {
+    pub(super) fn on_bytes(&'static self, bytes: &[u8]) {
         let event = match proto::FfiEvent::decode(bytes) {
             Ok(proto::FfiEvent { message: Some(m) }) => m,
             Ok(_) => return, // a variant outside the subset
@@ -235,7 +266,7 @@ impl Client {
     }
 
     fn route(
-        &self,
+        &'static self,
         shared: &mut PumpState,
         event: ffi_event::Message,
         garbage: &mut Vec<ffi_event::Message>,
@@ -258,6 +289,25 @@ impl Client {
                 match rooms.get_mut(&event.room_handle) {
                     Some(room) => room.on_room_event(self.lib, event, routes),
                     None => garbage.push(ffi_event::Message::RoomEvent(event)),
+                }
+            }
+            ffi_event::Message::ByteStreamReaderEvent(event) => {
+                let PumpState { rooms, routes, .. } = shared;
+                let room = routes.readers.get(&event.reader_handle).copied();
+                // A reader event carries no handle: one for a room that is
+                // gone has nothing to release.
+                if let Some(room) = room.and_then(|room| rooms.get_mut(&room)) {
+                    room.on_bytes_event(event, routes);
+                }
+            }
+            ffi_event::Message::RpcMethodInvocation(event) => {
+                let room = shared
+                    .rooms
+                    .values_mut()
+                    .find(|r| r.local_id() == Some(event.local_participant_handle));
+                match room {
+                    Some(room) => room.on_invocation(self, event),
+                    None => super::rpc::answer_gone(self.lib, &event),
                 }
             }
             ffi_event::Message::AudioStreamEvent(event) => {
@@ -293,6 +343,10 @@ impl Client {
                         drop(reader);
                     }
                     Some(Pending::Discard) => garbage.push(event),
+                    Some(Pending::Holding(handle)) => {
+                        garbage.push(event);
+                        drop(handle);
+                    }
                     None => {
                         if shared.routes.early.len() >= EARLY_CALLBACKS {
                             tracing::warn!("too many unclaimed LiveKit callbacks; dropping them");
@@ -340,7 +394,15 @@ fn response_async_id(response: &ffi_response::Message) -> Option<u64> {
         M::CaptureAudioFrame(r) => r.async_id,
         M::TextReadAll(r) => r.async_id,
         M::SendText(r) => r.async_id,
-        M::CreateAudioTrack(_)
+        M::PerformRpc(r) => r.async_id,
+        M::TextStreamOpen(r) => r.async_id,
+        M::TextStreamWrite(r) => r.async_id,
+        M::TextStreamClose(r) => r.async_id,
+        M::RegisterRpcMethod(_)
+        | M::UnregisterRpcMethod(_)
+        | M::RpcMethodInvocationResponse(_)
+        | M::ByteReadIncremental(_)
+        | M::CreateAudioTrack(_)
         | M::NewAudioStream(_)
         | M::NewAudioSource(_)
         | M::ClearAudioBuffer(_)
@@ -360,7 +422,16 @@ fn event_async_id(event: &ffi_event::Message) -> Option<u64> {
         M::SetLocalAttributes(e) => e.async_id,
         M::TextStreamReaderReadAll(e) => e.async_id,
         M::SendText(e) => e.async_id,
-        M::RoomEvent(_) | M::AudioStreamEvent(_) | M::Logs(_) | M::Panic(_) => return None,
+        M::PerformRpc(e) => e.async_id,
+        M::TextStreamOpen(e) => e.async_id,
+        M::TextStreamWriterWrite(e) => e.async_id,
+        M::TextStreamWriterClose(e) => e.async_id,
+        M::RoomEvent(_)
+        | M::AudioStreamEvent(_)
+        | M::ByteStreamReaderEvent(_)
+        | M::RpcMethodInvocation(_)
+        | M::Logs(_)
+        | M::Panic(_) => return None,
     })
 }
 
@@ -398,6 +469,10 @@ impl Client {
                 message: Some(proto::publish_track_callback::Message::Publication(p)),
                 ..
             }) => drop(take(p.handle)),
+            ffi_event::Message::TextStreamOpen(proto::TextStreamOpenCallback {
+                result: Some(proto::text_stream_open_callback::Result::Writer(w)),
+                ..
+            }) => drop(take(w.handle)),
             ffi_event::Message::RoomEvent(proto::RoomEvent {
                 message: Some(event),
                 ..
@@ -410,6 +485,7 @@ impl Client {
                     ..
                 }) => drop(take(user.data.handle)),
                 R::TextStreamOpened(e) => drop(take(e.reader.handle)),
+                R::ByteStreamOpened(e) => drop(take(e.reader.handle)),
                 _ => {}
             },
             ffi_event::Message::AudioStreamEvent(proto::AudioStreamEvent {

@@ -15,11 +15,13 @@
 //!   ([`crate::room::queue`]): an audio frame the budget cannot take is
 //!   dropped, any other event ends the session, and the job fails with
 //!   the budget's reason;
+//! - byte streams and RPC calls are queued like events (see `streams`
+//!   and `rpc`);
 //! - audio: a subscription follows the participant's microphone track (a
 //!   current one at once, later ones when they are subscribed); the library
 //!   decodes and resamples to the format asked for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -34,7 +36,9 @@ use crate::bindings::events::Event;
 use crate::bindings::types::{DataPacket, Participant, ParticipantKind, RoomEvent, TextMessage};
 use crate::bounded;
 use crate::host_memory::HostMemory;
-use crate::room::queue::Queued;
+use crate::room::queue::{Incoming, Queued};
+
+use super::streams::Arriving;
 
 pub use crate::config::rooms::{AUDIO_QUEUE, EVENT_QUEUE};
 
@@ -95,6 +99,18 @@ pub(super) struct ConnectedRoom {
     pub(super) tracks: HashMap<String, Subscribed>,
     pub(super) publications: HashMap<String, Publication>,
     pub(super) participants: BTreeMap<String, Remote>,
+    /// Byte-stream topics the job accepts.
+    pub(super) topics: HashSet<String>,
+    /// Byte streams arriving on accepted topics, by reader handle.
+    pub(super) byte_streams: HashMap<u64, Arriving>,
+    /// RPC methods the job registered.
+    pub(super) methods: HashSet<String>,
+    /// Calls delivered to the job and not answered yet, by invocation id.
+    pub(super) calls: HashSet<u64>,
+    /// The runtime the job joined on, where the timers run that answer
+    /// calls the job leaves unanswered; none (outside a runtime): those
+    /// calls are released when the job leaves the room.
+    pub(super) runtime: Option<tokio::runtime::Handle>,
     pub(super) local: Option<OwnedHandle>,
     pub(super) _room: OwnedHandle,
 }
@@ -148,20 +164,42 @@ pub(super) fn publication(
 impl ConnectedRoom {
     /// Pushes a non-audio event; a full queue fails the session.
     fn push(&mut self, event: Event) {
-        let Some(events) = &self.events else { return };
-        let event = match Queued::event(&self.memory, event) {
-            Ok(event) => event,
-            Err(over) => return self.fail(over.to_string()),
+        self.queue(Incoming::Event(event));
+    }
+
+    /// Queues a non-audio item (an event, a call, a byte stream); a full
+    /// queue or budget fails the session. False when the item was not
+    /// queued (the session failed or is gone).
+    pub(super) fn queue(&mut self, item: Incoming) -> bool {
+        let Some(events) = &self.events else {
+            return false;
         };
-        if let Err(err) = events.try_send(event) {
-            match err {
-                mpsc::error::TrySendError::Full(_) => self.fail(format!(
+        let item = match Queued::charged(&self.memory, item) {
+            Ok(item) => item,
+            Err(over) => {
+                self.fail(over.to_string());
+                return false;
+            }
+        };
+        match events.try_send(item) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.fail(format!(
                     "the job did not read its room events: more than {EVENT_QUEUE} were waiting"
-                )),
-                // The session is gone; close() will clean up.
-                mpsc::error::TrySendError::Closed(_) => self.events = None,
+                ));
+                false
+            }
+            // The session is gone; close() will clean up.
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                self.events = None;
+                false
             }
         }
+    }
+
+    /// The agent's own participant handle.
+    pub(super) fn local_id(&self) -> Option<u64> {
+        self.local.as_ref().map(OwnedHandle::id)
     }
 
     /// Ends the session with a failure: the job reads what is queued, then
@@ -322,6 +360,7 @@ impl ConnectedRoom {
                     Err(err) => tracing::warn!(error = %err, "could not read a text stream"),
                 }
             }
+            M::ByteStreamOpened(e) => self.on_byte_stream_opened(lib, e, routes),
             M::Disconnected(_) | M::Eos(_) => self.end(),
         }
     }

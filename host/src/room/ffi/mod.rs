@@ -19,6 +19,8 @@
 //! - `connected`: one connected room as the pump keeps it (participants,
 //!   tracks, the job's event queue);
 //! - `session`: joining a room, and one job's [`RoomSession`] on it;
+//! - `streams`: text streams the job writes, byte streams it receives;
+//! - `rpc`: calls to the job and calls it makes;
 //! - `handle`: owned handles, each dropped exactly once;
 //! - `proto`: the protocol subset (a `.proto` compiled by `build.rs`,
 //!   checked against the wheel's schema by a test);
@@ -34,7 +36,9 @@ mod handle;
 mod library;
 mod proto;
 mod routes;
+mod rpc;
 mod session;
+mod streams;
 mod sys;
 mod wheel;
 

@@ -1,5 +1,5 @@
 //! Where the pump sends what is not a room event: audio stream handles to
-//! their room and participant, async ids to whoever waits for the
+//! their room and participant, byte stream readers to their room, async ids to whoever waits for the
 //! callback. Kept with the rooms behind the client's one mutex.
 
 use std::collections::HashMap;
@@ -14,6 +14,8 @@ use super::proto::ffi_event;
 pub(super) struct Routes {
     /// Audio stream handle → (room handle, participant identity).
     pub(super) streams: HashMap<u64, (u64, String)>,
+    /// Byte stream reader handle → room handle.
+    pub(super) readers: HashMap<u64, u64>,
     /// Async id → who waits for its callback.
     pub(super) pending: HashMap<u64, Pending>,
     /// Callbacks that arrived before anyone registered for them.
@@ -38,4 +40,7 @@ pub(super) enum Pending {
     },
     /// Nobody: release what the callback carries.
     Discard,
+    /// Nobody, but the request names this handle (a text writer being
+    /// closed because it was dropped): it is released with the callback.
+    Holding(OwnedHandle),
 }

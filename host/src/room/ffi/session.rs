@@ -10,7 +10,7 @@
 //!   publication); leaving the room (close, drop or the room ending and the
 //!   job closing) releases all of them.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -26,6 +26,7 @@ use super::connected::{
 use super::handle::OwnedHandle;
 use super::proto::{self, ffi_event, ffi_request, ffi_response};
 use super::routes::{Pending, Routes};
+use super::{rpc, streams};
 
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::events::Event;
@@ -36,10 +37,6 @@ use crate::room::{
     CallAnswer, ConnectRequest, OutgoingCall, OutgoingData, OutgoingText, RoomSession, RpcError,
     TextStreamOptions, TextStreamWriter,
 };
-
-/// Why text streams, byte streams and RPC fail in LiveKit rooms for now.
-const NOT_YET: &str =
-    "text streams, byte streams and RPC are not implemented for LiveKit rooms yet";
 
 use crate::config::rooms::{
     PUBLISH_QUEUE_MS, ROOM_CALL_TIMEOUT, ROOM_CONNECT_TIMEOUT, ROOM_DISCONNECT_TIMEOUT,
@@ -177,14 +174,15 @@ impl FfiSession {
             })
     }
 
-    /// Takes the room out of the shared tables (with its stream routes and
-    /// pending text reads), so the pump no longer touches it; dropping the
+    /// Takes the room out of the shared tables (with its stream and reader
+    /// routes and pending text reads), so the pump no longer touches it; dropping the
     /// result releases every handle of the room.
     fn take_room(&mut self) -> Option<ConnectedRoom> {
         let mut shared = self.client.lock();
         let room = shared.rooms.remove(&self.room)?;
         let id = self.room;
         shared.routes.streams.retain(|_, (r, _)| *r != id);
+        shared.routes.readers.retain(|_, r| *r != id);
         shared
             .routes
             .pending
@@ -272,7 +270,9 @@ impl RoomSession for FfiSession {
                 local_participant_handle,
                 options: proto::StreamTextOptions {
                     topic: text.topic,
+                    attributes: HashMap::new(),
                     destination_identities: text.destinations,
+                    sender_identity: None,
                 },
                 text: text.text,
             });
@@ -342,7 +342,7 @@ impl RoomSession for FfiSession {
         &mut self,
         name: String,
         format: AudioFormat,
-    ) -> BoxFuture<'_, Result<(), RoomError>> {
+    ) -> BoxFuture<'_, Result<String, RoomError>> {
         async move {
             let local_participant_handle = self.local()?;
             let lib = self.client.lib;
@@ -390,9 +390,11 @@ impl RoomSession for FfiSession {
                 },
             });
             let event = self.call(publish, "publishing the audio track").await?;
+            let mut sid = String::new();
             let publication = match event {
                 ffi_event::Message::PublishTrack(c) => match c.message {
                     Some(proto::publish_track_callback::Message::Publication(p)) => {
+                        sid = p.info.sid;
                         OwnedHandle::take(lib, p.handle)
                     }
                     Some(proto::publish_track_callback::Message::Error(e)) => {
@@ -412,7 +414,8 @@ impl RoomSession for FfiSession {
                     source,
                 });
                 Ok(())
-            })
+            })?;
+            Ok(sid)
         }
         .boxed()
     }
@@ -485,33 +488,87 @@ impl RoomSession for FfiSession {
 
     fn open_text_stream(
         &mut self,
-        _: TextStreamOptions,
+        options: TextStreamOptions,
     ) -> BoxFuture<'_, Result<Box<dyn TextStreamWriter>, RoomError>> {
-        async { Err(RoomError::Denied(NOT_YET.into())) }.boxed()
+        async move {
+            let local = self.local()?;
+            let writer = streams::open_text(self.client, local, options).await?;
+            Ok(Box::new(writer) as Box<dyn TextStreamWriter>)
+        }
+        .boxed()
     }
 
-    fn accept_byte_streams(&mut self, _: String) -> BoxFuture<'_, Result<(), RoomError>> {
-        async { Err(RoomError::Denied(NOT_YET.into())) }.boxed()
+    fn accept_byte_streams(&mut self, topic: String) -> BoxFuture<'_, Result<(), RoomError>> {
+        let result = self.with_room(|room, _| {
+            room.topics.insert(topic);
+            Ok(())
+        });
+        async move { result }.boxed()
     }
 
-    fn register_rpc(&mut self, _: String) -> BoxFuture<'_, Result<(), RoomError>> {
-        async { Err(RoomError::Denied(NOT_YET.into())) }.boxed()
+    fn register_rpc(&mut self, method: String) -> BoxFuture<'_, Result<(), RoomError>> {
+        let result = self.local().and_then(|local_participant_handle| {
+            let request =
+                ffi_request::Message::RegisterRpcMethod(proto::RegisterRpcMethodRequest {
+                    local_participant_handle,
+                    method: method.clone(),
+                });
+            self.client.request(request).map_err(|e| {
+                RoomError::Transport(format!("registering the RPC method {method}: {e}"))
+            })?;
+            self.with_room(|room, _| {
+                room.methods.insert(method);
+                Ok(())
+            })
+        });
+        async move { result }.boxed()
     }
 
-    fn unregister_rpc(&mut self, _: String) -> BoxFuture<'_, ()> {
+    fn unregister_rpc(&mut self, method: String) -> BoxFuture<'_, ()> {
+        if let Ok(local_participant_handle) = self.local() {
+            let _ = self.with_room(|room, _| {
+                room.methods.remove(&method);
+                Ok(())
+            });
+            let request =
+                ffi_request::Message::UnregisterRpcMethod(proto::UnregisterRpcMethodRequest {
+                    local_participant_handle,
+                    method,
+                });
+            if let Err(err) = self.client.request(request) {
+                tracing::debug!(error = %err, "unregistering an RPC method");
+            }
+        }
         async {}.boxed()
     }
 
     fn respond_rpc(
         &mut self,
-        _: String,
-        _: Result<String, RpcError>,
+        id: String,
+        response: Result<String, RpcError>,
     ) -> BoxFuture<'_, Result<(), RoomError>> {
-        async { Err(RoomError::Closed) }.boxed()
+        // Ids the session gave out are invocation ids; others wait for nothing.
+        let result = id
+            .parse::<u64>()
+            .map_err(|_| RoomError::Closed)
+            .and_then(|id| {
+                let local = self.with_room(|room, _| {
+                    let local = room.local_id().ok_or(RoomError::Closed)?;
+                    room.calls
+                        .remove(&id)
+                        .then_some(local)
+                        .ok_or(RoomError::Closed)
+                })?;
+                rpc::respond(self.client.lib, local, id, response)
+            });
+        async move { result }.boxed()
     }
 
-    fn perform_rpc(&mut self, _: OutgoingCall) -> BoxFuture<'_, Result<CallAnswer, RoomError>> {
-        async { Err(RoomError::Denied(NOT_YET.into())) }.boxed()
+    fn perform_rpc(&mut self, call: OutgoingCall) -> BoxFuture<'_, Result<CallAnswer, RoomError>> {
+        let result = self
+            .local()
+            .and_then(|local| rpc::perform(self.client, local, call));
+        async move { result }.boxed()
     }
 
     fn close(&mut self) -> BoxFuture<'_, ()> {
@@ -580,6 +637,11 @@ fn register(
         tracks: HashMap::new(),
         publications,
         participants,
+        topics: HashSet::new(),
+        byte_streams: HashMap::new(),
+        methods: HashSet::new(),
+        calls: HashSet::new(),
+        runtime: tokio::runtime::Handle::try_current().ok(),
         local,
         _room: room,
     };

@@ -15,9 +15,12 @@ use super::testing::rooms;
 use super::{FfiError, FfiRooms};
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::events::Event;
+use crate::bindings::streams::ByteStream;
 use crate::bindings::types::{JobInfo, JobType, RoomError, RoomEvent, RoomInfo};
 use crate::host_memory::HostMemory;
-use crate::room::{ConnectRequest, Incoming, OutgoingData, RoomSession, RoomTransport};
+use crate::room::{
+    BYTE_STREAM_MAX_BYTES, ConnectRequest, Incoming, OutgoingData, RoomSession, RoomTransport,
+};
 
 /// The session's next event (these tests queue only events).
 async fn next_event(session: &mut dyn RoomSession) -> Option<Event> {
@@ -402,4 +405,230 @@ async fn unread_events_over_the_host_memory_budget_fail_the_job() {
     }
     assert_eq!(delivered, 15);
     assert_eq!(memory.used(), 0, "read events give their bytes back");
+}
+
+fn byte_event(reader: u64, detail: proto::byte_stream_reader_event::Detail) -> Vec<u8> {
+    encode(ffi_event::Message::ByteStreamReaderEvent(
+        proto::ByteStreamReaderEvent {
+            reader_handle: reader,
+            detail: Some(detail),
+        },
+    ))
+}
+
+fn chunk(reader: u64, content: Vec<u8>) -> Vec<u8> {
+    byte_event(
+        reader,
+        proto::byte_stream_reader_event::Detail::ChunkReceived(
+            proto::ByteStreamReaderChunkReceived { content },
+        ),
+    )
+}
+
+fn arriving(topic: &str) -> ByteStream {
+    ByteStream {
+        id: format!("BS_{topic}"),
+        sender: "alice".into(),
+        topic: topic.into(),
+        name: "buffer".into(),
+        mime_type: "application/octet-stream".into(),
+        attributes: vec![("sampleRate".into(), "16000".into())],
+        bytes: Vec::new(),
+        incomplete: None,
+    }
+}
+
+/// The next item, waiting at most a second (none: nothing came).
+async fn next_item(session: &mut dyn RoomSession) -> Option<Incoming> {
+    tokio::time::timeout(Duration::from_secs(1), session.next_incoming())
+        .await
+        .ok()
+        .flatten()
+        .map(|q| q.into_item())
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_livekit_lib),
+    ignore = "needs LiveKit's client library: run `agent-host setup`"
+)]
+async fn byte_streams_are_charged_as_they_arrive_and_queued_whole_up_to_the_cap() {
+    let rooms = rooms();
+    let client = Client::isolated(rooms.client.lib);
+    let id = u64::MAX - 60;
+    let memory = budget();
+    let mut session = fake_session(client, id, memory.clone());
+    session
+        .accept_byte_streams("lk.agent.pre-connect-audio-buffer".into())
+        .await
+        .expect("accepting a topic");
+    // A stream on a topic nobody accepted is disposed of as it opens.
+    client.on_bytes(&room_event(
+        id,
+        room_event::Message::ByteStreamOpened(proto::ByteStreamOpened {
+            reader: proto::OwnedByteStreamReader {
+                handle: proto::FfiOwnedHandle { id: u64::MAX - 61 },
+                info: proto::ByteStreamInfo {
+                    stream_id: "BS_other".into(),
+                    mime_type: String::new(),
+                    topic: "other".into(),
+                    total_length: None,
+                    attributes: Default::default(),
+                    name: String::new(),
+                },
+            },
+            participant_identity: "alice".into(),
+        }),
+    ));
+    assert!(client.lock().routes.readers.is_empty(), "not read");
+
+    // An accepted one is read chunk by chunk (its reader made up: the
+    // library never saw it, so reading is started by hand).
+    let (small, big) = (u64::MAX - 62, u64::MAX - 63);
+    let topic = "lk.agent.pre-connect-audio-buffer";
+    for reader in [small, big] {
+        let mut shared = client.lock();
+        let super::client::PumpState { rooms, routes, .. } = &mut *shared;
+        let handle = OwnedHandle::take(client.lib, proto::FfiOwnedHandle { id: reader }).unwrap();
+        rooms
+            .get_mut(&id)
+            .unwrap()
+            .read_bytes(handle, arriving(topic), routes);
+    }
+    let before = memory.used();
+    client.on_bytes(&chunk(small, vec![1; 1000]));
+    assert!(
+        memory.used() >= before + 1000,
+        "a chunk is charged as it arrives"
+    );
+    client.on_bytes(&chunk(small, vec![2; 24]));
+    assert!(
+        next_item(&mut session).await.is_none(),
+        "not before its end"
+    );
+    client.on_bytes(&byte_event(
+        small,
+        proto::byte_stream_reader_event::Detail::Eos(proto::ByteStreamReaderEos {
+            error: None,
+            attributes: [("channels".to_string(), "1".to_string())].into(),
+        }),
+    ));
+    match next_item(&mut session).await {
+        Some(Incoming::Bytes(stream)) => {
+            assert_eq!(stream.bytes.len(), 1024);
+            assert_eq!(stream.bytes[1000..], [2; 24]);
+            assert_eq!(stream.sender, "alice");
+            assert_eq!(stream.incomplete, None);
+            assert_eq!(
+                stream.attributes,
+                [
+                    ("channels".to_string(), "1".to_string()),
+                    ("sampleRate".to_string(), "16000".to_string())
+                ],
+                "the trailer's attributes are merged into the header's"
+            );
+        }
+        other => panic!("expected the byte stream, got {other:?}"),
+    }
+
+    // Past the cap the stream is queued at once, incomplete, and its
+    // reader released; later chunks are ignored.
+    client.on_bytes(&chunk(big, vec![0; BYTE_STREAM_MAX_BYTES - 10]));
+    client.on_bytes(&chunk(big, vec![0; 20]));
+    client.on_bytes(&chunk(big, vec![0; 20]));
+    match next_item(&mut session).await {
+        Some(Incoming::Bytes(stream)) => {
+            assert_eq!(stream.bytes.len(), BYTE_STREAM_MAX_BYTES);
+            let reason = stream.incomplete.expect("marked incomplete");
+            assert!(reason.contains("cap"), "{reason}");
+        }
+        other => panic!("expected the capped stream, got {other:?}"),
+    }
+    assert!(client.lock().routes.readers.is_empty(), "readers released");
+    assert!(next_item(&mut session).await.is_none());
+    assert_eq!(memory.used(), 0, "every byte given back");
+}
+
+fn invocation(room_local: u64, id: u64, method: &str, timeout_ms: u32) -> Vec<u8> {
+    encode(ffi_event::Message::RpcMethodInvocation(
+        proto::RpcMethodInvocationEvent {
+            local_participant_handle: room_local,
+            invocation_id: id,
+            method: method.into(),
+            request_id: format!("req-{id}"),
+            caller_identity: "alice".into(),
+            payload: "hi".into(),
+            response_timeout_ms: timeout_ms,
+        },
+    ))
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(has_livekit_lib),
+    ignore = "needs LiveKit's client library: run `agent-host setup`"
+)]
+async fn calls_reach_the_job_for_its_methods_only_and_expire_at_their_timeout() {
+    let rooms = rooms();
+    let client = Client::isolated(rooms.client.lib);
+    let id = u64::MAX - 70;
+    // fake_session's local participant handle.
+    let local = id - 1;
+    let mut session = fake_session(client, id, budget());
+    // Registering asks the library, which does not know the made-up
+    // participant: add the method to the room's table by hand.
+    client
+        .lock()
+        .rooms
+        .get_mut(&id)
+        .unwrap()
+        .methods
+        .insert("echo".into());
+
+    client.on_bytes(&invocation(local, 7, "not-registered", 10_000));
+    client.on_bytes(&invocation(local, 8, "echo", 10_000));
+    match next_item(&mut session).await {
+        Some(Incoming::Call(call)) => {
+            assert_eq!(
+                call.id, "8",
+                "the invocation id, and no call for the other method"
+            );
+            assert_eq!(
+                (
+                    call.caller.as_str(),
+                    call.method.as_str(),
+                    call.payload.as_str()
+                ),
+                ("alice", "echo", "hi")
+            );
+            assert_eq!(call.response_timeout_ms, 10_000);
+        }
+        other => panic!("expected the call, got {other:?}"),
+    }
+    // The answer goes to the library (which refuses the made-up
+    // participant); once answered, the call waits no more.
+    let _ = session.respond_rpc("8".into(), Ok("hi".into())).await;
+    assert_eq!(
+        session.respond_rpc("8".into(), Ok("again".into())).await,
+        Err(RoomError::Closed)
+    );
+    assert_eq!(
+        session
+            .respond_rpc("not-a-call".into(), Ok(String::new()))
+            .await,
+        Err(RoomError::Closed)
+    );
+
+    // A call left unanswered is answered by the transport at its timeout.
+    client.on_bytes(&invocation(local, 9, "echo", 50));
+    assert!(matches!(
+        next_item(&mut session).await,
+        Some(Incoming::Call(_))
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(client.lock().rooms[&id].calls.is_empty(), "expired");
+    assert_eq!(
+        session.respond_rpc("9".into(), Ok("late".into())).await,
+        Err(RoomError::Closed)
+    );
 }

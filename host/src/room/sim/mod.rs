@@ -41,7 +41,7 @@ use super::{
     CallAnswer, ConnectRequest, OutgoingCall, OutgoingData, OutgoingText, RoomSession,
     RoomTransport, RpcError, TextStreamOptions, TextStreamWriter, pcm,
 };
-use crate::bindings::audio::{AudioFormat, AudioFrame};
+use crate::bindings::audio::{AudioFormat, AudioFrame, TrackInfo, TrackKind};
 use crate::bindings::events::Event;
 use crate::bindings::types::{
     DataPacket, Participant, ParticipantKind, RoomError, RoomEvent, TextMessage,
@@ -198,6 +198,17 @@ pub fn tone(format: AudioFormat, hz: u32, ms: u32) -> Vec<i16> {
     samples
 }
 
+/// The microphone track a scripted participant publishes when it first
+/// speaks: sid `TR_<identity>_microphone`.
+pub fn microphone(identity: &str) -> TrackInfo {
+    TrackInfo {
+        sid: format!("TR_{identity}_microphone"),
+        participant: identity.to_string(),
+        name: "microphone".to_string(),
+        kind: TrackKind::Audio,
+    }
+}
+
 /// A shared handle on one sim room.
 #[derive(Clone)]
 pub struct SimRoom {
@@ -218,6 +229,9 @@ struct RoomState {
     next_stream: u64,
     /// Calls agents made on scripted participants, by id, until answered.
     outgoing_calls: HashMap<String, rpc::Answer>,
+    /// Scripted participants that have published a microphone track (on
+    /// their first [`SimRoom::speak`]).
+    microphones: HashSet<String>,
 }
 
 struct SessionLink {
@@ -257,6 +271,7 @@ impl SimRoom {
                 next_call: 0,
                 next_stream: 0,
                 outgoing_calls: HashMap::new(),
+                microphones: HashSet::new(),
             })),
             closed: watch::channel(false).0,
         }
@@ -303,6 +318,10 @@ impl SimRoom {
     /// A participant leaves; returns whether it was there.
     pub fn leave(&self, identity: &str) -> bool {
         let mut state = lock(&self.state);
+        if state.microphones.remove(identity) {
+            let track = Event::TrackUnpublished(microphone(identity));
+            state.broadcast_event(None, &[], track);
+        }
         match state.participants.remove(identity) {
             Some(p) => {
                 state.broadcast(None, &[], RoomEvent::ParticipantLeft(p));
@@ -340,9 +359,14 @@ impl SimRoom {
 
     /// A participant speaks: `samples` (interleaved, in `format`) reach every
     /// agent session subscribed to `from`, as 10 ms frames in the format
-    /// each asked for. Frames a full queue cannot take are dropped.
+    /// each asked for. Frames a full queue cannot take are dropped. The
+    /// first time, the participant publishes its microphone track
+    /// ([`microphone`]): agents see `track-published` before its audio.
     pub fn speak(&self, from: &str, format: AudioFormat, samples: &[i16]) {
-        let state = lock(&self.state);
+        let mut state = lock(&self.state);
+        if state.microphones.insert(from.to_string()) {
+            state.broadcast_event(None, &[], Event::TrackPublished(microphone(from)));
+        }
         let chunk = pcm::samples_per_10ms(format) * format.channels.max(1) as usize;
         for session in &state.sessions {
             let Some(&wanted) = session.audio.get(from) else {
@@ -443,13 +467,18 @@ impl RoomState {
     /// Queues `event` for every agent session except `from`'s, limited to
     /// `destinations` when not empty.
     fn broadcast(&mut self, from: Option<&str>, destinations: &[String], event: RoomEvent) {
+        self.broadcast_event(from, destinations, Event::Room(event));
+    }
+
+    /// [`broadcast`](Self::broadcast) for any non-audio event.
+    fn broadcast_event(&mut self, from: Option<&str>, destinations: &[String], event: Event) {
         for session in &self.sessions {
             if Some(session.identity.as_str()) == from
                 || (!destinations.is_empty() && !destinations.contains(&session.identity))
             {
                 continue;
             }
-            let Ok(queued) = Queued::event(&session.memory, Event::Room(event.clone())) else {
+            let Ok(queued) = Queued::event(&session.memory, event.clone()) else {
                 // Recorded in the budget: the job fails with its reason.
                 tracing::warn!(
                     room = %self.name,
@@ -617,13 +646,14 @@ impl RoomSession for SimSession {
         &mut self,
         name: String,
         format: AudioFormat,
-    ) -> BoxFuture<'_, Result<(), RoomError>> {
+    ) -> BoxFuture<'_, Result<String, RoomError>> {
+        let sid = format!("TR_{}_{name}", self.identity);
         let output = SimOutput::AudioPublished {
             from: self.identity.clone(),
             name,
             format,
         };
-        let result = self.act(None, output);
+        let result = self.act(None, output).map(|()| sid);
         async move { result }.boxed()
     }
 

@@ -17,14 +17,10 @@ use super::{SimOutput, SimRoom, lock};
 use crate::bindings::rpc::{Invocation, RpcError};
 use crate::bindings::types::RoomError;
 use crate::room::queue::{Incoming, Queued};
+use crate::room::rpc_codes::{
+    RECIPIENT_DISCONNECTED, RECIPIENT_NOT_FOUND, RESPONSE_TIMEOUT, SEND_FAILED, UNSUPPORTED_METHOD,
+};
 use crate::room::{CallAnswer, OutgoingCall};
-
-/// LiveKit's error codes the sim answers with.
-const UNSUPPORTED_METHOD: u32 = 1400;
-const RECIPIENT_NOT_FOUND: u32 = 1401;
-const RESPONSE_TIMEOUT: u32 = 1502;
-const RECIPIENT_DISCONNECTED: u32 = 1503;
-const SEND_FAILED: u32 = 1505;
 
 /// The answer side of a call waiting in the room.
 pub(super) type Answer = oneshot::Sender<Result<String, RpcError>>;

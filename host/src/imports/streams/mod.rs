@@ -19,9 +19,11 @@
 //!   dropping it closes the stream; a closed writer's calls are `closed`.
 //!
 //! [`StreamsView`] is what the import reaches: the job's room link, its
-//! table, the topics it accepts and its own identity.
+//! table, its [`Streams`] (writers, accepted topics) and its own identity.
 
-use std::collections::HashSet;
+pub(crate) mod handle;
+
+use std::collections::{HashMap, HashSet};
 
 use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi::p2::DynPollable;
@@ -34,10 +36,30 @@ use crate::bindings::types::RoomError;
 use crate::config::rooms::BYTE_STREAM_MAX_TOPICS;
 use crate::room::{Incoming, TextStreamWriter};
 
-/// A text stream the guest writes: the `text-writer` resource.
-pub struct TextWriter {
+use self::handle::TextWriter;
+
+/// A text stream the guest writes.
+struct Writer {
     writer: Box<dyn TextStreamWriter>,
     closed: bool,
+}
+
+/// A job's text-stream writers and the byte-stream topics it accepts.
+#[derive(Default)]
+pub(crate) struct Streams {
+    topics: HashSet<String>,
+    /// Every writer the guest holds, by the id its handle names.
+    writers: HashMap<u64, Writer>,
+    /// The id of the next writer.
+    next: u64,
+}
+
+impl Streams {
+    fn writer(&mut self, handle: &TextWriter) -> wasmtime::Result<&mut Writer> {
+        self.writers
+            .get_mut(&handle.id)
+            .ok_or_else(|| wasmtime::format_err!("a text-writer handle outlived its writer"))
+    }
 }
 
 /// What the `streams` import reaches.
@@ -46,8 +68,8 @@ pub(crate) struct StreamsView<'a> {
     pub(crate) link: &'a mut RoomLink,
     /// The job's resources: writers and pollables.
     pub(crate) table: &'a mut ResourceTable,
-    /// The byte-stream topics the job accepts.
-    pub(crate) topics: &'a mut HashSet<String>,
+    /// The job's writers and accepted topics.
+    pub(crate) state: &'a mut Streams,
     /// The agent's own identity, a sender it may always name.
     pub(crate) identity: &'a str,
     /// [`JobLimits::max_payload_bytes`](crate::JobLimits::max_payload_bytes).
@@ -81,7 +103,7 @@ impl StreamsView<'_> {
         Ok(())
     }
 
-    async fn open(&mut self, options: TextStreamOptions) -> Result<TextWriter, RoomError> {
+    async fn open(&mut self, options: TextStreamOptions) -> Result<Writer, RoomError> {
         let fields = [options.topic.as_str()]
             .into_iter()
             .chain(pairs(&options.attributes))
@@ -99,7 +121,7 @@ impl StreamsView<'_> {
             )));
         }
         let writer = session.open_text_stream(options).await?;
-        Ok(TextWriter {
+        Ok(Writer {
             writer,
             closed: false,
         })
@@ -107,14 +129,15 @@ impl StreamsView<'_> {
 
     async fn accept(&mut self, topic: String) -> Result<(), RoomError> {
         self.check_size(guest_bytes([topic.as_str()]))?;
-        if !self.topics.contains(&topic) && self.topics.len() >= BYTE_STREAM_MAX_TOPICS {
+        let topics = &self.state.topics;
+        if !topics.contains(&topic) && topics.len() >= BYTE_STREAM_MAX_TOPICS {
             return Err(RoomError::Denied(format!(
                 "a job may accept at most {BYTE_STREAM_MAX_TOPICS} byte-stream topics"
             )));
         }
         let mut session = self.link.joined_session().await?;
         session.accept_byte_streams(topic.clone()).await?;
-        self.topics.insert(topic);
+        self.state.topics.insert(topic);
         Ok(())
     }
 }
@@ -124,10 +147,15 @@ impl Host for StreamsView<'_> {
         &mut self,
         options: TextStreamOptions,
     ) -> wasmtime::Result<Result<Resource<TextWriter>, RoomError>> {
-        match self.open(options).await {
-            Ok(writer) => Ok(Ok(self.table.push(writer)?)),
-            Err(err) => Ok(Err(err)),
-        }
+        let writer = match self.open(options).await {
+            Ok(writer) => writer,
+            Err(err) => return Ok(Err(err)),
+        };
+        let id = self.state.next;
+        let handle = self.table.push(TextWriter { id })?;
+        self.state.next += 1;
+        self.state.writers.insert(id, writer);
+        Ok(Ok(handle))
     }
 
     async fn accept_bytes(&mut self, topic: String) -> wasmtime::Result<Result<(), RoomError>> {
@@ -149,7 +177,8 @@ impl Host for StreamsView<'_> {
 
 impl HostTextWriter for StreamsView<'_> {
     async fn id(&mut self, writer: Resource<TextWriter>) -> wasmtime::Result<String> {
-        Ok(self.table.get(&writer)?.writer.id().to_string())
+        let handle = self.table.get(&writer)?;
+        Ok(self.state.writer(handle)?.writer.id().to_string())
     }
 
     async fn write(
@@ -163,7 +192,7 @@ impl HostTextWriter for StreamsView<'_> {
         if let Err(err) = self.open_to_guest().await {
             return Ok(Err(err));
         }
-        let writer = self.table.get_mut(&writer)?;
+        let writer = self.state.writer(self.table.get(&writer)?)?;
         if writer.closed {
             return Ok(Err(RoomError::Closed));
         }
@@ -181,7 +210,7 @@ impl HostTextWriter for StreamsView<'_> {
         if let Err(err) = self.open_to_guest().await {
             return Ok(Err(err));
         }
-        let writer = self.table.get_mut(&writer)?;
+        let writer = self.state.writer(self.table.get(&writer)?)?;
         if writer.closed {
             return Ok(Err(RoomError::Closed));
         }
@@ -191,7 +220,8 @@ impl HostTextWriter for StreamsView<'_> {
 
     async fn drop(&mut self, writer: Resource<TextWriter>) -> wasmtime::Result<()> {
         // The transport's writer closes the stream when dropped unclosed.
-        self.table.delete(writer)?;
+        let handle = self.table.delete(writer)?;
+        self.state.writers.remove(&handle.id);
         Ok(())
     }
 }
@@ -206,7 +236,7 @@ mod tests {
     struct Fixture {
         joined: Joined,
         table: ResourceTable,
-        topics: HashSet<String>,
+        state: Streams,
     }
 
     impl Fixture {
@@ -218,7 +248,7 @@ mod tests {
             Self {
                 joined,
                 table: ResourceTable::new(),
-                topics: HashSet::new(),
+                state: Streams::default(),
             }
         }
 
@@ -226,7 +256,7 @@ mod tests {
             StreamsView {
                 link: &mut self.joined.link,
                 table: &mut self.table,
-                topics: &mut self.topics,
+                state: &mut self.state,
                 identity: "agent-AJ_test",
                 max_payload: 64 << 10,
             }

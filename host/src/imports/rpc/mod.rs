@@ -16,11 +16,14 @@
 //!   [`crate::room`]).
 //!
 //! [`RpcView`] is what the import reaches: the job's room link, its table
-//! and the methods it registered.
+//! and its [`Rpc`] (methods registered, calls in progress).
 
-use std::collections::HashSet;
+pub(crate) mod handle;
+
+use std::collections::{HashMap, HashSet};
 
 use futures::FutureExt as _;
+use futures::future::Shared;
 use wasmtime::component::{HasData, Resource, ResourceTable};
 use wasmtime_wasi::p2::{DynPollable, Pollable};
 
@@ -32,23 +35,44 @@ use crate::bindings::types::RoomError;
 use crate::config::rooms::{RPC_MAX_METHODS, RPC_MAX_PAYLOAD_BYTES, RPC_MAX_RESPONSE_TIMEOUT};
 use crate::room::{CallAnswer, Incoming, OutgoingCall};
 
-/// A call the guest made, in progress: the `pending-call` resource.
-pub struct PendingCall {
-    /// The answer, until it came.
-    answer: Option<CallAnswer>,
-    /// The answer once it came, until `get` takes it.
-    result: Option<Result<String, RpcError>>,
+use self::handle::PendingCall;
+
+/// A call's answer, which its handle and its pollables share.
+type Answer = Shared<CallAnswer>;
+
+/// A call the guest made, in progress.
+struct Call {
+    answer: Answer,
+    /// `get` handed the answer over.
+    taken: bool,
 }
 
+/// A job's RPC methods and the calls it made.
+#[derive(Default)]
+pub(crate) struct Rpc {
+    methods: HashSet<String>,
+    /// Every call the guest holds, by the id its handle names.
+    calls: HashMap<u64, Call>,
+    /// The id of the next call.
+    next: u64,
+}
+
+impl Rpc {
+    fn call(&mut self, handle: &PendingCall) -> wasmtime::Result<&mut Call> {
+        self.calls
+            .get_mut(&handle.id)
+            .ok_or_else(|| wasmtime::format_err!("a pending-call handle outlived its call"))
+    }
+}
+
+/// What `pending-call.subscribe` returns: ready once the answer came.
+struct AnswerReady(Answer);
+
 #[async_trait::async_trait]
-impl Pollable for PendingCall {
+impl Pollable for AnswerReady {
     async fn ready(&mut self) {
-        if let Some(answer) = &mut self.answer {
-            // Cancel-safe: the future stays here until it is done.
-            let result = answer.await;
-            self.answer = None;
-            self.result = Some(result);
-        }
+        // Cancel-safe: the shared future keeps its progress.
+        let _ = self.0.clone().await;
     }
 }
 
@@ -58,8 +82,8 @@ pub(crate) struct RpcView<'a> {
     pub(crate) link: &'a mut RoomLink,
     /// The job's resources: calls in progress and pollables.
     pub(crate) table: &'a mut ResourceTable,
-    /// The methods the job registered.
-    pub(crate) methods: &'a mut HashSet<String>,
+    /// The job's methods and calls.
+    pub(crate) state: &'a mut Rpc,
     /// [`JobLimits::max_payload_bytes`](crate::JobLimits::max_payload_bytes).
     pub(crate) max_payload: usize,
 }
@@ -94,14 +118,15 @@ impl RpcView<'_> {
 
     async fn register_method(&mut self, method: String) -> Result<(), RoomError> {
         self.check(0, [method.as_str()])?;
-        if !self.methods.contains(&method) && self.methods.len() >= RPC_MAX_METHODS {
+        let methods = &self.state.methods;
+        if !methods.contains(&method) && methods.len() >= RPC_MAX_METHODS {
             return Err(RoomError::Denied(format!(
                 "a job may register at most {RPC_MAX_METHODS} RPC methods"
             )));
         }
         let mut session = self.link.joined_session().await?;
         session.register_rpc(method.clone()).await?;
-        self.methods.insert(method);
+        self.state.methods.insert(method);
         Ok(())
     }
 
@@ -125,7 +150,7 @@ impl RpcView<'_> {
         session.respond_rpc(id, response).await
     }
 
-    async fn call(&mut self, call: OutgoingCall) -> Result<PendingCall, RoomError> {
+    async fn call(&mut self, call: OutgoingCall) -> Result<Call, RoomError> {
         self.check(
             call.payload.len(),
             [
@@ -136,9 +161,9 @@ impl RpcView<'_> {
         )?;
         let mut session = self.link.joined_session().await?;
         let answer = session.perform_rpc(call).await?;
-        Ok(PendingCall {
-            answer: Some(answer),
-            result: None,
+        Ok(Call {
+            answer: answer.shared(),
+            taken: false,
         })
     }
 }
@@ -149,7 +174,7 @@ impl Host for RpcView<'_> {
     }
 
     async fn unregister(&mut self, method: String) -> wasmtime::Result<()> {
-        if self.methods.remove(&method)
+        if self.state.methods.remove(&method)
             && let Ok(mut session) = self.link.joined_session().await
         {
             session.unregister_rpc(method).await;
@@ -192,10 +217,15 @@ impl Host for RpcView<'_> {
             payload,
             response_timeout,
         };
-        match self.call(call).await {
-            Ok(pending) => Ok(Ok(self.table.push(pending)?)),
-            Err(err) => Ok(Err(err)),
-        }
+        let call = match self.call(call).await {
+            Ok(call) => call,
+            Err(err) => return Ok(Err(err)),
+        };
+        let id = self.state.next;
+        let handle = self.table.push(PendingCall { id })?;
+        self.state.next += 1;
+        self.state.calls.insert(id, call);
+        Ok(Ok(handle))
     }
 }
 
@@ -204,29 +234,27 @@ impl HostPendingCall for RpcView<'_> {
         &mut self,
         call: Resource<PendingCall>,
     ) -> wasmtime::Result<Resource<DynPollable>> {
-        wasmtime_wasi::p2::subscribe(self.table, call)
+        let answer = self.state.call(self.table.get(&call)?)?.answer.clone();
+        let ready = self.table.push(AnswerReady(answer))?;
+        wasmtime_wasi::p2::subscribe(self.table, ready)
     }
 
     async fn get(
         &mut self,
         call: Resource<PendingCall>,
     ) -> wasmtime::Result<Option<Result<String, RpcError>>> {
-        let call = self.table.get_mut(&call)?;
-        if let Some(result) = call.result.take() {
-            return Ok(Some(result));
-        }
-        let Some(answer) = &mut call.answer else {
+        let call = self.state.call(self.table.get(&call)?)?;
+        if call.taken {
             return Ok(None);
-        };
-        let result = answer.now_or_never();
-        if result.is_some() {
-            call.answer = None;
         }
+        let result = call.answer.clone().now_or_never();
+        call.taken = result.is_some();
         Ok(result)
     }
 
     async fn drop(&mut self, call: Resource<PendingCall>) -> wasmtime::Result<()> {
-        self.table.delete(call)?;
+        let handle = self.table.delete(call)?;
+        self.state.calls.remove(&handle.id);
         Ok(())
     }
 }
@@ -246,7 +274,7 @@ mod tests {
     struct Fixture {
         joined: Joined,
         table: ResourceTable,
-        methods: HashSet<String>,
+        state: Rpc,
     }
 
     impl Fixture {
@@ -254,7 +282,7 @@ mod tests {
             Self {
                 joined: joined(room).await,
                 table: ResourceTable::new(),
-                methods: HashSet::new(),
+                state: Rpc::default(),
             }
         }
 
@@ -262,7 +290,7 @@ mod tests {
             RpcView {
                 link: &mut self.joined.link,
                 table: &mut self.table,
-                methods: &mut self.methods,
+                state: &mut self.state,
                 max_payload: 64 << 10,
             }
         }
@@ -370,10 +398,9 @@ mod tests {
         assert_eq!(call.response_timeout, RPC_MAX_RESPONSE_TIMEOUT, "capped");
         assert!(f.joined.room.answer_rpc(&id, Ok("a".into())));
         let mut rpc = f.view();
-        let call = rpc
-            .table
-            .get_mut(&Resource::<PendingCall>::new_borrow(rep))?;
-        call.ready().await;
+        AnswerReady(rpc.state.calls[&0].answer.clone())
+            .ready()
+            .await;
         assert_eq!(
             rpc.get(Resource::new_borrow(rep)).await?,
             Some(Ok("a".into()))
@@ -387,8 +414,9 @@ mod tests {
         let absent = rpc
             .perform("nobody".into(), "ask".into(), "q".into(), 1_000)
             .await??;
-        let call = rpc.table.get_mut(&absent)?;
-        call.ready().await;
+        AnswerReady(rpc.state.calls[&1].answer.clone())
+            .ready()
+            .await;
         assert!(matches!(
             rpc.get(Resource::new_borrow(absent.rep())).await?,
             Some(Err(e)) if e.code == 1401

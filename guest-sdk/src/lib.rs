@@ -130,6 +130,46 @@
 //! the agent's own; frames arrive as [`Event::Audio`] from
 //! [`Room::all_events`] (or [`Room::recv_any`]). See `examples/parrot`.
 //!
+//! # Voice agents
+//!
+//! [`voice`] is a voice pipeline a guest composes in a few lines: a
+//! [`voice::VoiceSession`] listens to a participant (voice-activity
+//! detection and end of turn in the guest), transcribes, streams an LLM's
+//! answer and speaks it sentence by sentence, stops at once when
+//! interrupted, and publishes what LiveKit's frontends show: the
+//! `lk.agent.state` attribute and both sides' transcriptions on
+//! `lk.transcription`. Providers sit behind traits, with OpenAI-compatible
+//! and Deepgram-compatible implementations; keys stay on the host
+//! (`--credential`). See `examples/voice`.
+//!
+//! ```no_run
+//! use agent_host_sdk::voice::{OpenAiLlm, OpenAiStt, OpenAiTts, VoiceSession};
+//! use agent_host_sdk::{AsyncAgent, JobContext};
+//!
+//! struct Voice;
+//!
+//! impl AsyncAgent for Voice {
+//!     async fn run(ctx: JobContext) -> Result<(), String> {
+//!         let base = "https://api.openai.com/v1";
+//!         VoiceSession::builder()
+//!             .stt(OpenAiStt::new(base, "whisper-1"))
+//!             .llm(OpenAiLlm::new(base, "gpt-4o-mini"))
+//!             .tts(OpenAiTts::new(base, "tts-1", "alloy"))
+//!             .instructions("You are a helpful voice assistant.")
+//!             .build()?
+//!             .run(ctx)
+//!             .await
+//!     }
+//! }
+//!
+//! agent_host_sdk::export_agent!(async Voice);
+//! ```
+//!
+//! Its parts are LiveKit's data streams and RPC, usable alone: [`streams`]
+//! writes text streams incrementally with attributes ([`TextWriter`]) and
+//! receives byte streams; [`rpc`] registers methods, answers calls and
+//! performs calls on participants.
+//!
 //! # The sandbox
 //!
 //! Besides the imports wrapped here the host provides WASI 0.2 with no ambient

@@ -183,11 +183,7 @@ impl Room {
         K: Into<String>,
         V: Into<String>,
     {
-        let attributes: Vec<(String, String)> = attributes
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        Ok(room::set_attributes(&attributes)?)
+        Ok(room::set_attributes(&pairs(attributes))?)
     }
 
     /// Wait for the next room event, at most `timeout` when given (rounded
@@ -267,6 +263,19 @@ impl Iterator for Events {
 }
 
 impl FusedIterator for Events {}
+
+/// Key/value pairs of anything string-like, as the host takes them.
+pub(crate) fn pairs<I, K, V>(attributes: I) -> Vec<(String, String)>
+where
+    I: IntoIterator<Item = (K, V)>,
+    K: Into<String>,
+    V: Into<String>,
+{
+    attributes
+        .into_iter()
+        .map(|(k, v)| (k.into(), v.into()))
+        .collect()
+}
 
 fn owned<S: AsRef<str>>(identities: &[S]) -> Vec<String> {
     identities.iter().map(|s| s.as_ref().to_owned()).collect()

@@ -147,8 +147,7 @@ pub async fn perform(
     payload: &str,
     response_timeout_ms: u32,
 ) -> Result<String, RpcError> {
-    let pending = wit::perform(destination, method, payload, response_timeout_ms)
-        .map_err(|err| RpcError::from(RoomError::from(err)))?;
+    let pending = start(destination, method, payload, response_timeout_ms)?;
     loop {
         if let Some(result) = pending.get() {
             return result;
@@ -165,14 +164,24 @@ pub fn perform_blocking(
     payload: &str,
     response_timeout_ms: u32,
 ) -> Result<String, RpcError> {
-    let pending = wit::perform(destination, method, payload, response_timeout_ms)
-        .map_err(|err| RpcError::from(RoomError::from(err)))?;
+    let pending = start(destination, method, payload, response_timeout_ms)?;
     loop {
-        if let Some(result) = pending.get() {
-            return result;
+        match pending.get() {
+            Some(result) => return result,
+            None => pending.subscribe().block(),
         }
-        pending.subscribe().block();
     }
+}
+
+/// The call, started; a failure to start it as LiveKit's error for it.
+fn start(
+    destination: &str,
+    method: &str,
+    payload: &str,
+    response_timeout_ms: u32,
+) -> Result<wit::PendingCall, RpcError> {
+    wit::perform(destination, method, payload, response_timeout_ms)
+        .map_err(|err| RpcError::from(RoomError::from(err)))
 }
 
 #[cfg(test)]

@@ -123,11 +123,7 @@ impl TextWriter {
         K: Into<String>,
         V: Into<String>,
     {
-        let attributes: Vec<(String, String)> = attributes
-            .into_iter()
-            .map(|(k, v)| (k.into(), v.into()))
-            .collect();
-        Ok(self.writer.close(&attributes)?)
+        Ok(self.writer.close(&crate::room::pairs(attributes))?)
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 use agent_host::room::sim::{SimByteStream, SimOutput, SimRoom, tone};
 use agent_host::wit::audio::AudioFormat;
 use agent_host::{JobLimits, Outcome};
-use agent_host_tests::fake_openai::{FakeOpenAi, Script};
+use agent_host_tests::fake_openai::{FakeOpenAi, Recorded, Script};
 use agent_host_tests::fake_speech::FakeSpeech;
 use agent_host_tests::guests;
 use agent_host_tests::sim::{WAIT, next, start_with};
@@ -60,6 +60,17 @@ fn utterance(ms: u32) -> Vec<i16> {
     samples.extend(tone(MONO_16K, 440, ms));
     samples.extend(vec![0; 16_000]);
     samples
+}
+
+/// `alice` says `samples` at five times real time, in 100 ms pieces: a
+/// session holds at most a second of unread audio (`AUDIO_QUEUE`) and a
+/// real microphone never sends faster than real time, so the whole
+/// utterance at once would lose its end.
+async fn speak(room: &SimRoom, samples: &[i16]) {
+    for piece in samples.chunks(1_600) {
+        room.speak("alice", MONO_16K, piece);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A text stream the agent wrote, put together from its outputs.
@@ -224,6 +235,14 @@ fn openai_metadata(fake: &FakeOpenAi) -> serde_json::Value {
     })
 }
 
+/// The chat completion requests `fake` received, in order.
+fn chat_requests(fake: &FakeOpenAi) -> Vec<Recorded> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.path == "/v1/chat/completions")
+        .collect()
+}
+
 async fn ends_well(room: SimRoom, job: JoinHandle<Outcome>) {
     room.close();
     let outcome = tokio::time::timeout(WAIT, job).await.unwrap().unwrap();
@@ -247,7 +266,7 @@ async fn speech_is_answered_aloud_with_transcriptions_and_states() {
     let (room, mut outputs, job, mut seen) =
         start_voice(&fake, "AJ_voice_openai", openai_metadata(&fake), &[]).await;
 
-    room.speak("alice", MONO_16K, &utterance(800));
+    speak(&room, &utterance(800)).await;
     seen.reply(&mut outputs).await;
 
     assert_eq!(
@@ -309,11 +328,7 @@ async fn speech_is_answered_aloud_with_transcriptions_and_states() {
     );
 
     // The chat request: instructions first, then what the user said.
-    let chat: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/v1/chat/completions")
-        .collect();
+    let chat = chat_requests(&fake);
     assert_eq!(chat.len(), 1);
     assert_eq!(chat[0].body["model"], "test-llm");
     assert_eq!(chat[0].body["stream"], true);
@@ -339,14 +354,14 @@ async fn speech_while_the_agent_speaks_clears_its_audio() {
     let (room, mut outputs, job, mut seen) =
         start_voice(&fake, "AJ_voice_barge", openai_metadata(&fake), &[]).await;
 
-    room.speak("alice", MONO_16K, &utterance(800));
+    speak(&room, &utterance(800)).await;
     seen.until(&mut outputs, |seen, _| seen.audio_total > 0)
         .await;
     // Interrupt: the agent clears its audio and listens; the interruption
     // is the next turn.
     let mut barge = tone(MONO_16K, 440, 400);
     barge.extend(vec![0; 16_000]);
-    room.speak("alice", MONO_16K, &barge);
+    speak(&room, &barge).await;
     seen.until(&mut outputs, |seen, _| seen.cleared > 0).await;
     let interrupted = seen.audio_total;
     let whole = SpeechScript::default().tone_length(long).as_millis() as usize * 24;
@@ -389,11 +404,7 @@ async fn speech_while_the_agent_speaks_clears_its_audio() {
         ]
     );
     // The second request has the interrupted reply in its history.
-    let chat: Vec<_> = fake
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/v1/chat/completions")
-        .collect();
+    let chat = chat_requests(&fake);
     assert_eq!(chat.len(), 2);
     let messages = chat[1].body["messages"].as_array().unwrap().clone();
     assert_eq!(messages.len(), 4, "{messages:#?}");
@@ -448,7 +459,7 @@ async fn audio_recorded_before_the_agent_joined_is_heard() {
         },
         &[],
     );
-    room.speak("alice", MONO_16K, &vec![0; 16_000]);
+    speak(&room, &vec![0; 16_000]).await;
     seen.reply(&mut outputs).await;
 
     let heard = fake.transcriptions();
@@ -470,7 +481,7 @@ async fn the_deepgram_path_streams_interims_then_the_final() {
     let (room, mut outputs, job, mut seen) =
         start_voice(&fake, "AJ_voice_deepgram", metadata, &[speech.port()]).await;
 
-    room.speak("alice", MONO_16K, &utterance(1_500));
+    speak(&room, &utterance(1_500)).await;
     seen.reply(&mut outputs).await;
 
     let transcriptions = seen.transcriptions();

@@ -26,6 +26,7 @@ pub mod openai;
 pub mod pcm;
 mod player;
 mod provider;
+mod reply;
 pub mod sentences;
 mod session;
 pub mod turn;

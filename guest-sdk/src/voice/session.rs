@@ -51,17 +51,13 @@ use futures_lite::future;
 use super::history::{DEFAULT_MAX_MESSAGES, History, Role};
 use super::pcm::{S16Decoder, resample, to_mono};
 use super::player::Player;
-use super::provider::{
-    AudioStream, Llm, LocalBoxFuture, Stt, SttEvent, SttStream, Tts, VoiceError,
-};
-use super::sentences::Sentences;
+use super::provider::{Llm, LocalBoxFuture, Stt, SttEvent, SttStream, Tts, VoiceError};
+use super::reply::{Input, Reply, ReplyShared, UserTranscription, Voice, reply};
 use super::turn::{TurnConfig, TurnDetector};
 use super::vad::{Vad, VadConfig, VadEvent};
-use crate::streams::{
-    self, ByteStream, PRE_CONNECT_AUDIO_TOPIC, TRANSCRIPTION_TOPIC, TextStreamOptions, TextWriter,
-};
+use crate::streams::{self, ByteStream, PRE_CONNECT_AUDIO_TOPIC, TextWriter};
 use crate::{
-    AudioFormat, CHAT_TOPIC, Event, JobContext, ParticipantKind, Room, RoomError, RoomEvent, Task,
+    AudioFormat, CHAT_TOPIC, Event, JobContext, ParticipantKind, Room, RoomError, RoomEvent,
     TrackKind, spawn, warn,
 };
 
@@ -261,6 +257,7 @@ impl VoiceSession {
             warn!("no pre-connect audio: {err}");
         }
         let info = ctx.info();
+        // Asked once: the future is dropped unpolled, nothing is opened.
         let streaming = self.stt.stream(INPUT_RATE).is_some();
         let mut conversation = Conversation {
             voice: Voice {
@@ -306,7 +303,7 @@ fn is_user(kind: ParticipantKind) -> bool {
 
 /// A room action's error, unless it only says the session ended (which
 /// the loop learns from the room's `closed` event).
-fn unless_closed(result: Result<(), RoomError>) -> Result<(), RoomError> {
+pub(super) fn unless_closed(result: Result<(), RoomError>) -> Result<(), RoomError> {
     match result {
         Err(RoomError::Closed) => Ok(()),
         result => result,
@@ -314,7 +311,7 @@ fn unless_closed(result: Result<(), RoomError>) -> Result<(), RoomError> {
 }
 
 /// Sets `lk.agent.state`, once per change.
-struct StatePublisher {
+pub(super) struct StatePublisher {
     room: Room,
     current: Cell<Option<AgentState>>,
 }
@@ -327,7 +324,7 @@ impl StatePublisher {
         }
     }
 
-    fn set(&self, state: AgentState) {
+    pub(super) fn set(&self, state: AgentState) {
         if self.current.replace(Some(state)) == Some(state) {
             return;
         }
@@ -341,7 +338,7 @@ impl StatePublisher {
 }
 
 /// A random segment id, `SG_` and 12 hex digits, as livekit-agents'.
-fn segment_id() -> String {
+pub(super) fn segment_id() -> String {
     format!(
         "SG_{:012x}",
         wasip2::random::random::get_random_u64() & 0xffff_ffff_ffff
@@ -350,82 +347,10 @@ fn segment_id() -> String {
 
 /// Close `writer` with `attributes`, logging a failure other than the
 /// session's end.
-fn close_writer(writer: TextWriter, attributes: &[(&str, &str)]) {
+pub(super) fn close_writer(writer: TextWriter, attributes: &[(&str, &str)]) {
     if let Err(err) = unless_closed(writer.close(attributes.iter().copied())) {
         warn!("closing a transcription: {err}");
     }
-}
-
-/// What a reply answers.
-enum Input {
-    /// An utterance to transcribe first (16 kHz mono), with where the
-    /// user's transcription goes.
-    Audio {
-        samples: Vec<i16>,
-        transcription: UserTranscription,
-    },
-    /// Text already known: typed chat, or a streamed transcript.
-    Text(String),
-}
-
-/// Where a user's transcript is published: as whom, of which track, in
-/// which segment.
-#[derive(Clone)]
-struct UserTranscription {
-    user: String,
-    track: Option<String>,
-    segment: String,
-}
-
-impl UserTranscription {
-    /// One stream holding `text`, final or not.
-    fn publish(&self, text: &str, is_final: bool) {
-        let mut options = TextStreamOptions::new(TRANSCRIPTION_TOPIC)
-            .sender(&self.user)
-            .attribute(SEGMENT_ID, &self.segment)
-            .attribute(TRANSCRIPTION_FINAL, if is_final { "true" } else { "false" });
-        if let Some(track) = &self.track {
-            options = options.attribute(TRANSCRIBED_TRACK_ID, track);
-        }
-        let written = streams::open_text(options).and_then(|writer| {
-            writer.write(text)?;
-            writer.close(std::iter::empty::<(String, String)>())
-        });
-        if let Err(err) = unless_closed(written) {
-            warn!("publishing the user's transcription: {err}");
-        }
-    }
-}
-
-/// What a reply in progress shares with the loop, which may cancel it.
-#[derive(Default)]
-struct ReplyShared {
-    /// The user's words were transcribed (the utterance is not needed
-    /// again).
-    heard: Cell<bool>,
-    /// What the agent has spoken of the reply so far.
-    spoken: RefCell<String>,
-    /// The agent's transcription of the reply, once it speaks.
-    writer: RefCell<Option<TextWriter>>,
-}
-
-/// A reply in progress.
-struct Reply {
-    task: Task<()>,
-    shared: Rc<ReplyShared>,
-    /// The utterance it answers, kept until it was heard.
-    utterance: Vec<i16>,
-}
-
-/// What a reply's task needs.
-#[derive(Clone)]
-struct Voice {
-    stt: Rc<dyn Stt>,
-    llm: Rc<dyn Llm>,
-    tts: Rc<dyn Tts>,
-    history: Rc<RefCell<History>>,
-    state: Rc<StatePublisher>,
-    player: Rc<Player>,
 }
 
 /// Streaming speech-to-text, when the provider streams.
@@ -444,7 +369,6 @@ struct Listening {
 /// What the loop waits on.
 enum Next {
     Event(Event),
-    Bytes(ByteStream),
     Connected(Result<Box<dyn SttStream>, VoiceError>),
     Stt(Option<Result<SttEvent, VoiceError>>),
 }
@@ -481,30 +405,28 @@ impl Conversation {
         loop {
             let room = self.room;
             let listen = &mut self.listen;
-            let next = future::or(
-                future::or(async { Next::Event(room.recv_any().await) }, async {
-                    Next::Bytes(streams::recv_bytes().await)
-                }),
-                future::or(
-                    async {
-                        match listen.connecting.as_mut() {
-                            Some(connecting) => Next::Connected(connecting.await),
-                            None => future::pending().await,
-                        }
+            let next = future::or(async { Next::Event(room.recv_any().await) }, async {
+                match listen.connecting.as_mut() {
+                    Some(connecting) => Next::Connected(connecting.await),
+                    None => match &listen.stream {
+                        Some(stream) => Next::Stt(stream.recv().await),
+                        None => future::pending().await,
                     },
-                    async {
-                        match &listen.stream {
-                            Some(stream) => Next::Stt(stream.recv().await),
-                            None => future::pending().await,
-                        }
-                    },
-                ),
-            )
+                }
+            })
             .await;
+            // Byte streams are taken as events arrive (a live microphone
+            // sends 100 frames a second), before the event: a client's
+            // pre-connect audio is heard ahead of the live frames that
+            // follow it. Not awaited beside the room: the host's
+            // `streams.subscribe` and `events.subscribe` pollables in one
+            // `poll` can keep each other from becoming ready.
+            while let Some(bytes) = streams::next_bytes() {
+                self.bytes(bytes).await;
+            }
             match next {
                 Next::Event(Event::Room(RoomEvent::Closed(_))) => return Ok(()),
                 Next::Event(event) => self.event(event).await?,
-                Next::Bytes(bytes) => self.bytes(bytes).await,
                 Next::Connected(result) => {
                     self.listen.connecting = None;
                     self.connected(result).await;
@@ -558,7 +480,6 @@ impl Conversation {
             Event::Room(RoomEvent::TextReceived(message)) => {
                 let text = message.text.trim();
                 if message.topic == CHAT_TOPIC && message.sender != self.agent && !text.is_empty() {
-                    self.interrupt();
                     self.start_reply(Input::Text(text.to_owned()));
                 }
             }
@@ -631,6 +552,14 @@ impl Conversation {
             self.utterance = audio;
             return;
         }
+        self.listen_to_utterance();
+        self.utterance = audio;
+        self.flush_to_stream().await;
+    }
+
+    /// Streaming: a segment for the utterance and a socket to recognize
+    /// it, unless the utterance has them already.
+    fn listen_to_utterance(&mut self) {
         if self.listen.transcription.is_none() {
             self.listen.transcription = self.user.clone().map(|user| UserTranscription {
                 user,
@@ -649,8 +578,6 @@ impl Conversation {
                 }
             }));
         }
-        self.utterance = audio;
-        self.flush_to_stream().await;
     }
 
     /// Audio of the turn in progress.
@@ -749,6 +676,11 @@ impl Conversation {
                     transcription.publish(&text, true);
                 }
                 self.start_reply(Input::Text(text));
+                // The user went on speaking after the turn ended: that is
+                // the next utterance, on a socket of its own.
+                if self.turn.in_turn() {
+                    self.listen_to_utterance();
+                }
             }
             Some(Err(err)) => {
                 warn!("speech-to-text: {err}");
@@ -769,7 +701,9 @@ impl Conversation {
         }
     }
 
+    /// Answer `input`, instead of the reply in progress if there is one.
     fn start_reply(&mut self, input: Input) {
+        self.interrupt();
         self.voice.state.set(AgentState::Thinking);
         let shared = Rc::new(ReplyShared::default());
         let utterance = match &input {
@@ -809,138 +743,4 @@ impl Conversation {
         self.voice.state.set(AgentState::Listening);
         (!reply.shared.heard.get()).then_some(reply.utterance)
     }
-}
-
-/// One reply: transcribe if needed, then think and speak.
-async fn reply(voice: Voice, input: Input, shared: Rc<ReplyShared>) {
-    let text = match input {
-        Input::Text(text) => text,
-        Input::Audio {
-            samples,
-            transcription,
-        } => match voice.stt.transcribe(&samples, INPUT_RATE).await {
-            Ok(text) if !text.is_empty() => {
-                transcription.publish(&text, true);
-                text
-            }
-            Ok(_) => {
-                voice.state.set(AgentState::Listening);
-                return;
-            }
-            Err(err) => {
-                warn!("speech-to-text: {err}");
-                voice.state.set(AgentState::Listening);
-                return;
-            }
-        },
-    };
-    shared.heard.set(true);
-    voice.history.borrow_mut().push(Role::User, text);
-    let messages = voice.history.borrow().messages();
-    match speak(&voice, &messages, &shared).await {
-        Ok(()) | Err(VoiceError::Room(RoomError::Closed)) => {}
-        Err(err) => warn!("reply: {err}"),
-    }
-    if let Some(writer) = shared.writer.take() {
-        close_writer(writer, &[(TRANSCRIPTION_FINAL, "true")]);
-    }
-    let spoken = shared.spoken.take();
-    if !spoken.is_empty() {
-        voice.history.borrow_mut().push(Role::Assistant, spoken);
-    }
-    voice.player.drained().await;
-    voice.state.set(AgentState::Listening);
-}
-
-/// What a reply waits on while it speaks.
-enum Step {
-    Delta(Option<Result<String, VoiceError>>),
-    Audio(Option<Result<Vec<i16>, VoiceError>>),
-}
-
-/// Stream the LLM's answer to `messages` into speech, sentence by
-/// sentence, reading the LLM while a sentence plays.
-async fn speak(
-    voice: &Voice,
-    messages: &[super::history::ChatMessage],
-    shared: &ReplyShared,
-) -> Result<(), VoiceError> {
-    let mut deltas = voice.llm.chat(messages).await?;
-    let mut sentences = Sentences::new();
-    let mut queue: VecDeque<String> = VecDeque::new();
-    let mut llm_done = false;
-    // The sentence being spoken: its audio, its text, whether shown yet.
-    let mut current: Option<(AudioStream<'_>, String, bool)> = None;
-    loop {
-        if current.is_none() {
-            match queue.pop_front() {
-                Some(sentence) => match voice.tts.synthesize(&sentence).await {
-                    Ok(audio) => current = Some((audio, sentence, false)),
-                    Err(err) => {
-                        warn!("text-to-speech: {err}");
-                        continue;
-                    }
-                },
-                None if llm_done => return Ok(()),
-                None => {}
-            }
-        }
-        let step = match current.as_mut() {
-            None => Step::Delta(deltas.next().await),
-            Some((audio, _, _)) if llm_done => Step::Audio(audio.next().await),
-            Some((audio, _, _)) => {
-                future::or(async { Step::Delta(deltas.next().await) }, async {
-                    Step::Audio(audio.next().await)
-                })
-                .await
-            }
-        };
-        match step {
-            Step::Delta(Some(Ok(delta))) => queue.extend(sentences.push(&delta)),
-            Step::Delta(end) => {
-                if let Some(Err(err)) = end {
-                    warn!("language model: {err}");
-                }
-                llm_done = true;
-                queue.extend(sentences.finish());
-            }
-            Step::Audio(Some(Ok(samples))) => {
-                if let Some((_, sentence, shown)) = current.as_mut().filter(|c| !c.2) {
-                    *shown = true;
-                    voice.state.set(AgentState::Speaking);
-                    show(shared, sentence)?;
-                }
-                voice.player.write(&samples).await?;
-            }
-            Step::Audio(end) => {
-                if let Some(Err(err)) = end {
-                    warn!("text-to-speech: {err}");
-                }
-                current = None;
-            }
-        }
-    }
-}
-
-/// Add `sentence` to the agent's transcription as it starts playing.
-fn show(shared: &ReplyShared, sentence: &str) -> Result<(), RoomError> {
-    let mut writer = shared.writer.borrow_mut();
-    if writer.is_none() {
-        *writer = Some(streams::open_text(
-            TextStreamOptions::new(TRANSCRIPTION_TOPIC)
-                .attribute(SEGMENT_ID, &segment_id())
-                .attribute(TRANSCRIPTION_FINAL, "false"),
-        )?);
-    }
-    let mut spoken = shared.spoken.borrow_mut();
-    let chunk = if spoken.is_empty() {
-        sentence.to_owned()
-    } else {
-        format!(" {sentence}")
-    };
-    if let Some(writer) = writer.as_ref() {
-        writer.write(&chunk)?;
-    }
-    spoken.push_str(&chunk);
-    Ok(())
 }

@@ -18,6 +18,7 @@ const MEMBERS: &[(&str, &str)] = &[
     ("faulty", "examples/faulty"),
     ("http-fetch", "examples/http-fetch"),
     ("assistant", "examples/assistant"),
+    ("frontend", "tests/guests/frontend"),
 ];
 
 /// Whether the manifest takes `dep` from the workspace.

@@ -346,7 +346,7 @@ async fn frontend(ctx: Arc<Ctx>) {
     let topic = "lk.agent.pre-connect-audio-buffer";
     let script = format!(
         "wait alice;state thinking;transcribe seg-1 TR_mic hello there world;\
-         user alice u-1 hi agent;register echo fail slow;serve 3;\
+         user alice u-1 hi agent;unclosed seg-2 cut short;register echo fail slow;serve 3;\
          call alice ping 5000 hello;call alice nothing 5000 x;accept {topic};receive 1"
     );
     let job = start_job_with(&ctx, &ctx.lingering, &plugin, "frontend", &script).await;
@@ -411,6 +411,25 @@ async fn frontend(ctx: Arc<Ctx>) {
         unreachable!()
     };
     assert_eq!(text, "hi agent", "sent on behalf of alice");
+    let dropped = room
+        .wait_for(WAIT, "the stream whose writer was dropped", |o| match o {
+            Observation::Text {
+                attributes,
+                text,
+                trailer,
+                ..
+            } if attributes.get("lk.segment_id").map(String::as_str) == Some("seg-2") => {
+                Some((text.clone(), trailer.clone()))
+            }
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        dropped.0, "cut short ",
+        "dropping the writer ended the stream"
+    );
+    assert!(dropped.1.is_empty(), "{:?}", dropped.1);
 
     report("registered".into()).await;
     let call = |method: &'static str, payload: &'static str| {

@@ -127,6 +127,28 @@ impl StreamsView<'_> {
         })
     }
 
+    /// The writer `handle` names, if a call carrying `bytes` of guest input
+    /// may write to it now: within the cap, the room open to the guest, the
+    /// stream not closed.
+    async fn open_writer(
+        &mut self,
+        handle: &Resource<TextWriter>,
+        bytes: usize,
+    ) -> wasmtime::Result<Result<&mut Writer, RoomError>> {
+        if let Err(err) = self.check_size(bytes) {
+            return Ok(Err(err));
+        }
+        if let Err(err) = self.open_to_guest().await {
+            return Ok(Err(err));
+        }
+        let writer = self.state.writer(self.table.get(handle)?)?;
+        Ok(if writer.closed {
+            Err(RoomError::Closed)
+        } else {
+            Ok(writer)
+        })
+    }
+
     async fn accept(&mut self, topic: String) -> Result<(), RoomError> {
         self.check_size(guest_bytes([topic.as_str()]))?;
         let topics = &self.state.topics;
@@ -186,17 +208,10 @@ impl HostTextWriter for StreamsView<'_> {
         writer: Resource<TextWriter>,
         text: String,
     ) -> wasmtime::Result<Result<(), RoomError>> {
-        if let Err(err) = self.check_size(text.len()) {
-            return Ok(Err(err));
-        }
-        if let Err(err) = self.open_to_guest().await {
-            return Ok(Err(err));
-        }
-        let writer = self.state.writer(self.table.get(&writer)?)?;
-        if writer.closed {
-            return Ok(Err(RoomError::Closed));
-        }
-        Ok(writer.writer.write(text).await)
+        Ok(match self.open_writer(&writer, text.len()).await? {
+            Ok(writer) => writer.writer.write(text).await,
+            Err(err) => Err(err),
+        })
     }
 
     async fn close(
@@ -204,18 +219,14 @@ impl HostTextWriter for StreamsView<'_> {
         writer: Resource<TextWriter>,
         attributes: Vec<(String, String)>,
     ) -> wasmtime::Result<Result<(), RoomError>> {
-        if let Err(err) = self.check_size(guest_bytes(pairs(&attributes))) {
-            return Ok(Err(err));
-        }
-        if let Err(err) = self.open_to_guest().await {
-            return Ok(Err(err));
-        }
-        let writer = self.state.writer(self.table.get(&writer)?)?;
-        if writer.closed {
-            return Ok(Err(RoomError::Closed));
-        }
-        writer.closed = true;
-        Ok(writer.writer.close(attributes).await)
+        let bytes = guest_bytes(pairs(&attributes));
+        Ok(match self.open_writer(&writer, bytes).await? {
+            Ok(writer) => {
+                writer.closed = true;
+                writer.writer.close(attributes).await
+            }
+            Err(err) => Err(err),
+        })
     }
 
     async fn drop(&mut self, writer: Resource<TextWriter>) -> wasmtime::Result<()> {

@@ -31,6 +31,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent_host::room::BYTE_STREAM_MAX_BYTES;
 use agent_host::room::ffi::FfiRooms;
 use agent_host::worker::Worker;
 use agent_host::{JobLimits, Outcome, Plugin, Runtime};
@@ -347,7 +348,7 @@ async fn frontend(ctx: Arc<Ctx>) {
     let script = format!(
         "wait alice;state thinking;transcribe seg-1 TR_mic hello there world;\
          user alice u-1 hi agent;unclosed seg-2 cut short;register echo fail slow;serve 3;\
-         call alice ping 5000 hello;call alice nothing 5000 x;accept {topic};receive 1"
+         call alice ping 5000 hello;call alice nothing 5000 x;accept {topic};receive 2"
     );
     let job = start_job_with(&ctx, &ctx.lingering, &plugin, "frontend", &script).await;
     let room = &job.room;
@@ -462,7 +463,21 @@ async fn frontend(ctx: Arc<Ctx>) {
     report(format!("accepted {topic}")).await;
     let attributes = vec![("sampleRate".to_string(), "16000".to_string())];
     alice.send_bytes(topic, &attributes, &[5; 40_000]).unwrap();
+    // Over the host's cap: what fits arrives, marked incomplete (the guest
+    // reports both once both came).
+    alice
+        .send_bytes(topic, &attributes, &vec![6; BYTE_STREAM_MAX_BYTES + 1])
+        .unwrap();
     report(format!("bytes {topic} alice 40000 sampleRate=16000 None")).await;
+    let capped = text_from(room, agent, "the capped byte stream", |_, text, _| {
+        text.starts_with(&format!("bytes {topic} alice {BYTE_STREAM_MAX_BYTES} "))
+            .then(|| text.to_string())
+    })
+    .await;
+    assert!(
+        capped.ends_with("sampleRate=16000 Some(\"larger than the host's cap of 4194304 bytes\")"),
+        "{capped}"
+    );
     // The script is done: the job ends with the room still open.
     job.succeeds().await;
     alice.leave().unwrap();

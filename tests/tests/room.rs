@@ -18,7 +18,14 @@
 //!   `echo` answers text and data to the sender only; `greeter` greets a
 //!   joiner; `parrot` hears a remote speak, says so (`lk.agent.state` =
 //!   `speaking`) and sends audio back; 20 `echo` jobs in 20 rooms share the
-//!   one FFI client and each answers only in its own room; and the whole
+//!   one FFI client and each answers only in its own room; `frontend` (the
+//!   `frontend` guest) sets `lk.agent.state`, streams a transcription word
+//!   by word with its attributes and final trailer, publishes one on
+//!   behalf of a participant, ends a stream by dropping its writer,
+//!   answers calls (an error, 1400 for an unregistered method, 1502 for
+//!   one left unanswered, then `closed` for the late answer), calls a
+//!   participant, and receives byte streams (one over the cap, marked
+//!   incomplete); and the whole
 //!   chain `fake-livekit` dispatch → `Worker` → room → the job speaks and
 //!   ends → the server records SUCCESS, which it received before the double
 //!   saw the agent leave (the double reports departures to fake-livekit,

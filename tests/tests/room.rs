@@ -18,7 +18,14 @@
 //!   `echo` answers text and data to the sender only; `greeter` greets a
 //!   joiner; `parrot` hears a remote speak, says so (`lk.agent.state` =
 //!   `speaking`) and sends audio back; 20 `echo` jobs in 20 rooms share the
-//!   one FFI client and each answers only in its own room; and the whole
+//!   one FFI client and each answers only in its own room; `frontend` (the
+//!   `frontend` guest) sets `lk.agent.state`, streams a transcription word
+//!   by word with its attributes and final trailer, publishes one on
+//!   behalf of a participant, ends a stream by dropping its writer,
+//!   answers calls (an error, 1400 for an unregistered method, 1502 for
+//!   one left unanswered, then `closed` for the late answer), calls a
+//!   participant, and receives byte streams (one over the cap, marked
+//!   incomplete); and the whole
 //!   chain `fake-livekit` dispatch → `Worker` → room → the job speaks and
 //!   ends → the server records SUCCESS, which it received before the double
 //!   saw the agent leave (the double reports departures to fake-livekit,
@@ -31,6 +38,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent_host::room::BYTE_STREAM_MAX_BYTES;
 use agent_host::room::ffi::FfiRooms;
 use agent_host::worker::Worker;
 use agent_host::{JobLimits, Outcome, Plugin, Runtime};
@@ -347,7 +355,7 @@ async fn frontend(ctx: Arc<Ctx>) {
     let script = format!(
         "wait alice;state thinking;transcribe seg-1 TR_mic hello there world;\
          user alice u-1 hi agent;unclosed seg-2 cut short;register echo fail slow;serve 3;\
-         call alice ping 5000 hello;call alice nothing 5000 x;accept {topic};receive 1"
+         call alice ping 5000 hello;call alice nothing 5000 x;accept {topic};receive 2"
     );
     let job = start_job_with(&ctx, &ctx.lingering, &plugin, "frontend", &script).await;
     let room = &job.room;
@@ -462,7 +470,21 @@ async fn frontend(ctx: Arc<Ctx>) {
     report(format!("accepted {topic}")).await;
     let attributes = vec![("sampleRate".to_string(), "16000".to_string())];
     alice.send_bytes(topic, &attributes, &[5; 40_000]).unwrap();
+    // Over the host's cap: what fits arrives, marked incomplete (the guest
+    // reports both once both came).
+    alice
+        .send_bytes(topic, &attributes, &vec![6; BYTE_STREAM_MAX_BYTES + 1])
+        .unwrap();
     report(format!("bytes {topic} alice 40000 sampleRate=16000 None")).await;
+    let capped = text_from(room, agent, "the capped byte stream", |_, text, _| {
+        text.starts_with(&format!("bytes {topic} alice {BYTE_STREAM_MAX_BYTES} "))
+            .then(|| text.to_string())
+    })
+    .await;
+    assert!(
+        capped.ends_with("sampleRate=16000 Some(\"larger than the host's cap of 4194304 bytes\")"),
+        "{capped}"
+    );
     // The script is done: the job ends with the room still open.
     job.succeeds().await;
     alice.leave().unwrap();

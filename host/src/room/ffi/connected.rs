@@ -38,6 +38,7 @@ use crate::bounded;
 use crate::host_memory::HostMemory;
 use crate::room::queue::{Incoming, Queued};
 
+use super::rpc::Waiting;
 use super::streams::Arriving;
 
 pub use crate::config::rooms::{AUDIO_QUEUE, EVENT_QUEUE};
@@ -106,7 +107,7 @@ pub(super) struct ConnectedRoom {
     /// RPC methods the job registered.
     pub(super) methods: HashSet<String>,
     /// Calls delivered to the job and not answered yet, by invocation id.
-    pub(super) calls: HashSet<u64>,
+    pub(super) calls: HashMap<u64, Waiting>,
     /// The runtime the job joined on, where the timers run that answer
     /// calls the job leaves unanswered; none (outside a runtime): those
     /// calls are released when the job leaves the room.

@@ -11,7 +11,9 @@
 //!   gone for the caller);
 //! - a call still unanswered at its response timeout is answered 1502 by a
 //!   timer on the job's runtime and forgotten, which releases the
-//!   library's wait for it; a later answer fails with `closed`;
+//!   library's wait for it (the library itself would wait for ever); a
+//!   later answer fails with `closed`. Answering a call, or leaving the
+//!   room, stops its timer;
 //! - a call the job performs carries its response timeout to the library,
 //!   which answers 1502 itself when it passes; the host waits for the
 //!   library at most that long plus [`ROOM_CALL_TIMEOUT`], then answers
@@ -20,6 +22,7 @@
 use std::time::Duration;
 
 use futures::FutureExt as _;
+use tokio::task::AbortHandle;
 
 use super::client::Client;
 use super::connected::ConnectedRoom;
@@ -124,13 +127,28 @@ impl ConnectedRoom {
                 "the agent's session ended",
             )));
         }
-        self.calls.insert(id);
-        if let Some(runtime) = &self.runtime {
-            let room = self.handle_id;
-            runtime.spawn(async move {
-                tokio::time::sleep(timeout).await;
-                expire(client, room, id);
-            });
+        let room = self.handle_id;
+        let timer = self.runtime.as_ref().map(|runtime| {
+            runtime
+                .spawn(async move {
+                    tokio::time::sleep(timeout).await;
+                    expire(client, room, id);
+                })
+                .abort_handle()
+        });
+        self.calls.insert(id, Waiting(timer));
+    }
+}
+
+/// A call delivered to the job and not answered yet: the timer that will
+/// answer it 1502, stopped when the call is answered or forgotten (the
+/// job answered, or left the room).
+pub(super) struct Waiting(Option<AbortHandle>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(timer) = &self.0 {
+            timer.abort();
         }
     }
 }
@@ -141,7 +159,7 @@ fn expire(client: &'static Client, room: u64, id: u64) {
     let Some(room) = shared.rooms.get_mut(&room) else {
         return;
     };
-    if !room.calls.remove(&id) {
+    if room.calls.remove(&id).is_none() {
         return;
     }
     let Some(local) = room.local_id() else { return };

@@ -556,7 +556,7 @@ impl RoomSession for FfiSession {
                     let local = room.local_id().ok_or(RoomError::Closed)?;
                     room.calls
                         .remove(&id)
-                        .then_some(local)
+                        .map(|_| local)
                         .ok_or(RoomError::Closed)
                 })?;
                 rpc::respond(self.client.lib, local, id, response)
@@ -640,7 +640,7 @@ fn register(
         topics: HashSet::new(),
         byte_streams: HashMap::new(),
         methods: HashSet::new(),
-        calls: HashSet::new(),
+        calls: HashMap::new(),
         runtime: tokio::runtime::Handle::try_current().ok(),
         local,
         _room: room,

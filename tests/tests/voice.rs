@@ -5,7 +5,8 @@
 //! What is proven: the participant's speech becomes the scripted reply as
 //! audio (the fake's tone for each sentence, sentence by sentence);
 //! transcriptions arrive on `lk.transcription` with the attributes and
-//! final flags livekit-agents gives them, the user's sent as the user;
+//! final flags livekit-agents gives them (the user's sent as the user and
+//! naming its microphone track, the agent's naming the agent's track);
 //! `lk.agent.state` walks `initializing`, `listening`, `thinking`,
 //! `speaking`, `listening`; speech while the agent speaks clears its audio
 //! and closes its transcription as final (barge-in); typed chat is a turn;
@@ -287,10 +288,17 @@ async fn speech_is_answered_aloud_with_transcriptions_and_states() {
     assert!(user.attribute("lk.segment_id").unwrap().starts_with("SG_"));
     assert_eq!(user.attribute("lk.transcription_final"), Some("true"));
     assert!(user.is_final());
-    // The sim room publishes no track of alice's, so there is no track id
-    // to name (a real room's `track-published` gives it).
-    assert_eq!(user.attribute("lk.transcribed_track_id"), None);
+    // The microphone track the sim published when alice first spoke.
+    assert_eq!(
+        user.attribute("lk.transcribed_track_id"),
+        Some("TR_alice_microphone")
+    );
     assert_agent_transcription(transcriptions[1]);
+    assert_eq!(
+        transcriptions[1].attribute("lk.transcribed_track_id"),
+        Some("TR_agent-AJ_voice_openai_agent-voice"),
+        "the agent's own track"
+    );
     assert_ne!(
         user.attribute("lk.segment_id"),
         transcriptions[1].attribute("lk.segment_id")

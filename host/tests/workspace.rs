@@ -19,6 +19,7 @@ const MEMBERS: &[(&str, &str)] = &[
     ("http-fetch", "examples/http-fetch"),
     ("assistant", "examples/assistant"),
     ("voice", "examples/voice"),
+    ("frontend", "tests/guests/frontend"),
 ];
 
 /// Whether the manifest takes `dep` from the workspace.

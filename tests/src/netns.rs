@@ -21,6 +21,10 @@
 //!   after the build, [`run_inside`] fails (see
 //!   [`agent_host_capability::require`]).
 //! * The inner run is killed after [`INNER_TIMEOUT`].
+//!
+//! A benchmark (no test harness) re-runs itself inside with
+//! [`exec_inside`] instead: same namespace, its output straight through,
+//! bounded by the benchmark itself.
 
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr};
@@ -52,6 +56,37 @@ pub fn assert_inside() {
     );
 }
 
+/// The current executable with `args`, to run inside a fresh private
+/// network namespace (with [`INSIDE_ENV`] set).
+///
+/// # Panics
+/// If namespaces cannot be created here.
+fn unshare(args: &[&str]) -> Command {
+    require(Capability::Netns);
+    let exe = std::env::current_exe().expect("the executable's path");
+    let script = format!("{NETNS_SETUP}; exec \"$0\" \"$@\"");
+    let mut command = Command::new("unshare");
+    command
+        .args(["-n", "sh", "-c", &script])
+        .arg(&exe)
+        .args(args)
+        .env(INSIDE_ENV, "1")
+        .stdin(Stdio::null());
+    command
+}
+
+/// Re-runs the current executable with `args` inside a fresh private
+/// network namespace, its output straight through, and returns how it
+/// exited (for a benchmark, which bounds its own run).
+///
+/// # Panics
+/// If namespaces cannot be created here or the run cannot start.
+pub fn exec_inside(args: &[&str]) -> std::process::ExitStatus {
+    unshare(args)
+        .status()
+        .expect("running the executable inside a namespace")
+}
+
 /// Runs the ignored test `inner` of the current test binary inside a fresh
 /// private network namespace and asserts it passed.
 ///
@@ -59,16 +94,14 @@ pub fn assert_inside() {
 /// If the inner test fails or times out, or if namespaces cannot be
 /// created here.
 pub fn run_inside(inner: &str) {
-    require(Capability::Netns);
-    let exe = std::env::current_exe().expect("test executable path");
-    let script =
-        format!("{NETNS_SETUP}; exec \"$0\" --exact \"$1\" --ignored --nocapture --test-threads=1");
-    let mut child = Command::new("unshare")
-        .args(["-n", "sh", "-c", &script])
-        .arg(&exe)
-        .arg(inner)
-        .env(INSIDE_ENV, "1")
-        .stdin(Stdio::null())
+    let args = [
+        "--exact",
+        inner,
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ];
+    let mut child = unshare(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

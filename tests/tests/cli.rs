@@ -301,3 +301,113 @@ fn precompiled_plugins_are_refused_unless_opted_in_and_compatible() {
         }
     }
 }
+
+/// A console driven line by line: what it prints is read as it comes.
+struct Interactive {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Interactive {
+    fn start(args: &[&str]) -> Self {
+        let mut child = agent_host_command()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting agent-host");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead as _;
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Interactive {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits (at most 60 s) for a printed line containing `part`.
+    fn wait_for(&mut self, part: &str) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.contains(part) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line with {part:?}; saw {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+    }
+
+    /// Ends the input and waits for the console to exit successfully.
+    fn finish(mut self) -> Vec<String> {
+        drop(self.child.stdin.take());
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status}; saw {:#?}", self.seen);
+        self.seen.extend(self.lines.try_iter());
+        self.seen
+    }
+}
+
+#[test]
+fn console_shows_agent_state_and_transcriptions_as_they_stream_and_calls_the_agent() {
+    let script = "state thinking;transcribe s1 TR_you hello there world;\
+                  user you u1 hi agent;register echo;serve 1";
+    let mut console = Interactive::start(&[
+        "console",
+        "--plugin",
+        guests::FRONTEND,
+        "--metadata",
+        script,
+    ]);
+    assert!(console.wait_for("[state]").ends_with("[state] thinking"));
+    let agent = console.wait_for("[transcription]: hello");
+    assert!(
+        agent.starts_with("agent-")
+            && agent.ends_with("[transcription]: hello there world (final)"),
+        "{agent}"
+    );
+    let user = console.wait_for("[transcription]: hi");
+    assert_eq!(
+        user, "you [transcription]: hi agent (final)",
+        "on behalf of you"
+    );
+    console.wait_for(": registered");
+    console.type_line("/rpc echo hi there");
+    console.wait_for("[rpc] echo -> hi there");
+    let seen = console.finish();
+    assert!(
+        !seen.iter().any(|l| l.contains("[stream")),
+        "no raw stream output: {seen:#?}"
+    );
+}
+
+#[test]
+fn console_say_speaks_as_the_user() {
+    let mut console = Interactive::start(&["console", "--plugin", guests::PARROT]);
+    console.wait_for("[state] listening");
+    console.type_line("/say hello there agent");
+    console.wait_for("[state] speaking");
+    console.finish();
+}

@@ -47,7 +47,8 @@ fn pairs(p: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_state_and_a_transcription_streamed_word_by_word() {
-    let script = "state thinking;transcribe seg-1 TR_mic hello there world;state speaking";
+    let script = "state thinking;transcribe seg-1 TR_mic hello there world;state speaking;\
+                  unclosed seg-2 cut short";
     let (_room, mut outputs, job) = start(guests::FRONTEND, "AJ_fe_transcribe", script).await;
     let mut seen = Vec::new();
     let mut stream = None;
@@ -91,6 +92,16 @@ async fn agent_state_and_a_transcription_streamed_word_by_word() {
     }
     assert_eq!(seen, ["thinking", "speaking"]);
     assert_eq!(chunks, ["hello ", "there ", "world", "<closed>"]);
+    // A writer dropped without `close` ends its stream, trailer empty.
+    let closed = next(&mut outputs, |o| match o {
+        SimOutput::TextStreamClosed { id, attributes, .. } if Some(&id) != stream.as_ref() => {
+            Some(attributes)
+        }
+        _ => None,
+    })
+    .await;
+    assert!(closed.is_empty(), "{closed:?}");
+    assert_eq!(report(&mut outputs).await.1, "dropped seg-2");
     succeeds(job).await;
 }
 

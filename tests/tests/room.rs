@@ -338,14 +338,15 @@ async fn echo(ctx: Arc<Ctx>) {
 
 /// The frontend contract through LiveKit's client library: the
 /// `frontend` guest sets `lk.agent.state`, streams a transcription word by
-/// word, publishes one on behalf of alice, answers alice's calls, calls
-/// her, and receives her byte stream.
+/// word, publishes one on behalf of alice, answers alice's calls (one
+/// late, after the transport gave up on it), calls her, and receives her
+/// byte stream.
 async fn frontend(ctx: Arc<Ctx>) {
     let plugin = load(&ctx.runtime, guests::FRONTEND);
     let topic = "lk.agent.pre-connect-audio-buffer";
     let script = format!(
         "wait alice;state thinking;transcribe seg-1 TR_mic hello there world;\
-         user alice u-1 hi agent;register echo fail;serve 2;\
+         user alice u-1 hi agent;unclosed seg-2 cut short;register echo fail slow;serve 3;\
          call alice ping 5000 hello;call alice nothing 5000 x;accept {topic};receive 1"
     );
     let job = start_job_with(&ctx, &ctx.lingering, &plugin, "frontend", &script).await;
@@ -410,6 +411,25 @@ async fn frontend(ctx: Arc<Ctx>) {
         unreachable!()
     };
     assert_eq!(text, "hi agent", "sent on behalf of alice");
+    let dropped = room
+        .wait_for(WAIT, "the stream whose writer was dropped", |o| match o {
+            Observation::Text {
+                attributes,
+                text,
+                trailer,
+                ..
+            } if attributes.get("lk.segment_id").map(String::as_str) == Some("seg-2") => {
+                Some((text.clone(), trailer.clone()))
+            }
+            _ => None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        dropped.0, "cut short ",
+        "dropping the writer ended the stream"
+    );
+    assert!(dropped.1.is_empty(), "{:?}", dropped.1);
 
     report("registered".into()).await;
     let call = |method: &'static str, payload: &'static str| {
@@ -422,7 +442,16 @@ async fn frontend(ctx: Arc<Ctx>) {
     );
     let unregistered = call("missing", "").await.unwrap().unwrap_err();
     assert_eq!(unregistered.0, 1400, "{unregistered:?}");
-    report("served 2".into()).await;
+    let unanswered = alice
+        .perform_rpc(agent, "slow", "", Duration::from_secs(1))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(unanswered.0, 1502, "{unanswered:?}");
+    report("served 3".into()).await;
+    // The transport forgot the call at its timeout (and answered it): the
+    // guest's late answer finds nothing waiting.
+    report("late Err(RoomError::Closed)".into()).await;
     report(format!("answer pong hello to {agent}")).await;
     let unsupported = text_from(room, agent, "the unsupported call", |_, text, _| {
         text.starts_with("rpc-error").then(|| text.to_string())

@@ -2,12 +2,17 @@
 //! as a participant. Needs no LiveKit server.
 //!
 //! Each line typed is sent to the agent as a chat message (`lk.chat`);
-//! `/join NAME` and `/leave NAME` simulate other participants, `/tone MS`
-//! plays a tone as the user's voice, `/data TEXT`
-//! sends a data packet, `/metadata TEXT` changes the room's metadata.
-//! Everything the agent sends is printed on stdout. End of input closes the
-//! room, which ends the job; Ctrl-C terminates it. The exit code is 0 when
-//! the job succeeded (or was terminated), 1 when it failed.
+//! `/join NAME` and `/leave NAME` simulate other participants, `/say TEXT`
+//! and `/tone MS` play speech-like audio as the user's voice, `/rpc METHOD
+//! PAYLOAD` calls the agent, `/data TEXT` sends a data packet, `/metadata
+//! TEXT` changes the room's metadata (`input`). Everything the agent sends
+//! is printed on stdout, transcriptions as they stream and agent state
+//! changes as `[state] …` (`show`). End of input closes the room, which
+//! ends the job; Ctrl-C terminates it. The exit code is 0 when the job
+//! succeeded (or was terminated), 1 when it failed.
+
+mod input;
+mod show;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,23 +20,17 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use tokio::io::{AsyncBufReadExt as _, BufReader};
+use tokio::sync::watch;
 
 use super::args::LimitArgs;
 use super::settings::WorkerSettings;
 use agent_host::config::ops::WATCH_DEBOUNCE;
 use agent_host::guest_build::read_plugin;
-use agent_host::room::sim::{SimOutput, SimRoom, SimRooms, tone};
+use agent_host::room::sim::{SimOutput, SimRooms};
 use agent_host::watch::Watch;
 use agent_host::wit::RoomInfo;
-use agent_host::wit::audio::AudioFormat;
 use agent_host::{JobLimits, Outcome, Plugin, Runtime, Terminator};
-
-/// The format of what `/tone` plays: 48 kHz mono, LiveKit's native rate.
-const CONSOLE_AUDIO: AudioFormat = AudioFormat {
-    sample_rate: 48_000,
-    channels: 1,
-};
+use show::Printer;
 
 /// Arguments of `console`.
 #[derive(Debug, Args)]
@@ -55,8 +54,6 @@ pub struct ConsoleArgs {
     #[command(flatten)]
     pub(super) limits: LimitArgs,
 }
-
-const CHAT_TOPIC: &str = "lk.chat";
 
 /// Runs the console session on a fresh tokio runtime.
 pub fn run(args: ConsoleArgs) -> Result<ExitCode> {
@@ -88,12 +85,15 @@ pub(super) async fn session(
     let room = rooms.room(&args.room);
     room.join_identity(&args.identity);
     let mut outputs = room.subscribe();
+    let mut printer = Printer::new(args.identity.clone());
 
     let mut jobs = 0;
     let Some(mut job) = start_job(&runtime, &plugin, &rooms, &args, &limits, &mut jobs).await?
     else {
         return Ok(ExitCode::FAILURE);
     };
+    // Whom `/rpc` calls: the running job's agent.
+    let (agent, agent_seen) = watch::channel(job.agent.clone());
     // Typed lines only make sense once the agent is in the room.
     let mut input_started = false;
     let mut interrupted = false;
@@ -104,9 +104,9 @@ pub(super) async fn session(
             Some(output) = outputs.recv() => {
                 if !input_started && output == SimOutput::AgentJoined(job.agent.clone()) {
                     input_started = true;
-                    tokio::spawn(read_input(room.clone(), args.identity.clone()));
+                    tokio::spawn(input::read(room.clone(), args.identity.clone(), agent_seen.clone()));
                 }
-                print_output(&output, &args.identity);
+                printer.print(&output, &room);
             }
             result = &mut job.outcome => {
                 let outcome = result.unwrap_or_else(|e| Outcome::Failed(format!("internal error: {e}")));
@@ -114,7 +114,10 @@ pub(super) async fn session(
                 eprintln!("job on the old version: {outcome}");
                 plugin = new;
                 match start_job(&runtime, &plugin, &rooms, &args, &limits, &mut jobs).await? {
-                    Some(started) => job = started,
+                    Some(started) => {
+                        agent.send_replace(started.agent.clone());
+                        job = started;
+                    }
                     None => return Ok(ExitCode::FAILURE),
                 }
             }
@@ -140,7 +143,7 @@ pub(super) async fn session(
     // The sim room hands over outputs before the guest's call returns, so
     // everything the agent sent before it ended is queued by now.
     while let Ok(output) = outputs.try_recv() {
-        print_output(&output, &args.identity);
+        printer.print(&output, &room);
     }
     Ok(super::job_exit(&outcome))
 }
@@ -178,9 +181,10 @@ async fn start_job(
     };
     let agent = job.info().identity.clone();
     eprintln!(
-        "agent {agent} joined room `{}` (plugin {}); type to chat, /join NAME, /leave NAME, /data TEXT, /tone MS, Ctrl-D to end",
+        "agent {agent} joined room `{}` (plugin {}); type to chat, {}, Ctrl-D to end",
         args.room,
-        plugin.version()
+        plugin.version(),
+        input::HELP
     );
     let handle = job.start(Arc::new(rooms.clone()), String::new(), String::new());
     let terminator = handle.terminator();
@@ -204,89 +208,4 @@ async fn rebuilt(runtime: &Runtime, crate_dir: &std::path::Path) -> Result<Arc<P
     let dir = crate_dir.to_path_buf();
     let (bytes, _) = tokio::task::spawn_blocking(move || read_plugin(&dir)).await??;
     Ok(runtime.load_plugin(&bytes)?)
-}
-
-/// Turns typed lines into room activity; end of input closes the room.
-async fn read_input(room: SimRoom, me: String) {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    while let Ok(Some(line)) = lines.next_line().await {
-        let (command, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
-        let rest = rest.trim();
-        match command {
-            "/join" if !rest.is_empty() => room.join_identity(rest),
-            "/leave" if !rest.is_empty() => {
-                if !room.leave(rest) {
-                    eprintln!("{rest} is not in the room");
-                }
-            }
-            "/data" => room.send_data(&me, None, rest.as_bytes(), &[]),
-            "/metadata" => room.set_metadata(rest),
-            "/tone" => {
-                let ms = rest.parse().unwrap_or(1_000).min(10_000);
-                // The tone, then a second of silence: a pause after speech.
-                let mut samples = tone(CONSOLE_AUDIO, 440, ms);
-                samples.resize(samples.len() + CONSOLE_AUDIO.sample_rate as usize, 0);
-                room.speak(&me, CONSOLE_AUDIO, &samples);
-                eprintln!("you played a {ms} ms tone");
-            }
-            _ if command.starts_with('/') => {
-                eprintln!(
-                    "commands: /join NAME, /leave NAME, /data TEXT, /metadata TEXT, /tone MS"
-                );
-            }
-            _ => room.send_text(&me, CHAT_TOPIC, &line, &[]),
-        }
-    }
-    room.close();
-}
-
-fn print_output(output: &SimOutput, me: &str) {
-    let to = |destinations: &[String]| {
-        if destinations.is_empty() || destinations.iter().any(|d| d == me) {
-            String::new()
-        } else {
-            format!(" (to {})", destinations.join(", "))
-        }
-    };
-    match output {
-        SimOutput::Text { from, text } => {
-            println!("{from}{}: {}", to(&text.destinations), text.text);
-        }
-        SimOutput::Data { from, data } => {
-            let payload = String::from_utf8(data.payload.clone())
-                .unwrap_or_else(|_| format!("<{} bytes>", data.payload.len()));
-            let topic = data
-                .topic
-                .as_deref()
-                .map(|t| format!(" topic={t}"))
-                .unwrap_or_default();
-            println!("{from}{} [data{topic}]: {payload}", to(&data.destinations));
-        }
-        SimOutput::Metadata { from, metadata } => println!("{from} [metadata]: {metadata}"),
-        SimOutput::Attributes { from, attributes } => {
-            println!("{from} [attributes]: {attributes:?}");
-        }
-        SimOutput::AudioPublished { from, name, format } => println!(
-            "{from} [audio]: published track `{name}` ({} Hz, {} ch)",
-            format.sample_rate, format.channels
-        ),
-        SimOutput::TextStreamOpened { from, id, options } => println!(
-            "{from}{} [stream {id} topic={}]: opened {:?}",
-            to(&options.destinations),
-            options.topic,
-            options.attributes
-        ),
-        SimOutput::TextStreamChunk { from, id, text } => println!("{from} [stream {id}]: {text}"),
-        SimOutput::TextStreamClosed {
-            from,
-            id,
-            attributes,
-        } => println!("{from} [stream {id}]: closed {attributes:?}"),
-        SimOutput::RpcRequest { from, call, .. } => println!(
-            "{from} [rpc]: calls `{}` on {} with {}",
-            call.method, call.destination, call.payload
-        ),
-        SimOutput::Audio { .. } | SimOutput::AudioCleared { .. } => {}
-        SimOutput::AgentJoined(_) | SimOutput::AgentLeft(_) => {}
-    }
 }

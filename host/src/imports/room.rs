@@ -50,6 +50,8 @@ pub(crate) type EndSignal = Arc<watch::Sender<Option<CloseReason>>>;
 /// is one thread, so an import's lock never waits in practice.
 pub(crate) struct RoomLink {
     inbox: Arc<Mutex<Inbox>>,
+    /// What the inbox's readers could take, readable without its lock.
+    available: watch::Receiver<Available>,
     /// Set by `job.shutdown`: from then on every action fails with `closed`.
     shutdown_requested: bool,
     end: EndSignal,
@@ -64,6 +66,12 @@ pub(crate) struct RoomLink {
 /// budget until the guest takes them; audio frames routed aside are
 /// capped as the transports' queues are ([`AUDIO_QUEUE`]), the newest
 /// dropped, since audio is real time.
+///
+/// What each reader could take now is also published outside the lock
+/// ([`Available`]): a pollable that waits for calls while another one
+/// holds the inbox to pull events from the session learns from it that a
+/// call was sorted, instead of waiting for a lock that is not let go
+/// until an event comes.
 struct Inbox {
     session: Option<Box<dyn RoomSession>>,
     /// Items taken from the session, waiting for their reader, by kind.
@@ -76,17 +84,35 @@ struct Inbox {
     ended: bool,
     /// Set once `next-event` has returned `closed`; later calls repeat it.
     closed: Option<CloseReason>,
+    /// What `available` last said; updated with every change above.
+    available: watch::Sender<Available>,
+}
+
+/// What each reader of an inbox could take without waiting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Available {
+    /// Items queued, by [`Kind`] (events, calls, byte streams).
+    queued: [usize; 3],
+    /// The session ended, or the guest was told it closed: every reader
+    /// returns at once.
+    over: bool,
+}
+
+impl Available {
+    fn for_kind(&self, kind: Kind) -> bool {
+        self.over || self.queued[kind as usize] > 0
+    }
 }
 
 /// Which interface reads an item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Kind {
     /// `events` and `room`.
-    Event,
+    Event = 0,
     /// `rpc`.
-    Call,
+    Call = 1,
     /// `streams`.
-    Bytes,
+    Bytes = 2,
 }
 
 impl Kind {
@@ -108,30 +134,52 @@ impl Inbox {
         }
     }
 
+    /// Says what each reader could take now.
+    fn publish(&self) {
+        let now = Available {
+            queued: [self.events.len(), self.calls.len(), self.streams.len()],
+            over: self.ended || self.closed.is_some(),
+        };
+        self.available.send_if_modified(|was| {
+            let changed = *was != now;
+            *was = now;
+            changed
+        });
+    }
+
     /// The next item of `kind`: one sorted aside already, else the session's
     /// next of that kind (sorting the others aside); `None` once the
     /// session ended. Without a session it never resolves. Cancel-safe, as
-    /// `RoomSession::next_incoming` is: an item taken from the session is
-    /// sorted before the next await.
+    /// [`pull`](Self::pull) is.
     async fn next(&mut self, kind: Kind) -> Option<Queued> {
         loop {
             if let Some(item) = self.queue(kind).pop_front() {
                 if item.is_audio() {
                     self.audio -= 1;
                 }
+                self.publish();
                 return Some(item);
             }
             if self.ended {
                 return None;
             }
-            let Some(session) = self.session.as_deref_mut() else {
-                return std::future::pending().await;
-            };
-            match session.next_incoming().await {
-                Some(item) => self.sort(item),
-                None => self.ended = true,
-            }
+            self.pull().await;
         }
+    }
+
+    /// Takes one item from the session and sorts it (or learns that the
+    /// session ended). Without a session it never resolves. Cancel-safe, as
+    /// `RoomSession::next_incoming` is: an item taken from the session is
+    /// sorted before the next await.
+    async fn pull(&mut self) {
+        let Some(session) = self.session.as_deref_mut() else {
+            return std::future::pending().await;
+        };
+        match session.next_incoming().await {
+            Some(item) => self.sort(item),
+            None => self.ended = true,
+        }
+        self.publish();
     }
 
     /// Puts `item` in its reader's queue (an audio frame past the cap is
@@ -163,17 +211,6 @@ impl Inbox {
             }
         }
     }
-
-    /// Resolves once an item of `kind` (or the session's end) is waiting,
-    /// at once if one is; it stays for [`next`](Self::next). Cancel-safe.
-    async fn peek(&mut self, kind: Kind) {
-        if let Some(item) = self.next(kind).await {
-            if item.is_audio() {
-                self.audio += 1;
-            }
-            self.queue(kind).push_front(item);
-        }
-    }
 }
 
 /// The job's session, borrowed by one import call.
@@ -202,7 +239,9 @@ impl std::ops::DerefMut for SessionGuard<'_> {
 impl RoomLink {
     /// A link that has not joined its room yet, ending with `end`.
     pub(crate) fn new(end: EndSignal) -> Self {
+        let (available, watching) = watch::channel(Available::default());
         Self {
+            available: watching,
             inbox: Arc::new(Mutex::new(Inbox {
                 session: None,
                 events: VecDeque::new(),
@@ -211,6 +250,7 @@ impl RoomLink {
                 audio: 0,
                 ended: false,
                 closed: None,
+                available,
             })),
             shutdown_requested: false,
             end,
@@ -330,6 +370,7 @@ impl RoomLink {
             () = timeout => return None,
         };
         inbox.closed = Some(reason);
+        inbox.publish();
         if reason == CloseReason::RoomClosed {
             // The guest now knows; its grace period starts (see
             // `runtime::job`), unless something else ended the job first.
@@ -344,6 +385,7 @@ impl RoomLink {
         InboxReady {
             inbox: Arc::clone(&self.inbox),
             end: self.end.subscribe(),
+            available: self.available.clone(),
             kind,
         }
     }
@@ -362,28 +404,43 @@ impl RoomLink {
 /// What `events.subscribe`, `rpc.subscribe` and `streams.subscribe` return:
 /// ready once the reader of its kind has something for the guest (an
 /// item, the session's end or the job's), never before.
+///
+/// Several of them can wait in one `poll`: whichever gets the inbox pulls
+/// from the session and sorts; the others watch [`Available`], so an item
+/// for them is seen at once, whoever pulled it.
 pub(crate) struct InboxReady {
     inbox: Arc<Mutex<Inbox>>,
     end: watch::Receiver<Option<CloseReason>>,
+    available: watch::Receiver<Available>,
     kind: Kind,
 }
 
 #[async_trait::async_trait]
 impl Pollable for InboxReady {
     async fn ready(&mut self) {
-        if self.end.borrow().is_some() {
-            return;
-        }
-        let mut inbox = self.inbox.lock().await;
-        if inbox.closed.is_some() {
-            return;
-        }
-        // Not joined yet (or ended), `peek` never resolves: only the job's
-        // end can come.
-        tokio::select! {
-            biased;
-            _ = self.end.wait_for(Option::is_some) => {}
-            () = inbox.peek(self.kind) => {}
+        loop {
+            if self.end.borrow().is_some() || self.available.borrow_and_update().for_kind(self.kind)
+            {
+                return;
+            }
+            let mut inbox = tokio::select! {
+                biased;
+                _ = self.end.wait_for(Option::is_some) => return,
+                changed = self.available.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                inbox = self.inbox.lock() => inbox,
+            };
+            // Not joined yet, `pull` never resolves: only the job's end can
+            // come (no other reader can pull while this one holds the inbox).
+            tokio::select! {
+                biased;
+                _ = self.end.wait_for(Option::is_some) => return,
+                () = inbox.pull() => {}
+            }
         }
     }
 }

@@ -294,3 +294,25 @@ impl Remote {
         self.room.leave(&self.identity)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_phrase_is_speech_frames_of_opus_and_repeats() {
+        let (mut at, mut frames) = (0, 0);
+        while at < SPEECH_FRAMES.len() {
+            let len = usize::from(u16::from_le_bytes([
+                SPEECH_FRAMES[at],
+                SPEECH_FRAMES[at + 1],
+            ]));
+            assert!(len > 3, "frame {frames} is silence-sized");
+            at += 2 + len;
+            frames += 1;
+        }
+        assert_eq!((at, frames), (SPEECH_FRAMES.len(), SPEECH));
+        assert_eq!(Voice::Speech.frame(SPEECH as u64), Voice::Speech.frame(0));
+        assert_ne!(Voice::Speech.frame(1), Voice::Speech.frame(0));
+    }
+}

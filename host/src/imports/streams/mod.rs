@@ -440,6 +440,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_stream_wakes_its_pollable_while_an_events_pollable_holds_the_inbox()
+    -> wasmtime::Result<()> {
+        use futures::FutureExt as _;
+        use wasmtime_wasi::p2::Pollable as _;
+
+        let mut f = Fixture::new("two-pollables").await;
+        f.view().accept_bytes("files".into()).await??;
+        let mut events = f.joined.link.readiness(Kind::Event);
+        let mut bytes = f.joined.link.readiness(Kind::Bytes);
+        let mut waiting_for_events = events.ready();
+        // Nothing is queued: it takes the inbox and waits on the session.
+        assert!((&mut waiting_for_events).now_or_never().is_none());
+        let stream = SimByteStream {
+            topic: "files".into(),
+            bytes: b"x".to_vec(),
+            ..SimByteStream::default()
+        };
+        f.joined.room.send_bytes("alice", stream, &[]);
+        let woken = async {
+            tokio::select! {
+                () = bytes.ready() => true,
+                () = &mut waiting_for_events => false,
+            }
+        };
+        let woken = tokio::time::timeout(std::time::Duration::from_secs(10), woken).await;
+        assert_eq!(
+            woken,
+            Ok(true),
+            "the byte stream's pollable, not the events'"
+        );
+        drop(waiting_for_events);
+        let stream = f.view().next_bytes().await?.expect("the stream waits");
+        assert_eq!(stream.bytes, b"x");
+        Ok(())
+    }
+
+    #[tokio::test]
     async fn a_job_accepts_a_bounded_number_of_topics() -> wasmtime::Result<()> {
         let mut f = Fixture::new("topics").await;
         let mut streams = f.view();

@@ -11,6 +11,8 @@
 //!   `lk.segment_id`, `lk.transcribed_track_id` and
 //!   `lk.transcription_final` = `false`, one write per word, closed with
 //!   `lk.transcription_final` = `true` → `transcribed SEG`;
+//! - `unclosed SEG WORDS...`: a transcription whose writer is dropped
+//!   without `close` → `dropped SEG`;
 //! - `user IDENTITY SEG TEXT...`: a final transcription sent on behalf of
 //!   IDENTITY → `user SEG`;
 //! - `register METHODS...` → `registered`;
@@ -183,6 +185,17 @@ fn step(ctx: &JobContext, step: &str) -> Vec<String> {
             )
             .map_err(|e| format!("{e:?}")),
         ),
+        ("unclosed", [seg, text @ ..]) => {
+            let result = streams::open_text(&transcription(seg, "", None, false)).and_then(|w| {
+                text.iter()
+                    .try_for_each(|word| w.write(&format!("{word} ")))
+                // `w` is dropped here, unclosed.
+            });
+            done(
+                format!("dropped {seg}"),
+                result.map_err(|e| format!("{e:?}")),
+            )
+        }
         ("user", [who, seg, text @ ..]) => done(
             format!("user {seg}"),
             stream(

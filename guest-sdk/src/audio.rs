@@ -84,6 +84,13 @@ impl Audio {
     pub fn clear(&self) -> Result<(), RoomError> {
         Ok(audio::clear()?)
     }
+
+    /// The agent's own track, once [`publish`](Self::publish) succeeded:
+    /// its sid is what `lk.transcribed_track_id` names in the agent's
+    /// transcriptions. Needs a host with WIT 0.1.4.
+    pub fn published_track(&self) -> Option<TrackInfo> {
+        audio::published_track()
+    }
 }
 
 #[cfg(test)]

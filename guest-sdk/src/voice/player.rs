@@ -6,7 +6,9 @@
 //! listens for barge-in included. So the player keeps its own count of
 //! the audio queued ahead of the clock and writes a chunk only once less
 //! than [`LEAD`] is ahead: the host's queue never fills and `write` never
-//! waits. `audio.clear` then drops at most `LEAD` plus a chunk.
+//! waits. `audio.clear` then drops at most `LEAD` plus a chunk. The
+//! player's own waits are one blocking `poll` on a timer and the room's
+//! events ([`pause`]), which an event ends at once.
 //!
 //! Invariant: `until` is when the audio written so far ends playing, if
 //! that is in the future; a clear resets it.
@@ -14,7 +16,8 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
-use crate::{Audio, RoomError, sleep};
+use crate::__bindings::agent_host::agent::events;
+use crate::{Audio, RoomError, yield_now};
 
 /// How far ahead of the clock the player keeps the host's queue: 300 ms,
 /// three chunks, enough to ride out a scheduling hiccup of the guest or a
@@ -62,7 +65,7 @@ impl Player {
         for chunk in samples.chunks(self.chunk) {
             let ahead = self.ahead(Instant::now());
             if ahead > LEAD {
-                sleep(ahead - LEAD).await;
+                pause(ahead - LEAD).await;
             }
             self.audio.write(chunk)?;
             let now = Instant::now();
@@ -83,8 +86,32 @@ impl Player {
     pub(crate) async fn drained(&self) {
         let ahead = self.ahead(Instant::now());
         if !ahead.is_zero() {
-            sleep(ahead).await;
+            pause(ahead).await;
         }
         self.until.set(None);
+    }
+}
+
+/// Wait `duration`, or less if the room has an event, in one blocking
+/// `poll` on a timer and `events.subscribe`; after an event, yield so that
+/// the task reading the room takes it (and may cancel this reply).
+///
+/// Not [`sleep`](crate::sleep): the host counts the executor's waits on timers beside
+/// the room as computing and stops a replying agent as a runaway after
+/// its CPU slice (reported; a blocking `poll` is a wait it counts). The
+/// room's event wakes this wait at once, so barge-in is not delayed.
+async fn pause(duration: Duration) {
+    let deadline = Instant::now() + duration;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let timer = wasip2::clocks::monotonic_clock::subscribe_duration(left.as_nanos() as u64);
+        let room = events::subscribe();
+        let ready = wasip2::io::poll::poll(&[&timer, &room]);
+        if ready.contains(&1) {
+            yield_now().await;
+        }
     }
 }

@@ -99,6 +99,8 @@ pub(super) struct Voice {
     pub(super) history: Rc<RefCell<History>>,
     pub(super) state: Rc<StatePublisher>,
     pub(super) player: Rc<Player>,
+    /// The agent's published track, which its transcriptions name.
+    pub(super) track: Option<String>,
 }
 
 /// One reply: transcribe if needed, then think and speak.
@@ -198,7 +200,7 @@ async fn speak(
                 if let Some((_, sentence, shown)) = current.as_mut().filter(|c| !c.2) {
                     *shown = true;
                     voice.state.set(AgentState::Speaking);
-                    show(shared, sentence)?;
+                    show(voice, shared, sentence)?;
                 }
                 voice.player.write(&samples).await?;
             }
@@ -213,14 +215,16 @@ async fn speak(
 }
 
 /// Add `sentence` to the agent's transcription as it starts playing.
-fn show(shared: &ReplyShared, sentence: &str) -> Result<(), RoomError> {
+fn show(voice: &Voice, shared: &ReplyShared, sentence: &str) -> Result<(), RoomError> {
     let mut writer = shared.writer.borrow_mut();
     if writer.is_none() {
-        *writer = Some(streams::open_text(
-            TextStreamOptions::new(TRANSCRIPTION_TOPIC)
-                .attribute(SEGMENT_ID, &segment_id())
-                .attribute(TRANSCRIPTION_FINAL, "false"),
-        )?);
+        let mut options = TextStreamOptions::new(TRANSCRIPTION_TOPIC)
+            .attribute(SEGMENT_ID, &segment_id())
+            .attribute(TRANSCRIPTION_FINAL, "false");
+        if let Some(track) = &voice.track {
+            options = options.attribute(TRANSCRIBED_TRACK_ID, track);
+        }
+        *writer = Some(streams::open_text(options)?);
     }
     let mut spoken = shared.spoken.borrow_mut();
     let chunk = if spoken.is_empty() {

@@ -18,8 +18,8 @@
 //!   track and one `lk.segment_id` per utterance: one stream per interim
 //!   transcript (`lk.transcription_final` = `false`), then one final
 //!   (`true`); the agent's, one stream per reply written sentence by
-//!   sentence as each starts playing, closed with
-//!   `lk.transcription_final` = `true`.
+//!   sentence as each starts playing, naming the agent's own track, closed
+//!   with `lk.transcription_final` = `true`.
 //!
 //! Barge-in: speech starting while a reply is in progress (thinking or
 //! speaking) clears the agent's queued audio at once (`audio.clear`),
@@ -267,6 +267,7 @@ impl VoiceSession {
                 history: self.history,
                 state: state.clone(),
                 player: Rc::new(Player::new(audio, format.sample_rate)),
+                track: audio.published_track().map(|track| track.sid),
             },
             room,
             audio,

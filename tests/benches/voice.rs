@@ -446,7 +446,7 @@ async fn wait_for_worker(server: &FakeLiveKit, agent: &str, n: usize) {
     while !server.workers().iter().any(|w| w.agent_name == agent) {
         assert!(
             Instant::now() < deadline,
-            "{agent} did not register within {WAIT:?}"
+            "{agent} did not register within {wait:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -527,12 +527,14 @@ fn ms(d: Duration) -> String {
 
 fn print_row(row: &Row) {
     let pacing = row.pacing_p99.map_or("-".into(), ms);
+    let p50 = (!row.replies.is_empty()).then(|| ms(percentile(&row.replies, 0.5)));
     println!(
-        "{} N={}: cpu/conv {:.1}% mem/conv {:.1} MiB pacing p99 {pacing} replies {} ({} missing)",
+        "{} N={}: cpu/conv {:.1}% mem/conv {:.1} MiB pacing p99 {pacing} reply p50 {} replies {} ({} missing)",
         row.side,
         row.n,
         row.cpu_per_conversation,
         row.kib_per_conversation / 1024.0,
+        p50.unwrap_or_else(|| "-".into()),
         row.replies.len(),
         row.missing
     );

@@ -43,8 +43,9 @@
 //!   packet of speech at the double, less the scripted [`TTS_DELAY`]; it
 //!   includes the agent's end-of-turn wait.
 //!
-//! A side stops growing N when its pacing p99 passes [`PACING_LIMIT`] or a
-//! reply does not arrive (the machine no longer keeps real time for it).
+//! A side stops growing N when its pacing p99 passes [`PACING_LIMIT`] or
+//! more than [`MAX_MISSING`] of its replies do not arrive (the machine no
+//! longer keeps real time for it).
 //! The smoke run fails if any reply does not arrive.
 
 // Shared with the e2e bench, which uses the rest of it.
@@ -90,6 +91,10 @@ const LOUD_LEVEL: u8 = 40;
 const TALKSPURT_GAP: Duration = Duration::from_secs(1);
 /// Pacing p99 beyond which a side is no longer real time.
 const PACING_LIMIT: Duration = Duration::from_millis(40);
+/// Share of replies that may go missing before a side counts as no
+/// longer keeping up (one lost turn in ten: a subscription that started
+/// late, not a machine out of time).
+const MAX_MISSING: f64 = 0.1;
 /// Bound for anything one step waits for.
 const WAIT: Duration = Duration::from_secs(60);
 
@@ -170,8 +175,12 @@ struct Row {
 }
 
 impl Row {
-    fn real_time(&self) -> bool {
-        self.missing == 0 && self.pacing_p99.is_some_and(|p| p <= PACING_LIMIT)
+    /// Whether the side kept real time: pacing within [`PACING_LIMIT`] and
+    /// at most [`MAX_MISSING`] of the replies (warm-ups included) missing.
+    fn real_time(&self, exchanges: usize) -> bool {
+        let expected = self.n * (exchanges + 1);
+        let missing_ok = self.missing as f64 <= expected as f64 * MAX_MISSING;
+        missing_ok && self.pacing_p99.is_some_and(|p| p <= PACING_LIMIT)
     }
 }
 
@@ -200,7 +209,7 @@ async fn run(plan: Plan, python: Option<PathBuf>) {
     for &n in &plan.agent_host {
         let row = agent_host_side(&double, &server, &fake, n, &plan).await;
         provider_calls(&fake);
-        let go_on = row.real_time();
+        let go_on = row.real_time(plan.measured_exchanges);
         print_row(&row);
         rows.push(row);
         if !go_on {
@@ -211,7 +220,7 @@ async fn run(plan: Plan, python: Option<PathBuf>) {
         for &n in &plan.python {
             let row = python_side(&double, &server, &fake, &python, n, &plan).await;
             provider_calls(&fake);
-            let go_on = row.real_time();
+            let go_on = row.real_time(plan.measured_exchanges);
             print_row(&row);
             rows.push(row);
             if !go_on {
@@ -377,7 +386,7 @@ async fn measure(
         registered, 0,
         "a worker named {agent} is already registered"
     );
-    wait_for_worker(server, agent).await;
+    wait_for_worker(server, agent, n).await;
     // Before any job process: a conversation's memory includes its share
     // of them (Python runs each job in a process of its own).
     let before = worker.memory();
@@ -429,12 +438,15 @@ async fn measure(
     }
 }
 
-async fn wait_for_worker(server: &FakeLiveKit, agent: &str) {
-    let deadline = Instant::now() + WAIT;
+/// Waits for `agent` to register; the Python worker registers once its
+/// `n` prewarmed processes started (seconds each on a busy machine).
+async fn wait_for_worker(server: &FakeLiveKit, agent: &str, n: usize) {
+    let wait = WAIT + Duration::from_secs(5) * n as u32;
+    let deadline = Instant::now() + wait;
     while !server.workers().iter().any(|w| w.agent_name == agent) {
         assert!(
             Instant::now() < deadline,
-            "{agent} did not register within {WAIT:?}"
+            "{agent} did not register within {wait:?}"
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -515,12 +527,14 @@ fn ms(d: Duration) -> String {
 
 fn print_row(row: &Row) {
     let pacing = row.pacing_p99.map_or("-".into(), ms);
+    let p50 = (!row.replies.is_empty()).then(|| ms(percentile(&row.replies, 0.5)));
     println!(
-        "{} N={}: cpu/conv {:.1}% mem/conv {:.1} MiB pacing p99 {pacing} replies {} ({} missing)",
+        "{} N={}: cpu/conv {:.1}% mem/conv {:.1} MiB pacing p99 {pacing} reply p50 {} replies {} ({} missing)",
         row.side,
         row.n,
         row.cpu_per_conversation,
         row.kib_per_conversation / 1024.0,
+        p50.unwrap_or_else(|| "-".into()),
         row.replies.len(),
         row.missing
     );

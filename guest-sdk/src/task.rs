@@ -54,6 +54,15 @@
 //! polls two futures and returns the first one's output; wrap each side
 //! in its own variant to tell them apart. See the crate documentation for
 //! a room and an HTTP stream at once.
+//!
+//! One caution, from wstd 0.6.8: an HTTP body read ([`crate::http`]'s
+//! `chunk`) dropped mid-wait, the loser of an `or`, leaves the body
+//! registered on its pollable. While that body has data and its task then
+//! awaits something else (a [`sleep`]), every `poll` returns at once and
+//! the executor keeps waking the task: the job spins, and the host stops
+//! it as a runaway after its CPU slice. Race a body only against things
+//! that end the body's use, or read each body in a task of its own; the
+//! voice pipeline's player waits in one blocking `poll` for this reason.
 
 use std::fmt;
 use std::future::Future;

@@ -307,7 +307,7 @@ impl Client {
                     .find(|r| r.local_id() == Some(event.local_participant_handle));
                 match room {
                     Some(room) => room.on_invocation(self, event),
-                    None => super::rpc::answer_gone(self.lib, &event),
+                    None => super::rpc_answer::answer_gone(self.lib, &event),
                 }
             }
             ffi_event::Message::AudioStreamEvent(event) => {

@@ -38,8 +38,7 @@ use crate::bounded;
 use crate::host_memory::HostMemory;
 use crate::room::queue::{Incoming, Queued};
 
-use super::rpc::Waiting;
-use super::streams::Arriving;
+use super::in_flight::{Arriving, Waiting};
 
 pub use crate::config::rooms::{AUDIO_QUEUE, EVENT_QUEUE};
 

@@ -33,10 +33,12 @@
 mod client;
 mod connected;
 mod handle;
+mod in_flight;
 mod library;
 mod proto;
 mod routes;
 mod rpc;
+mod rpc_answer;
 mod session;
 mod streams;
 mod sys;

@@ -22,12 +22,12 @@
 use std::time::Duration;
 
 use futures::FutureExt as _;
-use tokio::task::AbortHandle;
 
 use super::client::Client;
 use super::connected::ConnectedRoom;
-use super::proto::{self, ffi_event, ffi_request, ffi_response};
-use super::sys::{Library, request_sync};
+use super::in_flight::Waiting;
+use super::proto::{self, ffi_event, ffi_request};
+use super::rpc_answer::{error, respond};
 use crate::bindings::rpc::{Invocation, RpcError};
 use crate::bindings::types::RoomError;
 use crate::config::rooms::ROOM_CALL_TIMEOUT;
@@ -36,65 +36,6 @@ use crate::room::rpc_codes::{
     RECIPIENT_DISCONNECTED, RESPONSE_TIMEOUT, SEND_FAILED, UNSUPPORTED_METHOD,
 };
 use crate::room::{CallAnswer, OutgoingCall};
-
-fn error(code: u32, message: impl Into<String>) -> RpcError {
-    RpcError {
-        code,
-        message: message.into(),
-        data: None,
-    }
-}
-
-/// Answers the invocation `invocation_id` made on the agent
-/// `local_participant_handle`.
-pub(super) fn respond(
-    lib: &'static Library,
-    local_participant_handle: u64,
-    invocation_id: u64,
-    response: Result<String, RpcError>,
-) -> Result<(), RoomError> {
-    let (payload, error) = match response {
-        Ok(payload) => (Some(payload), None),
-        Err(e) => (
-            None,
-            Some(proto::RpcError {
-                code: e.code,
-                message: e.message,
-                data: e.data,
-            }),
-        ),
-    };
-    let request = ffi_request::Message::RpcMethodInvocationResponse(
-        proto::RpcMethodInvocationResponseRequest {
-            local_participant_handle,
-            invocation_id,
-            payload,
-            error,
-        },
-    );
-    let failed = |reason: String| RoomError::Transport(format!("answering a call: {reason}"));
-    match request_sync(lib, request).map_err(failed)? {
-        ffi_response::Message::RpcMethodInvocationResponse(r) => match r.error {
-            Some(reason) if !reason.is_empty() => Err(failed(reason)),
-            _ => Ok(()),
-        },
-        _ => Err(failed("unexpected answer".into())),
-    }
-}
-
-/// Answers a call that reached no room (the agent left): 1503.
-pub(super) fn answer_gone(lib: &'static Library, event: &proto::RpcMethodInvocationEvent) {
-    let gone = error(RECIPIENT_DISCONNECTED, "the agent left the room");
-    let answered = respond(
-        lib,
-        event.local_participant_handle,
-        event.invocation_id,
-        Err(gone),
-    );
-    if let Err(err) = answered {
-        tracing::debug!(error = ?err, "answering a call for a room that is gone");
-    }
-}
 
 impl ConnectedRoom {
     /// A call to the agent, from the pump.
@@ -137,19 +78,6 @@ impl ConnectedRoom {
                 .abort_handle()
         });
         self.calls.insert(id, Waiting(timer));
-    }
-}
-
-/// A call delivered to the job and not answered yet: the timer that will
-/// answer it 1502, stopped when the call is answered or forgotten (the
-/// job answered, or left the room).
-pub(super) struct Waiting(Option<AbortHandle>);
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        if let Some(timer) = &self.0 {
-            timer.abort();
-        }
     }
 }
 

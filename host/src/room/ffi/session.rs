@@ -26,7 +26,7 @@ use super::connected::{
 use super::handle::OwnedHandle;
 use super::proto::{self, ffi_event, ffi_request, ffi_response};
 use super::routes::{Pending, Routes};
-use super::{rpc, streams};
+use super::{rpc, rpc_answer, streams};
 
 use crate::bindings::audio::AudioFormat;
 use crate::bindings::events::Event;
@@ -559,7 +559,7 @@ impl RoomSession for FfiSession {
                         .map(|_| local)
                         .ok_or(RoomError::Closed)
                 })?;
-                rpc::respond(self.client.lib, local, id, response)
+                rpc_answer::respond(self.client.lib, local, id, response)
             });
         async move { result }.boxed()
     }

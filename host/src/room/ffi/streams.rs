@@ -24,13 +24,14 @@ use futures::future::BoxFuture;
 use super::client::Client;
 use super::connected::ConnectedRoom;
 use super::handle::OwnedHandle;
+use super::in_flight::Arriving;
 use super::proto::{self, ffi_event, ffi_request, ffi_response};
 use super::routes::Routes;
 use super::sys::{Library, request_sync};
 use crate::bindings::streams::{ByteStream, TextStreamOptions};
 use crate::bindings::types::RoomError;
 use crate::config::rooms::ROOM_CALL_TIMEOUT;
-use crate::host_memory::{Charge, MemoryKind};
+use crate::host_memory::MemoryKind;
 use crate::room::queue::{Incoming, item_bytes};
 use crate::room::{BYTE_STREAM_MAX_BYTES, TextStreamWriter};
 
@@ -160,17 +161,6 @@ impl Drop for FfiTextWriter {
             self.client.detach_holding(request, Some(handle));
         }
     }
-}
-
-/// A byte stream arriving on an accepted topic: what came so far, and its
-/// charge to the job's budget.
-pub(super) struct Arriving {
-    stream: ByteStream,
-    /// Bytes the stream holds without its content.
-    header: u64,
-    charge: Charge,
-    /// Released when the stream is queued or dropped.
-    _reader: OwnedHandle,
 }
 
 impl ConnectedRoom {

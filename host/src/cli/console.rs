@@ -20,7 +20,8 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
 
 use super::args::LimitArgs;
 use super::settings::WorkerSettings;
@@ -30,6 +31,7 @@ use agent_host::room::sim::{SimOutput, SimRooms};
 use agent_host::watch::Watch;
 use agent_host::wit::RoomInfo;
 use agent_host::{JobLimits, Outcome, Plugin, Runtime, Terminator};
+use input::Typed;
 use show::Printer;
 
 /// Arguments of `console`.
@@ -94,6 +96,10 @@ pub(super) async fn session(
     };
     // Whom `/rpc` calls: the running job's agent.
     let (agent, agent_seen) = watch::channel(job.agent.clone());
+    // What the input hands the loop, and the lines of the calls in flight.
+    let (typed_tx, mut typed) = mpsc::unbounded_channel();
+    let mut answers = JoinSet::new();
+    let mut input_ended = false;
     // Typed lines only make sense once the agent is in the room.
     let mut input_started = false;
     let mut interrupted = false;
@@ -104,9 +110,28 @@ pub(super) async fn session(
             Some(output) = outputs.recv() => {
                 if !input_started && output == SimOutput::AgentJoined(job.agent.clone()) {
                     input_started = true;
-                    tokio::spawn(input::read(room.clone(), args.identity.clone(), agent_seen.clone()));
+                    tokio::spawn(input::read(room.clone(), args.identity.clone(), agent_seen.clone(), typed_tx.clone()));
                 }
                 printer.print(&output, &room);
+            }
+            Some(line) = typed.recv() => match line {
+                Typed::Call { method, answer } => {
+                    answers.spawn(Typed::answered(method, answer));
+                }
+                Typed::End => {
+                    input_ended = true;
+                    if answers.is_empty() {
+                        room.close();
+                    }
+                }
+            },
+            Some(line) = answers.join_next() => {
+                if let Ok(line) = line {
+                    println!("{line}");
+                }
+                if input_ended && answers.is_empty() {
+                    room.close();
+                }
             }
             result = &mut job.outcome => {
                 let outcome = result.unwrap_or_else(|e| Outcome::Failed(format!("internal error: {e}")));
@@ -144,6 +169,18 @@ pub(super) async fn session(
     // everything the agent sent before it ended is queued by now.
     while let Ok(output) = outputs.try_recv() {
         printer.print(&output, &room);
+    }
+    // Answers of calls the agent answered just before it ended, or that
+    // fail now that it has left (1503); each ends within its timeout.
+    while let Ok(line) = typed.try_recv() {
+        if let Typed::Call { method, answer } = line {
+            answers.spawn(Typed::answered(method, answer));
+        }
+    }
+    while let Some(line) = answers.join_next().await {
+        if let Ok(line) = line {
+            println!("{line}");
+        }
     }
     Ok(super::job_exit(&outcome))
 }

@@ -6,14 +6,16 @@
 //! words and [`TURN_END_MS`] after the last, enough for a voice-activity
 //! detector to see a turn start and end; it is not speech, and a
 //! speech-to-text service will not understand it. `/rpc` calls a method of
-//! the agent and prints the answer; end of input waits (at most the
-//! calls' timeout) for the calls in flight, then closes the room.
+//! the agent; the console prints the answer, and at the end of input it
+//! waits (at most the calls' timeout) for the calls in flight before it
+//! closes the room ([`Typed`]).
 
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
+use agent_host::room::CallAnswer;
 use agent_host::room::sim::{SimRoom, tone};
 use agent_host::wit::audio::AudioFormat;
 
@@ -64,11 +66,27 @@ fn speech_like(words: &[&str]) -> Vec<i16> {
     samples
 }
 
+/// What the console's loop must see of the input: the calls it prints the
+/// answers of, and the end of input, after which it closes the room once
+/// those calls are answered. The loop, not this reader, prints the
+/// answers, so that an answer the agent gave just before its job ended is
+/// printed before the console exits.
+pub(super) enum Typed {
+    /// `/rpc`: the method called and its answer to come.
+    Call { method: String, answer: CallAnswer },
+    /// End of input.
+    End,
+}
+
 /// Reads stdin until its end; `agent` is the identity of the running job's
 /// agent.
-pub(super) async fn read(room: SimRoom, me: String, agent: watch::Receiver<String>) {
+pub(super) async fn read(
+    room: SimRoom,
+    me: String,
+    agent: watch::Receiver<String>,
+    typed: mpsc::UnboundedSender<Typed>,
+) {
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut calls = tokio::task::JoinSet::new();
     while let Ok(Some(line)) = lines.next_line().await {
         let (command, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
         let rest = rest.trim();
@@ -97,20 +115,26 @@ pub(super) async fn read(room: SimRoom, me: String, agent: watch::Receiver<Strin
                 let (method, payload) = rest.split_once(' ').unwrap_or((rest, ""));
                 let answer = room.perform_rpc(&me, &agent.borrow(), method, payload, RPC_TIMEOUT);
                 let method = method.to_string();
-                calls.spawn(async move {
-                    match answer.await {
-                        Ok(answer) => println!("[rpc] {method} -> {answer}"),
-                        Err(e) => println!("[rpc] {method} failed: {} {}", e.code, e.message),
-                    }
-                });
+                // The loop outlives this reader; a send fails only once it
+                // has ended, when nothing is left to print.
+                let _ = typed.send(Typed::Call { method, answer });
             }
             _ if command.starts_with('/') => eprintln!("commands: {HELP}"),
             _ => room.send_text(&me, CHAT_TOPIC, &line, &[]),
         }
     }
-    // Each call ends within its timeout.
-    while calls.join_next().await.is_some() {}
-    room.close();
+    let _ = typed.send(Typed::End);
+}
+
+impl Typed {
+    /// The line the console prints for a call's answer, once it comes
+    /// (within the call's timeout).
+    pub(super) async fn answered(method: String, answer: CallAnswer) -> String {
+        match answer.await {
+            Ok(answer) => format!("[rpc] {method} -> {answer}"),
+            Err(e) => format!("[rpc] {method} failed: {} {}", e.code, e.message),
+        }
+    }
 }
 
 #[cfg(test)]

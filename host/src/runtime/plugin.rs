@@ -546,6 +546,38 @@ mod tests {
         assert!(matches!(read_markers(core), Err(PluginError::CoreModule)));
     }
 
+    /// A component lifting a core function as `name`, optionally nested in
+    /// an outer component that exports nothing.
+    fn exporting(name: &str, nested: bool) -> Vec<u8> {
+        let inner = format!(
+            r#"(core module $m (func (export "f")))
+               (core instance $i (instantiate $m))
+               (func $f (canon lift (core func $i "f")))
+               (export "{name}" (func $f))"#
+        );
+        let text = if nested {
+            format!("(component (component {inner}))")
+        } else {
+            format!("(component {inner})")
+        };
+        wat::parse_str(text).unwrap()
+    }
+
+    #[test]
+    fn prewarm_is_a_top_level_function_export_named_prewarm() {
+        assert!(read_markers(&exporting("prewarm", false)).unwrap().prewarms);
+        assert!(!read_markers(&exporting("run", false)).unwrap().prewarms);
+        // A nested component's export is not the plugin's.
+        assert!(!read_markers(&exporting("prewarm", true)).unwrap().prewarms);
+    }
+
+    #[test]
+    fn prewarmed_snapshots_have_their_own_cache_key() {
+        let digest = "ab".repeat(32);
+        assert_ne!(cache::prewarmed_key(&digest), digest);
+        assert!(cache::prewarmed_key(&digest).contains("prewarmed"));
+    }
+
     #[test]
     fn sdk_versions() {
         assert!(check_sdk_version("0.1.0").is_ok());

@@ -18,6 +18,12 @@
 //! Rows: `examples/greeter` (a trivial job: says hello and waits),
 //! `examples/prewarm` reading the table its prewarm built (`stay`), and
 //! the same building its own table in `run` (`in-run stay`).
+//!
+//! The Python counterpart (where the conformance venv is, `AGENT_HOST_PYTHON`):
+//! livekit-agents' worker with `prewarm_fnc` building the same table
+//! (`prewarm_agent.py`), which runs in every idle job process: time from
+//! spawn to every idle process prewarmed, and the memory of each idle
+//! process (RSS, PSS, USS), for `num_idle_processes` = 2 (4 with `--bench`).
 
 #[path = "e2e/procfs.rs"]
 #[allow(dead_code)]
@@ -28,7 +34,10 @@ use std::time::{Duration, Instant};
 
 use agent_host::room::sim::{SimRoom, SimRooms};
 use agent_host::{JobHandle, JobLimits, Plugin, Runtime};
+use agent_host_capability::{Capability, require};
 use agent_host_tests::{guests, request, runtime, sim};
+use fake_livekit::python::PyWorker;
+use fake_livekit::{Config, FakeLiveKit};
 
 /// One row: the plugin, its job metadata, its label.
 struct Row {
@@ -58,11 +67,8 @@ const ROWS: [Row; 3] = [
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // `cargo bench` passes `--bench`; `cargo test --bench prewarm` does not.
-    let jobs = if std::env::args().any(|a| a == "--bench") {
-        50
-    } else {
-        5
-    };
+    let full = std::env::args().any(|a| a == "--bench");
+    let jobs = if full { 50 } else { 5 };
     let runtime = runtime(jobs as u32);
     println!("{jobs} jobs a row, one after the other, all idle at the end");
     println!(
@@ -89,6 +95,71 @@ async fn main() {
             plugin.prewarm(),
         );
     }
+    if cfg!(has_python_worker) {
+        python_side(&require(Capability::PythonWorker), if full { 4 } else { 2 }).await;
+    } else {
+        println!("python side skipped: run tests/conformance/setup.sh and set AGENT_HOST_PYTHON");
+    }
+}
+
+/// The Python worker with `idle` prewarmed job processes: spawn → all
+/// prewarmed, and each idle process's memory.
+async fn python_side(python: &std::path::Path, idle: usize) {
+    let server = FakeLiveKit::start(Config::default())
+        .await
+        .expect("starting fake-livekit");
+    let ready =
+        std::env::temp_dir().join(format!("agent-host-bench-prewarmed-{}", std::process::id()));
+    let _ = std::fs::remove_file(&ready);
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/prewarm_agent.py");
+    let spawned = Instant::now();
+    let worker = PyWorker::spawn_script(
+        python,
+        &script,
+        &server,
+        "prewarm-bench",
+        &[
+            ("BENCH_PREWARMED", ready.to_str().expect("a UTF-8 temp dir")),
+            ("BENCH_IDLE_PROCESSES", &idle.to_string()),
+        ],
+    );
+    // Bounded: 120 s, polled every 10 ms.
+    let deadline = spawned + Duration::from_secs(120);
+    let pids: Vec<u32> = loop {
+        let text = std::fs::read_to_string(&ready).unwrap_or_default();
+        let pids: Vec<u32> = text
+            .lines()
+            .filter_map(|l| l.split_once(' ')?.0.parse().ok())
+            .collect();
+        if pids.len() >= idle {
+            break pids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the Python worker prewarmed {} of {idle} processes in 120 s",
+            pids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let ready_after = spawned.elapsed();
+    let each: Vec<procfs::Memory> = pids.iter().map(|&pid| procfs::memory(pid)).collect();
+    let n = each.len() as u64;
+    let sum = each.iter().fold(procfs::Memory::default(), |a, &m| a + m);
+    let whole = procfs::group_memory(worker.pid());
+    println!(
+        "{:<30} {:>21} {:>8} KiB {:>8} KiB {:>8} KiB   (per idle process; spawn → {idle} prewarmed {ready_after:.2?}; \
+         whole worker, {idle} idle: RSS {} MiB, USS {} MiB)",
+        format!("Python prewarm_fnc, {idle} idle"),
+        "",
+        sum.rss / n,
+        sum.pss / n,
+        sum.uss / n,
+        whole.rss >> 10,
+        whole.uss >> 10,
+    );
+    drop(worker);
+    let _ = std::fs::remove_file(&ready);
 }
 
 /// Starts `jobs` jobs of `row` one by one; their start times, sorted, and

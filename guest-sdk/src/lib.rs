@@ -376,6 +376,24 @@ impl Default for AcceptOptions {
 /// agent_host_sdk::export_agent!(MyAgent, prewarm = prewarm);
 /// ```
 ///
+/// An [`AsyncAgent`] takes the same hook:
+///
+/// ```no_run
+/// struct Fetcher;
+///
+/// impl agent_host_sdk::AsyncAgent for Fetcher {
+///     async fn run(_ctx: agent_host_sdk::JobContext) -> Result<(), String> {
+///         Ok(())
+///     }
+/// }
+///
+/// fn load_model() -> Result<(), String> {
+///     Ok(())
+/// }
+///
+/// agent_host_sdk::export_agent!(async Fetcher, prewarm = load_model);
+/// ```
+///
 /// A prewarm may compute, allocate, log, and read random numbers and the
 /// clocks; anything else (the job, the room, HTTP, WebSockets, stdout)
 /// traps, since there is no job yet, and it must not keep a handle open

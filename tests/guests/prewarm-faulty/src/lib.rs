@@ -7,7 +7,12 @@
 //! changes the digest, as a new build would.
 //!
 //! Modes (the text after `prewarm-mode:`, padded with `.`):
-//! - `ok`: stores [`ANSWER`]; the job says `prewarmed <ANSWER>`;
+//! - `ok`: uses what Rust's std reaches for on its own (a `HashMap`, whose
+//!   keys come from `wasi:random`; `Instant` and `SystemTime`, from
+//!   `wasi:clocks`; the environment, from `wasi:cli/environment`) and logs,
+//!   then stores [`ANSWER`]; each job says `prewarmed <n>` with the value it
+//!   found and adds one to it, so a job that saw another job's write would
+//!   say more;
 //! - `fail`: returns `Err("no table today")`;
 //! - `trap`: executes `unreachable`;
 //! - `hoard`: allocates 1 MiB after 1 MiB until the memory limit stops it;
@@ -16,8 +21,10 @@
 //!   raw import: the SDK hands out a `JobContext` only in `run`);
 //! - `handle`: returns with a pollable still open.
 
+use std::collections::HashMap;
 use std::hint::black_box;
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
 
 use agent_host_sdk::{Agent, JobContext};
 
@@ -28,7 +35,8 @@ static MODE: [u8; 32] = *b"prewarm-mode:ok.................";
 /// What the `ok` prewarm stores.
 const ANSWER: u64 = 6_700_417;
 
-static STORED: OnceLock<u64> = OnceLock::new();
+/// [`ANSWER`] once the `ok` prewarm ran, else 0.
+static STORED: AtomicU64 = AtomicU64::new(0);
 
 /// [`MODE`]'s mode, read so that the compiler cannot assume its value.
 fn mode() -> String {
@@ -42,7 +50,19 @@ fn mode() -> String {
 fn prewarm() -> Result<(), String> {
     match mode().as_str() {
         "ok" => {
-            STORED.set(ANSWER).map_err(|_| "stored twice")?;
+            let started = Instant::now();
+            let mut seen = HashMap::new();
+            seen.insert("answer", ANSWER);
+            let vars = std::env::vars().count();
+            let since_epoch = SystemTime::now()
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map_err(|e| e.to_string())?;
+            agent_host_sdk::info!(
+                "prewarm: {vars} environment variables, {}s since the epoch, {:?}",
+                since_epoch.as_secs(),
+                started.elapsed()
+            );
+            STORED.store(seen["answer"], Ordering::Relaxed);
             Ok(())
         }
         "fail" => Err("no table today".into()),
@@ -75,9 +95,9 @@ struct PrewarmFaulty;
 
 impl Agent for PrewarmFaulty {
     fn run(ctx: JobContext) -> Result<(), String> {
-        let said = match STORED.get() {
-            Some(value) => format!("prewarmed {value}"),
-            None => "not prewarmed".to_string(),
+        let said = match STORED.fetch_add(1, Ordering::Relaxed) {
+            0 => "not prewarmed".to_string(),
+            value => format!("prewarmed {value}"),
         };
         ctx.room().send_text(&said)?;
         Ok(())

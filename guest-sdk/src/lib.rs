@@ -395,9 +395,10 @@ impl Default for AcceptOptions {
 /// ```
 ///
 /// A prewarm may compute, allocate, log, and read random numbers and the
-/// clocks; anything else (the job, the room, HTTP, WebSockets, stdout)
-/// traps, since there is no job yet, and it must not keep a handle open
-/// (a snapshot holds memory, not handles). What it read from random or the
+/// clocks; the job, the room, HTTP and WebSockets trap, since there is no
+/// job yet. It must not keep a handle open (a snapshot holds memory, not
+/// handles): log with [`info!`] rather than `println!`, whose stdout
+/// stream std may keep. What it read from random or the
 /// clocks is the same in every job. A prewarm that fails, traps or exceeds
 /// the job limits makes the host refuse the version, with the reason.
 ///

@@ -23,6 +23,8 @@ const GUESTS: &[&str] = &[
     "ws-client",
     "frontend",
     "voice",
+    "prewarm",
+    "prewarm-faulty",
 ];
 
 fn main() {

@@ -180,6 +180,13 @@
 //! WebSockets to the destinations on the host's allow-list (empty by
 //! default, which denies all).
 //!
+//! # Prewarm: state built once per plugin version
+//!
+//! `export_agent!(MyAgent, prewarm = my_prewarm)` runs `my_prewarm` once
+//! when the host loads the plugin; the memory it fills (a lookup table, a
+//! decoded model) is snapshotted, and every job starts with it. See
+//! [`export_agent!`] and `examples/prewarm`.
+//!
 //! # Version markers
 //!
 //! [`export_agent!`] embeds two custom sections in the component, which the
@@ -198,6 +205,10 @@ extern crate self as agent_host_sdk;
 #[doc(hidden)]
 #[path = "bindings.rs"]
 pub mod __bindings;
+
+#[doc(hidden)]
+#[path = "bindings_prewarm.rs"]
+pub mod __bindings_prewarm;
 
 mod audio;
 pub mod http;
@@ -236,7 +247,7 @@ pub use __bindings::agent_host::agent::types::{
 
 /// The version of the WIT package `agent-host:agent` this SDK is built
 /// against; written to the `agent-host:sdk-version` custom section.
-pub const WIT_VERSION: &str = "0.1.4";
+pub const WIT_VERSION: &str = "0.1.5";
 
 /// A LiveKit agent: the behaviour of one job.
 ///
@@ -330,10 +341,77 @@ impl Default for AcceptOptions {
 ///
 /// and for an [`AsyncAgent`], `agent_host_sdk::export_agent!(async MyAgent);`.
 ///
+/// # Prewarm
+///
+/// `export_agent!(MyAgent, prewarm = my_prewarm)` (or `async MyAgent,
+/// prewarm = ...`) also exports `my_prewarm`, a `fn() -> Result<(), String>`,
+/// as the `prewarm` of the `agent-prewarm` world (WIT 0.1.5). The host
+/// calls it once per plugin version, when it loads it, and snapshots the
+/// memory it leaves: every job of that version starts with what it built,
+/// at no cost per job (pages are shared copy-on-write until a job writes
+/// them). Keep the results in `static`s ([`std::sync::OnceLock`],
+/// [`std::sync::LazyLock`]) and read them in `run`:
+///
+/// ```no_run
+/// use std::sync::OnceLock;
+///
+/// static SQUARES: OnceLock<Vec<u64>> = OnceLock::new();
+///
+/// fn prewarm() -> Result<(), String> {
+///     SQUARES.set((0..1_000_000).map(|i| i * i).collect()).map_err(|_| "set twice")?;
+///     Ok(())
+/// }
+///
+/// struct MyAgent;
+///
+/// impl agent_host_sdk::Agent for MyAgent {
+///     fn run(ctx: agent_host_sdk::JobContext) -> Result<(), String> {
+///         // Computed here if the host did not prewarm (an older host).
+///         let squares = SQUARES.get_or_init(|| (0..1_000_000).map(|i| i * i).collect());
+///         ctx.room().send_text(&format!("999² = {}", squares[999]))?;
+///         Ok(())
+///     }
+/// }
+///
+/// agent_host_sdk::export_agent!(MyAgent, prewarm = prewarm);
+/// ```
+///
+/// An [`AsyncAgent`] takes the same hook:
+///
+/// ```no_run
+/// struct Fetcher;
+///
+/// impl agent_host_sdk::AsyncAgent for Fetcher {
+///     async fn run(_ctx: agent_host_sdk::JobContext) -> Result<(), String> {
+///         Ok(())
+///     }
+/// }
+///
+/// fn load_model() -> Result<(), String> {
+///     Ok(())
+/// }
+///
+/// agent_host_sdk::export_agent!(async Fetcher, prewarm = load_model);
+/// ```
+///
+/// A prewarm may compute, allocate, log, and read random numbers and the
+/// clocks; the job, the room, HTTP and WebSockets trap, since there is no
+/// job yet. It must not keep a handle open (a snapshot holds memory, not
+/// handles): log with [`info!`] rather than `println!`, whose stdout
+/// stream std may keep. What it read from random or the
+/// clocks is the same in every job. A prewarm that fails, traps or exceeds
+/// the job limits makes the host refuse the version, with the reason.
+///
 /// The expansion refers to this crate as `::agent_host_sdk`, so the
 /// dependency must not be renamed in the guest's `Cargo.toml`.
 #[macro_export]
 macro_rules! export_agent {
+    (async $agent:ty, prewarm = $prewarm:path) => {
+        $crate::__export_agent_prewarm!($agent, AsyncAgent, run_async, $prewarm);
+    };
+    ($agent:ty, prewarm = $prewarm:path) => {
+        $crate::__export_agent_prewarm!($agent, Agent, run, $prewarm);
+    };
     (async $agent:ty) => {
         $crate::__export_agent!($agent, AsyncAgent, run_async);
     };
@@ -365,19 +443,68 @@ macro_rules! __export_agent {
                 __AgentHostExport with_types_in $crate::__bindings
             );
 
-            // Emitted here rather than in the SDK so that the sections are
-            // part of the guest's own object code and always linked.
-            #[used]
-            #[unsafe(link_section = "agent-host:sdk-version")]
-            static __AGENT_HOST_SDK_VERSION: [u8; $crate::WIT_VERSION.len()] =
-                $crate::__private::bytes($crate::WIT_VERSION);
-
-            const __AGENT_HOST_GUEST_VERSION_STR: &str = ::core::env!("CARGO_PKG_VERSION");
-            #[used]
-            #[unsafe(link_section = "agent-host:guest-version")]
-            static __AGENT_HOST_GUEST_VERSION: [u8; __AGENT_HOST_GUEST_VERSION_STR.len()] =
-                $crate::__private::bytes(__AGENT_HOST_GUEST_VERSION_STR);
+            $crate::__version_markers!();
         };
+    };
+}
+
+/// The expansion of [`export_agent!`] with a prewarm hook: the
+/// `agent-prewarm` world's exports.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_agent_prewarm {
+    ($agent:ty, $trait:ident, $run:ident, $prewarm:path) => {
+        const _: () = {
+            struct __AgentHostExport;
+
+            impl $crate::__bindings_prewarm::Guest for __AgentHostExport {
+                fn on_request(request: $crate::JobRequest) -> $crate::Decision {
+                    <$agent as $crate::$trait>::on_request(request)
+                }
+
+                fn run() -> ::core::result::Result<(), ::std::string::String> {
+                    $crate::__private::$run::<$agent>()
+                }
+
+                fn prewarm() -> ::core::result::Result<(), ::std::string::String> {
+                    let hook: fn() -> ::core::result::Result<(), ::std::string::String> = $prewarm;
+                    hook()
+                }
+            }
+
+            $crate::__bindings_prewarm::__export_agent_prewarm_world!(
+                __AgentHostExport with_types_in $crate::__bindings_prewarm
+            );
+
+            // Links the `agent-prewarm` world's type section (see
+            // `bindings_prewarm.rs`): only guests with a hook export `prewarm`.
+            #[cfg(target_arch = "wasm32")]
+            #[used]
+            static __AGENT_HOST_PREWARM_WORLD: fn() =
+                $crate::__bindings_prewarm::__link_custom_section_describing_imports;
+
+            $crate::__version_markers!();
+        };
+    };
+}
+
+/// The version markers' custom sections, emitted in the guest crate rather
+/// than in the SDK so that they are part of the guest's own object code
+/// and always linked.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __version_markers {
+    () => {
+        #[used]
+        #[unsafe(link_section = "agent-host:sdk-version")]
+        static __AGENT_HOST_SDK_VERSION: [u8; $crate::WIT_VERSION.len()] =
+            $crate::__private::bytes($crate::WIT_VERSION);
+
+        const __AGENT_HOST_GUEST_VERSION_STR: &str = ::core::env!("CARGO_PKG_VERSION");
+        #[used]
+        #[unsafe(link_section = "agent-host:guest-version")]
+        static __AGENT_HOST_GUEST_VERSION: [u8; __AGENT_HOST_GUEST_VERSION_STR.len()] =
+            $crate::__private::bytes(__AGENT_HOST_GUEST_VERSION_STR);
     };
 }
 

@@ -49,7 +49,7 @@ pub use net::policy::{HttpAllowList, HttpRule};
 pub use runtime::limits::JobLimits;
 pub use runtime::{
     JobHandle, LoadedVersion, Offer, Outcome, Plugin, PluginError, PluginSlot, PluginVersion,
-    PreparedJob, RoomExit, Runtime, RuntimeConfig, Swap, Terminator,
+    PreparedJob, Prewarm, RoomExit, Runtime, RuntimeConfig, Swap, Terminator,
 };
 
 /// The types of the WIT contract, generated from `wit/agent.wit`.

@@ -41,9 +41,9 @@ fn check_accepts_the_examples() {
         let stdout = text(&out.stdout);
         assert!(out.status.success(), "{wasm}: {}", text(&out.stderr));
         assert!(stdout.contains("ok, an agent-host agent"), "{stdout}");
-        assert!(stdout.contains("WIT version:   0.1.4"), "{stdout}");
+        assert!(stdout.contains("WIT version:   0.1.5"), "{stdout}");
         assert!(stdout.contains("run: func"), "{stdout}");
-        assert!(stdout.contains("agent-host:agent/room@0.1.4"), "{stdout}");
+        assert!(stdout.contains("agent-host:agent/room@0.1.5"), "{stdout}");
     }
     // A guest of the previous WIT release carries no SDK marker and imports
     // the 0.1.0 interfaces, which this host still serves.

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 
 use agent_host::guest_build::plugin_file;
-use agent_host::{PluginError, Runtime, RuntimeConfig};
+use agent_host::{PluginError, Prewarm, Runtime, RuntimeConfig};
 
 use super::args::PrecompiledArgs;
 
@@ -57,6 +57,7 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
             .unwrap_or("(not recorded; built without agent-host-sdk)")
     );
     println!("  compiled in:   {:.0?}", plugin.load_time());
+    println!("  prewarm:       {}", describe_prewarm(plugin.prewarm()));
     println!("  exports:");
     for name in plugin.exports() {
         println!("    {name}");
@@ -66,4 +67,14 @@ pub fn run(args: CheckArgs) -> Result<ExitCode> {
         println!("    {name}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `prewarm:` line: whether the plugin prewarms, and how long it took.
+fn describe_prewarm(prewarm: Prewarm) -> String {
+    match prewarm {
+        Prewarm::None => "no (no `prewarm` export)".into(),
+        Prewarm::Ran(took) => format!("ran in {took:.0?}, snapshotted for every job"),
+        Prewarm::Cached => "snapshot from the compile cache (not run again)".into(),
+        Prewarm::Precompiled => "snapshot taken by `agent-host compile` (not run again)".into(),
+    }
 }

@@ -419,6 +419,7 @@ pub(super) async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
             version = %plugin.version(),
             load_time = ?plugin.load_time(),
             cached = plugin.from_cache(),
+            prewarm = ?plugin.prewarm(),
             "plugin loaded"
         );
         let worker = Worker::new(planned.options, runtime.clone(), plugin, transport.clone());

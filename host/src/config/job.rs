@@ -65,6 +65,14 @@ pub const DEFAULT_HOST_MEMORY_BYTES: u64 = 16 << 20;
 /// a person notices. It is 100 epoch ticks, so the check costs nothing.
 pub const DEFAULT_CPU_SLICE: Duration = Duration::from_secs(1);
 
+/// Longest a plugin's `prewarm` may take, computing or waiting: 30 s. It
+/// runs once per version, while the version loads (nothing waits on it but
+/// the load), and does what the Python worker's `prewarm_fnc` does per
+/// process (loading a model, building tables): seconds, not minutes. A
+/// prewarm that is still running then refuses the version rather than
+/// holding `run`, `check` or a hot swap forever.
+pub const PREWARM_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Default CPU quota: off. A share that suits one plugin starves another;
 /// operators who run third-party plugins choose one (`--job-cpu-limit`).
 pub const DEFAULT_CPU_QUOTA: Option<CpuQuota> = None;

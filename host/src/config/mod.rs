@@ -28,6 +28,7 @@
 //! | timeout | default | constant |
 //! |---|---|---|
 //! | a guest computing without a host call | 1 s | [`job::DEFAULT_CPU_SLICE`] |
+//! | a plugin's `prewarm`, once per version | 30 s | [`job::PREWARM_TIMEOUT`] |
 //! | a job in total | none | [`job::DEFAULT_WALL_CLOCK`] |
 //! | a terminated job returning from `run` | 10 s | [`job::DEFAULT_TERMINATION_GRACE`] |
 //! | CPU quota window | 10 s | [`job::DEFAULT_CPU_WINDOW`] |

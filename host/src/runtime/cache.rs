@@ -1,6 +1,7 @@
 //! On-disk cache of compiled components.
 //!
-//! Policy: an entry is named by the SHA-256 of the component's bytes *and* a
+//! Policy: an entry is named by the SHA-256 of the component's bytes (with
+//! `-prewarmed` for the snapshot of a component that prewarms) *and* a
 //! hash of everything in the engine that affects compiled code (wasmtime
 //! version, target, settings: [`Engine::precompile_compatibility_hash`]). An
 //! entry written by another wasmtime or another configuration is therefore
@@ -38,13 +39,14 @@ impl ArtifactCache {
         }
     }
 
-    fn entry(&self, digest: &str) -> PathBuf {
-        self.dir.join(format!("{digest}-{}.cwasm", self.engine_key))
+    fn entry(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}-{}.cwasm", self.engine_key))
     }
 
-    /// Loads the compiled component for `digest`, if cached.
-    pub(crate) fn load(&self, engine: &Engine, digest: &str) -> Option<Component> {
-        let path = self.entry(digest);
+    /// Loads the compiled component stored under `key` (a digest, or
+    /// [`prewarmed_key`] of one), if cached.
+    pub(crate) fn load(&self, engine: &Engine, key: &str) -> Option<Component> {
+        let path = self.entry(key);
         if !path.exists() {
             return None;
         }
@@ -60,18 +62,26 @@ impl ArtifactCache {
         }
     }
 
-    /// Stores a compiled component under `digest`. Failures are logged.
-    pub(crate) fn store(&self, digest: &str, component: &Component) {
-        if let Err(err) = self.try_store(digest, component) {
+    /// Stores a compiled component under `key`. Failures are logged.
+    pub(crate) fn store(&self, key: &str, component: &Component) {
+        if let Err(err) = self.try_store(key, component) {
             tracing::warn!(dir = %self.dir.display(), error = %err, "could not write compile cache");
         }
     }
 
-    fn try_store(&self, digest: &str, component: &Component) -> anyhow::Result<()> {
+    fn try_store(&self, key: &str, component: &Component) -> anyhow::Result<()> {
         let bytes = serialize(component)?;
         std::fs::create_dir_all(&self.dir)?;
-        write_atomically(&self.entry(digest), &bytes)
+        write_atomically(&self.entry(key), &bytes)
     }
+}
+
+/// The key of a prewarming component's entry: its snapshot, compiled. A
+/// warm start loads it and does not run `prewarm` again: the snapshot is a
+/// function of the component's bytes (prewarm has no job and no input; what
+/// it read from random or the clocks is frozen either way).
+pub(crate) fn prewarmed_key(digest: &str) -> String {
+    format!("{digest}-prewarmed")
 }
 
 /// The engine's compatibility key: 16 hex digits of a hash of everything

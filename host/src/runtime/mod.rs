@@ -33,6 +33,7 @@ mod job;
 pub(crate) mod limits;
 mod plugin;
 mod precompiled;
+mod prewarm;
 mod slot;
 mod state;
 mod stdio;
@@ -56,7 +57,8 @@ pub use self::job::{
 pub use self::limits::JobLimits;
 pub use self::plugin::digest;
 pub use self::plugin::{
-    GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, SDK_VERSION_SECTION, WIT_VERSION,
+    GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, Prewarm, SDK_VERSION_SECTION,
+    WIT_VERSION,
 };
 pub use self::slot::{LoadedVersion, PluginSlot, Swap};
 use self::state::JobState;
@@ -74,6 +76,8 @@ pub struct Runtime {
 struct Inner {
     engine: Engine,
     linker: Linker<JobState>,
+    /// What a plugin's `prewarm` may call (see `prewarm.rs`).
+    prewarm_linker: Linker<JobState>,
     cache: Option<ArtifactCache>,
     config: RuntimeConfig,
 }
@@ -93,6 +97,8 @@ impl Runtime {
         // Every agent import on its own narrow view (see `imports`).
         imports::add_to_linker(&mut linker)
             .map_err(|e| anyhow::Error::from(e).context("linking the agent imports"))?;
+        let prewarm_linker = prewarm::linker(&engine)
+            .map_err(|e| anyhow::Error::from(e).context("linking prewarm's imports"))?;
         let cache = config
             .cache_dir
             .clone()
@@ -101,6 +107,7 @@ impl Runtime {
             inner: Arc::new(Inner {
                 engine,
                 linker,
+                prewarm_linker,
                 cache,
                 config,
             }),
@@ -123,13 +130,7 @@ impl Runtime {
 
     /// Compiles (or loads from the cache) and type-checks a component.
     pub fn load_plugin(&self, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
-        let plugin = Plugin::load(
-            &self.inner.engine,
-            &self.inner.linker,
-            self.inner.cache.as_ref(),
-            bytes,
-            self.inner.config.allow_precompiled,
-        )?;
+        let plugin = Plugin::load(&self.loader(), bytes)?;
         Ok(Arc::new(plugin))
     }
 
@@ -137,14 +138,25 @@ impl Runtime {
     /// does; a `.cwasm` is mapped rather than read (no copy of its code and
     /// data, pages read as used), which is what makes it start fast.
     pub fn load_plugin_file(&self, path: &std::path::Path) -> Result<Arc<Plugin>> {
-        let plugin = Plugin::load_file(
-            &self.inner.engine,
-            &self.inner.linker,
-            self.inner.cache.as_ref(),
-            path,
-            self.inner.config.allow_precompiled,
-        )?;
+        let plugin = Plugin::load_file(&self.loader(), path)?;
         Ok(Arc::new(plugin))
+    }
+
+    /// What loading a plugin needs from this runtime.
+    fn loader(&self) -> plugin::Loader<'_> {
+        plugin::Loader {
+            engine: &self.inner.engine,
+            linker: &self.inner.linker,
+            prewarm_linker: &self.inner.prewarm_linker,
+            cache: self.inner.cache.as_ref(),
+            allow_precompiled: self.inner.config.allow_precompiled,
+            // The largest memory any job may have: every job of the
+            // version fits in what its snapshot holds.
+            prewarm_limits: JobLimits {
+                memory_bytes: self.inner.config.max_memory_bytes,
+                ..JobLimits::default()
+            },
+        }
     }
 
     /// Compiles and type-checks a component as [`load_plugin`](Self::load_plugin)

@@ -10,7 +10,10 @@
 //! 3. the SDK marker (if present) names a WIT version this host supports;
 //! 4. the component compiles (or its compiled form is in the cache, or it
 //!    was precompiled);
-//! 5. its imports are all provided by the host and its exports match the
+//! 5. if it exports `prewarm` (world `agent-prewarm`), that prewarm
+//!    succeeds, and the snapshot it leaves is what gets compiled (see
+//!    `prewarm.rs`; a cached or precompiled snapshot does not run it again);
+//! 6. its imports are all provided by the host and its exports match the
 //!    `agent` world.
 //!
 //! A plugin's identity is the SHA-256 of its component's bytes; a `.cwasm`
@@ -29,12 +32,14 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 
 use super::cache::{self, ArtifactCache};
+use super::limits::JobLimits;
 use super::precompiled::{self, Header};
+use super::prewarm;
 use super::state::JobState;
 use crate::bindings::AgentPre;
 
 /// The WIT package version this host implements.
-pub const WIT_VERSION: &str = "0.1.4";
+pub const WIT_VERSION: &str = "0.1.5";
 
 /// Custom section in which `agent-host-sdk` records the WIT version it targets.
 pub const SDK_VERSION_SECTION: &str = "agent-host:sdk-version";
@@ -76,6 +81,37 @@ pub enum PluginError {
     /// A `.cwasm` this host cannot or will not load.
     #[error("{0}; recompile it with `agent-host compile`")]
     Precompiled(String),
+    /// The component's `prewarm` trapped, returned an error, exceeded a
+    /// limit, or could not be snapshotted: the version is refused.
+    #[error("prewarm failed, the version is refused: {0}")]
+    Prewarm(String),
+}
+
+/// Whether and how a plugin's `prewarm` ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prewarm {
+    /// The component exports no `prewarm`.
+    None,
+    /// `prewarm` ran while this plugin loaded, for this long (instrumenting
+    /// and snapshotting included, compiling the snapshot not).
+    Ran(Duration),
+    /// The compiled snapshot came from the on-disk cache: `prewarm` did not
+    /// run again.
+    Cached,
+    /// The snapshot was taken when the `.cwasm` was compiled
+    /// (`agent-host compile`).
+    Precompiled,
+}
+
+/// What loading a plugin needs from the runtime.
+pub(crate) struct Loader<'a> {
+    pub engine: &'a Engine,
+    pub linker: &'a Linker<JobState>,
+    pub prewarm_linker: &'a Linker<JobState>,
+    pub cache: Option<&'a ArtifactCache>,
+    pub allow_precompiled: bool,
+    /// The limits a `prewarm` runs under.
+    pub prewarm_limits: JobLimits,
 }
 
 /// Versions and digest that identify a plugin.
@@ -112,6 +148,7 @@ pub struct Plugin {
     version: PluginVersion,
     compile_time: Duration,
     from_cache: bool,
+    prewarm: Prewarm,
 }
 
 impl fmt::Debug for Plugin {
@@ -120,74 +157,61 @@ impl fmt::Debug for Plugin {
             .field("version", &self.version)
             .field("compile_time", &self.compile_time)
             .field("from_cache", &self.from_cache)
+            .field("prewarm", &self.prewarm)
             .finish_non_exhaustive()
     }
 }
 
 impl Plugin {
-    /// Loads a component, or a `.cwasm` when `allow_precompiled`.
-    pub(crate) fn load(
-        engine: &Engine,
-        linker: &Linker<JobState>,
-        cache: Option<&ArtifactCache>,
-        bytes: &[u8],
-        allow_precompiled: bool,
-    ) -> Result<Self, PluginError> {
+    /// Loads a component, or a `.cwasm` when the loader allows precompiled
+    /// plugins.
+    pub(crate) fn load(loader: &Loader<'_>, bytes: &[u8]) -> Result<Self, PluginError> {
         let started = Instant::now();
-        let (component, version, from_cache) = if precompiled::is_precompiled(bytes) {
+        let loaded = if precompiled::is_precompiled(bytes) {
             let (header, artifact) = precompiled::decode(bytes).map_err(damaged)?;
-            check_precompiled(engine, &header, allow_precompiled)?;
+            check_precompiled(loader.engine, &header, loader.allow_precompiled)?;
             // SAFETY: see `check_precompiled`, whose checks passed.
-            let component = unsafe { cache::deserialize(engine, artifact) }.map_err(refused)?;
-            (component, header.into(), false)
+            let component =
+                unsafe { cache::deserialize(loader.engine, artifact) }.map_err(refused)?;
+            Loaded::precompiled(component, header)
         } else {
-            compile_or_cached(engine, cache, bytes)?
+            compile_or_cached(loader, bytes)?
         };
-        Self::type_check(linker, component, version, from_cache, started)
+        Self::type_check(loader.linker, loaded, started)
     }
 
     /// Loads the plugin in the file at `path`. A `.cwasm` is mapped, not
     /// read (its code and data are paged in as used); anything else is read
     /// and loaded as [`Plugin::load`] does.
-    pub(crate) fn load_file(
-        engine: &Engine,
-        linker: &Linker<JobState>,
-        cache: Option<&ArtifactCache>,
-        path: &Path,
-        allow_precompiled: bool,
-    ) -> anyhow::Result<Self> {
+    pub(crate) fn load_file(loader: &Loader<'_>, path: &Path) -> anyhow::Result<Self> {
         let started = Instant::now();
         let Some(header) = precompiled::read_file_header(path)? else {
             let bytes = std::fs::read(path)?;
-            return Ok(Self::load(
-                engine,
-                linker,
-                cache,
-                &bytes,
-                allow_precompiled,
-            )?);
+            return Ok(Self::load(loader, &bytes)?);
         };
         let header = header.map_err(damaged)?;
-        check_precompiled(engine, &header, allow_precompiled)?;
+        check_precompiled(loader.engine, &header, loader.allow_precompiled)?;
         // SAFETY: see `check_precompiled`, whose checks passed.
-        let component = unsafe { cache::deserialize_file(engine, path) }.map_err(refused)?;
+        let component = unsafe { cache::deserialize_file(loader.engine, path) }.map_err(refused)?;
         Ok(Self::type_check(
-            linker,
-            component,
-            header.into(),
-            false,
+            loader.linker,
+            Loaded::precompiled(component, header),
             started,
         )?)
     }
 
-    /// Step 5: the component against the host's imports and the `agent` world.
+    /// Step 6: the component against the host's imports and the `agent` world.
     fn type_check(
         linker: &Linker<JobState>,
-        component: Component,
-        version: PluginVersion,
-        from_cache: bool,
+        loaded: Loaded,
         started: Instant,
     ) -> Result<Self, PluginError> {
+        let Loaded {
+            component,
+            version,
+            from_cache,
+            prewarm,
+        } = loaded;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
@@ -199,6 +223,7 @@ impl Plugin {
             version,
             compile_time: started.elapsed(),
             from_cache,
+            prewarm,
         })
     }
 
@@ -214,6 +239,7 @@ impl Plugin {
             digest: self.version.digest.clone(),
             sdk: self.version.sdk.clone(),
             guest: self.version.guest.clone(),
+            prewarmed: self.prewarm != Prewarm::None,
         };
         Ok(precompiled::encode(&header, &artifact))
     }
@@ -231,6 +257,11 @@ impl Plugin {
     /// Whether the compiled code came from the on-disk cache.
     pub fn from_cache(&self) -> bool {
         self.from_cache
+    }
+
+    /// Whether this version prewarms, and whether its `prewarm` ran now.
+    pub fn prewarm(&self) -> Prewarm {
+        self.prewarm
     }
 
     /// Names of the component's imports, sorted.
@@ -276,38 +307,88 @@ pub fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// Compiles a component, or loads its compiled form from the cache.
-/// Returns whether it came from the cache.
-fn compile_or_cached(
-    engine: &Engine,
-    cache: Option<&ArtifactCache>,
-    bytes: &[u8],
-) -> Result<(Component, PluginVersion, bool), PluginError> {
+/// A compiled component and what is known of it, before type-checking.
+struct Loaded {
+    component: Component,
+    version: PluginVersion,
+    from_cache: bool,
+    prewarm: Prewarm,
+}
+
+impl Loaded {
+    fn precompiled(component: Component, header: Header) -> Self {
+        let prewarm = if header.prewarmed {
+            Prewarm::Precompiled
+        } else {
+            Prewarm::None
+        };
+        Self {
+            component,
+            version: header.into(),
+            from_cache: false,
+            prewarm,
+        }
+    }
+}
+
+/// Compiles a component (after its prewarm, if it has one), or loads its
+/// compiled form from the cache.
+fn compile_or_cached(loader: &Loader<'_>, bytes: &[u8]) -> Result<Loaded, PluginError> {
     if Engine::detect_precompiled(bytes).is_some() {
         return Err(PluginError::Precompiled(
             "this is wasmtime's precompiled code without agent-host's header (from `wasmtime compile`?)"
                 .into(),
         ));
     }
-    let (sdk, guest) = read_markers(bytes)?;
-    if let Some(sdk) = &sdk {
+    let markers = read_markers(bytes)?;
+    if let Some(sdk) = &markers.sdk {
         check_sdk_version(sdk)?;
     }
     let digest = digest(bytes);
-    let cached = cache.and_then(|c| c.load(engine, &digest));
+    let key = if markers.prewarms {
+        cache::prewarmed_key(&digest)
+    } else {
+        digest.clone()
+    };
+    let cached = loader.cache.and_then(|c| c.load(loader.engine, &key));
     let from_cache = cached.is_some();
-    let component = match cached {
-        Some(component) => component,
+    let (component, prewarm) = match cached {
+        Some(component) if markers.prewarms => (component, Prewarm::Cached),
+        Some(component) => (component, Prewarm::None),
         None => {
-            let component = Component::new(engine, bytes)
+            let (code, prewarm) = if markers.prewarms {
+                let (snapshot, took) = prewarm::snapshot(
+                    loader.engine,
+                    loader.prewarm_linker,
+                    bytes,
+                    loader.prewarm_limits.clone(),
+                )?;
+                (std::borrow::Cow::Owned(snapshot), Prewarm::Ran(took))
+            } else {
+                (std::borrow::Cow::Borrowed(bytes), Prewarm::None)
+            };
+            let component = Component::new(loader.engine, &code)
                 .map_err(|e| PluginError::Invalid(format!("{e:#}")))?;
-            if let Some(cache) = cache {
-                cache.store(&digest, &component);
+            if let Some(cache) = loader.cache {
+                cache.store(&key, &component);
             }
-            component
+            (component, prewarm)
         }
     };
-    Ok((component, PluginVersion { digest, sdk, guest }, from_cache))
+    let version = PluginVersion {
+        digest,
+        sdk: markers.sdk,
+        guest: markers.guest,
+    };
+    if prewarm != Prewarm::None {
+        tracing::info!(plugin = %version, ?prewarm, "prewarmed version");
+    }
+    Ok(Loaded {
+        component,
+        version,
+        from_cache,
+        prewarm,
+    })
 }
 
 /// Whether a `.cwasm` with this header may be deserialized here: the
@@ -371,9 +452,22 @@ impl From<Header> for PluginVersion {
     }
 }
 
+/// What a component's bytes say of it before it is compiled.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Markers {
+    /// The SDK's WIT version marker.
+    sdk: Option<String>,
+    /// The guest crate's version marker.
+    guest: Option<String>,
+    /// Whether its top level exports a function named `prewarm`.
+    prewarms: bool,
+}
+
 /// Checks the magic and the component/module distinction, then returns the
-/// SDK and guest version markers, searching nested core modules too.
-fn read_markers(bytes: &[u8]) -> Result<(Option<String>, Option<String>), PluginError> {
+/// SDK and guest version markers, searching nested core modules too, and
+/// whether the component exports `prewarm`.
+fn read_markers(bytes: &[u8]) -> Result<Markers, PluginError> {
+    use wasmparser::{ComponentExternalKind, Payload};
     if !bytes.starts_with(b"\0asm") {
         return Err(PluginError::NotWasm);
     }
@@ -385,20 +479,37 @@ fn read_markers(bytes: &[u8]) -> Result<(Option<String>, Option<String>), Plugin
             "unknown WebAssembly binary version".into(),
         ));
     }
-    let mut sdk = None;
-    let mut guest = None;
+    let mut markers = Markers::default();
+    // Nesting depth: payloads of nested modules and components come inline,
+    // each ending with its own `End`.
+    let mut depth = 0usize;
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| PluginError::Invalid(e.to_string()))?;
-        if let wasmparser::Payload::CustomSection(section) = payload {
-            let text = || String::from_utf8_lossy(section.data()).trim().to_string();
-            match section.name() {
-                SDK_VERSION_SECTION => sdk = Some(text()),
-                GUEST_VERSION_SECTION => guest = Some(text()),
-                _ => {}
+        match payload {
+            Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::End(_) => depth = depth.saturating_sub(1),
+            Payload::ComponentExportSection(exports) if depth == 0 => {
+                for export in exports {
+                    let export = export.map_err(|e| PluginError::Invalid(e.to_string()))?;
+                    if export.name.name == prewarm::PREWARM_EXPORT
+                        && export.kind == ComponentExternalKind::Func
+                    {
+                        markers.prewarms = true;
+                    }
+                }
             }
+            Payload::CustomSection(section) => {
+                let text = || String::from_utf8_lossy(section.data()).trim().to_string();
+                match section.name() {
+                    SDK_VERSION_SECTION => markers.sdk = Some(text()),
+                    GUEST_VERSION_SECTION => markers.guest = Some(text()),
+                    _ => {}
+                }
+            }
+            _ => {}
         }
     }
-    Ok((sdk, guest))
+    Ok(markers)
 }
 
 /// A guest may target this host's WIT version or an older one of the same
@@ -435,6 +546,38 @@ mod tests {
         assert!(matches!(read_markers(core), Err(PluginError::CoreModule)));
     }
 
+    /// A component lifting a core function as `name`, optionally nested in
+    /// an outer component that exports nothing.
+    fn exporting(name: &str, nested: bool) -> Vec<u8> {
+        let inner = format!(
+            r#"(core module $m (func (export "f")))
+               (core instance $i (instantiate $m))
+               (func $f (canon lift (core func $i "f")))
+               (export "{name}" (func $f))"#
+        );
+        let text = if nested {
+            format!("(component (component {inner}))")
+        } else {
+            format!("(component {inner})")
+        };
+        wat::parse_str(text).unwrap()
+    }
+
+    #[test]
+    fn prewarm_is_a_top_level_function_export_named_prewarm() {
+        assert!(read_markers(&exporting("prewarm", false)).unwrap().prewarms);
+        assert!(!read_markers(&exporting("run", false)).unwrap().prewarms);
+        // A nested component's export is not the plugin's.
+        assert!(!read_markers(&exporting("prewarm", true)).unwrap().prewarms);
+    }
+
+    #[test]
+    fn prewarmed_snapshots_have_their_own_cache_key() {
+        let digest = "ab".repeat(32);
+        assert_ne!(cache::prewarmed_key(&digest), digest);
+        assert!(cache::prewarmed_key(&digest).contains("prewarmed"));
+    }
+
     #[test]
     fn sdk_versions() {
         assert!(check_sdk_version("0.1.0").is_ok());
@@ -442,7 +585,8 @@ mod tests {
         assert!(check_sdk_version("0.1.2").is_ok());
         assert!(check_sdk_version("0.1.3").is_ok());
         assert!(check_sdk_version("0.1.4").is_ok());
-        assert!(check_sdk_version("0.1.5").is_err());
+        assert!(check_sdk_version("0.1.5").is_ok());
+        assert!(check_sdk_version("0.1.6").is_err());
         assert!(check_sdk_version("0.2.0").is_err());
         assert!(check_sdk_version("1.0.0").is_err());
         assert!(check_sdk_version("garbage").is_err());

@@ -19,6 +19,9 @@
 //!   file was compiled from, so a precompiled plugin has the same identity as
 //!   its `.wasm` (`check` prints the same digest; hot swap dedups across the
 //!   two forms). Compiled code keeps no custom sections, hence the header;
+//! - a prewarming plugin is compiled from its snapshot: `agent-host
+//!   compile` runs `prewarm` once, the header says so (`prewarmed`), and
+//!   loading the file never runs it;
 //! - the header is not authenticated: a `.cwasm` is native code and must
 //!   come from a trusted build (see SECURITY.md, "Ahead-of-time plugins").
 
@@ -50,6 +53,11 @@ pub(crate) struct Header {
     pub sdk: Option<String>,
     /// The component's guest-version marker, if any.
     pub guest: Option<String>,
+    /// Whether the code is that of the component's prewarm snapshot (taken
+    /// at compile time, so loading the file does not run `prewarm`).
+    /// Absent in files from before prewarm: false.
+    #[serde(default)]
+    pub prewarmed: bool,
 }
 
 /// Whether `bytes` end like a `.cwasm` written by `agent-host compile`.
@@ -137,6 +145,7 @@ mod tests {
             digest: "ab".repeat(32),
             sdk: Some("0.1.1".into()),
             guest: None,
+            prewarmed: true,
         }
     }
 

@@ -3,8 +3,9 @@
 //! Invariants:
 //! - the current version is replaced atomically; an offer reads it once and
 //!   its job runs on that version to the end, whatever swaps follow;
-//! - a new version becomes current only after it compiled and type-checked;
-//!   a refused swap changes nothing;
+//! - a new version becomes current only after it compiled and type-checked,
+//!   and, if it exports `prewarm`, after its prewarm succeeded (loading runs
+//!   it, see `prewarm.rs`); a refused swap changes nothing;
 //! - the slot holds only the current version strongly; older versions live
 //!   exactly as long as a job (or an offer) still uses them, and are freed
 //!   with their last job;

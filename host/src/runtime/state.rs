@@ -116,6 +116,12 @@ impl JobState {
     }
 
     /// Gives the job LiveKit's server API, scoped to its room.
+    /// Whether the guest holds a WASI or agent handle (a stream, a
+    /// pollable, a socket): a prewarm must hold none when it returns.
+    pub(super) fn holds_resources(&self) -> bool {
+        !self.table.is_empty()
+    }
+
     pub(super) fn grant_room_service(&mut self, scope: RoomScope) {
         self.room_service = Some(scope);
     }

@@ -8,6 +8,8 @@
 //! are written under temporary names and renamed, and the marker naming the
 //! wheel's hash is written last, so an interrupted setup is redone.
 
+mod python;
+
 use std::fs;
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
@@ -30,9 +32,21 @@ const LIBRARY_IN_WHEEL: &str = "livekit/rtc/resources/liblivekit_ffi.so";
 const LICENSE_IN_WHEEL: &str = "livekit/rtc/resources/LICENSE.md";
 const PROTO_IN_WHEEL: &str = "livekit/rtc/_proto/";
 
+/// A language whose agents' toolchain `setup --lang` installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// componentize-py and the Python SDK, in a venv in agent-host's cache.
+    Python,
+}
+
 /// Arguments of `setup`.
 #[derive(Debug, Args)]
 pub struct SetupArgs {
+    /// Install the toolchain for agents in this language instead of
+    /// LiveKit's client library (repeatable).
+    #[arg(long, value_enum, value_name = "LANG")]
+    lang: Vec<Lang>,
+
     /// The Python interpreter whose pip downloads the wheel [default:
     /// python3 on PATH].
     #[arg(long, value_name = "PATH")]
@@ -54,6 +68,15 @@ pub struct SetupArgs {
 
 /// Runs `setup`.
 pub fn run(args: SetupArgs) -> Result<ExitCode> {
+    if !args.lang.is_empty() {
+        let mut code = ExitCode::SUCCESS;
+        for lang in &args.lang {
+            code = match lang {
+                Lang::Python => python::run(args.python.as_deref(), args.force)?,
+            };
+        }
+        return Ok(code);
+    }
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         bail!("the pinned LiveKit client library ({WHEEL_FILE}) is for x86-64 Linux only");
     }

@@ -7,6 +7,8 @@
 //! * a `Cargo.toml`: a Rust guest crate, built here with
 //!   `cargo build --release --target wasm32-wasip2` (cargo's progress goes to
 //!   the terminal);
+//! * an `app.py` importing `agent_host`: a Python agent, built with the
+//!   Python SDK and componentize-py ([`python`]);
 //!
 //! Either way the component the build produced is loaded. A directory that
 //! is neither gets an error naming what was looked for.
@@ -16,11 +18,15 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail};
 
+pub mod python;
+
 /// The kinds of guest project a directory can hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProjectKind {
     /// A Rust crate (`Cargo.toml`) using the `agent-host-sdk` crate.
     Rust,
+    /// A Python agent (`app.py` using the `agent_host` package).
+    Python,
 }
 
 impl ProjectKind {
@@ -30,6 +36,8 @@ impl ProjectKind {
     pub fn of(dir: &Path) -> Option<Self> {
         if dir.join("Cargo.toml").is_file() {
             Some(Self::Rust)
+        } else if python::is_project(dir) {
+            Some(Self::Python)
         } else {
             None
         }
@@ -44,6 +52,7 @@ impl ProjectKind {
             Self::Rust => {
                 ext == "rs" || name == "Cargo.toml" || name == "Cargo.lock" || ext == "wit"
             }
+            Self::Python => python::is_source(path),
         }
     }
 }
@@ -71,8 +80,9 @@ pub fn plugin_file(path: &Path) -> Result<PathBuf> {
 pub fn build_project(dir: &Path) -> Result<PathBuf> {
     match ProjectKind::of(dir) {
         Some(ProjectKind::Rust) => build_crate(dir),
+        Some(ProjectKind::Python) => python::build(dir),
         None => bail!(
-            "{} is not a guest project: it has no Cargo.toml (Rust)",
+            "{} is not a guest project: it has no Cargo.toml (Rust) nor an app.py importing agent_host (Python)",
             dir.display()
         ),
     }

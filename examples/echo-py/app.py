@@ -1,8 +1,9 @@
 """Echo: replies to every text message and data packet with the same
 content, addressed only to the sender (as examples/echo, in Python).
 
-A message whose text is ``raise`` makes the job fail with a Python exception,
-so the failure path (exception -> FAILED with its message) can be seen.
+A message whose text is ``raise``, or a job whose metadata is ``raise``,
+makes the job fail with a Python exception, so the failure path (exception
+-> FAILED with its message) can be seen.
 """
 
 import logging
@@ -14,6 +15,8 @@ log = logging.getLogger("echo")
 
 class Echo(Agent):
     def run(self, ctx):
+        if ctx.info.metadata == "raise":
+            raise RuntimeError("the job's metadata asked this agent to fail")
         room = ctx.room
         for event in room.events():
             try:

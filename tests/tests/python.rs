@@ -15,7 +15,7 @@ use std::time::Duration;
 use agent_host::room::offline::Offline;
 use agent_host::room::sim::{SimOutput, SimRooms};
 use agent_host::worker::Worker;
-use agent_host::{JobLimits, Outcome};
+use agent_host::{HttpAllowList, JobLimits, Outcome};
 use agent_host_capability::{Capability, require};
 use agent_host_tests::sim::{self, next, text};
 use agent_host_tests::worker::{WAIT, options, server, wait_worker_status};
@@ -30,6 +30,13 @@ fn joined(output: SimOutput) -> Option<()> {
 
 /// Builds `examples/<name>` once for this test binary.
 fn example(name: &'static str) -> &'static str {
+    built("examples", name)
+}
+
+/// Builds `<parent>/<name>` once for this test binary, into
+/// `target/python-guests/<name>` (a build in the source tree would make
+/// the guests' build script run again).
+fn built(parent: &str, name: &'static str) -> &'static str {
     static BUILT: OnceLock<std::sync::Mutex<Vec<(&'static str, &'static str)>>> = OnceLock::new();
     require(Capability::PythonSdk);
     let built = BUILT.get_or_init(Default::default);
@@ -37,9 +44,11 @@ fn example(name: &'static str) -> &'static str {
     if let Some((_, path)) = built.iter().find(|(n, _)| *n == name) {
         return path;
     }
-    let dir = workspace_root().join("examples").join(name);
-    let wasm: PathBuf = agent_host::guest_build::python::build(&dir)
-        .unwrap_or_else(|e| panic!("building {name}: {e:#}"));
+    let root = workspace_root();
+    let out = root.join("target/python-guests").join(name);
+    let wasm: PathBuf =
+        agent_host::guest_build::python::build_into(&root.join(parent).join(name), &out)
+            .unwrap_or_else(|e| panic!("building {name}: {e:#}"));
     let path: &'static str = Box::leak(wasm.display().to_string().into_boxed_str());
     built.push((name, path));
     path
@@ -205,4 +214,115 @@ async fn fifty_python_jobs_run_at_once_in_one_host() {
         assert_eq!(outcome, Outcome::Success);
     }
     assert_eq!(runtime.pool_share_used(), 0.0);
+}
+
+/// A loopback HTTP/1.1 server answering each request with
+/// `<METHOD> <path> <body length>` (bodies have a content-length, or are
+/// chunked), `max` requests at most; the number it got.
+async fn answering_server(max: usize) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        for _ in 0..max {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut data = Vec::new();
+            let mut buf = [0u8; 8192];
+            // Up to the end of the body: content-length, or the last chunk.
+            let body_len = loop {
+                match tokio::time::timeout(WAIT, stream.read(&mut buf)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break None,
+                    Ok(Ok(n)) => data.extend_from_slice(&buf[..n]),
+                }
+                let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&data[..end]).to_lowercase();
+                let body = &data[end + 4..];
+                if let Some(len) = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                {
+                    if body.len() >= len {
+                        break Some(len);
+                    }
+                } else if head.contains("transfer-encoding: chunked") {
+                    if body.ends_with(b"0\r\n\r\n") {
+                        let text = String::from_utf8_lossy(body);
+                        let mut total = 0;
+                        let mut rest = text.as_ref();
+                        while let Some((size, after)) = rest.split_once("\r\n") {
+                            let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+                            if n == 0 {
+                                break;
+                            }
+                            total += n;
+                            rest = after.get(n + 2..).unwrap_or("");
+                        }
+                        break Some(total);
+                    }
+                } else {
+                    break Some(0);
+                }
+            };
+            let head = String::from_utf8_lossy(&data);
+            let mut words = head.split(' ');
+            let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
+            let body = format!("{method} {path} {}", body_len.unwrap_or(0));
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
+    });
+    (port, hits)
+}
+
+/// A Python guest reaches a loopback server through the allow-list with
+/// `agent_host.http` (GET, and a POST streamed in pieces), and is refused,
+/// with WASI's error code as the failure reason, where the list does not
+/// name the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(has_python_sdk),
+    ignore = "needs the Python toolchain: run `agent-host setup --lang python`"
+)]
+async fn a_python_guest_reaches_http_through_the_allow_list_only() {
+    use std::sync::atomic::Ordering;
+    let wasm = built("tests/guests", "http-py");
+    let (port, hits) = answering_server(2).await;
+    let url = format!("http://127.0.0.1:{port}/py?x=1");
+    let allowed = JobLimits {
+        http_allow: HttpAllowList::parse(&[format!("127.0.0.1:{port}")], false).unwrap(),
+        ..JobLimits::default()
+    };
+    let (outcome, texts) = sim::run_to_end(wasm, "AJ_py_http", &url, allowed).await;
+    assert_eq!(outcome, Outcome::Success);
+    assert_eq!(texts, ["200 GET /py?x=1 0", "200 POST /py?x=1 8000"]);
+    assert_eq!(hits.load(Ordering::SeqCst), 2);
+
+    let (outcome, _) = sim::run_to_end(wasm, "AJ_py_http_denied", &url, JobLimits::default()).await;
+    match &outcome {
+        Outcome::Failed(reason) => {
+            assert!(
+                reason.starts_with("HttpError: HttpRequestDenied"),
+                "{reason}"
+            )
+        }
+        other => panic!("expected a failure, got {other:?}"),
+    }
+    assert_eq!(
+        hits.load(Ordering::SeqCst),
+        2,
+        "a denied request reached the server"
+    );
 }

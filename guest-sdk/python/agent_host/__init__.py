@@ -28,7 +28,7 @@ else:
     )
     from ._room import Audio, Room, RoomClosed, RoomError, Server
     from ._log import HostLogHandler
-    from wit_world.imports.types import (
+    from wit_world.imports.agent_host_agent_types import (
         CloseReason,
         DataPacket,
         JobRequest,

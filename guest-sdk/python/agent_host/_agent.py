@@ -13,7 +13,7 @@ from typing import Dict, Optional
 import wit_world
 from componentize_py_types import Err
 from wit_world.imports import job as _job
-from wit_world.imports import types as _types
+from wit_world.imports import agent_host_agent_types as _types
 
 from . import _log
 from ._room import Audio, Room, Server

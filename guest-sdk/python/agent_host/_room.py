@@ -11,7 +11,7 @@ from componentize_py_types import Err
 from wit_world.imports import audio as _audio
 from wit_world.imports import room as _room
 from wit_world.imports import server as _server
-from wit_world.imports import types as _types
+from wit_world.imports import agent_host_agent_types as _types
 
 #: LiveKit's chat topic, the default for :meth:`Room.send_text`.
 CHAT_TOPIC = "lk.chat"

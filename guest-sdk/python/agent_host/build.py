@@ -26,8 +26,8 @@ from pathlib import Path
 COMPONENTIZE_PY = "0.25.1"
 #: The WIT version of ``agent-host:agent`` this SDK targets.
 WIT_VERSION = "0.1.4"
-#: The world the agent is built for.
-WORLD = "agent"
+#: The world the agent is built for: `agent` plus outbound WASI HTTP.
+WORLD = "agent-http"
 SDK_VERSION_SECTION = "agent-host:sdk-version"
 GUEST_VERSION_SECTION = "agent-host:guest-version"
 

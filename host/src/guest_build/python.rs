@@ -61,17 +61,45 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/python/agent_host/build.py"),
     ),
     (
+        "agent_host/http.py",
+        include_str!("../../../guest-sdk/python/agent_host/http.py"),
+    ),
+    (
         "agent_host/wit/agent.wit",
         include_str!("../../../wit/agent.wit"),
+    ),
+    (
+        "agent_host/wit/deps/cli.wit",
+        include_str!("../../../wit/deps/cli.wit"),
+    ),
+    (
+        "agent_host/wit/deps/clocks.wit",
+        include_str!("../../../wit/deps/clocks.wit"),
+    ),
+    (
+        "agent_host/wit/deps/filesystem.wit",
+        include_str!("../../../wit/deps/filesystem.wit"),
+    ),
+    (
+        "agent_host/wit/deps/http.wit",
+        include_str!("../../../wit/deps/http.wit"),
     ),
     (
         "agent_host/wit/deps/io.wit",
         include_str!("../../../wit/deps/io.wit"),
     ),
+    (
+        "agent_host/wit/deps/random.wit",
+        include_str!("../../../wit/deps/random.wit"),
+    ),
+    (
+        "agent_host/wit/deps/sockets.wit",
+        include_str!("../../../wit/deps/sockets.wit"),
+    ),
 ];
 
-/// Where a project's component is written, under the project directory.
-const OUTPUT: &str = "build/agent.wasm";
+/// Where [`build`] writes a project's component, under the project directory.
+const OUTPUT_DIR: &str = "build";
 
 /// Whether `dir` is a Python agent project: an `app.py` that uses `agent_host`.
 pub fn is_project(dir: &Path) -> bool {
@@ -85,8 +113,14 @@ pub fn is_source(path: &Path) -> bool {
 }
 
 /// Builds the Python project in `dir` (provisioning the toolchain first if
-/// it is missing) and returns the component's path.
+/// it is missing) into `dir/build/agent.wasm` and returns that path.
 pub fn build(dir: &Path) -> Result<PathBuf> {
+    build_into(dir, &dir.join(OUTPUT_DIR))
+}
+
+/// [`build`], writing `agent.wasm` (and the digest of what it was built
+/// from) into `out_dir` instead: tests keep their builds under `target/`.
+pub fn build_into(dir: &Path, out_dir: &Path) -> Result<PathBuf> {
     if !is_project(dir) {
         bail!(
             "{} is not a Python agent project (no app.py importing agent_host)",
@@ -94,8 +128,8 @@ pub fn build(dir: &Path) -> Result<PathBuf> {
         );
     }
     let toolchain = ensure_toolchain(None)?;
-    let out = dir.join(OUTPUT);
-    let digest_file = dir.join("build/agent.wasm.sha256");
+    let out = out_dir.join("agent.wasm");
+    let digest_file = out_dir.join("agent.wasm.sha256");
     let digest = sources_digest(dir)?;
     if out.is_file() && fs::read_to_string(&digest_file).is_ok_and(|d| d.trim() == digest) {
         return Ok(out);

@@ -1,4 +1,5 @@
-//! `agent-host setup`: install LiveKit's client library for room I/O.
+//! `agent-host setup`: install LiveKit's client library for room I/O, or
+//! with `--lang python` the Python agents' toolchain (`setup/python.rs`).
 //!
 //! Downloads the pinned `livekit` wheel with pip (`python3 -m pip
 //! download`, the interpreter from `--python` or `PATH`), checks its
@@ -47,7 +48,8 @@ pub struct SetupArgs {
     #[arg(long, value_enum, value_name = "LANG")]
     lang: Vec<Lang>,
 
-    /// The Python interpreter whose pip downloads the wheel [default:
+    /// The Python interpreter whose pip downloads the wheel (with `--lang
+    /// python`: that makes the toolchain's venv) [default:
     /// python3 on PATH].
     #[arg(long, value_name = "PATH")]
     python: Option<PathBuf>,

@@ -54,19 +54,24 @@ fn built(parent: &str, name: &'static str) -> &'static str {
     path
 }
 
+/// `echo-py` answers the sender; then an uncaught exception ends the job as
+/// FAILED with its type and message, not componentize-py's generic
+/// "unexpected exception".
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(has_python_sdk),
     ignore = "needs the Python toolchain: run `agent-host setup --lang python`"
 )]
-async fn echo_py_echoes_to_the_sender_in_a_sim_room() {
+async fn echo_py_echoes_to_the_sender_and_an_exception_fails_the_job_with_its_message() {
     let (room, mut outputs, outcome) = sim::start(example("echo-py"), "AJ_py_echo", "").await;
     next(&mut outputs, joined).await;
     room.send_text("alice", "lk.chat", "hello from alice", &[]);
     assert_eq!(next(&mut outputs, text).await, "hello from alice");
-    room.close();
-    let outcome = tokio::time::timeout(WAIT, outcome).await.unwrap().unwrap();
-    assert_eq!(outcome, Outcome::Success);
+    room.send_text("alice", "lk.chat", "raise", &[]);
+    assert_eq!(
+        ended(outcome).await,
+        Outcome::Failed("ValueError: asked to fail by alice".into())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,26 +87,15 @@ async fn greeter_py_greets_who_is_there_and_who_joins() {
     room.leave("bob");
     assert_eq!(next(&mut outputs, text).await, "Goodbye, bob!");
     room.close();
-    let outcome = tokio::time::timeout(WAIT, outcome).await.unwrap().unwrap();
-    assert_eq!(outcome, Outcome::Success);
+    assert_eq!(ended(outcome).await, Outcome::Success);
 }
 
-/// An uncaught exception ends the job as FAILED with its type and message,
-/// not componentize-py's generic "unexpected exception".
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(
-    not(has_python_sdk),
-    ignore = "needs the Python toolchain: run `agent-host setup --lang python`"
-)]
-async fn a_python_exception_fails_the_job_with_its_message() {
-    let (room, mut outputs, outcome) = sim::start(example("echo-py"), "AJ_py_raise", "").await;
-    next(&mut outputs, joined).await;
-    room.send_text("alice", "lk.chat", "raise", &[]);
-    let outcome = tokio::time::timeout(WAIT, outcome).await.unwrap().unwrap();
-    assert_eq!(
-        outcome,
-        Outcome::Failed("ValueError: asked to fail by alice".into())
-    );
+/// The outcome of a job started by [`sim::start`], within [`WAIT`].
+async fn ended(outcome: tokio::task::JoinHandle<Outcome>) -> Outcome {
+    tokio::time::timeout(WAIT, outcome)
+        .await
+        .expect("the job ends in time")
+        .expect("the job's task")
 }
 
 /// Under a worker, the reason reaches the server with the FAILED status.

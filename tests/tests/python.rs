@@ -320,3 +320,29 @@ async fn a_python_guest_reaches_http_through_the_allow_list_only() {
         "a denied request reached the server"
     );
 }
+
+/// An exception in `on_request` declines the offer (the SDK logs it): the
+/// offer is answered, not a trap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(has_python_sdk),
+    ignore = "needs the Python toolchain: run `agent-host setup --lang python`"
+)]
+async fn an_exception_in_on_request_declines_the_offer() {
+    let runtime = runtime(1);
+    let plugin = load(&runtime, built("tests/guests", "http-py"));
+    let offer = runtime
+        .offer(
+            &plugin,
+            request("AJ_py_refuse", "raise"),
+            JobLimits::default(),
+        )
+        .await
+        .expect("the guest answers");
+    assert!(
+        matches!(offer.decision, agent_host::wit::Decision::Reject),
+        "{:?}",
+        offer.decision
+    );
+    assert!(offer.job.is_none());
+}

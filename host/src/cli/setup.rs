@@ -1,4 +1,5 @@
-//! `agent-host setup`: install LiveKit's client library for room I/O.
+//! `agent-host setup`: install LiveKit's client library for room I/O, or
+//! with `--lang python` the Python agents' toolchain (`setup/python.rs`).
 //!
 //! Downloads the pinned `livekit` wheel with pip (`python3 -m pip
 //! download`, the interpreter from `--python` or `PATH`), checks its
@@ -7,6 +8,8 @@
 //! when the cache already holds this wheel's files it does nothing. Files
 //! are written under temporary names and renamed, and the marker naming the
 //! wheel's hash is written last, so an interrupted setup is redone.
+
+mod python;
 
 use std::fs;
 use std::io::Read as _;
@@ -30,10 +33,23 @@ const LIBRARY_IN_WHEEL: &str = "livekit/rtc/resources/liblivekit_ffi.so";
 const LICENSE_IN_WHEEL: &str = "livekit/rtc/resources/LICENSE.md";
 const PROTO_IN_WHEEL: &str = "livekit/rtc/_proto/";
 
+/// A language whose agents' toolchain `setup --lang` installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// componentize-py and the Python SDK, in a venv in agent-host's cache.
+    Python,
+}
+
 /// Arguments of `setup`.
 #[derive(Debug, Args)]
 pub struct SetupArgs {
-    /// The Python interpreter whose pip downloads the wheel [default:
+    /// Install the toolchain for agents in this language instead of
+    /// LiveKit's client library (repeatable).
+    #[arg(long, value_enum, value_name = "LANG")]
+    lang: Vec<Lang>,
+
+    /// The Python interpreter whose pip downloads the wheel (with `--lang
+    /// python`: that makes the toolchain's venv) [default:
     /// python3 on PATH].
     #[arg(long, value_name = "PATH")]
     python: Option<PathBuf>,
@@ -54,6 +70,15 @@ pub struct SetupArgs {
 
 /// Runs `setup`.
 pub fn run(args: SetupArgs) -> Result<ExitCode> {
+    if !args.lang.is_empty() {
+        let mut code = ExitCode::SUCCESS;
+        for lang in &args.lang {
+            code = match lang {
+                Lang::Python => python::run(args.python.as_deref(), args.force)?,
+            };
+        }
+        return Ok(code);
+    }
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         bail!("the pinned LiveKit client library ({WHEEL_FILE}) is for x86-64 Linux only");
     }

@@ -32,6 +32,7 @@ mod guard;
 mod job;
 pub(crate) mod limits;
 mod plugin;
+mod pool;
 mod precompiled;
 mod prewarm;
 mod slot;
@@ -60,6 +61,8 @@ pub use self::plugin::{
     GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, Prewarm, SDK_VERSION_SECTION,
     WIT_VERSION,
 };
+use self::pool::Budget;
+pub use self::pool::Footprint;
 pub use self::slot::{LoadedVersion, PluginSlot, Swap};
 use self::state::JobState;
 use crate::bindings::types::{Decision, DispatchInfo, JobInfo, JobRequest};
@@ -79,6 +82,8 @@ struct Inner {
     /// What a plugin's `prewarm` may call (see `prewarm.rs`).
     prewarm_linker: Linker<JobState>,
     cache: Option<ArtifactCache>,
+    /// The pool's totals, which every job draws its plugin's needs from.
+    budget: Arc<Budget>,
     config: RuntimeConfig,
 }
 
@@ -103,12 +108,14 @@ impl Runtime {
             .cache_dir
             .clone()
             .map(|dir| ArtifactCache::new(&engine, dir));
+        let budget = Budget::new(engine::pool_totals(&config), config.max_jobs);
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 linker,
                 prewarm_linker,
                 cache,
+                budget,
                 config,
             }),
         })
@@ -126,6 +133,24 @@ impl Runtime {
             .engine
             .pooling_allocator_metrics()
             .map(|m| m.component_instances())
+    }
+
+    /// How many jobs of `plugin` the pool holds at once (when it holds
+    /// nothing else): the scarcest of its units over what one job needs,
+    /// at most [`RuntimeConfig::max_jobs`].
+    pub fn jobs_fit(&self, plugin: &Plugin) -> u32 {
+        self.inner.budget.jobs_fit(plugin.footprint())
+    }
+
+    /// The pool's totals of core instances, memories and tables.
+    pub fn pool_totals(&self) -> Footprint {
+        self.inner.budget.total()
+    }
+
+    /// The largest share (0..=1) of any of the pool's units (jobs, core
+    /// instances, memories, tables) that live jobs hold now.
+    pub fn pool_share_used(&self) -> f32 {
+        self.inner.budget.share_used()
     }
 
     /// Compiles (or loads from the cache) and type-checks a component.
@@ -218,10 +243,18 @@ impl Runtime {
             limits.memory_bytes,
             self.inner.config.max_memory_bytes
         );
+        // Before instantiating: a job the pool cannot hold is refused here,
+        // naming the unit that ran out, not by wasmtime's allocator.
+        let draw = self
+            .inner
+            .budget
+            .draw(plugin.footprint())
+            .map_err(anyhow::Error::msg)?;
         let (end, _) = watch::channel(None);
         let end = Arc::new(end);
         let info = job_info(&request, String::new());
         let mut store = self.new_store(info, dispatch, limits, end.clone());
+        store.data_mut().pool = Some(draw);
         let clock = store.data().cpu.clock();
         let agent =
             match Metered::new(plugin.pre.instantiate_async(&mut store), clock.clone()).await {

@@ -33,10 +33,14 @@ use wasmtime::component::{Component, Linker};
 
 use super::cache::{self, ArtifactCache};
 use super::limits::JobLimits;
+use super::pool::{self, Footprint};
 use super::precompiled::{self, Header};
 use super::prewarm;
 use super::state::JobState;
 use crate::bindings::AgentPre;
+use crate::config::engine::{
+    MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT, MAX_TABLES_PER_COMPONENT,
+};
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.5";
@@ -146,6 +150,7 @@ pub struct Plugin {
     pub(crate) pre: AgentPre<JobState>,
     component: Component,
     version: PluginVersion,
+    footprint: Footprint,
     compile_time: Duration,
     from_cache: bool,
     prewarm: Prewarm,
@@ -211,16 +216,19 @@ impl Plugin {
             version,
             from_cache,
             prewarm,
+            core_instances,
         } = loaded;
         let instance_pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
         let pre =
             AgentPre::new(instance_pre).map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
+        let footprint = footprint(&component, core_instances);
         Ok(Self {
             pre,
             component,
             version,
+            footprint,
             compile_time: started.elapsed(),
             from_cache,
             prewarm,
@@ -240,6 +248,7 @@ impl Plugin {
             sdk: self.version.sdk.clone(),
             guest: self.version.guest.clone(),
             prewarmed: self.prewarm != Prewarm::None,
+            core_instances: Some(self.footprint.core_instances),
         };
         Ok(precompiled::encode(&header, &artifact))
     }
@@ -247,6 +256,11 @@ impl Plugin {
     /// Digest and versions of this plugin.
     pub fn version(&self) -> &PluginVersion {
         &self.version
+    }
+
+    /// What one job of this plugin takes from the pool.
+    pub fn footprint(&self) -> Footprint {
+        self.footprint
     }
 
     /// How long loading took (compiling, or reading the cache, plus type-checking).
@@ -294,6 +308,21 @@ impl Plugin {
     }
 }
 
+/// What one instance of `component` takes from the pool: its memories and
+/// tables as wasmtime counts them, and `core_instances`; where either is
+/// unknown, the per-component maximum (the most it can be, since wasmtime
+/// refuses larger components).
+fn footprint(component: &Component, core_instances: Option<u32>) -> Footprint {
+    let resources = component.resources_required();
+    Footprint {
+        core_instances: core_instances.unwrap_or(MAX_CORE_INSTANCES_PER_COMPONENT),
+        memories: resources
+            .as_ref()
+            .map_or(MAX_MEMORIES_PER_COMPONENT, |r| r.num_memories),
+        tables: resources.map_or(MAX_TABLES_PER_COMPONENT, |r| r.num_tables),
+    }
+}
+
 /// The identity of a plugin version, hex: SHA-256 of a component's bytes;
 /// for a `.cwasm`, that of the component it was compiled from (read from its
 /// header, or of the file's bytes if the header is unreadable, which loading
@@ -313,6 +342,10 @@ struct Loaded {
     version: PluginVersion,
     from_cache: bool,
     prewarm: Prewarm,
+    /// The walk's count of core instances (`None` for a `.cwasm` whose
+    /// header does not record it: the per-component maximum is assumed).
+    /// A prewarm snapshot keeps the component's instances as they were.
+    core_instances: Option<u32>,
 }
 
 impl Loaded {
@@ -324,6 +357,7 @@ impl Loaded {
         };
         Self {
             component,
+            core_instances: header.core_instances,
             version: header.into(),
             from_cache: false,
             prewarm,
@@ -388,6 +422,7 @@ fn compile_or_cached(loader: &Loader<'_>, bytes: &[u8]) -> Result<Loaded, Plugin
         version,
         from_cache,
         prewarm,
+        core_instances: Some(pool::core_instances(bytes).map_err(PluginError::Invalid)?),
     })
 }
 

@@ -58,6 +58,11 @@ pub(crate) struct Header {
     /// Absent in files from before prewarm: false.
     #[serde(default)]
     pub prewarmed: bool,
+    /// Core instances one instance of the component creates (the pool's
+    /// accounting needs the component's bytes, which a `.cwasm` lacks);
+    /// absent in files of older releases, which count as the maximum.
+    #[serde(default)]
+    pub core_instances: Option<u32>,
 }
 
 /// Whether `bytes` end like a `.cwasm` written by `agent-host compile`.
@@ -146,6 +151,7 @@ mod tests {
             sdk: Some("0.1.1".into()),
             guest: None,
             prewarmed: true,
+            core_instances: Some(3),
         }
     }
 

@@ -36,6 +36,11 @@ mod library;
 #[path = "../../../host/src/dirs.rs"]
 mod dirs;
 
+/// Where the host keeps the Python agents' toolchain (`setup --lang python`).
+#[allow(dead_code, reason = "only the toolchain's place is used")]
+#[path = "../../../host/src/guest_build/python/paths.rs"]
+mod python_paths;
+
 /// The environment variable naming the Python interpreter of the official
 /// worker's venv (`target/conformance-venv/bin/python`).
 pub const PYTHON_ENV: &str = "AGENT_HOST_PYTHON";
@@ -60,14 +65,18 @@ pub enum Capability {
     Netns,
     /// The official Python worker's venv, named by [`PYTHON_ENV`].
     PythonWorker,
+    /// The Python agents' toolchain (componentize-py and the SDK) in
+    /// agent-host's cache.
+    PythonSdk,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 3] = [
+    pub const ALL: [Capability; 4] = [
         Capability::LivekitLib,
         Capability::Netns,
         Capability::PythonWorker,
+        Capability::PythonSdk,
     ];
 
     /// The cfg set when it is present: tests write
@@ -77,6 +86,7 @@ impl Capability {
             Capability::LivekitLib => "has_livekit_lib",
             Capability::Netns => "has_netns",
             Capability::PythonWorker => "has_python_worker",
+            Capability::PythonSdk => "has_python_sdk",
         }
     }
 
@@ -86,6 +96,7 @@ impl Capability {
             Capability::LivekitLib => "LiveKit's client library",
             Capability::Netns => "a private network namespace",
             Capability::PythonWorker => "the official Python worker",
+            Capability::PythonSdk => "the Python agents' toolchain",
         }
     }
 
@@ -99,6 +110,7 @@ impl Capability {
             Capability::PythonWorker => {
                 "run `bash tests/conformance/setup.sh` and set AGENT_HOST_PYTHON=$PWD/target/conformance-venv/bin/python"
             }
+            Capability::PythonSdk => "run `agent-host setup --lang python`",
         }
     }
 
@@ -108,6 +120,7 @@ impl Capability {
             Capability::LivekitLib => &[library::LIBRARY_ENV, "XDG_CACHE_HOME", "HOME"],
             Capability::Netns => &[],
             Capability::PythonWorker => &[PYTHON_ENV],
+            Capability::PythonSdk => &["XDG_CACHE_HOME", "HOME"],
         }
     }
 
@@ -137,6 +150,15 @@ impl Capability {
                     Path::new(&p).display()
                 )),
             },
+            Capability::PythonSdk => {
+                let dir = python_paths::toolchain_dir().ok_or("no cache directory")?;
+                let marker = python_paths::ready_marker(&dir);
+                if marker.is_file() {
+                    Ok(marker)
+                } else {
+                    Err(format!("{} is not set up", dir.display()))
+                }
+            }
         }
     }
 
@@ -165,6 +187,15 @@ impl Capability {
             Capability::Netns => None,
             Capability::PythonWorker => {
                 named(PYTHON_ENV).and_then(|p| existing_parent(Path::new(&p)))
+            }
+            Capability::PythonSdk => {
+                let dir = python_paths::toolchain_dir()?;
+                // toolchain_dir() is <base>/agent-host/python/<version>.
+                let base = dir.ancestors().nth(3)?;
+                dir.ancestors()
+                    .take_while(|d| d.starts_with(base))
+                    .find(|d| d.is_dir())
+                    .map(Path::to_path_buf)
             }
         }
     }

@@ -1,14 +1,61 @@
-//! Building a guest crate directory into a component.
+//! Building a guest project directory into a component.
 //!
-//! Wherever a `PLUGIN` is accepted it may be a `.wasm` component or a guest
-//! crate directory; a directory is built with
-//! `cargo build --release --target wasm32-wasip2` (cargo's progress goes to
-//! the terminal) and the component it produced is loaded.
+//! Wherever a `PLUGIN` is accepted it may be a `.wasm` component or a
+//! project directory. What kind of project a directory is follows from the
+//! file that defines it ([`ProjectKind::of`]):
+//!
+//! * a `Cargo.toml`: a Rust guest crate, built here with
+//!   `cargo build --release --target wasm32-wasip2` (cargo's progress goes to
+//!   the terminal);
+//! * an `app.py` importing `agent_host`: a Python agent, built with the
+//!   Python SDK and componentize-py ([`python`]);
+//!
+//! Either way the component the build produced is loaded. A directory that
+//! is neither gets an error naming what was looked for.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail};
+
+pub mod python;
+
+/// The kinds of guest project a directory can hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProjectKind {
+    /// A Rust crate (`Cargo.toml`) using the `agent-host-sdk` crate.
+    Rust,
+    /// A Python agent (`app.py` using the `agent_host` package).
+    Python,
+}
+
+impl ProjectKind {
+    /// The kind of project in `dir`, if it is one. A `Cargo.toml` wins
+    /// over a `package.json`, so a Rust crate with JavaScript tooling beside
+    /// it stays a Rust crate.
+    pub fn of(dir: &Path) -> Option<Self> {
+        if dir.join("Cargo.toml").is_file() {
+            Some(Self::Rust)
+        } else if python::is_project(dir) {
+            Some(Self::Python)
+        } else {
+            None
+        }
+    }
+
+    /// Whether a change to `path` inside a project of this kind can change
+    /// the component it builds (what `dev` watches).
+    pub fn is_source(self, path: &Path) -> bool {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        match self {
+            Self::Rust => {
+                ext == "rs" || name == "Cargo.toml" || name == "Cargo.lock" || ext == "wit"
+            }
+            Self::Python => python::is_source(path),
+        }
+    }
+}
 
 /// Reads a plugin: the file itself, or the component built from a crate
 /// directory. Returns the bytes and the path they came from.
@@ -18,13 +65,26 @@ pub fn read_plugin(path: &Path) -> Result<(Vec<u8>, PathBuf)> {
     Ok((bytes, wasm))
 }
 
-/// The plugin's file: `path` itself, or the component built from a crate
+/// The plugin's file: `path` itself, or the component built from a project
 /// directory.
 pub fn plugin_file(path: &Path) -> Result<PathBuf> {
     if path.is_dir() {
-        build_crate(path)
+        build_project(path)
     } else {
         Ok(path.to_path_buf())
+    }
+}
+
+/// Builds the project in `dir`, whichever kind it is, and returns the path
+/// of the component it produced.
+pub fn build_project(dir: &Path) -> Result<PathBuf> {
+    match ProjectKind::of(dir) {
+        Some(ProjectKind::Rust) => build_crate(dir),
+        Some(ProjectKind::Python) => python::build(dir),
+        None => bail!(
+            "{} is not a guest project: it has no Cargo.toml (Rust) nor an app.py importing agent_host (Python)",
+            dir.display()
+        ),
     }
 }
 

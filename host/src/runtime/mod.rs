@@ -155,17 +155,6 @@ impl Runtime {
             bytes,
             self.inner.config.allow_precompiled,
         )?;
-        self.fits_one_job(plugin)
-    }
-
-    /// Refuses a plugin of which not even one job fits the pool.
-    fn fits_one_job(&self, plugin: Plugin) -> Result<Arc<Plugin>, PluginError> {
-        if self.jobs_fit(&plugin) == 0 {
-            return Err(PluginError::TooLarge {
-                needs: plugin.footprint(),
-                pool: self.pool_totals(),
-            });
-        }
         Ok(Arc::new(plugin))
     }
 
@@ -180,7 +169,7 @@ impl Runtime {
             path,
             self.inner.config.allow_precompiled,
         )?;
-        Ok(self.fits_one_job(plugin)?)
+        Ok(Arc::new(plugin))
     }
 
     /// Compiles and type-checks a component as [`load_plugin`](Self::load_plugin)

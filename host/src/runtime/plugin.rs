@@ -77,14 +77,6 @@ pub enum PluginError {
         "this is a precompiled plugin (native code, see SECURITY.md); load it with --allow-precompiled, or give the .wasm"
     )]
     PrecompiledNotAllowed,
-    /// Not even one job of the component fits the pool.
-    #[error("one job of this component needs {needs}, more than the whole pool holds ({pool})")]
-    TooLarge {
-        /// What one job needs.
-        needs: Footprint,
-        /// The pool's totals.
-        pool: Footprint,
-    },
     /// A `.cwasm` this host cannot or will not load.
     #[error("{0}; recompile it with `agent-host compile`")]
     Precompiled(String),

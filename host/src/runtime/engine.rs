@@ -148,6 +148,23 @@ fn pool_config(cfg: &RuntimeConfig) -> PoolingAllocationConfig {
     pool
 }
 
+/// Starts the epoch ticker: one thread per engine, whatever the number of
+/// jobs. It holds a weak reference and stops once the engine is gone.
+pub(crate) fn start_ticker(engine: &Engine, tick: Duration) -> Result<()> {
+    let weak = engine.weak();
+    thread::Builder::new()
+        .name("agent-host-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(tick);
+            }
+        })
+        .context("starting the epoch ticker thread")?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -181,21 +198,4 @@ mod tests {
             1000
         );
     }
-}
-
-/// Starts the epoch ticker: one thread per engine, whatever the number of
-/// jobs. It holds a weak reference and stops once the engine is gone.
-pub(crate) fn start_ticker(engine: &Engine, tick: Duration) -> Result<()> {
-    let weak = engine.weak();
-    thread::Builder::new()
-        .name("agent-host-epoch".into())
-        .spawn(move || {
-            while let Some(engine) = weak.upgrade() {
-                engine.increment_epoch();
-                drop(engine);
-                thread::sleep(tick);
-            }
-        })
-        .context("starting the epoch ticker thread")?;
-    Ok(())
 }

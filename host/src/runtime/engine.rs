@@ -164,3 +164,38 @@ pub(crate) fn start_ticker(engine: &Engine, tick: Duration) -> Result<()> {
         .context("starting the epoch ticker thread")?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::pool::Budget;
+
+    /// The largest component wasmtime loads fits one job, whatever the
+    /// pool's size, and the default pool holds 1,000 Python jobs.
+    #[test]
+    fn every_loadable_component_fits_one_job() {
+        let largest = Footprint {
+            core_instances: MAX_CORE_INSTANCES_PER_COMPONENT,
+            memories: MAX_MEMORIES_PER_COMPONENT,
+            tables: MAX_TABLES_PER_COMPONENT,
+        };
+        for max_jobs in [1, 2, 1000] {
+            let cfg = RuntimeConfig {
+                max_jobs,
+                ..RuntimeConfig::default()
+            };
+            let budget = Budget::new(pool_totals(&cfg), max_jobs);
+            assert!(budget.jobs_fit(largest) >= 1, "max_jobs {max_jobs}");
+        }
+        let python = Footprint {
+            core_instances: 14,
+            memories: 1,
+            tables: 2,
+        };
+        let cfg = RuntimeConfig::default();
+        assert_eq!(
+            Budget::new(pool_totals(&cfg), cfg.max_jobs).jobs_fit(python),
+            1000
+        );
+    }
+}

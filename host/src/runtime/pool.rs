@@ -15,8 +15,9 @@
 //!   reaches its own "maximum concurrent limit" in the pool: a job the pool
 //!   cannot hold is refused before instantiation with a reason naming the
 //!   unit that ran out;
-//! - a plugin whose footprint exceeds the whole budget (not even one job
-//!   fits) is refused at load;
+//! - every component wasmtime loads fits at least one job: the totals are
+//!   never below the per-component maxima, which wasmtime enforces at load
+//!   with an error naming the count (`engine::pool_totals`);
 //! - the counts are those wasmtime's pooling allocator uses: every core
 //!   instantiation in the component, nested components included as often
 //!   as they are instantiated, and the memories and tables the instantiated

@@ -152,7 +152,7 @@ fn check_prints_what_a_python_job_takes_from_the_pool() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("WIT version:   0.1.4"), "{stdout}");
+    assert!(stdout.contains("WIT version:   0.1.5"), "{stdout}");
     // `check` compiles without the cache: seconds for an interpreter, so
     // it says what it is doing (on stderr; a pipe gets whole lines).
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -45,7 +45,7 @@ else:
 
 #: The WIT version of ``agent-host:agent`` this SDK targets; the build writes
 #: it into the component's ``agent-host:sdk-version`` custom section.
-WIT_VERSION = "0.1.4"
+WIT_VERSION = "0.1.5"
 
 __all__ = [
     "Agent",

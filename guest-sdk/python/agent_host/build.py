@@ -25,7 +25,7 @@ from pathlib import Path
 #: The componentize-py this SDK is built and tested with.
 COMPONENTIZE_PY = "0.25.1"
 #: The WIT version of ``agent-host:agent`` this SDK targets.
-WIT_VERSION = "0.1.4"
+WIT_VERSION = "0.1.5"
 #: The world the agent is built for: `agent` plus outbound WASI HTTP.
 WORLD = "agent-http"
 SDK_VERSION_SECTION = "agent-host:sdk-version"

@@ -11,7 +11,7 @@ pub const COMPONENTIZE_PY: &str = "0.25.1";
 
 /// The Python SDK's version: the WIT version it targets, which names the
 /// toolchain directory (one per SDK release, side by side).
-pub const SDK_VERSION: &str = "0.1.4";
+pub const SDK_VERSION: &str = "0.1.5";
 
 /// The toolchain directory; `None` without a user cache directory.
 pub fn toolchain_dir() -> Option<PathBuf> {

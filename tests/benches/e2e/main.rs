@@ -429,9 +429,11 @@ fn breakdown_rows(
 ) {
     let rows = [
         ("fiber stacks", parts.stacks),
-        ("pool slots (memories, tables)", parts.slots),
-        ("heap", parts.heap),
-        ("files", parts.files),
+        (
+            "other anonymous (heap, guest-written pages)",
+            parts.anonymous,
+        ),
+        ("file-backed (binary, guest memory images)", parts.files),
     ];
     for (name, kib) in rows {
         f.set(

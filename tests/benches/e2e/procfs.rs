@@ -119,26 +119,23 @@ impl CpuClock {
 }
 
 /// Resident memory of one process by what holds it, in KiB, from
-/// `/proc/<pid>/smaps`. The pooling allocator reserves its slots as a few
-/// address ranges of gigabytes, split into one mapping per slot and guard:
-/// a run of adjacent mappings spanning at least [`POOL_SPAN`] is the pool's.
+/// `/proc/<pid>/smaps` (one entry per mapping).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Breakdown {
-    /// The pool's fiber stacks: its mappings of exactly the host's stack size.
+    /// The pool's fiber stacks: anonymous read-write mappings of exactly the
+    /// host's stack size (each stack is its own mapping, between guard
+    /// pages).
     pub stacks: u64,
-    /// The pool's other slots: guest linear memories and tables.
-    pub slots: u64,
-    /// Anonymous memory outside the pool: malloc's heap and arenas, the
-    /// runtime's thread stacks.
-    pub heap: u64,
-    /// File-backed mappings: the binary, libraries, compiled plugins.
+    /// Other anonymous memory: malloc's heap and arenas, the runtime's
+    /// thread stacks, and the pages guests wrote in their linear memories
+    /// and tables (the pool's slots; malloc's arenas can sit next to them,
+    /// so smaps alone cannot tell the two apart).
+    pub anonymous: u64,
+    /// File-backed mappings: the binary, libraries, and the guests'
+    /// initial memory images (copy-on-write from memory the engine shares,
+    /// counted once per job that reads a page).
     pub files: u64,
 }
-
-/// Smallest run of adjacent mappings taken for the pool, in bytes: 256
-/// MiB, four of malloc's 64 MiB arenas, and below the stacks of the
-/// smallest pool the benchmark sizes (320 jobs of 1 MiB).
-pub const POOL_SPAN: u64 = 256 << 20;
 
 impl std::ops::Sub for Breakdown {
     type Output = Breakdown;
@@ -146,8 +143,7 @@ impl std::ops::Sub for Breakdown {
     fn sub(self, o: Breakdown) -> Breakdown {
         Breakdown {
             stacks: self.stacks.saturating_sub(o.stacks),
-            slots: self.slots.saturating_sub(o.slots),
-            heap: self.heap.saturating_sub(o.heap),
+            anonymous: self.anonymous.saturating_sub(o.anonymous),
             files: self.files.saturating_sub(o.files),
         }
     }
@@ -159,49 +155,36 @@ pub fn breakdown(pid: u32) -> Breakdown {
     let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
         return Breakdown::default();
     };
-    // (start, end, anonymous, size in KiB, Rss in KiB), in address order.
-    let mut maps: Vec<(u64, u64, bool, u64, u64)> = Vec::new();
+    let mut out = Breakdown::default();
+    let (mut anonymous_rw, mut anonymous, mut size) = (false, false, 0);
     for line in text.lines() {
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or_default();
-        if let Some((a, b)) = first.split_once('-').filter(|_| !first.ends_with(':')) {
-            let hex = |v: &str| u64::from_str_radix(v, 16).unwrap_or(0);
-            let anonymous = words.nth(4).is_none_or(|path| path == "[heap]");
-            maps.push((hex(a), hex(b), anonymous, 0, 0));
-        } else if let Some(map) = maps.last_mut() {
-            let value = || {
-                words
-                    .clone()
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0)
+        let value = || {
+            words
+                .clone()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: range, perms, offset, device, inode, path.
+            let perms = words.next().unwrap_or_default();
+            let path = words.nth(3);
+            anonymous = path.is_none_or(|p| p.starts_with('['));
+            anonymous_rw = anonymous && perms.starts_with("rw");
+        } else if first == "Size:" {
+            size = value();
+        } else if first == "Rss:" {
+            let class = if anonymous_rw && size == stack_kib {
+                &mut out.stacks
+            } else if anonymous {
+                &mut out.anonymous
+            } else {
+                &mut out.files
             };
-            match first {
-                "Size:" => map.3 = value(),
-                "Rss:" => map.4 = value(),
-                _ => {}
-            }
+            *class += value();
         }
-    }
-    let mut out = Breakdown::default();
-    let mut run_start = 0;
-    while run_start < maps.len() {
-        let mut run_end = run_start + 1;
-        while run_end < maps.len() && maps[run_end].0 == maps[run_end - 1].1 {
-            run_end += 1;
-        }
-        let run = &maps[run_start..run_end];
-        let pool = run[run.len() - 1].1 - run[0].0 >= POOL_SPAN;
-        for &(_, _, anonymous, size, rss) in run {
-            let class = match (pool, anonymous) {
-                (true, _) if size == stack_kib => &mut out.stacks,
-                (true, _) => &mut out.slots,
-                (false, true) => &mut out.heap,
-                (false, false) => &mut out.files,
-            };
-            *class += rss;
-        }
-        run_start = run_end;
     }
     out
 }

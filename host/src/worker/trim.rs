@@ -5,7 +5,7 @@
 //! to the system only from the top of the main heap. A burst of jobs
 //! frees its stores, instances and buffers in the middle of those arenas,
 //! so without help the process keeps the burst's peak heap resident: in
-//! the e2e benchmark, ~200 MiB after the bursts of 1,000 and 5,000 jobs
+//! the e2e benchmark, 186 MiB after the bursts of 1,000 and 5,000 jobs
 //! (README, Performance). `malloc_trim(0)` hands every free page of every
 //! arena back (`MADV_DONTNEED`), keeping the arenas themselves.
 //!
@@ -13,14 +13,12 @@
 //! once at least [`TRIM_AFTER_ENDED`] jobs ended since the last trim, so a
 //! burst's memory is back within one status interval of its end, and a
 //! host with a trickle of jobs trims seldom. A trim walks the arenas' free
-//! lists (a few milliseconds at the largest heaps measured) while holding
-//! each arena's lock in turn; once per status interval at most, that is a
-//! small fraction of one core. Elsewhere than on glibc, `tick` does nothing.
+//! lists while holding each arena's lock in turn, once per status interval
+//! at most. Elsewhere than on glibc, `tick` does nothing.
 
 /// Jobs that must have ended since the last trim for the next one: 256,
-/// about 10 MiB of heap at the ≈40 KiB a finished job leaves in the
-/// arenas, below which a trim gives back too little to be worth a walk of
-/// every arena.
+/// so a burst of hundreds of jobs is trimmed after, and a handful of jobs
+/// does not make the worker walk every arena.
 pub(super) const TRIM_AFTER_ENDED: usize = 256;
 
 /// Counts ended jobs and trims the heap once enough have ended.

@@ -25,7 +25,9 @@
 //! - **memory**: `/proc/<pid>/smaps_rollup` of the host process (Python: of
 //!   every process of the worker's group: worker, idle and job processes).
 //!   Per idle job: growth from before the idle jobs were dispatched, divided
-//!   by their number; also the whole process divided by them.
+//!   by their number; also the whole process divided by them. After the
+//!   bursts: what they left resident against the idle worker. Both also
+//!   split by mapping (`procfs::breakdown`).
 //! - **start → registered**: process spawn to the server's register
 //!   response; cold = empty compile cache, warm = the cache the cold run left.
 //! - **CPU of idle jobs**: utime + stime over a window, % of one core.

@@ -30,6 +30,15 @@ pub const MAX_WASM_STACK: usize = 512 << 10;
 /// stack above plus the host functions it calls.
 pub const ASYNC_STACK_SIZE: usize = 1 << 20;
 
+/// Freed fiber stacks are zeroed and handed back to the system (wasmtime's
+/// `async_stack_zeroing`; none of each is kept resident, the pooling
+/// allocator's default `async_stack_keep_resident` of 0): otherwise every
+/// stack a burst used keeps the ≈28 KiB a job touched resident for good
+/// (31 MiB after the e2e benchmark's bursts), and a new job's stack starts
+/// with what the host left on it for the job before. Costs a `madvise` per
+/// job end and the page faults of the next job's first calls.
+pub const ASYNC_STACK_ZEROING: bool = true;
+
 /// Core instances per job in the pool's budget: the pool holds `max_jobs`
 /// times this many, and each job draws what its plugin needs (see
 /// `runtime::pool`). 16 fits one job of every guest measured in the pool's

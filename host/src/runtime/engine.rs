@@ -105,6 +105,7 @@ fn base_config(cfg: &RuntimeConfig) -> Config {
     config.memory_reservation_for_growth(0);
     config.max_wasm_stack(MAX_WASM_STACK);
     config.async_stack_size(ASYNC_STACK_SIZE);
+    config.async_stack_zeroing(crate::config::engine::ASYNC_STACK_ZEROING);
     config
 }
 

@@ -46,6 +46,7 @@ mod load;
 mod options;
 mod run;
 mod status;
+mod trim;
 
 use std::sync::Arc;
 

@@ -37,6 +37,7 @@ use tokio::time::{MissedTickBehavior, interval, timeout};
 
 use super::load::{CpuSampler, LoadInputs};
 use super::status::{ConnectionState, JobEntry, Metrics, WorkerShared};
+use super::trim::HeapTrim;
 use super::{Command, Exit, SDK_VERSION, Worker, WorkerError};
 use crate::protocol::convert::{dispatch_info, job_request};
 use crate::protocol::{Attempt, ConnectError, GiveUp, Link, LinkSettings, Wire};
@@ -100,6 +101,8 @@ pub(super) struct Dispatcher {
     draining: Option<Instant>,
     cpu: CpuSampler,
     load: f32,
+    /// Gives the heap of ended jobs back to the system after a burst.
+    heap: HeapTrim,
 }
 
 impl Dispatcher {
@@ -135,6 +138,7 @@ impl Dispatcher {
             draining: None,
             cpu: CpuSampler::new(),
             load: 0.0,
+            heap: HeapTrim::default(),
         }
     }
 
@@ -214,6 +218,7 @@ impl Dispatcher {
                         self.fail_remaining_jobs().await;
                     }
                     self.cpu.sample();
+                    self.heap.tick();
                     self.send_status().await;
                 }
             }
@@ -500,6 +505,7 @@ impl Dispatcher {
         let Some(running) = self.running.remove(&job_id) else {
             return;
         };
+        self.heap.job_ended();
         let entry = self
             .shared()
             .jobs

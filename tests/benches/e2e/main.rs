@@ -25,7 +25,9 @@
 //! - **memory**: `/proc/<pid>/smaps_rollup` of the host process (Python: of
 //!   every process of the worker's group: worker, idle and job processes).
 //!   Per idle job: growth from before the idle jobs were dispatched, divided
-//!   by their number; also the whole process divided by them.
+//!   by their number; also the whole process divided by them. After the
+//!   bursts: what they left resident against the idle worker. Both also
+//!   split by mapping (`procfs::breakdown`).
 //! - **start → registered**: process spawn to the server's register
 //!   response; cold = empty compile cache, warm = the cache the cold run left.
 //! - **CPU of idle jobs**: utime + stime over a window, % of one core.
@@ -225,7 +227,17 @@ async fn run_agent_host(sizes: &Sizes, bin: &Path, f: &mut Figures) {
     f.set(W, "sustained: jobs started per second", rate(&started));
     wait_ended(&server, &ids).await;
 
+    // What the bursts left: the warm baseline is the idle worker's.
+    tokio::time::sleep(sizes.settle).await;
     let base = host.memory();
+    f.set(W, "after the bursts: RSS (MiB)", mib(base.rss));
+    f.set(
+        W,
+        "after the bursts: RSS above the idle worker's (%)",
+        (base.rss as f64 / idle.rss as f64 - 1.0) * 100.0,
+    );
+    let base_parts = procfs::breakdown(pid);
+    breakdown_rows(f, W, "after the bursts", base_parts, (1024, "MiB"));
     let mut alive = 0;
     for (i, &n) in sizes.idle.iter().enumerate() {
         // In batches, so no offer waits longer than the server's window.
@@ -245,6 +257,14 @@ async fn run_agent_host(sizes: &Sizes, bin: &Path, f: &mut Figures) {
         );
         tokio::time::sleep(sizes.settle).await;
         idle_memory(f, W, n, host.memory(), base, i == 0);
+        let parts = procfs::breakdown(pid) - base_parts;
+        breakdown_rows(
+            f,
+            W,
+            &format!("{n} idle jobs: growth per job"),
+            parts,
+            (n, "KiB"),
+        );
         if i == 0 {
             let cpu = procfs::cpu_percent(&[host.pid()], sizes.cpu_window).await;
             f.set(W, &format!("CPU, {n} idle jobs (% of a core)"), cpu);
@@ -397,6 +417,32 @@ fn idle_memory(f: &mut Figures, w: usize, jobs: usize, now: Memory, base: Memory
     if compared {
         f.set(w, "per idle job: USS growth (KiB)", per(now.uss, base.uss));
         f.set(w, "per idle job: PSS growth (KiB)", per(now.pss, base.pss));
+    }
+}
+
+/// The rows of a [`procfs::Breakdown`] (in KiB), each divided by `per`
+/// and shown in `unit`: 1024 for MiB, a job count for KiB per job.
+fn breakdown_rows(
+    f: &mut Figures,
+    w: usize,
+    what: &str,
+    parts: procfs::Breakdown,
+    (per, unit): (usize, &str),
+) {
+    let rows = [
+        ("fiber stacks", parts.stacks),
+        (
+            "other anonymous (heap, guest-written pages)",
+            parts.anonymous,
+        ),
+        ("file-backed (binary, guest memory images)", parts.files),
+    ];
+    for (name, kib) in rows {
+        f.set(
+            w,
+            &format!("{what}: {name} ({unit})"),
+            kib as f64 / per as f64,
+        );
     }
 }
 

@@ -117,3 +117,74 @@ impl CpuClock {
         Duration::from_millis(ticks * 10)
     }
 }
+
+/// Resident memory of one process by what holds it, in KiB, from
+/// `/proc/<pid>/smaps` (one entry per mapping).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Breakdown {
+    /// The pool's fiber stacks: anonymous read-write mappings of exactly the
+    /// host's stack size (each stack is its own mapping, between guard
+    /// pages).
+    pub stacks: u64,
+    /// Other anonymous memory: malloc's heap and arenas, the runtime's
+    /// thread stacks, and the pages guests wrote in their linear memories
+    /// and tables (the pool's slots; malloc's arenas can sit next to them,
+    /// so smaps alone cannot tell the two apart).
+    pub anonymous: u64,
+    /// File-backed mappings: the binary, libraries, and the guests'
+    /// initial memory images (copy-on-write from memory the engine shares,
+    /// counted once per job that reads a page).
+    pub files: u64,
+}
+
+impl std::ops::Sub for Breakdown {
+    type Output = Breakdown;
+    /// Growth from `o` (zero where it shrank).
+    fn sub(self, o: Breakdown) -> Breakdown {
+        Breakdown {
+            stacks: self.stacks.saturating_sub(o.stacks),
+            anonymous: self.anonymous.saturating_sub(o.anonymous),
+            files: self.files.saturating_sub(o.files),
+        }
+    }
+}
+
+/// [`Breakdown`] of `pid`; zero if it is gone.
+pub fn breakdown(pid: u32) -> Breakdown {
+    let stack_kib = (agent_host::config::engine::ASYNC_STACK_SIZE >> 10) as u64;
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return Breakdown::default();
+    };
+    let mut out = Breakdown::default();
+    let (mut anonymous_rw, mut anonymous, mut size) = (false, false, 0);
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        let value = || {
+            words
+                .clone()
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: range, perms, offset, device, inode, path.
+            let perms = words.next().unwrap_or_default();
+            let path = words.nth(3);
+            anonymous = path.is_none_or(|p| p.starts_with('['));
+            anonymous_rw = anonymous && perms.starts_with("rw");
+        } else if first == "Size:" {
+            size = value();
+        } else if first == "Rss:" {
+            let class = if anonymous_rw && size == stack_kib {
+                &mut out.stacks
+            } else if anonymous {
+                &mut out.anonymous
+            } else {
+                &mut out.files
+            };
+            *class += value();
+        }
+    }
+    out
+}

@@ -1,4 +1,5 @@
-//! `agent-host setup`: install LiveKit's client library for room I/O.
+//! `agent-host setup`: install LiveKit's client library for room I/O
+//! (`--js`: the JavaScript toolchain instead, see [`js`]).
 //!
 //! Downloads the pinned `livekit` wheel with pip (`python3 -m pip
 //! download`, the interpreter from `--python` or `PATH`), checks its
@@ -7,6 +8,8 @@
 //! when the cache already holds this wheel's files it does nothing. Files
 //! are written under temporary names and renamed, and the marker naming the
 //! wheel's hash is written last, so an interrupted setup is redone.
+
+mod js;
 
 use std::fs;
 use std::io::Read as _;
@@ -50,10 +53,19 @@ pub struct SetupArgs {
     /// Install again even if the cache already holds the library.
     #[arg(long)]
     force: bool,
+
+    /// Install the JavaScript toolchain (the JavaScript SDK and
+    /// componentize-js, with npm) instead of the client library; --dir
+    /// and --force apply to it.
+    #[arg(long, conflicts_with_all = ["python", "wheel"])]
+    js: bool,
 }
 
 /// Runs `setup`.
 pub fn run(args: SetupArgs) -> Result<ExitCode> {
+    if args.js {
+        return js::run(args.dir.as_deref(), args.force);
+    }
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         bail!("the pinned LiveKit client library ({WHEEL_FILE}) is for x86-64 Linux only");
     }

@@ -152,6 +152,11 @@ pub fn write_sdk(dir: &Path) -> Result<()> {
 /// component (`dir/dist/<package name>.wasm`). Installs the toolchain
 /// first if it is missing.
 pub fn build(dir: &Path) -> Result<PathBuf> {
+    build_to(dir, None)
+}
+
+/// [`build`], writing the component to `out` instead when given.
+pub fn build_to(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     if !is_project(dir) {
         bail!(
             "{} is not a JavaScript agent project (no package.json depending on {SDK_PACKAGE})",
@@ -172,6 +177,7 @@ pub fn build(dir: &Path) -> Result<PathBuf> {
     let output = Command::new(node())
         .arg(toolchain.join("sdk").join("build.mjs"))
         .arg(dir)
+        .args(out.map(|out| [Path::new("-o"), out]).into_iter().flatten())
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()

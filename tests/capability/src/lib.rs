@@ -3,7 +3,8 @@
 //! A [`Capability`] is something a test cannot provide itself: LiveKit's
 //! client library (`agent-host setup`), the right to create a private network
 //! namespace (root, `unshare`, `ip`), the official Python worker's venv
-//! (`tests/conformance/setup.sh`). Tests that need one are ignored, with the
+//! (`tests/conformance/setup.sh`), agent-host's JavaScript toolchain
+//! (`agent-host setup --js`). Tests that need one are ignored, with the
 //! reason, when it is missing, and fail when it is missing on CI:
 //!
 //! * The build script of each crate with such tests calls [`build_script`]:
@@ -60,14 +61,18 @@ pub enum Capability {
     Netns,
     /// The official Python worker's venv, named by [`PYTHON_ENV`].
     PythonWorker,
+    /// agent-host's JavaScript toolchain (the SDK and componentize-js, in
+    /// the cache `agent-host setup --js` fills) and `node` to run it.
+    JsToolchain,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 3] = [
+    pub const ALL: [Capability; 4] = [
         Capability::LivekitLib,
         Capability::Netns,
         Capability::PythonWorker,
+        Capability::JsToolchain,
     ];
 
     /// The cfg set when it is present: tests write
@@ -77,6 +82,7 @@ impl Capability {
             Capability::LivekitLib => "has_livekit_lib",
             Capability::Netns => "has_netns",
             Capability::PythonWorker => "has_python_worker",
+            Capability::JsToolchain => "has_js_toolchain",
         }
     }
 
@@ -86,6 +92,7 @@ impl Capability {
             Capability::LivekitLib => "LiveKit's client library",
             Capability::Netns => "a private network namespace",
             Capability::PythonWorker => "the official Python worker",
+            Capability::JsToolchain => "agent-host's JavaScript toolchain",
         }
     }
 
@@ -99,6 +106,9 @@ impl Capability {
             Capability::PythonWorker => {
                 "run `bash tests/conformance/setup.sh` and set AGENT_HOST_PYTHON=$PWD/target/conformance-venv/bin/python"
             }
+            Capability::JsToolchain => {
+                "install Node.js 18 or later and run `agent-host setup --js`"
+            }
         }
     }
 
@@ -108,6 +118,7 @@ impl Capability {
             Capability::LivekitLib => &[library::LIBRARY_ENV, "XDG_CACHE_HOME", "HOME"],
             Capability::Netns => &[],
             Capability::PythonWorker => &[PYTHON_ENV],
+            Capability::JsToolchain => &["XDG_CACHE_HOME", "HOME", "PATH"],
         }
     }
 
@@ -137,6 +148,23 @@ impl Capability {
                     Path::new(&p).display()
                 )),
             },
+            Capability::JsToolchain => {
+                let marker = js_toolchain_dir()
+                    .ok_or("no cache directory (HOME is not set)")?
+                    .join("installed");
+                if !marker.is_file() {
+                    return Err(format!("{} does not exist", marker.display()));
+                }
+                match Command::new("node")
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .status()
+                {
+                    Ok(s) if s.success() => Ok(marker),
+                    Ok(s) => Err(format!("`node --version` failed ({s})")),
+                    Err(e) => Err(format!("cannot run `node`: {e}")),
+                }
+            }
         }
     }
 
@@ -166,8 +194,30 @@ impl Capability {
             Capability::PythonWorker => {
                 named(PYTHON_ENV).and_then(|p| existing_parent(Path::new(&p)))
             }
+            Capability::JsToolchain => {
+                let dir = js_toolchain_dir()?;
+                // <base>/agent-host/js/<version>: watch the nearest existing one.
+                let base = dir.ancestors().nth(3)?;
+                dir.ancestors()
+                    .take_while(|d| d.starts_with(base))
+                    .find(|d| d.is_dir())
+                    .map(Path::to_path_buf)
+            }
         }
     }
+}
+
+/// Where the host keeps its JavaScript toolchain
+/// (`agent_host::guest_build::js::toolchain_dir`): `<cache>/js/<SDK version>`,
+/// the version read from the SDK's package.json as the host's is.
+fn js_toolchain_dir() -> Option<PathBuf> {
+    const MANIFEST: &str = include_str!("../../../guest-sdk/js/package.json");
+    let version = MANIFEST
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("\"version\": \""))?
+        .split('"')
+        .next()?;
+    Some(dirs::cache_dir("js")?.join(version))
 }
 
 /// The parent directory of `path` if it exists.

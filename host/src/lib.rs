@@ -48,8 +48,8 @@ pub use net::credential::{Credential, Credentials};
 pub use net::policy::{HttpAllowList, HttpRule};
 pub use runtime::limits::JobLimits;
 pub use runtime::{
-    JobHandle, LoadedVersion, Offer, Outcome, Plugin, PluginError, PluginSlot, PluginVersion,
-    PreparedJob, RoomExit, Runtime, RuntimeConfig, Swap, Terminator,
+    Footprint, JobHandle, LoadedVersion, Offer, Outcome, Plugin, PluginError, PluginSlot,
+    PluginVersion, PreparedJob, RoomExit, Runtime, RuntimeConfig, Swap, Terminator,
 };
 
 /// The types of the WIT contract, generated from `wit/agent.wit`.

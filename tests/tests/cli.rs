@@ -44,6 +44,19 @@ fn check_accepts_the_examples() {
         assert!(stdout.contains("WIT version:   0.1.4"), "{stdout}");
         assert!(stdout.contains("run: func"), "{stdout}");
         assert!(stdout.contains("agent-host:agent/room@0.1.4"), "{stdout}");
+        // What one job takes from the pool, as wasmtime counts it: a Rust
+        // guest holds its program and two shims, one memory, two tables.
+        assert!(
+            stdout.contains(
+                "per job:       core instances 3, memories 1, tables 2; 1000 jobs fit the pool of 1000"
+            ),
+            "{stdout}"
+        );
+        assert!(
+            !text(&out.stderr).contains("warning"),
+            "{}",
+            text(&out.stderr)
+        );
     }
     // A guest of the previous WIT release carries no SDK marker and imports
     // the 0.1.0 interfaces, which this host still serves.
@@ -51,6 +64,13 @@ fn check_accepts_the_examples() {
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(stdout.contains("agent-host:agent/room@0.1.0"), "{stdout}");
+    // It loads, and `check` says how to record the version it lacks.
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("warning:")
+            && stderr.contains("no `agent-host:sdk-version` custom section"),
+        "{stderr}"
+    );
 }
 
 /// Each bad plugin gets exactly one line on stderr that names the problem.
@@ -201,7 +221,7 @@ fn a_precompiled_plugin_runs_a_job_and_keeps_its_identity() {
             .lines()
             .map(str::trim_start)
             .filter(|l| {
-                ["digest:", "guest version:", "WIT version:"]
+                ["digest:", "guest version:", "WIT version:", "per job:"]
                     .iter()
                     .any(|field| l.starts_with(field))
             })
@@ -209,7 +229,8 @@ fn a_precompiled_plugin_runs_a_job_and_keeps_its_identity() {
             .collect::<Vec<_>>()
     };
     let of_wasm = identity(guests::ECHO, &[]);
-    assert_eq!(of_wasm.len(), 3, "{of_wasm:?}");
+    // The pool accounting travels in the `.cwasm` header too.
+    assert_eq!(of_wasm.len(), 4, "{of_wasm:?}");
     assert_eq!(identity(cwasm, &["--allow-precompiled"]), of_wasm);
 }
 

@@ -1,6 +1,6 @@
 //! JavaScript agents: examples/echo-js, examples/greeter-js and the
 //! tests/guests/probe-js test guest, built with the JavaScript SDK and
-//! componentize-js (the toolchain `agent-host setup --js` installs), run in
+//! componentize-js (the toolchain `agent-host setup --lang js` installs), run in
 //! the simulated room and under `agent-host run` against fake-livekit, their
 //! failures included.
 //!
@@ -50,7 +50,7 @@ static PROBE: LazyLock<String> = LazyLock::new(|| build("tests/guests/probe-js")
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(has_js_toolchain),
-    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --js`"
+    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --lang js`"
 )]
 async fn echo_js_answers_text_and_data_to_their_sender_only() {
     let (room, mut outputs, outcome) = start(&ECHO, "AJ_echo_js", "").await;
@@ -83,7 +83,7 @@ async fn echo_js_answers_text_and_data_to_their_sender_only() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(has_js_toolchain),
-    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --js`"
+    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --lang js`"
 )]
 async fn greeter_js_greets_who_is_there_and_who_comes_and_goes() {
     let (room, mut outputs, outcome) = start(&GREETER, "AJ_greeter_js", "").await;
@@ -100,7 +100,7 @@ async fn greeter_js_greets_who_is_there_and_who_comes_and_goes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(has_js_toolchain),
-    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --js`"
+    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --lang js`"
 )]
 async fn a_thrown_error_or_a_rejected_promise_fails_the_job_with_its_message() {
     let (outcome, _) = run_to_end(&PROBE, "AJ_js_throw", "throw", JobLimits::default()).await;
@@ -121,7 +121,7 @@ async fn a_thrown_error_or_a_rejected_promise_fails_the_job_with_its_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(has_js_toolchain),
-    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --js`"
+    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --lang js`"
 )]
 async fn an_error_thrown_by_on_request_rejects_the_job() {
     let runtime = runtime(2);
@@ -168,7 +168,7 @@ async fn answer_once(body: &'static str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(has_js_toolchain),
-    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --js`"
+    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --lang js`"
 )]
 async fn fetch_reaches_an_allowed_loopback_server_and_nothing_else() {
     let port = answer_once("hello from loopback").await;
@@ -199,7 +199,7 @@ async fn fetch_reaches_an_allowed_loopback_server_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[cfg_attr(
     not(has_js_toolchain),
-    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --js`"
+    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --lang js`"
 )]
 async fn under_run_a_javascript_job_succeeds_and_a_throwing_one_fails_with_its_message() {
     let probe = PROBE.clone();

@@ -73,3 +73,38 @@ async fn a_thousand_sleeping_jobs_share_a_few_threads() {
         assert_eq!(handle.outcome().await, Outcome::Success);
     }
 }
+
+/// The pool admits a job only while its plugin's needs fit: past the pool's
+/// jobs the offer is refused before instantiation, with a reason naming
+/// what ran out, and a finished job's share comes back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_admits_jobs_by_what_their_plugin_needs() {
+    let runtime = runtime(2);
+    let plugin = load(&runtime, guests::FAULTY);
+    assert_eq!(runtime.jobs_fit(&plugin), 2);
+    let needs = plugin.footprint();
+    assert_eq!(needs.core_instances, 3, "{needs}");
+    let offer = |id: &str| {
+        let (runtime, plugin) = (runtime.clone(), plugin.clone());
+        let request = faulty_job(id, Mode::Sleep(1));
+        async move { runtime.offer(&plugin, request, JobLimits::default()).await }
+    };
+    let first = offer("AJ_1").await.unwrap().job.expect("accepted");
+    let second = offer("AJ_2").await.unwrap().job.expect("accepted");
+    assert_eq!(runtime.pool_share_used(), 1.0);
+    let err = offer("AJ_3").await.err().expect("no room for a third job");
+    assert!(
+        format!("{err:#}").contains("the pool is full: 2 jobs of at most 2"),
+        "{err:#}"
+    );
+    // A refused offer leaves the pool as it was; a job that ends frees its share.
+    let rooms = Arc::new(SimRooms::default());
+    let outcome = first
+        .start(rooms.clone(), String::new(), String::new())
+        .outcome()
+        .await;
+    assert_eq!(outcome, Outcome::Success);
+    let third = offer("AJ_3").await.unwrap().job.expect("room again");
+    drop((second, third));
+    assert_eq!(runtime.pool_share_used(), 0.0);
+}

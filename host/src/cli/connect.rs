@@ -105,8 +105,7 @@ async fn session(
 ) -> Result<ExitCode> {
     let limits = args.limits.job_limits(&WorkerSettings::default())?;
     let runtime = Runtime::new(args.limits.runtime_config(1, limits.memory_bytes, None))?;
-    let plugin = runtime
-        .load_plugin(&bytes)
+    let plugin = super::progress::loading(&wasm, || runtime.load_plugin(&bytes))
         .with_context(|| format!("loading {}", wasm.display()))?;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -78,8 +78,7 @@ pub(super) async fn session(
 ) -> Result<ExitCode> {
     let limits = args.limits.job_limits(&WorkerSettings::default())?;
     let runtime = Runtime::new(args.limits.runtime_config(1, limits.memory_bytes, None))?;
-    let mut plugin = runtime
-        .load_plugin(&bytes)
+    let mut plugin = super::progress::loading(&path, || runtime.load_plugin(&bytes))
         .with_context(|| format!("loading {}", path.display()))?;
     let rooms = SimRooms::default();
     let room = rooms.room(&args.room);

@@ -1,5 +1,6 @@
 //! `agent-host dev --plugin <project dir>`: build the guest project (a Rust
-//! crate or a JavaScript package, see `guest_build`), run it, watch its
+//! crate, a JavaScript package or a Python app, see `guest_build`), run it,
+//! watch its
 //! sources, rebuild on change and hot-swap; like `lk agent dev`, without
 //! restarting anything.
 //!
@@ -27,7 +28,8 @@ use agent_host::guest_build::{ProjectKind, js, read_plugin, watch_project};
 /// Arguments of `dev`.
 #[derive(Debug, Args)]
 pub struct DevArgs {
-    /// The guest project directory (a Rust crate or a JavaScript package).
+    /// The guest project directory (a Rust crate, a JavaScript package or a
+    /// Python app).
     #[arg(long, value_name = "PROJECT_DIR")]
     plugin: PathBuf,
 
@@ -77,8 +79,8 @@ pub struct DevArgs {
 pub fn run(args: DevArgs) -> Result<ExitCode> {
     if ProjectKind::of(&args.plugin).is_none() {
         bail!(
-            "{} is not a guest project directory (a Rust crate with a Cargo.toml, or a \
-             JavaScript package depending on {})",
+            "{} is not a guest project directory (a Rust crate with a Cargo.toml, a \
+             JavaScript package depending on {}, or a Python app.py importing agent_host)",
             args.plugin.display(),
             js::SDK_PACKAGE
         );

@@ -8,6 +8,7 @@ mod console;
 mod defaults;
 mod dev;
 mod parse;
+mod progress;
 mod run;
 mod settings;
 mod setup;

@@ -410,8 +410,7 @@ pub(super) async fn serve(plan: Plan, limits: LimitArgs) -> Result<ExitCode> {
     let mut runs = tokio::task::JoinSet::new();
     for planned in plan.workers {
         let wasm = plugin_file(&planned.path)?;
-        let plugin = runtime
-            .load_plugin_file(&wasm)
+        let plugin = super::progress::loading(&wasm, || runtime.load_plugin_file(&wasm))
             .with_context(|| format!("loading {}", wasm.display()))?;
         tracing::info!(
             plugin = %wasm.display(),

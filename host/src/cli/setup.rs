@@ -1,5 +1,6 @@
 //! `agent-host setup`: install LiveKit's client library for room I/O
-//! (`--js`: the JavaScript toolchain instead, see [`js`]).
+//! (`--lang js|python`: a language's toolchain instead, see [`js`] and
+//! [`python`]).
 //!
 //! Downloads the pinned `livekit` wheel with pip (`python3 -m pip
 //! download`, the interpreter from `--python` or `PATH`), checks its
@@ -10,6 +11,7 @@
 //! wheel's hash is written last, so an interrupted setup is redone.
 
 mod js;
+mod python;
 
 use std::fs;
 use std::io::Read as _;
@@ -33,9 +35,24 @@ const LIBRARY_IN_WHEEL: &str = "livekit/rtc/resources/liblivekit_ffi.so";
 const LICENSE_IN_WHEEL: &str = "livekit/rtc/resources/LICENSE.md";
 const PROTO_IN_WHEEL: &str = "livekit/rtc/_proto/";
 
+/// A language whose agents' toolchain `setup --lang` installs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// componentize-py and the Python SDK, in a venv in agent-host's cache.
+    Python,
+    /// componentize-js (with npm) and the JavaScript SDK, in agent-host's
+    /// cache.
+    Js,
+}
+
 /// Arguments of `setup`.
 #[derive(Debug, Args)]
 pub struct SetupArgs {
+    /// Install the toolchain for agents in this language instead of
+    /// LiveKit's client library (repeatable).
+    #[arg(long, value_enum, value_name = "LANG")]
+    lang: Vec<Lang>,
+
     /// The Python interpreter whose pip downloads the wheel [default:
     /// python3 on PATH].
     #[arg(long, value_name = "PATH")]
@@ -53,18 +70,19 @@ pub struct SetupArgs {
     /// Install again even if the cache already holds the library.
     #[arg(long)]
     force: bool,
-
-    /// Install the JavaScript toolchain (the JavaScript SDK and
-    /// componentize-js, with npm) instead of the client library; --dir
-    /// and --force apply to it.
-    #[arg(long, conflicts_with_all = ["python", "wheel"])]
-    js: bool,
 }
 
 /// Runs `setup`.
 pub fn run(args: SetupArgs) -> Result<ExitCode> {
-    if args.js {
-        return js::run(args.dir.as_deref(), args.force);
+    if !args.lang.is_empty() {
+        let mut code = ExitCode::SUCCESS;
+        for lang in &args.lang {
+            code = match lang {
+                Lang::Python => python::run(args.python.as_deref(), args.force)?,
+                Lang::Js => js::run(args.force)?,
+            };
+        }
+        return Ok(code);
     }
     if !cfg!(all(target_os = "linux", target_arch = "x86_64")) {
         bail!("the pinned LiveKit client library ({WHEEL_FILE}) is for x86-64 Linux only");

@@ -1,9 +1,12 @@
 //! The engine and its pool: defaults of
 //! [`RuntimeConfig`](crate::RuntimeConfig) and the shape of each pool slot.
 //!
-//! Policy: a slot holds exactly one job, sized for the largest guest the
-//! settings allow; everything per job is multiplied by
-//! [`RuntimeConfig::max_jobs`](crate::RuntimeConfig::max_jobs).
+//! Policy: the pool holds [`RuntimeConfig::max_jobs`](crate::RuntimeConfig::max_jobs)
+//! component instances, and of core instances, memories and tables
+//! `max_jobs` times a per-job share sized for the largest guests measured
+//! (componentize-py); these totals are a budget that each job draws from by
+//! what its plugin needs, so small guests leave room and a guest larger than
+//! the share fits fewer jobs (`runtime::pool`).
 
 use std::time::Duration;
 
@@ -27,23 +30,35 @@ pub const MAX_WASM_STACK: usize = 512 << 10;
 /// stack above plus the host functions it calls.
 pub const ASYNC_STACK_SIZE: usize = 1 << 20;
 
-/// Core instances per job in the pool: components built by
-/// wasm-component-ld hold a few (the program, shims for indirect calls);
-/// 8 leaves headroom.
-pub const CORE_INSTANCES_PER_JOB: u32 = 8;
+/// Core instances per job in the pool's budget: the pool holds `max_jobs`
+/// times this many, and each job draws what its plugin needs (see
+/// `runtime::pool`). 16 fits one job of every guest measured in the pool's
+/// share (`agent-host check` prints the counts): a componentize-py 0.25
+/// component holds 14 (its interpreter, libc, the WASI adapter and their
+/// shims), a jco/QuickJS one 9, a Rust guest built by wasm-component-ld 3.
+pub const CORE_INSTANCES_PER_JOB: u32 = 16;
 
-/// Most core instances in one component: twice the pool's share per job.
-pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// Most core instances in one component: twice the pool's share per job, so
+/// a larger guest still loads and fits half as many jobs. wasmtime refuses
+/// a component over this at load, before any job.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 2 * CORE_INSTANCES_PER_JOB;
 
-/// Memories per job: one per Rust guest; two allows a WASI adapter's own
-/// memory.
+/// Memories per job in the pool's budget: Rust and componentize-py guests
+/// define one; two leaves room for a WASI adapter's own memory. Each takes
+/// a memory slot, which reserves address space (not memory) for the job's
+/// memory limit, so the share is kept small.
 pub const MEMORIES_PER_JOB: u32 = 2;
 
-/// Tables per job in the pool: a component's own tables and its shims'.
+/// Most memories in one component: twice the pool's share per job.
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 2 * MEMORIES_PER_JOB;
+
+/// Tables per job in the pool's budget: Rust and componentize-py guests
+/// define two (the program's and a shim's for indirect calls); four leaves
+/// headroom.
 pub const TABLES_PER_JOB: u32 = 4;
 
 /// Most tables in one component: twice the pool's share per job.
-pub const MAX_TABLES_PER_COMPONENT: u32 = 8;
+pub const MAX_TABLES_PER_COMPONENT: u32 = 2 * TABLES_PER_JOB;
 
 /// Freed slots kept warm (their pages stay mapped) so a burst of new jobs
 /// reuses them without page faults; the rest are returned to the OS.

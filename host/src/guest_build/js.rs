@@ -7,7 +7,7 @@
 //! toolchain: `<user cache>/agent-host/js/<SDK_VERSION>/`, which holds the
 //! SDK (embedded in this binary, so a released binary needs no checkout)
 //! and componentize-js [`COMPONENTIZE_JS_VERSION`] installed there with
-//! `npm install`. `agent-host setup --js` installs it; building a project
+//! `npm install`. `agent-host setup --lang js` installs it; building a project
 //! installs it on first use, saying so, when it is missing.
 //!
 //! Invariants: the toolchain directory is complete only once its marker
@@ -106,7 +106,7 @@ pub fn install_toolchain(dir: &Path, force: bool) -> Result<()> {
     let manifest = serde_json::json!({
         "name": "agent-host-js-toolchain",
         "private": true,
-        "description": "agent-host's JavaScript toolchain (written by agent-host setup --js)",
+        "description": "agent-host's JavaScript toolchain (written by agent-host setup --lang js)",
         "dependencies": { "@bytecodealliance/componentize-js": COMPONENTIZE_JS_VERSION },
     });
     fs::write(
@@ -168,7 +168,7 @@ pub fn build_to(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     if !installed(&toolchain) {
         eprintln!(
             "agent-host's JavaScript toolchain is not installed in {}; installing it now \
-             (`agent-host setup --js` does this ahead of time)",
+             (`agent-host setup --lang js` does this ahead of time)",
             toolchain.display()
         );
         install_toolchain(&toolchain, false)?;

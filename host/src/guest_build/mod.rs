@@ -8,12 +8,15 @@
 //!   `cargo build --release --target wasm32-wasip2` (cargo's progress goes to
 //!   the terminal);
 //! * a `package.json` that depends on the JavaScript SDK: built by [`js`]
-//!   with componentize-js.
+//!   with componentize-js;
+//! * an `app.py` importing `agent_host`: a Python agent, built with the
+//!   Python SDK and componentize-py ([`python`]).
 //!
 //! Either way the component the build produced is loaded. A directory that
-//! is neither gets an error naming what was looked for.
+//! is none of these gets an error naming what was looked for.
 
 pub mod js;
+pub mod python;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,6 +24,10 @@ use std::process::{Command, Stdio};
 use anyhow::{Context as _, Result, bail};
 
 use crate::watch::Watch;
+
+/// Directories of a Python project that never hold its sources: the
+/// build's output ([`python::build`] writes `build/`) and bytecode caches.
+const PYTHON_NOT_SOURCES: &[&str] = &["build", "__pycache__"];
 
 /// The kinds of guest project a directory can hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +37,8 @@ pub enum ProjectKind {
     /// A JavaScript package (`package.json`) using the `@agent-host/sdk`
     /// npm package.
     JavaScript,
+    /// A Python agent (`app.py` using the `agent_host` package).
+    Python,
 }
 
 impl ProjectKind {
@@ -41,6 +50,8 @@ impl ProjectKind {
             Some(Self::Rust)
         } else if js::is_project(dir) {
             Some(Self::JavaScript)
+        } else if python::is_project(dir) {
+            Some(Self::Python)
         } else {
             None
         }
@@ -49,24 +60,32 @@ impl ProjectKind {
     /// Whether a change to `path` inside a project of this kind can change
     /// the component it builds (what `dev` and `run --watch` react to):
     /// for Rust anything watched outside `target/`, for JavaScript its
-    /// modules and `package.json` outside `node_modules/` and `dist/`.
+    /// modules and `package.json` outside `node_modules/` and `dist/`, for
+    /// Python what [`python::is_source`] says outside `build/` and
+    /// `__pycache__/`.
     pub fn is_source(self, path: &Path) -> bool {
         let under = |dir: &str| path.components().any(|c| c.as_os_str() == dir);
         match self {
             Self::Rust => !under("target"),
             Self::JavaScript => js::is_source(path) && !js::NOT_SOURCES.iter().any(|d| under(d)),
+            Self::Python => python::is_source(path) && !PYTHON_NOT_SOURCES.iter().any(|d| under(d)),
         }
     }
 
     /// What to watch in a project of this kind in `dir`: for Rust `src/`
     /// and `Cargo.toml` (not the build's `target/`, which the build itself
-    /// writes); for JavaScript every entry of `dir` but `node_modules/`,
-    /// `dist/` and dot-entries, so that the build's output does not
-    /// trigger another build.
+    /// writes); for JavaScript and Python every entry of `dir` but the
+    /// build's output, installed packages and dot-entries, so that a build
+    /// does not trigger another build.
     fn watch_roots(self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let skipped: &[&str] = match self {
+            Self::Rust => &[],
+            Self::JavaScript => js::NOT_SOURCES,
+            Self::Python => PYTHON_NOT_SOURCES,
+        };
         Ok(match self {
             Self::Rust => vec![dir.join("src"), dir.join("Cargo.toml")],
-            Self::JavaScript => {
+            Self::JavaScript | Self::Python => {
                 let mut roots = Vec::new();
                 for entry in
                     std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?
@@ -74,7 +93,7 @@ impl ProjectKind {
                     let entry = entry?;
                     let name = entry.file_name();
                     let name = name.to_string_lossy();
-                    if !name.starts_with('.') && !js::NOT_SOURCES.contains(&name.as_ref()) {
+                    if !name.starts_with('.') && !skipped.contains(&name.as_ref()) {
                         roots.push(entry.path());
                     }
                 }
@@ -116,9 +135,11 @@ pub fn build_project(dir: &Path) -> Result<PathBuf> {
     match ProjectKind::of(dir) {
         Some(ProjectKind::Rust) => build_crate(dir),
         Some(ProjectKind::JavaScript) => js::build(dir),
+        Some(ProjectKind::Python) => python::build(dir),
         None => bail!(
-            "{} is not a guest project: it has neither a Cargo.toml (Rust) nor a \
-             package.json depending on {} (JavaScript)",
+            "{} is not a guest project: it has neither a Cargo.toml (Rust), a \
+             package.json depending on {} (JavaScript) nor an app.py importing \
+             agent_host (Python)",
             dir.display(),
             js::SDK_PACKAGE
         ),

@@ -4,8 +4,10 @@
 //! [`config::engine`](crate::config::engine), each with its reason. Invariants:
 //! - one engine per [`Runtime`](crate::Runtime): every plugin version is
 //!   compiled by it and every job's store lives in it;
-//! - the pooling allocator has room for exactly `max_jobs` live jobs; the
-//!   worker never admits more, so a job never waits for a slot;
+//! - the pooling allocator has room for `max_jobs` live jobs of the per-job
+//!   share ([`pool_totals`]); each job draws its plugin's needs from those
+//!   totals before it is instantiated (`runtime::pool`), so a job never
+//!   waits for a slot and wasmtime never reaches its own pool limits;
 //! - one ticker thread per engine, whatever the number of jobs; it holds only
 //!   a weak reference and ends when the engine is dropped.
 
@@ -18,10 +20,12 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllo
 
 use crate::config::engine::{
     ASYNC_STACK_SIZE, CORE_INSTANCES_PER_JOB, DEFAULT_ALLOW_PRECOMPILED, DEFAULT_EPOCH_TICK,
-    DEFAULT_MAX_JOBS, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_TABLES_PER_COMPONENT,
-    MAX_UNUSED_WARM_SLOTS, MAX_WASM_STACK, MEMORIES_PER_JOB, TABLES_PER_JOB,
+    DEFAULT_MAX_JOBS, MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT,
+    MAX_TABLES_PER_COMPONENT, MAX_UNUSED_WARM_SLOTS, MAX_WASM_STACK, MEMORIES_PER_JOB,
+    TABLES_PER_JOB,
 };
 use crate::config::job::{DEFAULT_MEMORY_BYTES, MAX_TABLE_ELEMENTS};
+use crate::runtime::pool::Footprint;
 
 /// Settings of the engine shared by all jobs of a process.
 #[derive(Debug, Clone)]
@@ -104,17 +108,36 @@ fn base_config(cfg: &RuntimeConfig) -> Config {
     config
 }
 
+/// The pool's totals of core instances, memories and tables: the budget
+/// jobs draw from, `max_jobs` times the per-job share, and never less than
+/// one component of the per-component maxima, so that any component
+/// wasmtime loads fits at least one job (a pool of one job included).
+pub(crate) fn pool_totals(cfg: &RuntimeConfig) -> Footprint {
+    let share = Footprint {
+        core_instances: CORE_INSTANCES_PER_JOB,
+        memories: MEMORIES_PER_JOB,
+        tables: TABLES_PER_JOB,
+    }
+    .times(cfg.max_jobs);
+    Footprint {
+        core_instances: share.core_instances.max(MAX_CORE_INSTANCES_PER_COMPONENT),
+        memories: share.memories.max(MAX_MEMORIES_PER_COMPONENT),
+        tables: share.tables.max(MAX_TABLES_PER_COMPONENT),
+    }
+}
+
 fn pool_config(cfg: &RuntimeConfig) -> PoolingAllocationConfig {
     let n = cfg.max_jobs;
+    let totals = pool_totals(cfg);
     let mut pool = PoolingAllocationConfig::default();
     // One component instance per job.
     pool.total_component_instances(n);
-    pool.total_core_instances(n.saturating_mul(CORE_INSTANCES_PER_JOB));
+    pool.total_core_instances(totals.core_instances);
     pool.max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT);
-    pool.total_memories(n.saturating_mul(MEMORIES_PER_JOB));
-    pool.max_memories_per_component(MEMORIES_PER_JOB);
+    pool.total_memories(totals.memories);
+    pool.max_memories_per_component(MAX_MEMORIES_PER_COMPONENT);
     pool.max_memory_size(cfg.max_memory_bytes as usize);
-    pool.total_tables(n.saturating_mul(TABLES_PER_JOB));
+    pool.total_tables(totals.tables);
     pool.max_tables_per_component(MAX_TABLES_PER_COMPONENT);
     // wasmtime's default slot (20,000 elements) would cap tables below the
     // limit the store's limiter states and the failure reason names.

@@ -32,6 +32,7 @@ mod guard;
 mod job;
 pub(crate) mod limits;
 mod plugin;
+mod pool;
 mod precompiled;
 mod slot;
 mod state;
@@ -58,6 +59,8 @@ pub use self::plugin::digest;
 pub use self::plugin::{
     GUEST_VERSION_SECTION, Plugin, PluginError, PluginVersion, SDK_VERSION_SECTION, WIT_VERSION,
 };
+use self::pool::Budget;
+pub use self::pool::Footprint;
 pub use self::slot::{LoadedVersion, PluginSlot, Swap};
 use self::state::JobState;
 use crate::bindings::types::{Decision, DispatchInfo, JobInfo, JobRequest};
@@ -75,6 +78,8 @@ struct Inner {
     engine: Engine,
     linker: Linker<JobState>,
     cache: Option<ArtifactCache>,
+    /// The pool's totals, which every job draws its plugin's needs from.
+    budget: Arc<Budget>,
     config: RuntimeConfig,
 }
 
@@ -97,11 +102,13 @@ impl Runtime {
             .cache_dir
             .clone()
             .map(|dir| ArtifactCache::new(&engine, dir));
+        let budget = Budget::new(engine::pool_totals(&config), config.max_jobs);
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
                 linker,
                 cache,
+                budget,
                 config,
             }),
         })
@@ -121,6 +128,24 @@ impl Runtime {
             .map(|m| m.component_instances())
     }
 
+    /// How many jobs of `plugin` the pool holds at once (when it holds
+    /// nothing else): the scarcest of its units over what one job needs,
+    /// at most [`RuntimeConfig::max_jobs`].
+    pub fn jobs_fit(&self, plugin: &Plugin) -> u32 {
+        self.inner.budget.jobs_fit(plugin.footprint())
+    }
+
+    /// The pool's totals of core instances, memories and tables.
+    pub fn pool_totals(&self) -> Footprint {
+        self.inner.budget.total()
+    }
+
+    /// The largest share (0..=1) of any of the pool's units (jobs, core
+    /// instances, memories, tables) that live jobs hold now.
+    pub fn pool_share_used(&self) -> f32 {
+        self.inner.budget.share_used()
+    }
+
     /// Compiles (or loads from the cache) and type-checks a component.
     pub fn load_plugin(&self, bytes: &[u8]) -> Result<Arc<Plugin>, PluginError> {
         let plugin = Plugin::load(
@@ -130,6 +155,17 @@ impl Runtime {
             bytes,
             self.inner.config.allow_precompiled,
         )?;
+        self.fits_one_job(plugin)
+    }
+
+    /// Refuses a plugin of which not even one job fits the pool.
+    fn fits_one_job(&self, plugin: Plugin) -> Result<Arc<Plugin>, PluginError> {
+        if self.jobs_fit(&plugin) == 0 {
+            return Err(PluginError::TooLarge {
+                needs: plugin.footprint(),
+                pool: self.pool_totals(),
+            });
+        }
         Ok(Arc::new(plugin))
     }
 
@@ -144,7 +180,7 @@ impl Runtime {
             path,
             self.inner.config.allow_precompiled,
         )?;
-        Ok(Arc::new(plugin))
+        Ok(self.fits_one_job(plugin)?)
     }
 
     /// Compiles and type-checks a component as [`load_plugin`](Self::load_plugin)
@@ -206,10 +242,18 @@ impl Runtime {
             limits.memory_bytes,
             self.inner.config.max_memory_bytes
         );
+        // Before instantiating: a job the pool cannot hold is refused here,
+        // naming the unit that ran out, not by wasmtime's allocator.
+        let draw = self
+            .inner
+            .budget
+            .draw(plugin.footprint())
+            .map_err(anyhow::Error::msg)?;
         let (end, _) = watch::channel(None);
         let end = Arc::new(end);
         let info = job_info(&request, String::new());
         let mut store = self.new_store(info, dispatch, limits, end.clone());
+        store.data_mut().pool = Some(draw);
         let clock = store.data().cpu.clock();
         let agent =
             match Metered::new(plugin.pre.instantiate_async(&mut store), clock.clone()).await {

@@ -29,9 +29,13 @@ use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, Linker};
 
 use super::cache::{self, ArtifactCache};
+use super::pool::{self, Footprint};
 use super::precompiled::{self, Header};
 use super::state::JobState;
 use crate::bindings::AgentPre;
+use crate::config::engine::{
+    MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT, MAX_TABLES_PER_COMPONENT,
+};
 
 /// The WIT package version this host implements.
 pub const WIT_VERSION: &str = "0.1.4";
@@ -73,6 +77,14 @@ pub enum PluginError {
         "this is a precompiled plugin (native code, see SECURITY.md); load it with --allow-precompiled, or give the .wasm"
     )]
     PrecompiledNotAllowed,
+    /// Not even one job of the component fits the pool.
+    #[error("one job of this component needs {needs}, more than the whole pool holds ({pool})")]
+    TooLarge {
+        /// What one job needs.
+        needs: Footprint,
+        /// The pool's totals.
+        pool: Footprint,
+    },
     /// A `.cwasm` this host cannot or will not load.
     #[error("{0}; recompile it with `agent-host compile`")]
     Precompiled(String),
@@ -110,6 +122,7 @@ pub struct Plugin {
     pub(crate) pre: AgentPre<JobState>,
     component: Component,
     version: PluginVersion,
+    footprint: Footprint,
     compile_time: Duration,
     from_cache: bool,
 }
@@ -134,16 +147,27 @@ impl Plugin {
         allow_precompiled: bool,
     ) -> Result<Self, PluginError> {
         let started = Instant::now();
-        let (component, version, from_cache) = if precompiled::is_precompiled(bytes) {
+        let (component, version, from_cache, core_instances) = if precompiled::is_precompiled(bytes)
+        {
             let (header, artifact) = precompiled::decode(bytes).map_err(damaged)?;
             check_precompiled(engine, &header, allow_precompiled)?;
             // SAFETY: see `check_precompiled`, whose checks passed.
             let component = unsafe { cache::deserialize(engine, artifact) }.map_err(refused)?;
-            (component, header.into(), false)
+            let core_instances = header.core_instances;
+            (component, header.into(), false, core_instances)
         } else {
-            compile_or_cached(engine, cache, bytes)?
+            let (component, version, from_cache) = compile_or_cached(engine, cache, bytes)?;
+            let core_instances = pool::core_instances(bytes).map_err(PluginError::Invalid)?;
+            (component, version, from_cache, Some(core_instances))
         };
-        Self::type_check(linker, component, version, from_cache, started)
+        Self::type_check(
+            linker,
+            component,
+            version,
+            from_cache,
+            core_instances,
+            started,
+        )
     }
 
     /// Loads the plugin in the file at `path`. A `.cwasm` is mapped, not
@@ -171,21 +195,26 @@ impl Plugin {
         check_precompiled(engine, &header, allow_precompiled)?;
         // SAFETY: see `check_precompiled`, whose checks passed.
         let component = unsafe { cache::deserialize_file(engine, path) }.map_err(refused)?;
+        let core_instances = header.core_instances;
         Ok(Self::type_check(
             linker,
             component,
             header.into(),
             false,
+            core_instances,
             started,
         )?)
     }
 
     /// Step 5: the component against the host's imports and the `agent` world.
+    /// `core_instances` is the walk's count (`None` for a `.cwasm` whose
+    /// header does not record it: the per-component maximum is assumed).
     fn type_check(
         linker: &Linker<JobState>,
         component: Component,
         version: PluginVersion,
         from_cache: bool,
+        core_instances: Option<u32>,
         started: Instant,
     ) -> Result<Self, PluginError> {
         let instance_pre = linker
@@ -193,10 +222,12 @@ impl Plugin {
             .map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
         let pre =
             AgentPre::new(instance_pre).map_err(|e| PluginError::WrongWorld(format!("{e:#}")))?;
+        let footprint = footprint(&component, core_instances);
         Ok(Self {
             pre,
             component,
             version,
+            footprint,
             compile_time: started.elapsed(),
             from_cache,
         })
@@ -214,6 +245,7 @@ impl Plugin {
             digest: self.version.digest.clone(),
             sdk: self.version.sdk.clone(),
             guest: self.version.guest.clone(),
+            core_instances: Some(self.footprint.core_instances),
         };
         Ok(precompiled::encode(&header, &artifact))
     }
@@ -221,6 +253,11 @@ impl Plugin {
     /// Digest and versions of this plugin.
     pub fn version(&self) -> &PluginVersion {
         &self.version
+    }
+
+    /// What one job of this plugin takes from the pool.
+    pub fn footprint(&self) -> Footprint {
+        self.footprint
     }
 
     /// How long loading took (compiling, or reading the cache, plus type-checking).
@@ -260,6 +297,21 @@ impl Plugin {
             .collect();
         names.sort();
         names
+    }
+}
+
+/// What one instance of `component` takes from the pool: its memories and
+/// tables as wasmtime counts them, and `core_instances`; where either is
+/// unknown, the per-component maximum (the most it can be, since wasmtime
+/// refuses larger components).
+fn footprint(component: &Component, core_instances: Option<u32>) -> Footprint {
+    let resources = component.resources_required();
+    Footprint {
+        core_instances: core_instances.unwrap_or(MAX_CORE_INSTANCES_PER_COMPONENT),
+        memories: resources
+            .as_ref()
+            .map_or(MAX_MEMORIES_PER_COMPONENT, |r| r.num_memories),
+        tables: resources.map_or(MAX_TABLES_PER_COMPONENT, |r| r.num_tables),
     }
 }
 

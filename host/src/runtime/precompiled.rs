@@ -50,6 +50,11 @@ pub(crate) struct Header {
     pub sdk: Option<String>,
     /// The component's guest-version marker, if any.
     pub guest: Option<String>,
+    /// Core instances one instance of the component creates (the pool's
+    /// accounting needs the component's bytes, which a `.cwasm` lacks);
+    /// absent in files of older releases, which count as the maximum.
+    #[serde(default)]
+    pub core_instances: Option<u32>,
 }
 
 /// Whether `bytes` end like a `.cwasm` written by `agent-host compile`.
@@ -137,6 +142,7 @@ mod tests {
             digest: "ab".repeat(32),
             sdk: Some("0.1.1".into()),
             guest: None,
+            core_instances: Some(3),
         }
     }
 

@@ -14,6 +14,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::guard::{CpuSlice, MemoryGuard};
+use super::pool::Draw;
 use super::stdio::{GuestOutput, Stdio};
 use crate::bindings::types::{DispatchInfo, JobInfo};
 use crate::host_memory::HostMemory;
@@ -63,6 +64,8 @@ pub(crate) struct JobState {
     /// The guest's text-stream writers and accepted byte-stream topics.
     streams: Streams,
     pub(super) stderr: GuestOutput,
+    /// The job's share of the pool, given back when the store is dropped.
+    pub(super) pool: Option<Draw>,
 }
 
 impl JobState {
@@ -112,6 +115,7 @@ impl JobState {
             rpc: Rpc::default(),
             streams: Streams::default(),
             stderr,
+            pool: None,
         }
     }
 

@@ -4,7 +4,7 @@
 //! client library (`agent-host setup`), the right to create a private network
 //! namespace (root, `unshare`, `ip`), the official Python worker's venv
 //! (`tests/conformance/setup.sh`), agent-host's JavaScript toolchain
-//! (`agent-host setup --js`). Tests that need one are ignored, with the
+//! (`agent-host setup --lang js`). Tests that need one are ignored, with the
 //! reason, when it is missing, and fail when it is missing on CI:
 //!
 //! * The build script of each crate with such tests calls [`build_script`]:
@@ -37,6 +37,11 @@ mod library;
 #[path = "../../../host/src/dirs.rs"]
 mod dirs;
 
+/// Where the host keeps the Python agents' toolchain (`setup --lang python`).
+#[allow(dead_code, reason = "only the toolchain's place is used")]
+#[path = "../../../host/src/guest_build/python/paths.rs"]
+mod python_paths;
+
 /// The environment variable naming the Python interpreter of the official
 /// worker's venv (`target/conformance-venv/bin/python`).
 pub const PYTHON_ENV: &str = "AGENT_HOST_PYTHON";
@@ -62,17 +67,21 @@ pub enum Capability {
     /// The official Python worker's venv, named by [`PYTHON_ENV`].
     PythonWorker,
     /// agent-host's JavaScript toolchain (the SDK and componentize-js, in
-    /// the cache `agent-host setup --js` fills) and `node` to run it.
+    /// the cache `agent-host setup --lang js` fills) and `node` to run it.
     JsToolchain,
+    /// The Python agents' toolchain (componentize-py and the SDK) in
+    /// agent-host's cache.
+    PythonSdk,
 }
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 4] = [
+    pub const ALL: [Capability; 5] = [
         Capability::LivekitLib,
         Capability::Netns,
         Capability::PythonWorker,
         Capability::JsToolchain,
+        Capability::PythonSdk,
     ];
 
     /// The cfg set when it is present: tests write
@@ -83,6 +92,7 @@ impl Capability {
             Capability::Netns => "has_netns",
             Capability::PythonWorker => "has_python_worker",
             Capability::JsToolchain => "has_js_toolchain",
+            Capability::PythonSdk => "has_python_sdk",
         }
     }
 
@@ -93,6 +103,7 @@ impl Capability {
             Capability::Netns => "a private network namespace",
             Capability::PythonWorker => "the official Python worker",
             Capability::JsToolchain => "agent-host's JavaScript toolchain",
+            Capability::PythonSdk => "the Python agents' toolchain",
         }
     }
 
@@ -107,8 +118,9 @@ impl Capability {
                 "run `bash tests/conformance/setup.sh` and set AGENT_HOST_PYTHON=$PWD/target/conformance-venv/bin/python"
             }
             Capability::JsToolchain => {
-                "install Node.js 18 or later and run `agent-host setup --js`"
+                "install Node.js 18 or later and run `agent-host setup --lang js`"
             }
+            Capability::PythonSdk => "run `agent-host setup --lang python`",
         }
     }
 
@@ -119,6 +131,7 @@ impl Capability {
             Capability::Netns => &[],
             Capability::PythonWorker => &[PYTHON_ENV],
             Capability::JsToolchain => &["XDG_CACHE_HOME", "HOME", "PATH"],
+            Capability::PythonSdk => &["XDG_CACHE_HOME", "HOME"],
         }
     }
 
@@ -165,6 +178,15 @@ impl Capability {
                     Err(e) => Err(format!("cannot run `node`: {e}")),
                 }
             }
+            Capability::PythonSdk => {
+                let dir = python_paths::toolchain_dir().ok_or("no cache directory")?;
+                let marker = python_paths::ready_marker(&dir);
+                if marker.is_file() {
+                    Ok(marker)
+                } else {
+                    Err(format!("{} is not set up", dir.display()))
+                }
+            }
         }
     }
 
@@ -197,6 +219,15 @@ impl Capability {
             Capability::JsToolchain => {
                 let dir = js_toolchain_dir()?;
                 // <base>/agent-host/js/<version>: watch the nearest existing one.
+                let base = dir.ancestors().nth(3)?;
+                dir.ancestors()
+                    .take_while(|d| d.starts_with(base))
+                    .find(|d| d.is_dir())
+                    .map(Path::to_path_buf)
+            }
+            Capability::PythonSdk => {
+                let dir = python_paths::toolchain_dir()?;
+                // toolchain_dir() is <base>/agent-host/python/<version>.
                 let base = dir.ancestors().nth(3)?;
                 dir.ancestors()
                     .take_while(|d| d.starts_with(base))

@@ -1,0 +1,294 @@
+//! Python agent projects: recognising them, provisioning their toolchain,
+//! and building them into components with the Python SDK.
+//!
+//! A Python project is a directory with an `app.py` that imports
+//! `agent_host` (a `pyproject.toml` beside it is optional and gives the
+//! guest version). Building runs the SDK's own build (`python -m agent_host
+//! build`, componentize-py plus the version marker) in the toolchain venv
+//! and writes `DIR/build/agent.wasm`.
+//!
+//! Policy:
+//! - the toolchain is a venv in agent-host's cache ([`paths::toolchain_dir`])
+//!   with componentize-py [`paths::COMPONENTIZE_PY`] from PyPI, and the SDK
+//!   embedded in this binary (its Python files, and the WIT of the `wit/`
+//!   directory this host was built from, so guests always target what the
+//!   host serves). `agent-host setup --lang python` provisions it; a build
+//!   provisions it on first use, saying so, when it is missing;
+//! - the SDK files are rewritten whenever the embedded ones differ from
+//!   those on disk (no network needed), so a newer agent-host never builds
+//!   with an older SDK;
+//! - a build is skipped when `DIR/build/agent.wasm` was built from the same
+//!   sources and SDK (a digest beside it), since each build takes 7–10 s;
+//! - files are written under temporary names and renamed, and the ready
+//!   marker last, so an interrupted setup is redone.
+
+pub mod paths;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Context as _, Result, bail};
+use sha2::{Digest as _, Sha256};
+
+use crate::runtime::write_atomically;
+
+/// The SDK as embedded in this binary: paths inside the toolchain's `sdk/`
+/// directory and their contents. The WIT is the host's own.
+const SDK_FILES: &[(&str, &str)] = &[
+    (
+        "agent_host/__init__.py",
+        include_str!("../../../guest-sdk/python/agent_host/__init__.py"),
+    ),
+    (
+        "agent_host/__main__.py",
+        include_str!("../../../guest-sdk/python/agent_host/__main__.py"),
+    ),
+    (
+        "agent_host/_agent.py",
+        include_str!("../../../guest-sdk/python/agent_host/_agent.py"),
+    ),
+    (
+        "agent_host/_log.py",
+        include_str!("../../../guest-sdk/python/agent_host/_log.py"),
+    ),
+    (
+        "agent_host/_room.py",
+        include_str!("../../../guest-sdk/python/agent_host/_room.py"),
+    ),
+    (
+        "agent_host/build.py",
+        include_str!("../../../guest-sdk/python/agent_host/build.py"),
+    ),
+    (
+        "agent_host/wit/agent.wit",
+        include_str!("../../../wit/agent.wit"),
+    ),
+    (
+        "agent_host/wit/deps/io.wit",
+        include_str!("../../../wit/deps/io.wit"),
+    ),
+];
+
+/// Where a project's component is written, under the project directory.
+const OUTPUT: &str = "build/agent.wasm";
+
+/// Whether `dir` is a Python agent project: an `app.py` that uses `agent_host`.
+pub fn is_project(dir: &Path) -> bool {
+    fs::read_to_string(dir.join("app.py")).is_ok_and(|app| app.contains("agent_host"))
+}
+
+/// Whether a change to `path` can change what a Python project builds.
+pub fn is_source(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    path.extension().is_some_and(|e| e == "py") || name == "pyproject.toml"
+}
+
+/// Builds the Python project in `dir` (provisioning the toolchain first if
+/// it is missing) and returns the component's path.
+pub fn build(dir: &Path) -> Result<PathBuf> {
+    if !is_project(dir) {
+        bail!(
+            "{} is not a Python agent project (no app.py importing agent_host)",
+            dir.display()
+        );
+    }
+    let toolchain = ensure_toolchain(None)?;
+    let out = dir.join(OUTPUT);
+    let digest_file = dir.join("build/agent.wasm.sha256");
+    let digest = sources_digest(dir)?;
+    if out.is_file() && fs::read_to_string(&digest_file).is_ok_and(|d| d.trim() == digest) {
+        return Ok(out);
+    }
+    eprintln!("building {} with componentize-py ...", dir.display());
+    let status = Command::new(toolchain.join("venv/bin/python"))
+        .args(["-m", "agent_host", "build"])
+        .arg(dir)
+        .arg("-o")
+        .arg(&out)
+        .env("PYTHONPATH", toolchain.join("sdk"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .status()
+        .context("running the toolchain's Python")?;
+    if !status.success() {
+        bail!("building {} failed (see the output above)", dir.display());
+    }
+    write_atomically(&digest_file, digest.as_bytes())
+        .with_context(|| format!("writing {}", digest_file.display()))?;
+    Ok(out)
+}
+
+/// The toolchain directory, set up (with the interpreter `python`, else
+/// `python3` on PATH) if it is not ready; the SDK files brought up to date.
+pub fn ensure_toolchain(python: Option<&Path>) -> Result<PathBuf> {
+    let Some(dir) = paths::toolchain_dir() else {
+        bail!("no cache directory for the Python toolchain (HOME is not set)");
+    };
+    if !is_ready(&dir) {
+        eprintln!(
+            "setting up the Python toolchain (componentize-py {}) in {}, once ...",
+            paths::COMPONENTIZE_PY,
+            dir.display()
+        );
+        install(&dir, python)?;
+    }
+    write_sdk(&dir)?;
+    Ok(dir)
+}
+
+/// Sets the toolchain up again in `dir` (or the default place): a fresh
+/// venv with componentize-py, then the SDK, then the ready marker.
+pub fn install(dir: &Path, python: Option<&Path>) -> Result<()> {
+    let _ = fs::remove_file(paths::ready_marker(dir));
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let venv = dir.join("venv");
+    let python = python.map_or_else(|| PathBuf::from("python3"), Path::to_path_buf);
+    run(Command::new(&python)
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))
+    .with_context(|| format!("creating a venv with {}", python.display()))?;
+    let pin = format!("componentize-py=={}", paths::COMPONENTIZE_PY);
+    run(Command::new(venv.join("bin/python")).args([
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &pin,
+    ]))
+    .with_context(|| format!("installing {pin} from PyPI"))?;
+    write_sdk(dir)?;
+    write_atomically(&paths::ready_marker(dir), pin.as_bytes())?;
+    Ok(())
+}
+
+/// Whether `dir` holds a finished setup of this componentize-py.
+fn is_ready(dir: &Path) -> bool {
+    fs::read_to_string(paths::ready_marker(dir))
+        .is_ok_and(|m| m.trim() == format!("componentize-py=={}", paths::COMPONENTIZE_PY))
+}
+
+/// Writes the embedded SDK under `dir/sdk` where it differs from what is there.
+fn write_sdk(dir: &Path) -> Result<()> {
+    for (path, text) in SDK_FILES {
+        let file = dir.join("sdk").join(path);
+        if fs::read_to_string(&file).is_ok_and(|t| t == *text) {
+            continue;
+        }
+        if let Some(parent) = file.parent() {
+            fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+        }
+        write_atomically(&file, text.as_bytes())
+            .with_context(|| format!("writing {}", file.display()))?;
+    }
+    Ok(())
+}
+
+/// SHA-256 over the project's sources (its `.py` files and `pyproject.toml`,
+/// outside `build/` and hidden or cache directories) and the embedded SDK.
+fn sources_digest(dir: &Path) -> Result<String> {
+    let mut files = Vec::new();
+    collect_sources(dir, dir, &mut files)?;
+    files.sort();
+    let mut hash = Sha256::new();
+    for rel in files {
+        hash.update(rel.to_string_lossy().as_bytes());
+        hash.update([0]);
+        hash.update(fs::read(dir.join(&rel))?);
+        hash.update([0]);
+    }
+    for (path, text) in SDK_FILES {
+        hash.update(path.as_bytes());
+        hash.update(text.as_bytes());
+    }
+    Ok(hex::encode(hash.finalize()))
+}
+
+fn collect_sources(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let entry = entry?;
+        let path = entry.path();
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if entry.file_type()?.is_dir() {
+            if !(name.starts_with('.') || name == "build" || name == "__pycache__") {
+                collect_sources(root, &path, out)?;
+            }
+        } else if is_source(&path) {
+            out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let status = command
+        .stdin(Stdio::null())
+        .status()
+        .with_context(|| format!("running {:?}", command.get_program()))?;
+    if !status.success() {
+        bail!("{:?} failed ({status})", command.get_program());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The WIT shipped in the pip package is the host's: no silent drift.
+    #[test]
+    fn the_packaged_wit_is_the_hosts() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for (path, text) in SDK_FILES.iter().filter(|(p, _)| p.ends_with(".wit")) {
+            let packaged = fs::read_to_string(root.join("guest-sdk/python").join(path))
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            assert_eq!(&packaged, text, "guest-sdk/python/{path} differs from wit/");
+        }
+    }
+
+    /// Every file of the SDK package is embedded, and the versions agree.
+    #[test]
+    fn every_sdk_file_is_embedded_and_versions_agree() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/python/agent_host");
+        let mut on_disk: Vec<String> = fs::read_dir(&root)
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".py"))
+            .map(|n| format!("agent_host/{n}"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = SDK_FILES
+            .iter()
+            .map(|(p, _)| p.to_string())
+            .filter(|p| p.ends_with(".py"))
+            .collect();
+        embedded.sort();
+        assert_eq!(embedded, on_disk);
+        let build = SDK_FILES
+            .iter()
+            .find(|(p, _)| p.ends_with("build.py"))
+            .unwrap()
+            .1;
+        assert!(build.contains(&format!("COMPONENTIZE_PY = \"{}\"", paths::COMPONENTIZE_PY)));
+        assert!(build.contains(&format!(
+            "WIT_VERSION = \"{}\"",
+            crate::runtime::WIT_VERSION
+        )));
+        assert_eq!(paths::SDK_VERSION, crate::runtime::WIT_VERSION);
+    }
+
+    #[test]
+    fn recognises_python_projects() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_project(dir.path()));
+        fs::write(dir.path().join("app.py"), "print('hi')\n").unwrap();
+        assert!(!is_project(dir.path()), "an app.py without agent_host");
+        fs::write(dir.path().join("app.py"), "from agent_host import Agent\n").unwrap();
+        assert!(is_project(dir.path()));
+        assert!(is_source(Path::new("x/app.py")) && is_source(Path::new("pyproject.toml")));
+        assert!(!is_source(Path::new("build/agent.wasm")));
+    }
+}

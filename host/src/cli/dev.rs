@@ -1,8 +1,7 @@
 //! `agent-host dev --plugin <project dir>`: build the guest project (a Rust
 //! crate, a JavaScript package or a Python app, see `guest_build`), run it,
-//! watch its
-//! sources, rebuild on change and hot-swap; like `lk agent dev`, without
-//! restarting anything.
+//! watch its sources, rebuild on change and hot-swap; like `lk agent dev`,
+//! without restarting anything.
 //!
 //! As a worker (the default) it registers with a LiveKit server (by
 //! default `livekit-server --dev` on this machine) and every rebuild is a

@@ -17,7 +17,9 @@ use agent_host::room::sim::SimOutput;
 use agent_host::{HttpAllowList, JobLimits, Outcome};
 use agent_host_capability::{Capability, require};
 use agent_host_tests::process::spawn_host;
-use agent_host_tests::sim::{WAIT, next, run_to_end, start, start_with, text};
+use agent_host_tests::sim::{
+    WAIT, assert_greets_and_says_goodbye, next, run_to_end, start, start_with, text,
+};
 use agent_host_tests::worker::{server, wait_worker_status};
 use agent_host_tests::{load, request, runtime, workspace_root};
 use fake_livekit::DispatchRequest;
@@ -86,15 +88,7 @@ async fn echo_js_answers_text_and_data_to_their_sender_only() {
     ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --lang js`"
 )]
 async fn greeter_js_greets_who_is_there_and_who_comes_and_goes() {
-    let (room, mut outputs, outcome) = start(&GREETER, "AJ_greeter_js", "").await;
-    assert_eq!(next(&mut outputs, text).await, "Hello, alice!");
-    room.join_identity("bob");
-    assert_eq!(next(&mut outputs, text).await, "Hello, bob!");
-    assert!(room.leave("bob"));
-    assert_eq!(next(&mut outputs, text).await, "Goodbye, bob!");
-    room.close();
-    let outcome = tokio::time::timeout(WAIT, outcome).await.unwrap().unwrap();
-    assert_eq!(outcome, Outcome::Success);
+    assert_greets_and_says_goodbye(&GREETER, "AJ_greeter_js").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,11 @@
 //! `npm install`. `agent-host setup --lang js` installs it; building a project
 //! installs it on first use, saying so, when it is missing.
 //!
+//! A build is skipped when the component it would write exists and was
+//! built from the same sources: `<component>.sha256` beside it holds the
+//! digest of the project's sources ([`is_source`] files outside
+//! [`NOT_SOURCES`]) and the SDK version, written after the component.
+//!
 //! Invariants: the toolchain directory is complete only once its marker
 //! ([`MARKER`], naming the SDK and componentize-js versions) is written,
 //! which happens last, so an interrupted install is redone; the SDK files
@@ -163,6 +168,73 @@ pub fn build_to(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
             dir.display()
         );
     }
+    let digest = sources_digest(dir)?;
+    if let Some(built) = out.map(Path::to_path_buf).or_else(|| default_output(dir))
+        && built.is_file()
+        && fs::read_to_string(digest_file(&built)).is_ok_and(|d| d.trim() == digest)
+    {
+        eprintln!("{} is up to date", built.display());
+        return Ok(built);
+    }
+    let built = componentize(dir, out)?;
+    fs::write(digest_file(&built), &digest)
+        .with_context(|| format!("writing {}", digest_file(&built).display()))?;
+    Ok(built)
+}
+
+/// Where the build script writes the component by default:
+/// `dist/<package name>.wasm` (the name's last `/` part, as npm scopes it).
+fn default_output(dir: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(dir.join("package.json")).ok()?;
+    let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let name = json["name"].as_str()?.rsplit('/').next()?.to_string();
+    Some(dir.join("dist").join(format!("{name}.wasm")))
+}
+
+/// The file beside `component` that records the sources it was built from.
+fn digest_file(component: &Path) -> PathBuf {
+    let mut name = component.as_os_str().to_os_string();
+    name.push(".sha256");
+    PathBuf::from(name)
+}
+
+/// SHA-256 over the SDK version and every source file of the project
+/// (relative path and contents, in path order).
+fn sources_digest(dir: &Path) -> Result<String> {
+    use sha2::{Digest as _, Sha256};
+    fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+        for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if name.starts_with('.') || NOT_SOURCES.contains(&name) {
+                continue;
+            }
+            if path.is_dir() {
+                walk(root, &path, files)?;
+            } else if is_source(&path) {
+                files.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(dir, dir, &mut files)?;
+    files.sort();
+    let mut hash = Sha256::new();
+    hash.update(marker_text());
+    for file in files {
+        hash.update(file.to_string_lossy().as_bytes());
+        hash.update([0]);
+        let bytes = fs::read(dir.join(&file))
+            .with_context(|| format!("reading {}", dir.join(&file).display()))?;
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    }
+    Ok(hex::encode(hash.finalize()))
+}
+
+/// Runs the SDK's build script on `dir`; returns the component's path.
+fn componentize(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     let toolchain = toolchain_dir()
         .context("no cache directory for the JavaScript toolchain (HOME is not set)")?;
     if !installed(&toolchain) {
@@ -238,6 +310,28 @@ mod tests {
         assert!(is_project(dir.path()));
         fs::write(dir.path().join("package.json"), "{not json").unwrap();
         assert!(!is_project(dir.path()));
+    }
+
+    #[test]
+    fn the_digest_follows_the_sources_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("package.json"), r#"{"name":"@me/x"}"#).unwrap();
+        fs::write(dir.path().join("agent.js"), "export default 1;").unwrap();
+        let first = sources_digest(dir.path()).unwrap();
+        fs::create_dir_all(dir.path().join("dist")).unwrap();
+        fs::write(dir.path().join("dist/x.wasm"), "built").unwrap();
+        fs::write(dir.path().join("notes.txt"), "not a source").unwrap();
+        assert_eq!(sources_digest(dir.path()).unwrap(), first);
+        fs::create_dir_all(dir.path().join("lib")).unwrap();
+        fs::write(dir.path().join("lib/util.js"), "export const x = 1;").unwrap();
+        let second = sources_digest(dir.path()).unwrap();
+        assert_ne!(second, first);
+        fs::write(dir.path().join("lib/util.js"), "export const x = 2;").unwrap();
+        assert_ne!(sources_digest(dir.path()).unwrap(), second);
+        assert_eq!(
+            default_output(dir.path()),
+            Some(dir.path().join("dist/x.wasm"))
+        );
     }
 
     #[test]

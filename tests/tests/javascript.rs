@@ -225,3 +225,75 @@ async fn under_run_a_javascript_job_succeeds_and_a_throwing_one_fails_with_its_m
         failed.error
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(has_js_toolchain),
+    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --lang js`"
+)]
+async fn dev_rebuilds_and_swaps_a_javascript_project_on_save() {
+    require(Capability::JsToolchain);
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("probe-js");
+    std::fs::create_dir_all(&project).unwrap();
+    for file in ["package.json", "agent.js"] {
+        std::fs::copy(
+            workspace_root().join("tests/guests/probe-js").join(file),
+            project.join(file),
+        )
+        .unwrap();
+    }
+    let server = server().await;
+    let child = agent_host_tests::agent_host_for_fake_server()
+        .args(["--log-format", "json", "dev", "--plugin"])
+        .arg(&project)
+        .args([
+            "--url",
+            &server.url(),
+            "--api-key",
+            &server.config().api_key,
+        ])
+        .args(["--api-secret", &server.config().api_secret])
+        .args(["--agent-name", "js-dev"])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let host = agent_host_tests::process::Host::new(child);
+    // Each build of the project takes 15-45 s on a busy machine, and the
+    // host compiles each new component (20 s and more).
+    let slow = Duration::from_secs(300);
+    host.wait_log_within("watching for changes", slow);
+    server.wait_for_workers(1, slow).await.unwrap();
+    let quiet = |room: &str| {
+        let mut req = DispatchRequest::new(room, "js-dev");
+        req.metadata = "quiet".into();
+        server.dispatch(req)
+    };
+    wait_worker_status(&server, &quiet("js-dev-1"), JobStatus::JsSuccess).await;
+
+    let agent = project.join("agent.js");
+    let source = std::fs::read_to_string(&agent).unwrap();
+    let edited = source.replacen(
+        "case \"quiet\":\n        break;",
+        "case \"quiet\":\n        throw new Error(\"edited\");",
+        1,
+    );
+    assert_ne!(edited, source, "probe-js has the quiet case");
+    std::fs::write(&agent, &edited).unwrap();
+    host.wait_log_within(
+        "plugin swapped: new jobs run the new version, running jobs keep theirs",
+        slow,
+    );
+    let failed = wait_worker_status(&server, &quiet("js-dev-2"), JobStatus::JsFailed).await;
+    assert_eq!(failed.error, "edited");
+
+    // A module that does not parse: the build fails, the last version serves.
+    std::fs::write(&agent, format!("{edited}\nexport default {{")).unwrap();
+    host.wait_log_within("reload failed; the current version keeps serving", slow);
+    let failed = wait_worker_status(&server, &quiet("js-dev-3"), JobStatus::JsFailed).await;
+    assert_eq!(failed.error, "edited");
+    assert_eq!(server.workers().len(), 1, "stayed registered throughout");
+}

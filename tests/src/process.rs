@@ -84,7 +84,13 @@ impl Host {
 
     /// Waits for a log line whose message is `message`; returns its fields.
     pub fn wait_log(&self, message: &str) -> serde_json::Value {
-        let deadline = std::time::Instant::now() + WAIT;
+        self.wait_log_within(message, WAIT)
+    }
+
+    /// [`Host::wait_log`], waiting up to `timeout` (for what follows a
+    /// slow build, such as a JavaScript project's).
+    pub fn wait_log_within(&self, message: &str, timeout: Duration) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
         while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
             match self.logs.recv_timeout(left) {
                 Ok(line) if line["fields"]["message"] == message => return line["fields"].clone(),

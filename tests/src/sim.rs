@@ -103,3 +103,22 @@ pub fn text(output: SimOutput) -> Option<String> {
         _ => None,
     }
 }
+
+/// Runs a greeter (examples/greeter and its ports to other languages) in a
+/// room where `alice` is: it greets her, greets `bob` when he joins and
+/// says goodbye when he leaves, then ends as a success when the room
+/// closes.
+///
+/// # Panics
+/// When the greeter says something else, or fails.
+pub async fn assert_greets_and_says_goodbye(guest: &str, id: &str) {
+    let (room, mut outputs, outcome) = start(guest, id, "").await;
+    assert_eq!(next(&mut outputs, text).await, "Hello, alice!");
+    room.join_identity("bob");
+    assert_eq!(next(&mut outputs, text).await, "Hello, bob!");
+    assert!(room.leave("bob"));
+    assert_eq!(next(&mut outputs, text).await, "Goodbye, bob!");
+    room.close();
+    let outcome = tokio::time::timeout(WAIT, outcome).await.unwrap().unwrap();
+    assert_eq!(outcome, Outcome::Success);
+}

@@ -432,3 +432,64 @@ fn console_say_speaks_as_the_user() {
     console.wait_for("[state] speaking");
     console.finish();
 }
+
+/// `agent-host new NAME --lang LANG` in a fresh directory, then `check`
+/// and `console` on the project as its README says: the agent greets and
+/// answers `abc` (the Rust and JavaScript templates reverse it, Python's
+/// echoes it).
+fn new_project_checks_and_answers(lang: &str, answer: &str) {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("my-agent");
+    let dir_arg = dir.to_str().unwrap();
+    let out = agent_host(&["new", "my-agent", "--lang", lang, "--dir", dir_arg], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(dir.join("README.md").is_file());
+    let readme = std::fs::read_to_string(dir.join("README.md")).unwrap();
+    assert!(readme.contains("agent-host console --plugin ."), "{readme}");
+    // Cargo resolves the Rust project's dependencies from its local cache:
+    // tests do not reach the network.
+    let check = agent_host_command()
+        .args(["check", dir_arg])
+        .env("CARGO_TARGET_DIR", workspace_root().join("target/guests"))
+        .env("CARGO_NET_OFFLINE", "true")
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{}", text(&check.stderr));
+    assert!(text(&check.stdout).contains("ok, an agent-host agent"));
+    let out = agent_host(&["console", "--plugin", dir_arg], "abc\n");
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        stdout.lines().any(|l| l.ends_with(&format!(": {answer}"))),
+        "{stdout}"
+    );
+    // A second `new` into the now non-empty directory is refused.
+    let again = agent_host(&["new", "my-agent", "--lang", lang, "--dir", dir_arg], "");
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("not an empty directory"));
+}
+
+#[test]
+fn new_rust_project_checks_and_answers_in_console() {
+    new_project_checks_and_answers("rust", "cba");
+}
+
+#[test]
+#[cfg_attr(
+    not(has_js_toolchain),
+    ignore = "needs agent-host's JavaScript toolchain: run `agent-host setup --lang js`"
+)]
+fn new_js_project_checks_and_answers_in_console() {
+    agent_host_capability::require(agent_host_capability::Capability::JsToolchain);
+    new_project_checks_and_answers("js", "cba");
+}
+
+#[test]
+#[cfg_attr(
+    not(has_python_sdk),
+    ignore = "needs the Python agents' toolchain: run `agent-host setup --lang python`"
+)]
+fn new_python_project_checks_and_answers_in_console() {
+    agent_host_capability::require(agent_host_capability::Capability::PythonSdk);
+    new_project_checks_and_answers("python", "abc");
+}

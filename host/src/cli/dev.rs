@@ -1,4 +1,5 @@
-//! `agent-host dev --plugin <crate dir>`: build the guest crate, run it,
+//! `agent-host dev --plugin <project dir>`: build the guest project (a Rust
+//! crate, a JavaScript package or a Python app, see `guest_build`), run it,
 //! watch its sources, rebuild on change and hot-swap; like `lk agent dev`,
 //! without restarting anything.
 //!
@@ -21,13 +22,14 @@ use super::args::{DevServerArgs, LimitArgs};
 use super::console::{self, ConsoleArgs};
 use super::run::{self, Plan, Planned};
 use super::settings::WorkerSettings;
-use agent_host::guest_build::read_plugin;
+use agent_host::guest_build::{ProjectKind, js, read_plugin, watch_project};
 
 /// Arguments of `dev`.
 #[derive(Debug, Args)]
 pub struct DevArgs {
-    /// The guest crate directory.
-    #[arg(long, value_name = "CRATE_DIR")]
+    /// The guest project directory (a Rust crate, a JavaScript package or a
+    /// Python app).
+    #[arg(long, value_name = "PROJECT_DIR")]
     plugin: PathBuf,
 
     /// Chat with the agent in a simulated room instead of registering with
@@ -72,12 +74,14 @@ pub struct DevArgs {
     limits: LimitArgs,
 }
 
-/// Builds, runs and watches the crate.
+/// Builds, runs and watches the project.
 pub fn run(args: DevArgs) -> Result<ExitCode> {
-    if !args.plugin.join("Cargo.toml").is_file() {
+    if ProjectKind::of(&args.plugin).is_none() {
         bail!(
-            "{} is not a guest crate directory (no Cargo.toml)",
-            args.plugin.display()
+            "{} is not a guest project directory (a Rust crate with a Cargo.toml, a \
+             JavaScript package depending on {}, or a Python app.py importing agent_host)",
+            args.plugin.display(),
+            js::SDK_PACKAGE
         );
     }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -91,7 +95,7 @@ pub fn run(args: DevArgs) -> Result<ExitCode> {
             limits: args.limits,
         };
         return runtime.block_on(async {
-            let watch = run::watch_crate(&args.plugin)?;
+            let watch = watch_project(&args.plugin)?;
             console::session(console_args, bytes, path, Some((watch, args.plugin))).await
         });
     }

@@ -7,6 +7,7 @@ mod connect;
 mod console;
 mod defaults;
 mod dev;
+mod new;
 mod parse;
 mod progress;
 mod run;
@@ -51,12 +52,14 @@ enum Command {
     /// Register with a LiveKit server as an agent worker and run its jobs.
     #[command(visible_alias = "start")]
     Run(Box<run::RunArgs>),
-    /// Build a guest crate, run it, and rebuild and hot-swap it on every change.
+    /// Build a guest project, run it, and rebuild and hot-swap it on every change.
     Dev(Box<dev::DevArgs>),
     /// Install LiveKit's client library (room I/O) into agent-host's cache.
     Setup(setup::SetupArgs),
     /// Run one job directly in a named room, without dispatch.
     Connect(Box<connect::ConnectArgs>),
+    /// Create an agent project in Rust, Python or JavaScript.
+    New(new::NewArgs),
 }
 
 /// Parses the command line, sets up logging and runs the command.
@@ -70,7 +73,7 @@ pub fn main() -> ExitCode {
         Command::Console(_) => "warn,agent_host::guest=info",
         Command::Check(_) | Command::Compile(_) => "warn",
         Command::Run(_) | Command::Dev(_) | Command::Connect(_) => "info",
-        Command::Setup(_) => "warn",
+        Command::Setup(_) | Command::New(_) => "warn",
     };
     init_logging(cli.log_format, default_filter);
     let result = match cli.command {
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Console(args) => console::run(*args),
         Command::Run(args) => run::run(*args),
         Command::Dev(args) => dev::run(*args),
+        Command::New(args) => new::run(args),
         Command::Setup(args) => setup::run(args),
         Command::Connect(args) => connect::run(*args),
     };

@@ -20,7 +20,7 @@ use super::args::LimitArgs;
 use super::settings::{FileSettings, WorkerSettings, check_names, parse_plugin_flag};
 use agent_host::config::ops::{DEFAULT_HTTP_HOST, DEFAULT_HTTP_PORT, WATCH_DEBOUNCE};
 use agent_host::config::worker::SERVER_TARGET_LOAD;
-use agent_host::guest_build::{plugin_file, read_plugin};
+use agent_host::guest_build::{plugin_file, read_plugin, watch_project};
 use agent_host::net::Network;
 use agent_host::ops::{self, OpsState};
 use agent_host::room::RoomTransport;
@@ -559,7 +559,7 @@ fn watch_plugin(
     path: PathBuf,
 ) -> Result<impl std::future::Future<Output = ()>> {
     let mut watch = if path.is_dir() {
-        watch_crate(&path)?
+        watch_project(&path)?
     } else {
         Watch::file(&path)?
     };
@@ -569,14 +569,5 @@ fn watch_plugin(
             tracing::info!(plugin = %path.display(), "change detected; reloading");
             reload(&handle, &path).await;
         }
-    })
-}
-
-/// Watches a guest crate's sources (`src/` and `Cargo.toml`, not the
-/// build's own `target/`), for `run --watch` and `dev`.
-pub(super) fn watch_crate(dir: &Path) -> Result<Watch> {
-    let roots = vec![dir.join("src"), dir.join("Cargo.toml")];
-    Watch::new(&roots, |p| {
-        !p.components().any(|c| c.as_os_str() == "target")
     })
 }

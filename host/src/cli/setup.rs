@@ -1,5 +1,6 @@
-//! `agent-host setup`: install LiveKit's client library for room I/O, or
-//! with `--lang python` the Python agents' toolchain (`setup/python.rs`).
+//! `agent-host setup`: install LiveKit's client library for room I/O
+//! (`--lang js|python`: a language's toolchain instead, see [`js`] and
+//! [`python`]).
 //!
 //! Downloads the pinned `livekit` wheel with pip (`python3 -m pip
 //! download`, the interpreter from `--python` or `PATH`), checks its
@@ -9,6 +10,7 @@
 //! are written under temporary names and renamed, and the marker naming the
 //! wheel's hash is written last, so an interrupted setup is redone.
 
+mod js;
 mod python;
 
 use std::fs;
@@ -38,6 +40,9 @@ const PROTO_IN_WHEEL: &str = "livekit/rtc/_proto/";
 pub enum Lang {
     /// componentize-py and the Python SDK, in a venv in agent-host's cache.
     Python,
+    /// componentize-js (with npm) and the JavaScript SDK, in agent-host's
+    /// cache.
+    Js,
 }
 
 /// Arguments of `setup`.
@@ -75,6 +80,7 @@ pub fn run(args: SetupArgs) -> Result<ExitCode> {
         for lang in &args.lang {
             code = match lang {
                 Lang::Python => python::run(args.python.as_deref(), args.force)?,
+                Lang::Js => js::run(args.force)?,
             };
         }
         return Ok(code);

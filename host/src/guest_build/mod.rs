@@ -7,24 +7,36 @@
 //! * a `Cargo.toml`: a Rust guest crate, built here with
 //!   `cargo build --release --target wasm32-wasip2` (cargo's progress goes to
 //!   the terminal);
+//! * a `package.json` that depends on the JavaScript SDK: built by [`js`]
+//!   with componentize-js;
 //! * an `app.py` importing `agent_host`: a Python agent, built with the
-//!   Python SDK and componentize-py ([`python`]);
+//!   Python SDK and componentize-py ([`python`]).
 //!
 //! Either way the component the build produced is loaded. A directory that
-//! is neither gets an error naming what was looked for.
+//! is none of these gets an error naming what was looked for.
+
+pub mod js;
+pub mod python;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail};
 
-pub mod python;
+use crate::watch::Watch;
+
+/// Directories of a Python project that never hold its sources: the
+/// build's output ([`python::build`] writes `build/`) and bytecode caches.
+const PYTHON_NOT_SOURCES: &[&str] = &["build", "__pycache__"];
 
 /// The kinds of guest project a directory can hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProjectKind {
     /// A Rust crate (`Cargo.toml`) using the `agent-host-sdk` crate.
     Rust,
+    /// A JavaScript package (`package.json`) using the `@agent-host/sdk`
+    /// npm package.
+    JavaScript,
     /// A Python agent (`app.py` using the `agent_host` package).
     Python,
 }
@@ -36,6 +48,8 @@ impl ProjectKind {
     pub fn of(dir: &Path) -> Option<Self> {
         if dir.join("Cargo.toml").is_file() {
             Some(Self::Rust)
+        } else if js::is_project(dir) {
+            Some(Self::JavaScript)
         } else if python::is_project(dir) {
             Some(Self::Python)
         } else {
@@ -44,17 +58,57 @@ impl ProjectKind {
     }
 
     /// Whether a change to `path` inside a project of this kind can change
-    /// the component it builds (what `dev` watches).
+    /// the component it builds (what `dev` and `run --watch` react to):
+    /// for Rust anything watched outside `target/`, for JavaScript its
+    /// modules and `package.json` outside `node_modules/` and `dist/`, for
+    /// Python what [`python::is_source`] says outside `build/` and
+    /// `__pycache__/`.
     pub fn is_source(self, path: &Path) -> bool {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let under = |dir: &str| path.components().any(|c| c.as_os_str() == dir);
         match self {
-            Self::Rust => {
-                ext == "rs" || name == "Cargo.toml" || name == "Cargo.lock" || ext == "wit"
-            }
-            Self::Python => python::is_source(path),
+            Self::Rust => !under("target"),
+            Self::JavaScript => js::is_source(path) && !js::NOT_SOURCES.iter().any(|d| under(d)),
+            Self::Python => python::is_source(path) && !PYTHON_NOT_SOURCES.iter().any(|d| under(d)),
         }
     }
+
+    /// What to watch in a project of this kind in `dir`: for Rust `src/`
+    /// and `Cargo.toml` (not the build's `target/`, which the build itself
+    /// writes); for JavaScript and Python every entry of `dir` but the
+    /// build's output, installed packages and dot-entries, so that a build
+    /// does not trigger another build.
+    fn watch_roots(self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let skipped: &[&str] = match self {
+            Self::Rust => &[],
+            Self::JavaScript => js::NOT_SOURCES,
+            Self::Python => PYTHON_NOT_SOURCES,
+        };
+        Ok(match self {
+            Self::Rust => vec![dir.join("src"), dir.join("Cargo.toml")],
+            Self::JavaScript | Self::Python => {
+                let mut roots = Vec::new();
+                for entry in
+                    std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?
+                {
+                    let entry = entry?;
+                    let name = entry.file_name();
+                    let name = name.to_string_lossy();
+                    if !name.starts_with('.') && !skipped.contains(&name.as_ref()) {
+                        roots.push(entry.path());
+                    }
+                }
+                roots
+            }
+        })
+    }
+}
+
+/// Watches the sources of the project in `dir` (see
+/// [`ProjectKind::is_source`]), for `run --watch` and `dev`.
+pub fn watch_project(dir: &Path) -> Result<Watch> {
+    let kind = ProjectKind::of(dir)
+        .with_context(|| format!("{} is not a guest project", dir.display()))?;
+    Watch::new(&kind.watch_roots(dir)?, move |p| kind.is_source(p))
 }
 
 /// Reads a plugin: the file itself, or the component built from a crate
@@ -80,10 +134,14 @@ pub fn plugin_file(path: &Path) -> Result<PathBuf> {
 pub fn build_project(dir: &Path) -> Result<PathBuf> {
     match ProjectKind::of(dir) {
         Some(ProjectKind::Rust) => build_crate(dir),
+        Some(ProjectKind::JavaScript) => js::build(dir),
         Some(ProjectKind::Python) => python::build(dir),
         None => bail!(
-            "{} is not a guest project: it has no Cargo.toml (Rust) nor an app.py importing agent_host (Python)",
-            dir.display()
+            "{} is not a guest project: it has neither a Cargo.toml (Rust), a \
+             package.json depending on {} (JavaScript) nor an app.py importing \
+             agent_host (Python)",
+            dir.display(),
+            js::SDK_PACKAGE
         ),
     }
 }

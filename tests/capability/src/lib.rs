@@ -3,7 +3,8 @@
 //! A [`Capability`] is something a test cannot provide itself: LiveKit's
 //! client library (`agent-host setup`), the right to create a private network
 //! namespace (root, `unshare`, `ip`), the official Python worker's venv
-//! (`tests/conformance/setup.sh`). Tests that need one are ignored, with the
+//! (`tests/conformance/setup.sh`), agent-host's JavaScript toolchain
+//! (`agent-host setup --lang js`). Tests that need one are ignored, with the
 //! reason, when it is missing, and fail when it is missing on CI:
 //!
 //! * The build script of each crate with such tests calls [`build_script`]:
@@ -65,6 +66,9 @@ pub enum Capability {
     Netns,
     /// The official Python worker's venv, named by [`PYTHON_ENV`].
     PythonWorker,
+    /// agent-host's JavaScript toolchain (the SDK and componentize-js, in
+    /// the cache `agent-host setup --lang js` fills) and `node` to run it.
+    JsToolchain,
     /// The Python agents' toolchain (componentize-py and the SDK) in
     /// agent-host's cache.
     PythonSdk,
@@ -72,10 +76,11 @@ pub enum Capability {
 
 impl Capability {
     /// Every capability.
-    pub const ALL: [Capability; 4] = [
+    pub const ALL: [Capability; 5] = [
         Capability::LivekitLib,
         Capability::Netns,
         Capability::PythonWorker,
+        Capability::JsToolchain,
         Capability::PythonSdk,
     ];
 
@@ -86,6 +91,7 @@ impl Capability {
             Capability::LivekitLib => "has_livekit_lib",
             Capability::Netns => "has_netns",
             Capability::PythonWorker => "has_python_worker",
+            Capability::JsToolchain => "has_js_toolchain",
             Capability::PythonSdk => "has_python_sdk",
         }
     }
@@ -96,6 +102,7 @@ impl Capability {
             Capability::LivekitLib => "LiveKit's client library",
             Capability::Netns => "a private network namespace",
             Capability::PythonWorker => "the official Python worker",
+            Capability::JsToolchain => "agent-host's JavaScript toolchain",
             Capability::PythonSdk => "the Python agents' toolchain",
         }
     }
@@ -110,6 +117,9 @@ impl Capability {
             Capability::PythonWorker => {
                 "run `bash tests/conformance/setup.sh` and set AGENT_HOST_PYTHON=$PWD/target/conformance-venv/bin/python"
             }
+            Capability::JsToolchain => {
+                "install Node.js 18 or later and run `agent-host setup --lang js`"
+            }
             Capability::PythonSdk => "run `agent-host setup --lang python`",
         }
     }
@@ -120,6 +130,7 @@ impl Capability {
             Capability::LivekitLib => &[library::LIBRARY_ENV, "XDG_CACHE_HOME", "HOME"],
             Capability::Netns => &[],
             Capability::PythonWorker => &[PYTHON_ENV],
+            Capability::JsToolchain => &["XDG_CACHE_HOME", "HOME", "PATH"],
             Capability::PythonSdk => &["XDG_CACHE_HOME", "HOME"],
         }
     }
@@ -150,6 +161,23 @@ impl Capability {
                     Path::new(&p).display()
                 )),
             },
+            Capability::JsToolchain => {
+                let marker = js_toolchain_dir()
+                    .ok_or("no cache directory (HOME is not set)")?
+                    .join("installed");
+                if !marker.is_file() {
+                    return Err(format!("{} does not exist", marker.display()));
+                }
+                match Command::new("node")
+                    .arg("--version")
+                    .stdout(Stdio::null())
+                    .status()
+                {
+                    Ok(s) if s.success() => Ok(marker),
+                    Ok(s) => Err(format!("`node --version` failed ({s})")),
+                    Err(e) => Err(format!("cannot run `node`: {e}")),
+                }
+            }
             Capability::PythonSdk => {
                 let dir = python_paths::toolchain_dir().ok_or("no cache directory")?;
                 let marker = python_paths::ready_marker(&dir);
@@ -188,6 +216,15 @@ impl Capability {
             Capability::PythonWorker => {
                 named(PYTHON_ENV).and_then(|p| existing_parent(Path::new(&p)))
             }
+            Capability::JsToolchain => {
+                let dir = js_toolchain_dir()?;
+                // <base>/agent-host/js/<version>: watch the nearest existing one.
+                let base = dir.ancestors().nth(3)?;
+                dir.ancestors()
+                    .take_while(|d| d.starts_with(base))
+                    .find(|d| d.is_dir())
+                    .map(Path::to_path_buf)
+            }
             Capability::PythonSdk => {
                 let dir = python_paths::toolchain_dir()?;
                 // toolchain_dir() is <base>/agent-host/python/<version>.
@@ -199,6 +236,19 @@ impl Capability {
             }
         }
     }
+}
+
+/// Where the host keeps its JavaScript toolchain
+/// (`agent_host::guest_build::js::toolchain_dir`): `<cache>/js/<SDK version>`,
+/// the version read from the SDK's package.json as the host's is.
+fn js_toolchain_dir() -> Option<PathBuf> {
+    const MANIFEST: &str = include_str!("../../../guest-sdk/js/package.json");
+    let version = MANIFEST
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("\"version\": \""))?
+        .split('"')
+        .next()?;
+    Some(dirs::cache_dir("js")?.join(version))
 }
 
 /// The parent directory of `path` if it exists.

@@ -1,5 +1,5 @@
 // Types of @agent-host/sdk: the SDK's wrappers and the WIT types they pass
-// through (agent-host:agent@0.1.4 as componentize-js binds it). Written from
+// through (agent-host:agent@0.1.5 as componentize-js binds it). Written from
 // wit/agent.wit: jco 1.35's `guest-types` cannot read a WIT directory here
 // (the same preopen failure as its `componentize` pre-check).
 

@@ -25,20 +25,20 @@
 // The interface versions below are the WIT package's; a test in the host
 // (guest_build::js) keeps them equal to wit/agent.wit's.
 
-import * as job from "agent-host:agent/job@0.1.4";
-import * as room from "agent-host:agent/room@0.1.4";
-import * as logApi from "agent-host:agent/log@0.1.4";
-import * as audio from "agent-host:agent/audio@0.1.4";
-import * as events from "agent-host:agent/events@0.1.4";
-import * as server from "agent-host:agent/server@0.1.4";
-import * as streams from "agent-host:agent/streams@0.1.4";
-import * as rpc from "agent-host:agent/rpc@0.1.4";
-import * as websocket from "agent-host:agent/websocket@0.1.4";
+import * as job from "agent-host:agent/job@0.1.5";
+import * as room from "agent-host:agent/room@0.1.5";
+import * as logApi from "agent-host:agent/log@0.1.5";
+import * as audio from "agent-host:agent/audio@0.1.5";
+import * as events from "agent-host:agent/events@0.1.5";
+import * as server from "agent-host:agent/server@0.1.5";
+import * as streams from "agent-host:agent/streams@0.1.5";
+import * as rpc from "agent-host:agent/rpc@0.1.5";
+import * as websocket from "agent-host:agent/websocket@0.1.5";
 
 export { job, room as roomApi, audio, events, server, streams, rpc, websocket };
 
 /** The version of the WIT package this SDK targets. */
-export const WIT_VERSION = "0.1.4";
+export const WIT_VERSION = "0.1.5";
 
 /** The message of anything thrown, for a failure reason or a log line. */
 export function messageOf(thrown) {

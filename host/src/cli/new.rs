@@ -78,12 +78,22 @@ const JS: Template = &[
 ];
 
 const PYTHON: Template = &[
-    ("app.py", include_str!("../../../examples/echo-py/app.py")),
+    (
+        "app.py",
+        include_str!("../../../guest-sdk/python/template/app.py"),
+    ),
     (
         "pyproject.toml",
-        include_str!("../../../examples/echo-py/pyproject.toml"),
+        include_str!("../../../guest-sdk/python/template/pyproject.toml"),
     ),
-    ("README.md", include_str!("new/python/README.md")),
+    (
+        "README.md",
+        include_str!("../../../guest-sdk/python/template/README.md"),
+    ),
+    (
+        ".gitignore",
+        include_str!("../../../guest-sdk/python/template/.gitignore"),
+    ),
 ];
 
 /// Runs `new`.

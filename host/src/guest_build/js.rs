@@ -55,7 +55,31 @@ const SDK_FILES: &[(&str, &str)] = &[
     ),
     ("build.mjs", include_str!("../../../guest-sdk/js/build.mjs")),
     ("wit/agent.wit", include_str!("../../../wit/agent.wit")),
+    (
+        "wit/deps/cli.wit",
+        include_str!("../../../wit/deps/cli.wit"),
+    ),
+    (
+        "wit/deps/clocks.wit",
+        include_str!("../../../wit/deps/clocks.wit"),
+    ),
+    (
+        "wit/deps/filesystem.wit",
+        include_str!("../../../wit/deps/filesystem.wit"),
+    ),
+    (
+        "wit/deps/http.wit",
+        include_str!("../../../wit/deps/http.wit"),
+    ),
     ("wit/deps/io.wit", include_str!("../../../wit/deps/io.wit")),
+    (
+        "wit/deps/random.wit",
+        include_str!("../../../wit/deps/random.wit"),
+    ),
+    (
+        "wit/deps/sockets.wit",
+        include_str!("../../../wit/deps/sockets.wit"),
+    ),
 ];
 
 /// Whether `dir` holds a JavaScript project: a `package.json` naming
@@ -100,11 +124,12 @@ fn marker_text() -> String {
 
 /// Installs the toolchain into `dir`: writes the embedded SDK into
 /// `dir/sdk/` and runs `npm install` for componentize-js in `dir` (npm's
-/// progress goes to the terminal). Does nothing when it is already
-/// installed, unless `force`.
+/// progress goes to the terminal). When it is already installed (and not
+/// `force`), only the SDK is written again, so that a toolchain installed
+/// by an earlier build of this SDK version builds with this binary's SDK.
 pub fn install_toolchain(dir: &Path, force: bool) -> Result<()> {
     if !force && installed(dir) {
-        return Ok(());
+        return write_sdk(&dir.join("sdk"));
     }
     let _ = fs::remove_file(dir.join(MARKER));
     write_sdk(&dir.join("sdk"))?;
@@ -198,7 +223,7 @@ fn digest_file(component: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// SHA-256 over the SDK version and every source file of the project
+/// SHA-256 over the toolchain, the embedded SDK and every source file of the project
 /// (relative path and contents, in path order).
 fn sources_digest(dir: &Path) -> Result<String> {
     use sha2::{Digest as _, Sha256};
@@ -222,6 +247,12 @@ fn sources_digest(dir: &Path) -> Result<String> {
     files.sort();
     let mut hash = Sha256::new();
     hash.update(marker_text());
+    // The SDK builds the project too: a binary with another SDK rebuilds.
+    for (name, text) in SDK_FILES {
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        hash.update(text.as_bytes());
+    }
     for file in files {
         hash.update(file.to_string_lossy().as_bytes());
         hash.update([0]);
@@ -243,8 +274,10 @@ fn componentize(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
              (`agent-host setup --lang js` does this ahead of time)",
             toolchain.display()
         );
-        install_toolchain(&toolchain, false)?;
     }
+    // Installs it if missing; otherwise writes this binary's SDK over the
+    // installed one.
+    install_toolchain(&toolchain, false)?;
     eprintln!("building {} with componentize-js ...", dir.display());
     let output = Command::new(node())
         .arg(toolchain.join("sdk").join("build.mjs"))

@@ -32,9 +32,11 @@ mod guard;
 mod job;
 pub(crate) mod limits;
 mod plugin;
+mod plugin_error;
 mod pool;
 mod precompiled;
 mod prewarm;
+mod reason;
 mod slot;
 mod state;
 mod stdio;
@@ -260,7 +262,7 @@ impl Runtime {
             match Metered::new(plugin.pre.instantiate_async(&mut store), clock.clone()).await {
                 Ok(agent) => agent,
                 Err(err) => {
-                    let reason = job::failure_reason(&err, store.data());
+                    let reason = reason::failure_reason(&err, store.data());
                     anyhow::bail!("could not instantiate the plugin: {reason}");
                 }
             };
@@ -268,7 +270,7 @@ impl Runtime {
         let decision = match answer {
             Ok(decision) => decision,
             Err(err) => {
-                let reason = job::failure_reason(&err, store.data());
+                let reason = reason::failure_reason(&err, store.data());
                 anyhow::bail!("on-request failed: {reason}");
             }
         };

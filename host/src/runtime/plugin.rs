@@ -33,6 +33,7 @@ use wasmtime::component::{Component, Linker};
 
 use super::cache::{self, ArtifactCache};
 use super::limits::JobLimits;
+pub use super::plugin_error::PluginError;
 use super::pool::{self, Footprint};
 use super::precompiled::{self, Header};
 use super::prewarm;
@@ -49,47 +50,6 @@ pub const WIT_VERSION: &str = "0.1.5";
 pub const SDK_VERSION_SECTION: &str = "agent-host:sdk-version";
 /// Custom section in which `export_agent!` records the guest crate's version.
 pub const GUEST_VERSION_SECTION: &str = "agent-host:guest-version";
-
-/// Why a component could not be loaded as a plugin.
-#[derive(Debug, thiserror::Error)]
-pub enum PluginError {
-    /// The bytes are not WebAssembly.
-    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic)")]
-    NotWasm,
-    /// The bytes are a core module.
-    #[error(
-        "this is a core WebAssembly module, not a component; build guests with `cargo build --target wasm32-wasip2` or `cargo component build`"
-    )]
-    CoreModule,
-    /// The guest was built for a newer WIT than this host implements.
-    #[error(
-        "the guest was built with agent-host-sdk for WIT {guest}, but this host implements WIT {host}; upgrade agent-host"
-    )]
-    IncompatibleSdk {
-        /// The version in the guest's marker.
-        guest: String,
-        /// The version this host implements.
-        host: String,
-    },
-    /// The component failed to validate or compile.
-    #[error("invalid component: {0}")]
-    Invalid(String),
-    /// The component is valid but is not an `agent` world component.
-    #[error("not an agent-host `agent` component: {0}")]
-    WrongWorld(String),
-    /// A `.cwasm`, but this runtime does not load precompiled code.
-    #[error(
-        "this is a precompiled plugin (native code, see SECURITY.md); load it with --allow-precompiled, or give the .wasm"
-    )]
-    PrecompiledNotAllowed,
-    /// A `.cwasm` this host cannot or will not load.
-    #[error("{0}; recompile it with `agent-host compile`")]
-    Precompiled(String),
-    /// The component's `prewarm` trapped, returned an error, exceeded a
-    /// limit, or could not be snapshotted: the version is refused.
-    #[error("prewarm failed, the version is refused: {0}")]
-    Prewarm(String),
-}
 
 /// Whether and how a plugin's `prewarm` ran.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -39,9 +39,9 @@ use wasmtime::component::{Component, Instance, Lift, Linker, ResourceType, WasmL
 use wasmtime::{Engine, Store};
 use wasmtime_wizer::{ComponentInstanceState, Wizer};
 
-use super::job::failure_reason;
 use super::limits::JobLimits;
-use super::plugin::PluginError;
+use super::plugin_error::PluginError;
+use super::reason::failure_reason;
 use super::state::JobState;
 use crate::bindings::types::{DispatchInfo, JobInfo, JobType, RoomInfo};
 use crate::config::job::PREWARM_TIMEOUT;

@@ -15,7 +15,8 @@ use super::args::PrecompiledArgs;
 /// Arguments of `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A `.wasm` component, or a guest crate directory to build first.
+    /// A `.wasm` component, or a guest project directory (Rust crate,
+    /// Python app or JavaScript package) to build first.
     #[arg(value_name = "PLUGIN")]
     plugin: PathBuf,
 

@@ -22,7 +22,8 @@ use super::parse::parse_bytes;
 /// Arguments of `compile`.
 #[derive(Debug, Args)]
 pub struct CompileArgs {
-    /// A `.wasm` component, or a guest crate directory to build first.
+    /// A `.wasm` component, or a guest project directory (Rust crate,
+    /// Python app or JavaScript package) to build first.
     #[arg(value_name = "PLUGIN")]
     plugin: PathBuf,
 

@@ -36,7 +36,8 @@ pub struct ConnectArgs {
     #[arg(long)]
     room: String,
 
-    /// The plugin: a `.wasm` component or a guest crate directory.
+    /// The plugin: a `.wasm` component or a guest project directory (Rust,
+    /// Python or JavaScript).
     #[arg(long, value_name = "PLUGIN", env = "AGENT_HOST_PLUGIN")]
     plugin: PathBuf,
 

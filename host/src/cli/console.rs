@@ -37,7 +37,8 @@ use show::Printer;
 /// Arguments of `console`.
 #[derive(Debug, Args)]
 pub struct ConsoleArgs {
-    /// A `.wasm` component, or a guest crate directory to build first.
+    /// A `.wasm` component, or a guest project directory (Rust crate,
+    /// Python app or JavaScript package) to build first.
     #[arg(long, value_name = "PLUGIN", env = "AGENT_HOST_PLUGIN")]
     pub(super) plugin: PathBuf,
 

@@ -36,8 +36,9 @@ use agent_host::{JobLimits, Runtime};
 /// wins over the file.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A plugin: a `.wasm` component or a guest crate directory. Repeat it
-    /// to serve several agents, each as `NAME=PLUGIN` (NAME = agent name).
+    /// A plugin: a `.wasm` component or a guest project directory (Rust,
+    /// Python or JavaScript). Repeat it to serve several agents, each as
+    /// `NAME=PLUGIN` (NAME = agent name).
     #[arg(long = "plugin", value_name = "[NAME=]PLUGIN", value_parser = parse_plugin_flag, env = "AGENT_HOST_PLUGIN")]
     plugins: Vec<(Option<String>, PathBuf)>,
 
@@ -148,7 +149,7 @@ pub struct RunArgs {
     #[arg(long, env = "AGENT_HOST_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
 
-    /// Hot-swap a plugin when its file (or, for a crate directory, its
+    /// Hot-swap a plugin when its file (or, for a project directory, its
     /// sources) change.
     #[arg(long)]
     watch: bool,

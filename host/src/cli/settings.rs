@@ -95,7 +95,7 @@ pub struct WorkerSettings {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PluginSettings {
-    /// A `.wasm` component or a guest crate directory, relative to the file.
+    /// A `.wasm` component or a guest project directory, relative to the file.
     pub path: PathBuf,
     #[serde(flatten)]
     pub worker: WorkerSettings,

@@ -42,7 +42,8 @@ pub const COMPONENTIZE_JS_VERSION: &str = "0.23.0";
 /// The file whose presence marks a complete toolchain install.
 pub const MARKER: &str = "installed";
 
-/// The SDK's files, as embedded: (path inside the SDK, contents).
+/// The SDK's own files, as embedded: (path inside the SDK, contents);
+/// [`sdk_files`] adds the host's WIT under `wit/`.
 const SDK_FILES: &[(&str, &str)] = &[
     (
         "package.json",
@@ -54,32 +55,6 @@ const SDK_FILES: &[(&str, &str)] = &[
         include_str!("../../../guest-sdk/js/index.d.ts"),
     ),
     ("build.mjs", include_str!("../../../guest-sdk/js/build.mjs")),
-    ("wit/agent.wit", include_str!("../../../wit/agent.wit")),
-    (
-        "wit/deps/cli.wit",
-        include_str!("../../../wit/deps/cli.wit"),
-    ),
-    (
-        "wit/deps/clocks.wit",
-        include_str!("../../../wit/deps/clocks.wit"),
-    ),
-    (
-        "wit/deps/filesystem.wit",
-        include_str!("../../../wit/deps/filesystem.wit"),
-    ),
-    (
-        "wit/deps/http.wit",
-        include_str!("../../../wit/deps/http.wit"),
-    ),
-    ("wit/deps/io.wit", include_str!("../../../wit/deps/io.wit")),
-    (
-        "wit/deps/random.wit",
-        include_str!("../../../wit/deps/random.wit"),
-    ),
-    (
-        "wit/deps/sockets.wit",
-        include_str!("../../../wit/deps/sockets.wit"),
-    ),
 ];
 
 /// Whether `dir` holds a JavaScript project: a `package.json` naming
@@ -166,9 +141,17 @@ pub fn install_toolchain(dir: &Path, force: bool) -> Result<()> {
         .with_context(|| format!("writing {}", dir.join(MARKER).display()))
 }
 
+/// The embedded SDK: its own files and the host's WIT under `wit/`.
+fn sdk_files() -> impl Iterator<Item = (String, &'static str)> {
+    SDK_FILES
+        .iter()
+        .map(|(name, text)| (name.to_string(), *text))
+        .chain(super::wit::files_under("wit/"))
+}
+
 /// Writes the embedded SDK's files into `dir`.
 pub fn write_sdk(dir: &Path) -> Result<()> {
-    for (name, contents) in SDK_FILES {
+    for (name, contents) in sdk_files() {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
             fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
@@ -248,7 +231,7 @@ fn sources_digest(dir: &Path) -> Result<String> {
     let mut hash = Sha256::new();
     hash.update(marker_text());
     // The SDK builds the project too: a binary with another SDK rebuilds.
-    for (name, text) in SDK_FILES {
+    for (name, text) in sdk_files() {
         hash.update(name.as_bytes());
         hash.update([0]);
         hash.update(text.as_bytes());
@@ -377,11 +360,7 @@ mod tests {
 
     #[test]
     fn the_sdk_imports_the_wit_package_version() {
-        let wit = SDK_FILES
-            .iter()
-            .find(|(n, _)| *n == "wit/agent.wit")
-            .unwrap()
-            .1;
+        let wit = sdk_files().find(|(n, _)| n == "wit/agent.wit").unwrap().1;
         let version = wit
             .lines()
             .find_map(|l| l.strip_prefix("package agent-host:agent@"))
@@ -400,40 +379,5 @@ mod tests {
             );
         }
         assert!(index.contains(&format!("WIT_VERSION = \"{version}\"")));
-    }
-
-    #[test]
-    fn the_embedded_wit_is_every_file_of_the_wit_dir() {
-        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
-        let mut on_disk = Vec::new();
-        for entry in walk(&wit) {
-            let name = entry
-                .strip_prefix(&wit)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            on_disk.push(format!("wit/{name}"));
-        }
-        on_disk.sort();
-        let mut embedded: Vec<String> = SDK_FILES
-            .iter()
-            .filter(|(n, _)| n.starts_with("wit/"))
-            .map(|(n, _)| n.to_string())
-            .collect();
-        embedded.sort();
-        assert_eq!(embedded, on_disk, "SDK_FILES must embed every file of wit/");
-    }
-
-    fn walk(dir: &Path) -> Vec<PathBuf> {
-        let mut files = Vec::new();
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                files.extend(walk(&path));
-            } else {
-                files.push(path);
-            }
-        }
-        files
     }
 }

@@ -17,6 +17,7 @@
 
 pub mod js;
 pub mod python;
+mod wit;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -33,8 +33,9 @@ use sha2::{Digest as _, Sha256};
 
 use crate::runtime::write_atomically;
 
-/// The SDK as embedded in this binary: paths inside the toolchain's `sdk/`
-/// directory and their contents. The WIT is the host's own.
+/// The SDK's own files as embedded in this binary: paths inside the
+/// toolchain's `sdk/` directory and their contents; [`sdk_files`] adds the
+/// host's WIT under `agent_host/wit/`.
 const SDK_FILES: &[(&str, &str)] = &[
     (
         "agent_host/__init__.py",
@@ -63,38 +64,6 @@ const SDK_FILES: &[(&str, &str)] = &[
     (
         "agent_host/http.py",
         include_str!("../../../guest-sdk/python/agent_host/http.py"),
-    ),
-    (
-        "agent_host/wit/agent.wit",
-        include_str!("../../../wit/agent.wit"),
-    ),
-    (
-        "agent_host/wit/deps/cli.wit",
-        include_str!("../../../wit/deps/cli.wit"),
-    ),
-    (
-        "agent_host/wit/deps/clocks.wit",
-        include_str!("../../../wit/deps/clocks.wit"),
-    ),
-    (
-        "agent_host/wit/deps/filesystem.wit",
-        include_str!("../../../wit/deps/filesystem.wit"),
-    ),
-    (
-        "agent_host/wit/deps/http.wit",
-        include_str!("../../../wit/deps/http.wit"),
-    ),
-    (
-        "agent_host/wit/deps/io.wit",
-        include_str!("../../../wit/deps/io.wit"),
-    ),
-    (
-        "agent_host/wit/deps/random.wit",
-        include_str!("../../../wit/deps/random.wit"),
-    ),
-    (
-        "agent_host/wit/deps/sockets.wit",
-        include_str!("../../../wit/deps/sockets.wit"),
     ),
 ];
 
@@ -204,9 +173,18 @@ fn is_ready(dir: &Path) -> bool {
         .is_ok_and(|m| m.trim() == format!("componentize-py=={}", paths::COMPONENTIZE_PY))
 }
 
+/// The embedded SDK: its own files and the host's WIT under
+/// `agent_host/wit/`, where the package keeps it.
+fn sdk_files() -> impl Iterator<Item = (String, &'static str)> {
+    SDK_FILES
+        .iter()
+        .map(|(path, text)| (path.to_string(), *text))
+        .chain(super::wit::files_under("agent_host/wit/"))
+}
+
 /// Writes the embedded SDK under `dir/sdk` where it differs from what is there.
 fn write_sdk(dir: &Path) -> Result<()> {
-    for (path, text) in SDK_FILES {
+    for (path, text) in sdk_files() {
         let file = dir.join("sdk").join(path);
         if fs::read_to_string(&file).is_ok_and(|t| t == *text) {
             continue;
@@ -233,7 +211,7 @@ fn sources_digest(dir: &Path) -> Result<String> {
         hash.update(fs::read(dir.join(&rel))?);
         hash.update([0]);
     }
-    for (path, text) in SDK_FILES {
+    for (path, text) in sdk_files() {
         hash.update(path.as_bytes());
         hash.update(text.as_bytes());
     }
@@ -276,8 +254,8 @@ mod tests {
     #[test]
     fn the_packaged_wit_is_the_hosts() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for (path, text) in SDK_FILES.iter().filter(|(p, _)| p.ends_with(".wit")) {
-            let packaged = fs::read_to_string(root.join("guest-sdk/python").join(path))
+        for (path, text) in sdk_files().filter(|(p, _)| p.ends_with(".wit")) {
+            let packaged = fs::read_to_string(root.join("guest-sdk/python").join(&path))
                 .unwrap_or_else(|e| panic!("{path}: {e}"));
             assert_eq!(&packaged, text, "guest-sdk/python/{path} differs from wit/");
         }

@@ -552,6 +552,10 @@ fn config_doc_tables_agree_with_the_constants() {
             human_duration_words(job::DEFAULT_CPU_WINDOW),
         ),
         (
+            "job::PREWARM_TIMEOUT",
+            human_duration_words(job::PREWARM_TIMEOUT),
+        ),
+        (
             "engine::DEFAULT_EPOCH_TICK",
             human_duration_words(engine::DEFAULT_EPOCH_TICK),
         ),

@@ -20,6 +20,7 @@ const MEMBERS: &[(&str, &str)] = &[
     ("assistant", "examples/assistant"),
     ("voice", "examples/voice"),
     ("frontend", "tests/guests/frontend"),
+    ("prewarm-faulty", "tests/guests/prewarm-faulty"),
 ];
 
 /// Whether the manifest takes `dep` from the workspace.

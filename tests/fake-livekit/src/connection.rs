@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::{self, Message};
 use crate::Inner;
 use crate::auth::{self, AuthError};
 use crate::log::{Closer, Direction};
-use crate::registry::{ConnEntry, Outgoing, WorkerEntry, WorkerKey, WorkerSnapshot};
+use crate::registry::{ConnEntry, Outgoing, State, WorkerEntry, WorkerKey, WorkerSnapshot};
 
 /// Largest HTTP request head accepted.
 const MAX_HEAD: usize = 16 * 1024;
@@ -316,81 +316,111 @@ pub fn validate_deployment(d: &str) -> bool {
     d.len() <= 64 && !d.bytes().any(|b| b == b'_' || b <= 0x20 || b == 0x7f)
 }
 
-impl Session {
-    fn pong(&self, timestamp: i64) {
-        let msg = ServerMessage {
-            message: Some(server_message::Message::Pong(WorkerPong {
-                last_timestamp: timestamp,
-                timestamp: now_ms(),
-            })),
-        };
-        self.inner.update(|s| s.send_on_conn(self.conn, msg));
+/// The server's answer to a worker's ping.
+fn pong(timestamp: i64) -> ServerMessage {
+    ServerMessage {
+        message: Some(server_message::Message::Pong(WorkerPong {
+            last_timestamp: timestamp,
+            timestamp: now_ms(),
+        })),
     }
+}
 
+/// What a message of the registered worker `worker_id` on connection `conn`
+/// does to the server's state (its effect alone; the caller logs it).
+fn apply(s: &mut State, conn: u64, worker_id: &str, message: worker_message::Message) {
+    use worker_message::Message as M;
+    match message {
+        M::Ping(p) => {
+            s.send_on_conn(conn, pong(p.timestamp));
+        }
+        M::Availability(resp) => {
+            let tx = s
+                .workers
+                .get_mut(worker_id)
+                .and_then(|w| w.pending_offers.remove(&resp.job_id));
+            match tx {
+                Some(tx) => {
+                    let _ = tx.send(resp);
+                }
+                None => tracing::info!(
+                    worker_id,
+                    job_id = resp.job_id,
+                    "availability for unknown job ignored"
+                ),
+            }
+        }
+        M::UpdateWorker(u) => {
+            if let Some(w) = s.workers.get_mut(worker_id) {
+                // Stored as sent: an unknown value is neither
+                // AVAILABLE nor FULL, so the worker is never picked.
+                if let Some(status) = u.status {
+                    w.snapshot.status = status;
+                }
+                w.snapshot.load = u.load;
+                w.snapshot.reported_job_count = u.job_count;
+                w.snapshot.status_updates += 1;
+            }
+        }
+        M::UpdateJob(u) => s.update_job_status(worker_id, &u.job_id, u.status, &u.error),
+        M::MigrateJob(m) => {
+            if let Some(w) = s.workers.get_mut(worker_id) {
+                w.snapshot.migrate_requests.push(m.job_ids);
+            }
+        }
+        // Handled by the session: they need more than the state.
+        M::Register(_) | M::SimulateJob(_) => {}
+    }
+}
+
+impl Session {
     /// Handles one decoded message; `Err(reason)` closes the connection.
+    ///
+    /// A registered worker's message is logged and takes effect under one
+    /// lock, so whoever sees it in the log sees its effect (a test that
+    /// dispatches once it saw `WS_FULL` must find the worker full, as the
+    /// server that already applied the update would).
     fn handle(&mut self, msg: WorkerMessage) -> Result<(), String> {
         let conn = self.conn;
-        let wid = self.worker_id.clone();
-        self.inner
-            .update(|s| s.push_log(conn, wid.clone(), Direction::Inbound(msg.clone())));
+        let logged = Direction::Inbound(msg.clone());
         use worker_message::Message as M;
-        let Some(worker_id) = wid else {
+        let Some(worker_id) = self.worker_id.clone() else {
+            self.inner.update(|s| s.push_log(conn, None, logged));
             return match msg.message {
                 Some(M::Register(reg)) => self.register(reg),
                 Some(M::Ping(p)) => {
-                    self.pong(p.timestamp);
+                    self.inner
+                        .update(|s| s.send_on_conn(conn, pong(p.timestamp)));
                     Ok(())
                 }
                 other => Err(format!("unexpected message before register: {other:?}")),
             };
         };
+        let id = Some(worker_id.clone());
         match msg.message {
             // `WorkerRegisterer` is done after the first: a second register
             // is an unexpected message, and any handler error closes the socket.
-            Some(M::Register(_)) => return Err("second register".into()),
-            Some(M::Ping(p)) => self.pong(p.timestamp),
-            Some(M::Availability(resp)) => self.inner.update(|s| {
-                let tx = s
-                    .workers
-                    .get_mut(&worker_id)
-                    .and_then(|w| w.pending_offers.remove(&resp.job_id));
-                match tx {
-                    Some(tx) => {
-                        let _ = tx.send(resp);
-                    }
-                    None => tracing::info!(
-                        worker_id,
-                        job_id = resp.job_id,
-                        "availability for unknown job ignored"
-                    ),
-                }
-            }),
-            Some(M::UpdateWorker(u)) => self.inner.update(|s| {
-                if let Some(w) = s.workers.get_mut(&worker_id) {
-                    // Stored as sent: an unknown value is neither
-                    // AVAILABLE nor FULL, so the worker is never picked.
-                    if let Some(status) = u.status {
-                        w.snapshot.status = status;
-                    }
-                    w.snapshot.load = u.load;
-                    w.snapshot.reported_job_count = u.job_count;
-                    w.snapshot.status_updates += 1;
-                }
-            }),
-            Some(M::UpdateJob(u)) => self
-                .inner
-                .update(|s| s.update_job_status(&worker_id, &u.job_id, u.status, &u.error)),
-            Some(M::MigrateJob(m)) => self.inner.update(|s| {
-                if let Some(w) = s.workers.get_mut(&worker_id) {
-                    w.snapshot.migrate_requests.push(m.job_ids);
-                }
-            }),
-            Some(M::SimulateJob(sim)) => {
-                crate::dispatch::simulate_job(&self.inner, &worker_id, sim);
+            Some(M::Register(_)) => {
+                self.inner.update(|s| s.push_log(conn, id, logged));
+                Err("second register".into())
             }
-            None => return Err("worker message with no message".into()),
+            Some(M::SimulateJob(sim)) => {
+                self.inner.update(|s| s.push_log(conn, id, logged));
+                crate::dispatch::simulate_job(&self.inner, &worker_id, sim);
+                Ok(())
+            }
+            Some(message) => {
+                self.inner.update(|s| {
+                    s.push_log(conn, id, logged);
+                    apply(s, conn, &worker_id, message);
+                });
+                Ok(())
+            }
+            None => {
+                self.inner.update(|s| s.push_log(conn, id, logged));
+                Err("worker message with no message".into())
+            }
         }
-        Ok(())
     }
 
     fn register(&mut self, reg: livekit_protocol::RegisterWorkerRequest) -> Result<(), String> {

@@ -517,6 +517,36 @@ async fn full_workers_are_skipped_and_load_gates_dispatch() {
     assert_eq!(rec.outcome, DispatchOutcome::NoWorkers);
 }
 
+/// A worker message the log shows has taken effect: a test that waits for
+/// `WS_FULL` in the log and then dispatches finds the worker full (the
+/// Python worker's drain conformance depends on it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logged_status_update_has_taken_effect() {
+    let s = server().await;
+    let mut w = TestWorker::connect_to(&s).await;
+    let r = w.register("agent-a").await;
+    for i in 0..200u16 {
+        let (status, load) = match i % 2 {
+            0 => (WorkerStatus::WsFull, 0.0),
+            _ => (WorkerStatus::WsAvailable, f32::from(i) / 1000.0),
+        };
+        let mark = s.messages().len();
+        w.update_status(status, load).await;
+        s.wait_for_message(mark, T, "the update", |m| {
+            matches!(m.inbound(), Some(worker_message::Message::UpdateWorker(_)))
+        })
+        .await
+        .unwrap();
+        let snapshot = s
+            .workers()
+            .into_iter()
+            .find(|x| x.id == r.worker_id)
+            .unwrap();
+        assert_eq!(snapshot.worker_status(), Some(status), "update {i}");
+        assert_eq!(snapshot.load, load, "update {i}");
+    }
+}
+
 #[tokio::test]
 async fn unanswered_offer_times_out_without_retry() {
     let s = FakeLiveKit::start(Config {

@@ -41,7 +41,8 @@
 //!   [`Config::close_delay`] (default: at once) and agents get
 //!   `Leave{ROOM_CLOSED}`.
 //! * Agents' metadata/attribute updates are applied, answered with
-//!   `RequestResponse{OK}` (clients wait for it) and recorded.
+//!   `RequestResponse{OK}` (clients wait for it) after
+//!   [`REQUEST_RESPONSE_DELAY`], a network round trip, and recorded.
 //! * Remotes advertise client protocol 0, so agents send them chunked
 //!   (legacy) text streams; into an empty room clients send one-packet v2
 //!   streams. Both are reassembled ([`text`]). As LiveKit's server does,
@@ -86,7 +87,7 @@ pub use livekit_protocol;
 pub use observe::{Arrival, MAX_ARRIVALS, MAX_OBSERVATIONS, Observation, RtpStats};
 pub use remote::{FRAME, MAX_SPEECH, OPUS_SILENCE, Remote, SPEECH, SUBSCRIBE_WAIT, Voice};
 pub use room::{Departure, Room};
-pub use session::{IDLE_TIMEOUT, PROTOCOL};
+pub use session::{IDLE_TIMEOUT, PROTOCOL, REQUEST_RESPONSE_DELAY};
 
 /// Connections served at once; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 1024;

@@ -60,6 +60,14 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const SLOW_STEP: Duration = Duration::from_millis(500);
 /// Most `MediaSectionsRequirement`s sent in one session.
 const MAX_SECTION_REQUESTS: u32 = 64;
+/// How long after applying a metadata/attribute update the double sends its
+/// `RequestResponse`: a round trip to a nearby server. LiveKit's Rust SDK
+/// (inside `liblivekit_ffi`) registers its wait for the response only after
+/// the request is written, so a response that comes back at once, before
+/// that thread runs again on a busy machine, is dropped and the call fails
+/// after the SDK's 5 s `request timeout` (a voice agent then misses a turn).
+/// No real server answers faster than the network.
+pub const REQUEST_RESPONSE_DELAY: Duration = Duration::from_millis(20);
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -492,6 +500,7 @@ impl Session {
                 let name = Some(req.name.clone()).filter(|n| !n.is_empty());
                 self.room
                     .update_agent(&self.identity, metadata, name, &req.attributes);
+                tokio::time::sleep(REQUEST_RESPONSE_DELAY).await;
                 let resp = proto::RequestResponse {
                     request_id: req.request_id,
                     reason: proto::request_response::Reason::Ok as i32,

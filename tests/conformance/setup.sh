@@ -2,7 +2,8 @@
 # Creates the virtualenv used by the Python-worker conformance test and the
 # voice benchmark's Python side (tests/conformance/voice_agent.py), and
 # installs the pinned livekit-agents with its OpenAI and Silero plugins into
-# it. Idempotent: does nothing when the pinned versions are already installed.
+# it, every dependency at the version in constraints.txt. Idempotent: does
+# nothing when the pinned versions are already installed.
 #
 #   bash tests/conformance/setup.sh            # venv in target/conformance-venv
 #   VENV=/some/dir bash tests/conformance/setup.sh
@@ -40,7 +41,7 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet --upgrade pip
-"$VENV/bin/python" -m pip install --disable-pip-version-check "${PACKAGES[@]}"
+"$VENV/bin/python" -m pip install --disable-pip-version-check -c "$ROOT/tests/conformance/constraints.txt" "${PACKAGES[@]}"
 "$VENV/bin/python" -c 'import livekit.agents; print("livekit-agents", livekit.agents.__version__)'
 "$VENV/bin/python" -c 'import livekit.plugins.openai, livekit.plugins.silero'
 echo "AGENT_HOST_PYTHON=$VENV/bin/python"

@@ -224,7 +224,10 @@ async fn run(plan: Plan, python: Option<PathBuf>) {
                 // The official worker is the reference here, not the code
                 // under test: one fresh try before its miss fails the
                 // smoke run (its log is printed above).
-                println!("python N={n}: {} replies missing, trying once more", row.missing);
+                println!(
+                    "python N={n}: {} replies missing, trying once more",
+                    row.missing
+                );
                 row = python_side(&double, &server, &fake, &python, n, 1, &plan).await;
             }
             provider_calls(&fake);

@@ -11,9 +11,8 @@
 //! installs it on first use, saying so, when it is missing.
 //!
 //! A build is skipped when the component it would write exists and was
-//! built from the same sources: `<component>.sha256` beside it holds the
-//! digest of the project's sources ([`is_source`] files outside
-//! [`NOT_SOURCES`]) and the SDK version, written after the component.
+//! built from the same sources ([`is_source`] files outside
+//! [`NOT_SOURCES`]), SDK and toolchain: see [`super::sources`].
 //!
 //! Invariants: the toolchain directory is complete only once its marker
 //! ([`MARKER`], naming the SDK and componentize-js versions) is written,
@@ -26,6 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context as _, Result, bail};
+
+use super::sources::{self, Sources};
 
 /// The npm name of the JavaScript SDK; a project depends on it.
 pub const SDK_PACKAGE: &str = "@agent-host/sdk";
@@ -82,6 +83,12 @@ pub fn is_source(path: &Path) -> bool {
 /// Directories of a JavaScript project that never hold its sources: the
 /// build's output and installed packages.
 pub const NOT_SOURCES: &[&str] = &["dist", "node_modules", ".git"];
+
+/// A JavaScript project's sources, for the build's stamp.
+const SOURCES: Sources = Sources {
+    is_source,
+    skipped: NOT_SOURCES,
+};
 
 /// The toolchain directory: `<user cache>/agent-host/js/<SDK_VERSION>`.
 pub fn toolchain_dir() -> Option<PathBuf> {
@@ -176,17 +183,15 @@ pub fn build_to(dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
             dir.display()
         );
     }
-    let digest = sources_digest(dir)?;
+    let digest = SOURCES.digest(dir, &marker_text(), sdk_files())?;
     if let Some(built) = out.map(Path::to_path_buf).or_else(|| default_output(dir))
-        && built.is_file()
-        && fs::read_to_string(digest_file(&built)).is_ok_and(|d| d.trim() == digest)
+        && sources::is_current(&built, &digest)
     {
         eprintln!("{} is up to date", built.display());
         return Ok(built);
     }
     let built = componentize(dir, out)?;
-    fs::write(digest_file(&built), &digest)
-        .with_context(|| format!("writing {}", digest_file(&built).display()))?;
+    sources::record(&built, &digest)?;
     Ok(built)
 }
 
@@ -197,54 +202,6 @@ fn default_output(dir: &Path) -> Option<PathBuf> {
     let json: serde_json::Value = serde_json::from_str(&text).ok()?;
     let name = json["name"].as_str()?.rsplit('/').next()?.to_string();
     Some(dir.join("dist").join(format!("{name}.wasm")))
-}
-
-/// The file beside `component` that records the sources it was built from.
-fn digest_file(component: &Path) -> PathBuf {
-    let mut name = component.as_os_str().to_os_string();
-    name.push(".sha256");
-    PathBuf::from(name)
-}
-
-/// SHA-256 over the toolchain, the embedded SDK and every source file of the project
-/// (relative path and contents, in path order).
-fn sources_digest(dir: &Path) -> Result<String> {
-    use sha2::{Digest as _, Sha256};
-    fn walk(root: &Path, dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
-        for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-            let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if name.starts_with('.') || NOT_SOURCES.contains(&name) {
-                continue;
-            }
-            if path.is_dir() {
-                walk(root, &path, files)?;
-            } else if is_source(&path) {
-                files.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
-            }
-        }
-        Ok(())
-    }
-    let mut files = Vec::new();
-    walk(dir, dir, &mut files)?;
-    files.sort();
-    let mut hash = Sha256::new();
-    hash.update(marker_text());
-    // The SDK builds the project too: a binary with another SDK rebuilds.
-    for (name, text) in sdk_files() {
-        hash.update(name.as_bytes());
-        hash.update([0]);
-        hash.update(text.as_bytes());
-    }
-    for file in files {
-        hash.update(file.to_string_lossy().as_bytes());
-        hash.update([0]);
-        let bytes = fs::read(dir.join(&file))
-            .with_context(|| format!("reading {}", dir.join(&file).display()))?;
-        hash.update((bytes.len() as u64).to_le_bytes());
-        hash.update(bytes);
-    }
-    Ok(hex::encode(hash.finalize()))
 }
 
 /// Runs the SDK's build script on `dir`; returns the component's path.
@@ -329,24 +286,29 @@ mod tests {
     }
 
     #[test]
-    fn the_digest_follows_the_sources_and_nothing_else() {
+    fn the_component_is_named_after_the_package() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("package.json"), r#"{"name":"@me/x"}"#).unwrap();
-        fs::write(dir.path().join("agent.js"), "export default 1;").unwrap();
-        let first = sources_digest(dir.path()).unwrap();
-        fs::create_dir_all(dir.path().join("dist")).unwrap();
-        fs::write(dir.path().join("dist/x.wasm"), "built").unwrap();
-        fs::write(dir.path().join("notes.txt"), "not a source").unwrap();
-        assert_eq!(sources_digest(dir.path()).unwrap(), first);
-        fs::create_dir_all(dir.path().join("lib")).unwrap();
-        fs::write(dir.path().join("lib/util.js"), "export const x = 1;").unwrap();
-        let second = sources_digest(dir.path()).unwrap();
-        assert_ne!(second, first);
-        fs::write(dir.path().join("lib/util.js"), "export const x = 2;").unwrap();
-        assert_ne!(sources_digest(dir.path()).unwrap(), second);
         assert_eq!(
             default_output(dir.path()),
             Some(dir.path().join("dist/x.wasm"))
+        );
+    }
+
+    #[test]
+    fn the_sources_are_modules_and_the_manifest_outside_the_output() {
+        let dir = sources::project_with(&[
+            "package.json",
+            "agent.js",
+            "lib/util.ts",
+            "dist/x.js",
+            "node_modules/m/i.js",
+        ]);
+        fs::write(dir.path().join("README.md"), "not a source").unwrap();
+        let listed = SOURCES.list(dir.path()).unwrap();
+        assert_eq!(
+            listed,
+            sources::paths(&["agent.js", "lib/util.ts", "package.json"])
         );
     }
 

@@ -17,6 +17,7 @@
 
 pub mod js;
 pub mod python;
+mod sources;
 mod wit;
 
 use std::path::{Path, PathBuf};
@@ -25,10 +26,6 @@ use std::process::{Command, Stdio};
 use anyhow::{Context as _, Result, bail};
 
 use crate::watch::Watch;
-
-/// Directories of a Python project that never hold its sources: the
-/// build's output ([`python::build`] writes `build/`) and bytecode caches.
-const PYTHON_NOT_SOURCES: &[&str] = &["build", "__pycache__"];
 
 /// The kinds of guest project a directory can hold.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,7 +66,9 @@ impl ProjectKind {
         match self {
             Self::Rust => !under("target"),
             Self::JavaScript => js::is_source(path) && !js::NOT_SOURCES.iter().any(|d| under(d)),
-            Self::Python => python::is_source(path) && !PYTHON_NOT_SOURCES.iter().any(|d| under(d)),
+            Self::Python => {
+                python::is_source(path) && !python::NOT_SOURCES.iter().any(|d| under(d))
+            }
         }
     }
 
@@ -82,7 +81,7 @@ impl ProjectKind {
         let skipped: &[&str] = match self {
             Self::Rust => &[],
             Self::JavaScript => js::NOT_SOURCES,
-            Self::Python => PYTHON_NOT_SOURCES,
+            Self::Python => python::NOT_SOURCES,
         };
         Ok(match self {
             Self::Rust => vec![dir.join("src"), dir.join("Cargo.toml")],

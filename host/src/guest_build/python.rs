@@ -18,7 +18,8 @@
 //!   those on disk (no network needed), so a newer agent-host never builds
 //!   with an older SDK;
 //! - a build is skipped when `DIR/build/agent.wasm` was built from the same
-//!   sources and SDK (a digest beside it), since each build takes 7–10 s;
+//!   sources, SDK and toolchain ([`super::sources`]), since each build
+//!   takes 7–10 s;
 //! - files are written under temporary names and renamed, and the ready
 //!   marker last, so an interrupted setup is redone.
 
@@ -28,10 +29,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Context as _, Result, bail};
-use sha2::{Digest as _, Sha256};
-
+use super::sources::{self, Sources};
 use crate::runtime::write_atomically;
+use anyhow::{Context as _, Result, bail};
 
 /// The SDK's own files as embedded in this binary: paths inside the
 /// toolchain's `sdk/` directory and their contents; [`sdk_files`] adds the
@@ -70,6 +70,16 @@ const SDK_FILES: &[(&str, &str)] = &[
 /// Where [`build`] writes a project's component, under the project directory.
 const OUTPUT_DIR: &str = "build";
 
+/// Directories of a Python project that never hold its sources: the
+/// build's output ([`OUTPUT_DIR`]) and bytecode caches.
+pub const NOT_SOURCES: &[&str] = &[OUTPUT_DIR, "__pycache__"];
+
+/// A Python project's sources, for the build's stamp.
+const SOURCES: Sources = Sources {
+    is_source,
+    skipped: NOT_SOURCES,
+};
+
 /// Whether `dir` is a Python agent project: an `app.py` that uses `agent_host`.
 pub fn is_project(dir: &Path) -> bool {
     fs::read_to_string(dir.join("app.py")).is_ok_and(|app| app.contains("agent_host"))
@@ -98,9 +108,8 @@ pub fn build_into(dir: &Path, out_dir: &Path) -> Result<PathBuf> {
     }
     let toolchain = ensure_toolchain(None)?;
     let out = out_dir.join("agent.wasm");
-    let digest_file = out_dir.join("agent.wasm.sha256");
-    let digest = sources_digest(dir)?;
-    if out.is_file() && fs::read_to_string(&digest_file).is_ok_and(|d| d.trim() == digest) {
+    let digest = SOURCES.digest(dir, &toolchain_pins(), sdk_files())?;
+    if sources::is_current(&out, &digest) {
         return Ok(out);
     }
     eprintln!("building {} with componentize-py ...", dir.display());
@@ -118,9 +127,13 @@ pub fn build_into(dir: &Path, out_dir: &Path) -> Result<PathBuf> {
     if !status.success() {
         bail!("building {} failed (see the output above)", dir.display());
     }
-    write_atomically(&digest_file, digest.as_bytes())
-        .with_context(|| format!("writing {}", digest_file.display()))?;
+    sources::record(&out, &digest)?;
     Ok(out)
+}
+
+/// What the toolchain builds with, for the build's stamp.
+fn toolchain_pins() -> String {
+    format!("componentize-py@{}", paths::COMPONENTIZE_PY)
 }
 
 /// The toolchain directory, set up (with the interpreter `python`, else
@@ -198,43 +211,6 @@ fn write_sdk(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// SHA-256 over the project's sources (its `.py` files and `pyproject.toml`,
-/// outside `build/` and hidden or cache directories) and the embedded SDK.
-fn sources_digest(dir: &Path) -> Result<String> {
-    let mut files = Vec::new();
-    collect_sources(dir, dir, &mut files)?;
-    files.sort();
-    let mut hash = Sha256::new();
-    for rel in files {
-        hash.update(rel.to_string_lossy().as_bytes());
-        hash.update([0]);
-        hash.update(fs::read(dir.join(&rel))?);
-        hash.update([0]);
-    }
-    for (path, text) in sdk_files() {
-        hash.update(path.as_bytes());
-        hash.update(text.as_bytes());
-    }
-    Ok(hex::encode(hash.finalize()))
-}
-
-fn collect_sources(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    for entry in fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-        let entry = entry?;
-        let path = entry.path();
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if entry.file_type()?.is_dir() {
-            if !(name.starts_with('.') || name == "build" || name == "__pycache__") {
-                collect_sources(root, &path, out)?;
-            }
-        } else if is_source(&path) {
-            out.push(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
-        }
-    }
-    Ok(())
-}
-
 fn run(command: &mut Command) -> Result<()> {
     let status = command
         .stdin(Stdio::null())
@@ -302,5 +278,21 @@ mod tests {
         assert!(is_project(dir.path()));
         assert!(is_source(Path::new("x/app.py")) && is_source(Path::new("pyproject.toml")));
         assert!(!is_source(Path::new("build/agent.wasm")));
+    }
+
+    #[test]
+    fn the_sources_skip_the_build_and_bytecode_caches() {
+        let dir = sources::project_with(&[
+            "app.py",
+            "pyproject.toml",
+            "lib/util.py",
+            "build/gen.py",
+            "__pycache__/app.py",
+        ]);
+        let listed = SOURCES.list(dir.path()).unwrap();
+        assert_eq!(
+            listed,
+            sources::paths(&["app.py", "lib/util.py", "pyproject.toml"])
+        );
     }
 }

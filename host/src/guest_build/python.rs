@@ -29,9 +29,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use anyhow::{Context as _, Result, bail};
+
 use super::sources::{self, Sources};
 use crate::runtime::write_atomically;
-use anyhow::{Context as _, Result, bail};
 
 /// The SDK's own files as embedded in this binary: paths inside the
 /// toolchain's `sdk/` directory and their contents; [`sdk_files`] adds the

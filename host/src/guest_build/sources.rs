@@ -158,7 +158,7 @@ mod tests {
         assert_ne!(digest(dir.path()), second);
         assert_eq!(
             JS_LIKE.list(dir.path()).unwrap(),
-            [PathBuf::from("agent.js"), PathBuf::from("lib/util.js")]
+            paths(&["agent.js", "lib/util.js"])
         );
     }
 

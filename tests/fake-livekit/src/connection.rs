@@ -328,7 +328,14 @@ fn pong(timestamp: i64) -> ServerMessage {
 
 /// What a message of the registered worker `worker_id` on connection `conn`
 /// does to the server's state (its effect alone; the caller logs it).
-fn apply(s: &mut State, conn: u64, worker_id: &str, message: worker_message::Message) {
+/// Returns the message back when its handling needs more than the state
+/// (a register, a simulated job).
+fn apply(
+    s: &mut State,
+    conn: u64,
+    worker_id: &str,
+    message: worker_message::Message,
+) -> Option<worker_message::Message> {
     use worker_message::Message as M;
     match message {
         M::Ping(p) => {
@@ -368,9 +375,9 @@ fn apply(s: &mut State, conn: u64, worker_id: &str, message: worker_message::Mes
                 w.snapshot.migrate_requests.push(m.job_ids);
             }
         }
-        // Handled by the session: they need more than the state.
-        M::Register(_) | M::SimulateJob(_) => {}
+        M::Register(_) | M::SimulateJob(_) => return Some(message),
     }
+    None
 }
 
 impl Session {
@@ -397,29 +404,20 @@ impl Session {
             };
         };
         let id = Some(worker_id.clone());
-        match msg.message {
+        let unapplied = self.inner.update(|s| {
+            s.push_log(conn, id, logged);
+            msg.message.map(|m| apply(s, conn, &worker_id, m))
+        });
+        match unapplied {
+            None => Err("worker message with no message".into()),
             // `WorkerRegisterer` is done after the first: a second register
             // is an unexpected message, and any handler error closes the socket.
-            Some(M::Register(_)) => {
-                self.inner.update(|s| s.push_log(conn, id, logged));
-                Err("second register".into())
-            }
-            Some(M::SimulateJob(sim)) => {
-                self.inner.update(|s| s.push_log(conn, id, logged));
+            Some(Some(M::Register(_))) => Err("second register".into()),
+            Some(Some(M::SimulateJob(sim))) => {
                 crate::dispatch::simulate_job(&self.inner, &worker_id, sim);
                 Ok(())
             }
-            Some(message) => {
-                self.inner.update(|s| {
-                    s.push_log(conn, id, logged);
-                    apply(s, conn, &worker_id, message);
-                });
-                Ok(())
-            }
-            None => {
-                self.inner.update(|s| s.push_log(conn, id, logged));
-                Err("worker message with no message".into())
-            }
+            Some(_) => Ok(()),
         }
     }
 

@@ -55,8 +55,9 @@ impl ProjectKind {
         }
     }
 
-    /// Whether a change to `path` inside a project of this kind can change
-    /// the component it builds (what `dev` and `run --watch` react to):
+    /// Whether a change to `path` (relative to the project's directory)
+    /// inside a project of this kind can change the component it builds
+    /// (what `dev` and `run --watch` react to):
     /// for Rust anything watched outside `target/`, for JavaScript its
     /// modules and `package.json` outside `node_modules/` and `dist/`, for
     /// Python what [`python::is_source`] says outside `build/` and
@@ -108,7 +109,21 @@ impl ProjectKind {
 pub fn watch_project(dir: &Path) -> Result<Watch> {
     let kind = ProjectKind::of(dir)
         .with_context(|| format!("{} is not a guest project", dir.display()))?;
-    Watch::new(&kind.watch_roots(dir)?, move |p| kind.is_source(p))
+    // As given and canonical: the watcher reports paths under either.
+    let dirs = [dir.to_path_buf(), std::fs::canonicalize(dir)?];
+    Watch::new(&kind.watch_roots(dir)?, move |p| {
+        kind.is_source(project_relative(&dirs, p))
+    })
+}
+
+/// `path` relative to the first of `dirs` (one project directory, in the
+/// forms a watcher may report) it is under; `path` itself otherwise. So a
+/// project that itself lives under a directory named `build`, `dist` or
+/// `target` is not taken for build output.
+fn project_relative<'a>(dirs: &[PathBuf], path: &'a Path) -> &'a Path {
+    dirs.iter()
+        .find_map(|d| path.strip_prefix(d).ok())
+        .unwrap_or(path)
 }
 
 /// Reads a plugin: the file itself, or the component built from a crate
@@ -201,6 +216,25 @@ fn component_from_messages(messages: &str, manifest: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_project_under_a_build_directory_still_has_sources() {
+        let dirs = [
+            PathBuf::from("/srv/build/agent"),
+            PathBuf::from("/real/build/agent"),
+        ];
+        let app = Path::new("/real/build/agent/app.py");
+        assert_eq!(project_relative(&dirs, app), Path::new("app.py"));
+        assert!(ProjectKind::Python.is_source(project_relative(&dirs, app)));
+        let output = Path::new("/srv/build/agent/build/gen.py");
+        assert!(!ProjectKind::Python.is_source(project_relative(&dirs, output)));
+        let js = Path::new("/srv/build/agent/dist/x.js");
+        assert!(!ProjectKind::JavaScript.is_source(project_relative(&dirs, js)));
+        assert!(
+            !ProjectKind::Python.is_source(app),
+            "the whole path reads `build` as output"
+        );
+    }
 
     #[test]
     fn finds_the_component_of_the_package() {

@@ -27,7 +27,8 @@
 //!   Per idle job: growth from before the idle jobs were dispatched, divided
 //!   by their number; also the whole process divided by them. After the
 //!   bursts: what they left resident against the idle worker. Both also
-//!   split by mapping (`procfs::breakdown`).
+//!   split by what holds the pages (`procfs::breakdown`: fiber stacks,
+//!   guest memories, guest tables, heap, file-backed).
 //! - **start → registered**: process spawn to the server's register
 //!   response; cold = empty compile cache, warm = the cache the cold run left.
 //! - **CPU of idle jobs**: utime + stime over a window, % of one core.
@@ -198,6 +199,7 @@ async fn run_agent_host(sizes: &Sizes, bin: &Path, f: &mut Figures) {
     );
     tokio::time::sleep(sizes.settle).await;
     let idle = host.memory();
+    let idle_parts = procfs::breakdown(host.pid());
     f.set(W, "idle worker RSS (MiB)", mib(idle.rss));
     f.set(W, "idle worker PSS (MiB)", mib(idle.pss));
     let cpu = procfs::cpu_percent(&[host.pid()], sizes.cpu_window).await;
@@ -237,7 +239,13 @@ async fn run_agent_host(sizes: &Sizes, bin: &Path, f: &mut Figures) {
         (base.rss as f64 / idle.rss as f64 - 1.0) * 100.0,
     );
     let base_parts = procfs::breakdown(pid);
-    breakdown_rows(f, W, "after the bursts", base_parts, (1024, "MiB"));
+    breakdown_rows(
+        f,
+        W,
+        "after the bursts: above the idle worker's",
+        base_parts - idle_parts,
+        (1024, "MiB"),
+    );
     let mut alive = 0;
     for (i, &n) in sizes.idle.iter().enumerate() {
         // In batches, so no offer waits longer than the server's window.
@@ -431,9 +439,11 @@ fn breakdown_rows(
 ) {
     let rows = [
         ("fiber stacks", parts.stacks),
+        ("guest memories, written pages", parts.memories),
+        ("guest tables", parts.tables),
         (
-            "other anonymous (heap, guest-written pages)",
-            parts.anonymous,
+            "heap (wasmtime's stores and instances, the host's state)",
+            parts.heap,
         ),
         ("file-backed (binary, guest memory images)", parts.files),
     ];

@@ -443,6 +443,11 @@ impl Session {
             return;
         }
         self.section_requests += 1;
+        tracing::debug!(
+            identity = self.identity,
+            unbound,
+            "requesting media sections"
+        );
         send(
             ws,
             signal_response::Message::MediaSectionsRequirement(MediaSectionsRequirement {
@@ -458,9 +463,18 @@ impl Session {
         match m {
             R::Offer(offer) => match self.peer.answer(offer.sdp, false).await {
                 Ok((sdp, mids)) => {
+                    tracing::debug!(
+                        identity = self.identity,
+                        bound = mids.len(),
+                        "answering an offer"
+                    );
                     if !self.send_answer(ws, sdp, mids, offer.id).await {
                         return Some("signal write failed");
                     }
+                    // An offer the client made for its own reasons (its
+                    // publication) can cross our request for sections and
+                    // leave tracks unbound: ask again.
+                    self.request_sections(ws).await;
                 }
                 Err(e) => tracing::warn!(identity = self.identity, "answering an offer: {e}"),
             },

@@ -14,6 +14,13 @@ use fake_livekit::livekit_protocol::JobStatus;
 use fake_livekit::{DispatchOutcome, DispatchRequest, FakeLiveKit, JobId, StatusSource};
 
 /// Wall clock → this process's `Instant`, from one reading of both.
+///
+/// Read it again for every time it maps, right after that time: the wall
+/// clock may be slewed against the monotonic one (NTP slews at up to
+/// 500 ppm, 30 ms a minute), so one reading for a whole run would add that
+/// drift to every later latency. Read just after, the error is the drift
+/// over the moments between the worker writing the time and this process
+/// reading it.
 #[derive(Debug, Clone, Copy)]
 pub struct Clock {
     instant: Instant,

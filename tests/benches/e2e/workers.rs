@@ -66,11 +66,10 @@ impl AgentHost {
         let bodies = BodyStarts::default();
         let tail = Arc::new(Mutex::new(VecDeque::new()));
         let (b, t) = (bodies.clone(), tail.clone());
-        let clock = Clock::now();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some((job, at)) = body_start(&line) {
-                    b.lock().unwrap().insert(job, clock.instant(at));
+                    b.lock().unwrap().insert(job, Clock::now().instant(at));
                 }
                 let mut t = t.lock().unwrap();
                 if t.len() == 20 {
@@ -203,10 +202,10 @@ impl Drop for Python {
 /// Reads `<job id> <unix ns>` lines appended to `path` into `bodies`, every
 /// 5 ms, until aborted.
 async fn follow_starts(path: PathBuf, bodies: BodyStarts) {
-    let clock = Clock::now();
     let mut read = 0;
     loop {
         if let Ok(text) = std::fs::read_to_string(&path) {
+            let clock = Clock::now();
             // Only whole lines: a job may be writing one right now.
             let complete = text.rfind('\n').map_or(0, |i| i + 1);
             for line in text[read.min(complete)..complete].lines() {

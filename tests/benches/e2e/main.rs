@@ -26,9 +26,10 @@
 //!   every process of the worker's group: worker, idle and job processes).
 //!   Per idle job: growth from before the idle jobs were dispatched, divided
 //!   by their number; also the whole process divided by them. After the
-//!   bursts: what they left resident against the idle worker. Both also
-//!   split by what holds the pages (`procfs::breakdown`: fiber stacks,
-//!   guest memories, guest tables, heap, file-backed).
+//!   bursts: what they left resident against the idle worker and against
+//!   the warm one (after the jobs one at a time, before any burst). Both
+//!   also split by what holds the pages (`procfs::breakdown`: fiber
+//!   stacks, guest memories, guest tables, heap, file-backed).
 //! - **start → registered**: process spawn to the server's register
 //!   response; cold = empty compile cache, warm = the cache the cold run left.
 //! - **CPU of idle jobs**: utime + stime over a window, % of one core.
@@ -207,16 +208,16 @@ async fn run_agent_host(sizes: &Sizes, bin: &Path, f: &mut Figures) {
 
     let pid = host.pid();
     let pids = move || vec![pid];
-    latencies(
-        sizes.single,
-        &sizes.bursts,
-        &server,
-        &host.bodies,
-        &pids,
+    one_at_a_time(sizes.single, &server, &host.bodies, W, f).await;
+    // The warm baseline: the worker once jobs ran (their code paths, the
+    // runtime's threads), before any burst.
+    let warm = host.memory();
+    f.set(
         W,
-        f,
-    )
-    .await;
+        "warm worker RSS, after one job at a time (MiB)",
+        mib(warm.rss),
+    );
+    bursts(&sizes.bursts, &server, &host.bodies, &pids, W, f).await;
 
     let (ids, started) = burst(
         &server,
@@ -229,7 +230,7 @@ async fn run_agent_host(sizes: &Sizes, bin: &Path, f: &mut Figures) {
     f.set(W, "sustained: jobs started per second", rate(&started));
     wait_ended(&server, &ids).await;
 
-    // What the bursts left: the warm baseline is the idle worker's.
+    // What the bursts left, against the idle and the warm worker.
     tokio::time::sleep(sizes.settle).await;
     let base = host.memory();
     f.set(W, "after the bursts: RSS (MiB)", mib(base.rss));
@@ -237,6 +238,11 @@ async fn run_agent_host(sizes: &Sizes, bin: &Path, f: &mut Figures) {
         W,
         "after the bursts: RSS above the idle worker's (%)",
         (base.rss as f64 / idle.rss as f64 - 1.0) * 100.0,
+    );
+    f.set(
+        W,
+        "after the bursts: RSS above the warm worker's (%)",
+        (base.rss as f64 / warm.rss as f64 - 1.0) * 100.0,
     );
     let base_parts = procfs::breakdown(pid);
     breakdown_rows(
@@ -298,16 +304,8 @@ async fn run_python(sizes: &Sizes, python: &Path, f: &mut Figures) {
     f.set(W, "CPU, idle worker, no jobs (% of a core)", cpu);
 
     let pids = || py.pids();
-    latencies(
-        sizes.single.min(5),
-        &sizes.py_bursts,
-        &server,
-        &py.bodies,
-        &pids,
-        W,
-        f,
-    )
-    .await;
+    one_at_a_time(sizes.single.min(5), &server, &py.bodies, W, f).await;
+    bursts(&sizes.py_bursts, &server, &py.bodies, &pids, W, f).await;
 
     let base = py.memory();
     let n = sizes.py_idle;
@@ -320,13 +318,30 @@ async fn run_python(sizes: &Sizes, python: &Path, f: &mut Figures) {
     f.set(W, PER_IDLE_JOB_CPU, cpu / n as f64);
 }
 
-/// One job at a time (`single` samples), then each burst; every job sleeps
-/// a little and ends, and the next part starts once they all ended and the
-/// worker had a moment to refill (Python prewarms job processes). For each
-/// burst, also the CPU time per job of the worker's processes (`pids`) and
-/// of this process (mostly the fake server) until the last body started.
-async fn latencies(
+/// Jobs one at a time (`single` samples): each sleeps a little and ends,
+/// and the next starts once it ended and the worker had a moment to refill
+/// (Python prewarms job processes).
+async fn one_at_a_time(
     single: usize,
+    server: &FakeLiveKit,
+    bodies: &BodyStarts,
+    w: usize,
+    f: &mut Figures,
+) {
+    let mut one = Vec::new();
+    for _ in 0..single {
+        let (ids, started) = burst(server, "bench", 1, &Mode::Sleep(0).to_string(), bodies).await;
+        one.extend(started);
+        wait_ended(server, &ids).await;
+        tokio::time::sleep(refill(w)).await;
+    }
+    spreads(f, w, "one job", &one);
+}
+
+/// Each burst, as [`one_at_a_time`] runs its jobs; also the CPU time per
+/// job of the worker's processes (`pids`) and of this process (mostly the
+/// fake server) until the last body started.
+async fn bursts(
     bursts: &[usize],
     server: &FakeLiveKit,
     bodies: &BodyStarts,
@@ -334,15 +349,6 @@ async fn latencies(
     w: usize,
     f: &mut Figures,
 ) {
-    let pause = Duration::from_millis(if w == report::PYTHON { 2000 } else { 50 });
-    let mut one = Vec::new();
-    for _ in 0..single {
-        let (ids, started) = burst(server, "bench", 1, &Mode::Sleep(0).to_string(), bodies).await;
-        one.extend(started);
-        wait_ended(server, &ids).await;
-        tokio::time::sleep(pause).await;
-    }
-    spreads(f, w, "one job", &one);
     for &n in bursts {
         let worker_cpu = procfs::CpuClock::start(pids());
         let server_cpu = procfs::CpuClock::start(vec![std::process::id()]);
@@ -364,8 +370,14 @@ async fn latencies(
             rate(&started),
         );
         wait_ended(server, &ids).await;
-        tokio::time::sleep(pause * 2).await;
+        tokio::time::sleep(refill(w) * 2).await;
     }
+}
+
+/// The pause after jobs ended before the next ones: Python's worker
+/// starts a job process to replace each one used.
+fn refill(w: usize) -> Duration {
+    Duration::from_millis(if w == report::PYTHON { 2000 } else { 50 })
 }
 
 fn spreads(f: &mut Figures, w: usize, what: &str, started: &[Started]) {

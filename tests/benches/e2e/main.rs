@@ -33,6 +33,9 @@
 //! - **start → registered**: process spawn to the server's register
 //!   response; cold = empty compile cache, warm = the cache the cold run left.
 //! - **CPU of idle jobs**: utime + stime over a window, % of one core.
+//! - **TCP segments per job** in a burst: the machine's `OutSegs`
+//!   (`/proc/net/snmp`) from the first dispatch to the last body start,
+//!   both ends of the loopback connection, divided by the burst's jobs.
 
 mod jobs;
 mod procfs;
@@ -352,8 +355,14 @@ async fn bursts(
     for &n in bursts {
         let worker_cpu = procfs::CpuClock::start(pids());
         let server_cpu = procfs::CpuClock::start(vec![std::process::id()]);
+        let segments = procfs::tcp_segments_sent();
         let (ids, started) =
             burst(server, "bench", n, &Mode::Sleep(1000).to_string(), bodies).await;
+        f.set(
+            w,
+            &format!("burst of {n}: TCP segments per job, both ends"),
+            procfs::tcp_segments_sent().saturating_sub(segments) as f64 / n as f64,
+        );
         let per_job = |used: Duration| used.as_secs_f64() * 1e3 / n as f64;
         let worker = per_job(worker_cpu.used(&pids()));
         let own = per_job(server_cpu.used(&[std::process::id()]));

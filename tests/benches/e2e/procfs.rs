@@ -91,6 +91,22 @@ pub async fn cpu_percent(pids: &[u32], window: Duration) -> f64 {
     after.saturating_sub(before) as f64 / 100.0 / started.elapsed().as_secs_f64() * 100.0
 }
 
+/// TCP segments this machine has sent (`OutSegs` of `/proc/net/snmp`, all
+/// processes and both ends of every loopback connection).
+pub fn tcp_segments_sent() -> u64 {
+    let snmp = std::fs::read_to_string("/proc/net/snmp").unwrap_or_default();
+    let mut tcp = snmp.lines().filter(|l| l.starts_with("Tcp:"));
+    let (Some(names), Some(values)) = (tcp.next(), tcp.next()) else {
+        return 0;
+    };
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(name, _)| *name == "OutSegs")
+        .and_then(|(_, value)| value.parse().ok())
+        .unwrap_or(0)
+}
+
 /// CPU time of a set of processes from a starting point.
 pub struct CpuClock {
     start: Vec<(u32, u64)>,
